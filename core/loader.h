@@ -1,0 +1,55 @@
+/*
+ * The plugin loader: finds a backend by name or path, opens it with
+ * libltdl and checks its descriptor against the ABI this core speaks.
+ */
+#ifndef HERMES_CORE_LOADER_H
+#define HERMES_CORE_LOADER_H
+
+#include <stddef.h>
+
+#include <hermes/backend.h>
+#include <hermes/hermes.h>
+
+typedef struct hm_plugin {
+    void *dl;                    /* lt_dlhandle, NULL for the built-in dict */
+    const hermes_backend *desc;  /* the validated descriptor */
+    char *path;                  /* the file loaded, or "(built-in)" */
+} hm_plugin;
+
+/*
+ * Loads the backend spec: "dict" is the built-in dict backend; any other
+ * name without a '/' is searched as NAME.la then NAME.so in each directory
+ * of plugin_path (colon-separated, may be NULL), then of the environment's
+ * HERMES_PLUGIN_PATH, then the installed plugin directory; a spec with a
+ * '/' is loaded from that file.  Errors (HERMES_EPLUGIN, message in err):
+ *   not found         "plugin 'x' not found; looked in: d1/x.{la,so}, ..."
+ *   open failure      "PATH: cannot load: <lt_dlerror text>"
+ *   no entry symbol   "PATH: no hermes_backend_entry symbol: not a Hermes plugin"
+ *   entry NULL        "PATH: hermes_backend_entry returned NULL"
+ *   major mismatch    "PATH: ABI major N, this core speaks M"
+ *   newer minor       "PATH: ABI 1.N is newer than this core's 1.M"
+ *   too small         "PATH: descriptor struct_size N smaller than ABI 1.0's M"
+ *   NULL operation    "PATH: mandatory operation 'get' is NULL"
+ *   bad name          "PATH: descriptor has no valid name"
+ * Thread-safe: libltdl's global state is guarded by a mutex.
+ */
+hermes_rc hm_plugin_load(const char *spec, const char *plugin_path,
+                         hm_plugin *out, char *err, size_t errlen);
+
+/* Validates a descriptor (used for the built-in one and by the loader). */
+hermes_rc hm_plugin_check(const hermes_backend *d, const char *path, char *err,
+                          size_t errlen);
+
+void hm_plugin_unload(hm_plugin *p);
+
+/* Calls cb for every plugin file found on the search path (first
+ * occurrence of each name wins), loaded and checked; err is NULL when it
+ * loaded, or the reason it did not.  The built-in dict comes first. */
+typedef void (*hm_plugin_list_cb)(void *arg, const char *path,
+                                  const hermes_backend *desc, const char *err);
+void hm_plugin_list(const char *plugin_path, hm_plugin_list_cb cb, void *arg);
+
+/* The built-in dict backend's descriptor (plugins/dict, linked in). */
+const hermes_backend *hm_dict_backend(void);
+
+#endif

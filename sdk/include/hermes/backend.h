@@ -1,0 +1,259 @@
+/*
+ * Hermes for C - backend plugin ABI.
+ *
+ * A backend is a shared object that exports one function,
+ * hermes_backend_entry(), returning a pointer to a constant descriptor
+ * (struct hermes_backend).  The descriptor carries the ABI version it was
+ * built against, its own size, identity, capability flags and the table of
+ * operations.  This header is all a plugin includes; it does not depend on
+ * <hermes/hermes.h>.
+ *
+ * Compatibility promise (modelled on SQLite's VFS):
+ *  - HERMES_BACKEND_ABI_MAJOR changes only when an existing field changes
+ *    meaning, type or position.  The core refuses plugins of another major.
+ *  - A minor release only appends fields at the end of struct
+ *    hermes_backend (and of struct hermes_host).  The core refuses plugins
+ *    whose minor is newer than its own, and before reading a field added in
+ *    minor N it checks that the plugin's struct_size covers it.  A plugin
+ *    built against an older minor therefore keeps loading.
+ *  - Status codes and flag bits are only ever added, never renumbered.
+ *
+ * Buffers: every pointer the core passes into an operation is owned by the
+ * core and valid only for the duration of that call.  Values travel from a
+ * plugin to the core only through callbacks (hermes_value_cb,
+ * hermes_scan_cb); the core copies what it keeps, so nothing allocated by
+ * one module is ever freed by the other.
+ *
+ * Threads: unless the descriptor sets HERMES_CAP_THREADSAFE, the core
+ * serializes every call into one plugin state with a mutex.  open() and
+ * close() are always called from one thread with no other call in flight.
+ *
+ * Failures: operations return HERMES_BE_OK or one of the hermes_be_status
+ * codes below.  A plugin reports detail through host->log(); it never
+ * aborts, never exits and never prints to stdout.
+ */
+#ifndef HERMES_BACKEND_H
+#define HERMES_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HERMES_BACKEND_ABI_MAJOR 1
+#define HERMES_BACKEND_ABI_MINOR 0
+
+/* The symbol the loader looks up in every plugin. */
+#define HERMES_BACKEND_ENTRY_SYMBOL "hermes_backend_entry"
+
+/* Status codes returned by every backend operation (ABI 1.0). */
+typedef enum hermes_be_status {
+    HERMES_BE_OK = 0,       /* the operation completed */
+    HERMES_BE_IO = 1,       /* server unreachable, timed out or reset:
+                               the core fails open and counts it */
+    HERMES_BE_NOMEM = 2,    /* out of memory inside the plugin */
+    HERMES_BE_TOOBIG = 3,   /* a key or value exceeds the store's limits */
+    HERMES_BE_INVALID = 4,  /* bad arguments or configuration */
+    HERMES_BE_PROTOCOL = 5, /* the server answered something unexpected */
+    HERMES_BE_UNSUPPORTED = 6 /* optional operation not provided */
+} hermes_be_status;
+
+/* Log levels for hermes_host.log. */
+enum hermes_log_level {
+    HERMES_LOG_ERROR = 0,
+    HERMES_LOG_WARN = 1,
+    HERMES_LOG_INFO = 2,
+    HERMES_LOG_DEBUG = 3
+};
+
+/*
+ * Services the core offers a plugin (ABI 1.0).  The structure and the
+ * functions it points to stay valid from open() until close() returns and
+ * may be called from any thread.
+ */
+typedef struct hermes_host {
+    uint32_t struct_size; /* sizeof(struct hermes_host) of the core */
+    void *ctx;            /* pass back as the first argument */
+    /* Log one message (no trailing newline needed).  The core rate-limits
+     * repeated messages, so a plugin may log every failure. */
+    void (*log)(void *ctx, int level, const char *msg);
+    /* Wall-clock time in milliseconds since the Unix epoch. */
+    uint64_t (*now_ms)(void *ctx);
+    /* Monotonic time in nanoseconds, for timeouts and backoff. */
+    uint64_t (*monotonic_ns)(void *ctx);
+    /* Fill buf with len unpredictable bytes (getrandom).  Returns 0, or -1
+     * when the system cannot supply them. */
+    int (*random)(void *ctx, void *buf, size_t len);
+    /* The config file the section came from, for messages ("<string>" or
+     * "<defaults>" when there is no file). */
+    const char *config_source;
+} hermes_host;
+
+/* One "key = value" line of the plugin's config section. */
+typedef struct hermes_kv {
+    const char *key;
+    const char *value;
+    int line; /* line in host->config_source, 0 when not from a file */
+} hermes_kv;
+
+/*
+ * How open() reports a failure: a message in msg (NUL-terminated, the
+ * plugin writes at most sizeof msg bytes) and, when one config key is to
+ * blame, its index in the kv array in kv_index (-1 otherwise).  The core
+ * prefixes the message with "file:line: key" and the plugin's path.
+ */
+typedef struct hermes_open_error {
+    char msg[256];
+    int kv_index;
+} hermes_open_error;
+
+/* A key or value passed from the core: binary-safe, not NUL-terminated. */
+typedef struct hermes_bytes {
+    const void *data;
+    size_t len;
+} hermes_bytes;
+
+/* Flags of one item passed to set(). */
+#define HERMES_SET_IF_ABSENT 0x1u /* store only when the key does not exist */
+
+/* One item of a batched set(). */
+typedef struct hermes_item {
+    hermes_bytes key;
+    hermes_bytes value;
+    uint32_t ttl_ms; /* 0 = never expires */
+    uint32_t flags;  /* HERMES_SET_* */
+} hermes_item;
+
+/*
+ * Receives one value found by get() or set().  index is the position of the
+ * key in the array the core passed; value is valid only during the call and
+ * the core copies it.  Called at most once per index, in any order, from the
+ * thread that called the operation, before the operation returns.
+ */
+typedef void (*hermes_value_cb)(void *arg, size_t index, const void *value,
+                                size_t len);
+
+/*
+ * Receives one key found by scan().  ttl_ms is the remaining time to live,
+ * -1 when the key never expires, -2 when unknown.  Return 0 to continue,
+ * non-zero to stop the scan (scan then returns HERMES_BE_OK).
+ */
+typedef int (*hermes_scan_cb)(void *arg, const void *key, size_t klen,
+                              const void *value, size_t vlen, int64_t ttl_ms);
+
+/* Receives one statistic of stats(): a name and its value as text. */
+typedef void (*hermes_stat_cb)(void *arg, const char *name, const char *value);
+
+/* Capability flags. */
+#define HERMES_CAP_THREADSAFE 0x1u /* ops may be called concurrently */
+#define HERMES_CAP_SCAN 0x2u       /* scan() is implemented */
+#define HERMES_CAP_STATS 0x4u      /* stats() is implemented */
+#define HERMES_CAP_SHARED 0x8u     /* the store is shared between processes
+                                      (locks coordinate across processes) */
+
+/*
+ * The descriptor.  Fields up to and including `reserved` are ABI 1.0.  All
+ * operations except scan and stats are mandatory: the loader refuses a
+ * descriptor with a NULL mandatory operation.
+ */
+typedef struct hermes_backend {
+    uint16_t abi_major;   /* HERMES_BACKEND_ABI_MAJOR the plugin was built with */
+    uint16_t abi_minor;   /* HERMES_BACKEND_ABI_MINOR the plugin was built with */
+    uint32_t struct_size; /* sizeof(struct hermes_backend) of the plugin */
+    const char *name;     /* short name, [a-z0-9_]+, names the config section */
+    const char *version;  /* the plugin's own version, free text */
+    const char *description; /* one line for `hermesctl plugins` */
+    uint32_t caps;        /* HERMES_CAP_* */
+    uint32_t max_key_len; /* longest key accepted, 0 = no limit; the core
+                             hashes longer keys so they fit */
+
+    /*
+     * Create a plugin state from the config section (kv, n pairs; both
+     * valid only during the call).  Must reject unknown keys and bad values
+     * with HERMES_BE_INVALID and err->kv_index set.  It should not fail
+     * because a server is down: connect lazily and report HERMES_BE_IO from
+     * the operations instead, so that the application starts.
+     */
+    int (*open)(const hermes_host *host, const hermes_kv *kv, size_t n,
+                void **state, hermes_open_error *err);
+    /* Release everything open() created.  No call is in flight. */
+    void (*close)(void *state);
+
+    /*
+     * Batched get: look up n keys and call cb for each one found.  Missing
+     * keys are simply not reported.  Returns HERMES_BE_OK even when nothing
+     * was found; an error means the results are incomplete.
+     */
+    int (*get)(void *state, const hermes_bytes *keys, size_t n,
+               hermes_value_cb cb, void *arg);
+    /*
+     * Batched set.  For an item with HERMES_SET_IF_ABSENT the plugin stores
+     * it only when the key is absent and then reports, through cb when cb is
+     * not NULL, the value the key holds afterwards (its own or the one that
+     * was there), so that racing creators agree on one value.  An item
+     * without the flag overwrites.  cb is never called for those.
+     */
+    int (*set)(void *state, const hermes_item *items, size_t n,
+               hermes_value_cb cb, void *arg);
+    /* Batched delete; deleting a missing key is not an error. */
+    int (*del)(void *state, const hermes_bytes *keys, size_t n);
+    /*
+     * Take the lock `key` for ttl_ms (> 0) milliseconds if nobody holds it,
+     * recording token as the owner.  *acquired is 1 when taken, 0 when held
+     * by someone else (a lock past its TTL is free).  Never blocks waiting.
+     */
+    int (*lock)(void *state, hermes_bytes key, hermes_bytes token,
+                uint32_t ttl_ms, int *acquired);
+    /*
+     * Release the lock `key` only if its owner is token, in one atomic step.
+     * *released is 1 when released, 0 when the lock was not held by token
+     * (expired, taken over, never taken).
+     */
+    int (*unlock)(void *state, hermes_bytes key, hermes_bytes token,
+                  int *released);
+    /*
+     * Delete every key that starts with prefix (entries, tags and locks of
+     * one application), leaving other keys alone.
+     */
+    int (*flush)(void *state, hermes_bytes prefix);
+
+    /* Optional (HERMES_CAP_SCAN): report every live key starting with
+     * prefix with its value and TTL.  Must not block the store for long. */
+    int (*scan)(void *state, hermes_bytes prefix, hermes_scan_cb cb, void *arg);
+    /* Optional (HERMES_CAP_STATS): report the store's own counters. */
+    int (*stats)(void *state, hermes_stat_cb cb, void *arg);
+
+    void *reserved[8]; /* zero; room for ABI 1.x additions */
+} hermes_backend;
+
+/* The smallest struct_size the ABI 1.0 core accepts. */
+#define HERMES_BACKEND_SIZE_1_0 (offsetof(struct hermes_backend, reserved))
+
+/* The function a plugin exports, named HERMES_BACKEND_ENTRY_SYMBOL. */
+typedef const hermes_backend *(*hermes_backend_entry_fn)(void);
+
+#if defined(__GNUC__)
+#define HERMES_BACKEND_EXPORT __attribute__((visibility("default")))
+#else
+#define HERMES_BACKEND_EXPORT
+#endif
+
+/*
+ * Defines the entry function of a plugin returning &desc:
+ *     static const hermes_backend desc = { ... };
+ *     HERMES_BACKEND_DEFINE(desc)
+ */
+#define HERMES_BACKEND_DEFINE(desc)                                          \
+    HERMES_BACKEND_EXPORT const hermes_backend *hermes_backend_entry(void);  \
+    HERMES_BACKEND_EXPORT const hermes_backend *hermes_backend_entry(void)   \
+    {                                                                        \
+        return &(desc);                                                      \
+    }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HERMES_BACKEND_H */
