@@ -1,1 +1,189 @@
-/* placeholder */
+/*
+ * Dogpile control (DESIGN.md "Dogpile control"), the in-process half and
+ * the helpers of the cross-process half.
+ *
+ * Flights: concurrent callers of one entry in one process share a single
+ * computation.  The first caller to miss becomes the leader; the others wait
+ * on the flight's condition variable, bounded by lock_wait_ms, and receive a
+ * copy of the leader's outcome (value or error) without touching the
+ * backend again.  A flight is reference-counted so that a follower that
+ * timed out can leave while the leader is still computing.
+ *
+ * Backend locks: a token names host, pid and a random part, so only the
+ * owner's unlock succeeds; waiters poll with jittered exponential backoff
+ * from 1 ms, capped at 50 ms (the loop lives in hermes.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "protocol.h"
+
+struct hm_flight {
+    struct hm_flight *next;
+    char *key;
+    size_t klen;
+    unsigned refs;    /* the leader plus every follower still waiting */
+    bool landed;
+    hm_outcome out;
+    pthread_cond_t cv;
+};
+
+#define NBUCKETS (sizeof(((hm_flights *)0)->buckets) / sizeof(hm_flight *))
+
+int hm_flights_init(hm_flights *f)
+{
+    memset(f->buckets, 0, sizeof f->buckets);
+    return pthread_mutex_init(&f->mu, NULL) == 0 ? 0 : -1;
+}
+
+void hm_flights_free(hm_flights *f)
+{
+    pthread_mutex_destroy(&f->mu);
+}
+
+void hm_outcome_free(hm_outcome *o)
+{
+    free(o->value);
+    free(o->errmsg);
+    o->value = NULL;
+    o->errmsg = NULL;
+}
+
+static int outcome_copy(hm_outcome *dst, const hm_outcome *src)
+{
+    dst->rc = src->rc;
+    dst->len = src->len;
+    dst->value = NULL;
+    dst->errmsg = NULL;
+    if (src->value) {
+        dst->value = malloc(src->len + 1);
+        if (!dst->value)
+            return -1;
+        memcpy(dst->value, src->value, src->len + 1);
+    }
+    if (src->errmsg)
+        dst->errmsg = strdup(src->errmsg);
+    return 0;
+}
+
+static size_t bucket_of(const char *key, size_t klen)
+{
+    return (size_t)(XXH3_64bits(key, klen) % NBUCKETS);
+}
+
+static void flight_release(hm_flights *fs, hm_flight *f)
+{
+    /* Called with fs->mu held. */
+    if (--f->refs > 0)
+        return;
+    pthread_cond_destroy(&f->cv);
+    hm_outcome_free(&f->out);
+    free(f->key);
+    free(f);
+}
+
+hm_flight *hm_flight_join(hermes *h, const char *key, size_t klen,
+                          hm_flight **leader_flight)
+{
+    hm_flights *fs = &h->flights;
+    size_t b = bucket_of(key, klen);
+    *leader_flight = NULL;
+    pthread_mutex_lock(&fs->mu);
+    for (hm_flight *f = fs->buckets[b]; f; f = f->next) {
+        if (f->klen == klen && memcmp(f->key, key, klen) == 0) {
+            f->refs++;
+            pthread_mutex_unlock(&fs->mu);
+            return f;
+        }
+    }
+    hm_flight *f = calloc(1, sizeof *f);
+    if (f && (f->key = malloc(klen)) != NULL &&
+        pthread_cond_init(&f->cv, NULL) == 0) {
+        memcpy(f->key, key, klen);
+        f->klen = klen;
+        f->refs = 1;
+        f->next = fs->buckets[b];
+        fs->buckets[b] = f;
+        *leader_flight = f;
+    } else if (f) {
+        free(f->key);
+        free(f);
+    }
+    /* Out of memory: lead without a flight; nobody can follow. */
+    pthread_mutex_unlock(&fs->mu);
+    return NULL;
+}
+
+void hm_flight_land(hermes *h, hm_flight *f, const hm_outcome *o)
+{
+    if (!f)
+        return;
+    hm_flights *fs = &h->flights;
+    pthread_mutex_lock(&fs->mu);
+    hm_flight **pp = &fs->buckets[bucket_of(f->key, f->klen)];
+    while (*pp != f)
+        pp = &(*pp)->next;
+    *pp = f->next; /* later callers start a new flight */
+    if (outcome_copy(&f->out, o) != 0) {
+        hm_outcome_free(&f->out);
+        f->out.rc = HERMES_ENOMEM;
+    }
+    f->landed = true;
+    pthread_cond_broadcast(&f->cv);
+    flight_release(fs, f);
+    pthread_mutex_unlock(&fs->mu);
+}
+
+int hm_flight_wait(hermes *h, hm_flight *f, uint64_t timeout_ns,
+                   hm_outcome *o)
+{
+    hm_flights *fs = &h->flights;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + timeout_ns;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    int rc = 0;
+    pthread_mutex_lock(&fs->mu);
+    while (!f->landed && rc == 0)
+        rc = pthread_cond_timedwait(&f->cv, &fs->mu, &ts);
+    int got = -1;
+    if (f->landed) {
+        got = 0;
+        if (outcome_copy(o, &f->out) != 0) {
+            hm_outcome_free(o);
+            o->rc = HERMES_ENOMEM;
+        }
+    }
+    flight_release(fs, f);
+    pthread_mutex_unlock(&fs->mu);
+    return got;
+}
+
+void hm_lock_token(hermes *h, char *buf, size_t cap, size_t *len)
+{
+    unsigned char raw[9];
+    char r[12];
+    if (hm_random(raw, sizeof raw) != 0)
+        memset(raw, 0, sizeof raw);
+    r[hm_b64url(raw, sizeof raw, r)] = '\0';
+    int n = snprintf(buf, cap, "%s:%ld:%s", h->hostname, (long)getpid(), r);
+    *len = n < 0 ? 0 : ((size_t)n >= cap ? cap - 1 : (size_t)n);
+}
+
+uint64_t hm_backoff_next(uint64_t prev_ns)
+{
+    const uint64_t first = 1000000u, cap = 50000000u;
+    uint64_t next = prev_ns ? prev_ns * 2 : first;
+    if (next > cap)
+        next = cap;
+    /* Full jitter in [next/2, next): callers that started together spread. */
+    uint32_t r = 0;
+    hm_random(&r, sizeof r);
+    return next / 2 + (uint64_t)r % (next / 2 + 1);
+}

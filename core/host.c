@@ -1,1 +1,138 @@
-/* placeholder */
+/*
+ * Host services: clocks, randomness and rate-limited logging, used by the
+ * core and handed to plugins through struct hermes_host.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "internal.h"
+
+/* At most this many log lines per second; the rest are counted and
+ * summarized, so a dead backend cannot flood stderr. */
+#define HM_LOG_BURST 10
+
+uint64_t hm_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t hm_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int hm_random(void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    while (len > 0) {
+        ssize_t n = getrandom(p, len, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+void hm_sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u),
+                          (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static const char *level_name(int level)
+{
+    switch (level) {
+    case HERMES_LOG_ERROR:
+        return "error";
+    case HERMES_LOG_WARN:
+        return "warning";
+    case HERMES_LOG_INFO:
+        return "info";
+    default:
+        return "debug";
+    }
+}
+
+static void hm_log_msg(hermes *h, int level, const char *msg)
+{
+    if (level > h->cfg.log_level)
+        return;
+    uint64_t now = hm_now_ms() / 1000u;
+    unsigned suppressed = 0;
+    bool print;
+    pthread_mutex_lock(&h->logger.mu);
+    if (h->logger.window_ms != now) {
+        suppressed = h->logger.suppressed;
+        h->logger.window_ms = now;
+        h->logger.used = 0;
+        h->logger.suppressed = 0;
+    }
+    print = h->logger.used < HM_LOG_BURST;
+    if (print)
+        h->logger.used++;
+    else
+        h->logger.suppressed++;
+    pthread_mutex_unlock(&h->logger.mu);
+    if (suppressed)
+        fprintf(stderr, "hermes: %u similar messages suppressed\n",
+                suppressed);
+    if (print)
+        fprintf(stderr, "hermes: %s: %s\n", level_name(level), msg);
+}
+
+void hm_log(hermes *h, int level, const char *fmt, ...)
+{
+    if (level > h->cfg.log_level)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    hm_log_msg(h, level, msg);
+}
+
+static void host_log(void *ctx, int level, const char *msg)
+{
+    hermes *h = ctx;
+    hm_log(h, level, "%s: %s", h->be ? h->be->name : "backend", msg);
+}
+
+static uint64_t host_now_ms(void *ctx)
+{
+    return hm_now_ms();
+}
+
+static uint64_t host_monotonic_ns(void *ctx)
+{
+    return hm_monotonic_ns();
+}
+
+static int host_random(void *ctx, void *buf, size_t len)
+{
+    return hm_random(buf, len);
+}
+
+void hm_host_init(hermes *h)
+{
+    h->host.struct_size = sizeof h->host;
+    h->host.ctx = h;
+    h->host.log = host_log;
+    h->host.now_ms = host_now_ms;
+    h->host.monotonic_ns = host_monotonic_ns;
+    h->host.random = host_random;
+    h->host.config_source = h->cfg.source;
+}

@@ -1,0 +1,116 @@
+/*
+ * What the core's files share: the handle, registered functions, the
+ * per-thread error message, stats counters and the thin wrappers around the
+ * backend's operations.  Nothing here is installed.
+ */
+#ifndef HERMES_CORE_INTERNAL_H
+#define HERMES_CORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hermes/backend.h>
+#include <hermes/hermes.h>
+
+#include "config.h"
+#include "loader.h"
+
+#if defined(__GNUC__)
+#define HM_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define HM_PRINTF(f, a)
+#endif
+
+/* Counters behind hermes_stats; relaxed atomics, read as a snapshot. */
+typedef struct hm_counters {
+    atomic_uint_fast64_t hits, misses, stale, computations, compute_errors,
+        coalesced, lock_acquired, lock_contended, lock_wait_ns, lock_timeouts,
+        backend_errors, corrupt;
+} hm_counters;
+
+#define HM_COUNT(h, field, n)                                                \
+    atomic_fetch_add_explicit(&(h)->stats.field, (n), memory_order_relaxed)
+
+/* In-process coalescing of concurrent computations of one entry. */
+typedef struct hm_flight hm_flight;
+typedef struct hm_flights {
+    pthread_mutex_t mu;
+    hm_flight *buckets[64];
+} hm_flights;
+
+/* Rate limiter for log lines: at most `burst` per second. */
+typedef struct hm_logger {
+    pthread_mutex_t mu;
+    uint64_t window_ms;
+    unsigned used, suppressed;
+} hm_logger;
+
+struct hermes_fn {
+    hermes *h;
+    char *name;          /* as registered */
+    char *ename;         /* name escaped for use in keys */
+    size_t ntags;
+    char **tags;         /* sorted, unique */
+    hermes_bytes *tag_keys; /* "<prefix>:tag:<tag>", prebuilt (owned) */
+    uint32_t ttl;        /* seconds; 0 = the handle's default */
+    hermes_key_fn key;   /* custom key or NULL */
+    struct hermes_fn *next;
+};
+
+struct hermes {
+    bool failed;              /* hermes_open failed: only errmsg/close work */
+    char open_err[1024];      /* the reason, when failed */
+    hm_config cfg;
+    hm_plugin plugin;
+    const hermes_backend *be; /* plugin.desc once open */
+    void *be_state;
+    bool be_serialize;        /* plugin not thread-safe: one call at a time */
+    pthread_mutex_t be_mu;
+    hermes_host host;
+    hm_logger logger;
+    pthread_key_t errkey;     /* per-thread char[] last error */
+    bool errkey_ok;
+    hm_counters stats;
+    hm_flights flights;
+    pthread_mutex_t fns_mu;
+    struct hermes_fn *fns;
+    char *entry_prefix;       /* "<prefix>:entry:" */
+    char *tag_prefix;         /* "<prefix>:tag:" */
+    char *lock_prefix;        /* "<prefix>:lock:" */
+    char hostname[64];
+};
+
+/* errors.c: set the calling thread's message on h and return rc. */
+hermes_rc hm_error(const hermes *h, hermes_rc rc, const char *fmt, ...)
+    HM_PRINTF(3, 4);
+void hm_clear_error(const hermes *h);
+int hm_errkey_init(hermes *h);
+void hm_errkey_free(hermes *h);
+
+/* host.c: the services handed to plugins and used by the core. */
+void hm_host_init(hermes *h);
+void hm_log(hermes *h, int level, const char *fmt, ...) HM_PRINTF(3, 4);
+uint64_t hm_now_ms(void);
+uint64_t hm_monotonic_ns(void);
+int hm_random(void *buf, size_t len);
+void hm_sleep_ns(uint64_t ns);
+
+/* backend.c: calls into the plugin, serialized when it asks, with failures
+ * counted and logged.  Return the plugin's hermes_be_status. */
+int hm_be_get(hermes *h, const hermes_bytes *keys, size_t n,
+              hermes_value_cb cb, void *arg);
+int hm_be_set(hermes *h, const hermes_item *items, size_t n,
+              hermes_value_cb cb, void *arg);
+int hm_be_del(hermes *h, const hermes_bytes *keys, size_t n);
+int hm_be_lock(hermes *h, hermes_bytes key, hermes_bytes token,
+               uint32_t ttl_ms, int *acquired);
+int hm_be_unlock(hermes *h, hermes_bytes key, hermes_bytes token,
+                 int *released);
+int hm_be_flush(hermes *h, hermes_bytes prefix);
+const char *hm_be_status_str(int status);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * Keys: unambiguous argument encoding (hermes_args), the 128-bit argument
+ * hash, escaping of names into key text, and hashing of keys too long for
+ * the backend.
+ */
+#ifndef HERMES_CORE_KEYS_H
+#define HERMES_CORE_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Length of a base64url-encoded 128-bit hash without padding. */
+#define HM_HASH_B64_LEN 22
+
+/* A growable byte string with room for short keys inline. */
+typedef struct hm_buf {
+    char *data;
+    size_t len, cap;
+    bool failed; /* an append ran out of memory */
+    char inline_[192];
+} hm_buf;
+
+void hm_buf_init(hm_buf *b);
+void hm_buf_free(hm_buf *b);
+void hm_buf_reset(hm_buf *b);
+void hm_buf_add(hm_buf *b, const void *p, size_t n);
+void hm_buf_adds(hm_buf *b, const char *s);
+/* Appends s with every byte that may not appear in a key (space, control
+ * characters, DEL) and '%' written as %XX. */
+void hm_buf_add_escaped(hm_buf *b, const char *s, size_t n);
+
+/* Writes the base64url (no padding) 128-bit hash of p into out[22]. */
+void hm_hash128_b64(const void *p, size_t n, char out[HM_HASH_B64_LEN]);
+
+/* Base64url without padding of n bytes into out (4*ceil(n/3) bytes at most);
+ * returns the length written. */
+size_t hm_b64url(const unsigned char *in, size_t n, char *out);
+
+/*
+ * Fits key b to a backend that accepts at most max_len bytes (0 = any):
+ * a longer key "<head><rest>" becomes "<head>#<hash of the whole key>",
+ * where head is the first head_len bytes ("<prefix>:entry:"), so a prefix
+ * flush still finds it.
+ */
+void hm_key_fit(hm_buf *b, size_t head_len, uint32_t max_len);
+
+#endif

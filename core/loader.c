@@ -1,1 +1,462 @@
-/* placeholder */
+/*
+ * The plugin loader: finds a backend by name or path, opens it with
+ * libltdl, looks up its entry function and checks the descriptor against
+ * the ABI this core speaks before anything else touches it.  "dict" is the
+ * built-in backend and never comes from a file.
+ *
+ * libltdl keeps its error state (lt_dlerror) and handle list in globals
+ * that are not thread-safe, so lt_dlinit runs once (pthread_once) and every
+ * lt_* call, together with the lt_dlerror that reads its outcome, happens
+ * under one mutex.  That mutex is the only global mutable state here.
+ *
+ * Every error names the file it is about (or, when nothing was found, every
+ * place that was searched), so that an operator can fix it from the
+ * message alone.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ltdl.h>
+
+#include "loader.h"
+
+#ifndef HERMES_PLUGINDIR
+#error "HERMES_PLUGINDIR (the installed plugin directory) must be defined"
+#endif
+
+#define BUILTIN_NAME "dict"
+#define BUILTIN_PATH "(built-in)"
+
+static pthread_once_t lt_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t lt_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* Written once inside lt_once, read-only afterwards. */
+static char lt_init_error[256];
+
+static void lt_setup(void)
+{
+    pthread_mutex_lock(&lt_mutex);
+    if (lt_dlinit() != 0) {
+        const char *e = lt_dlerror();
+        snprintf(lt_init_error, sizeof lt_init_error, "lt_dlinit failed: %s",
+                 e != NULL ? e : "unknown error");
+    }
+    pthread_mutex_unlock(&lt_mutex);
+}
+
+__attribute__((format(printf, 3, 4))) static hermes_rc
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return HERMES_EPLUGIN;
+}
+
+static int valid_name(const char *s)
+{
+    if (s == NULL || *s == '\0')
+        return 0;
+    for (; *s != '\0'; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
+            return 0;
+    return 1;
+}
+
+/*
+ * The order of the checks matters: each one makes the next safe.  The
+ * first eight bytes (versions and size) exist in every ABI, and no field
+ * past them is read before struct_size is known to cover ABI 1.0.
+ */
+hermes_rc hm_plugin_check(const hermes_backend *d, const char *path, char *err,
+                          size_t errlen)
+{
+    if (path == NULL)
+        path = "(unknown)";
+    if (d == NULL)
+        return seterr(err, errlen, "%s: hermes_backend_entry returned NULL",
+                      path);
+    if (d->abi_major != HERMES_BACKEND_ABI_MAJOR)
+        return seterr(err, errlen, "%s: ABI major %u, this core speaks %u",
+                      path, (unsigned)d->abi_major,
+                      (unsigned)HERMES_BACKEND_ABI_MAJOR);
+    if (d->abi_minor > HERMES_BACKEND_ABI_MINOR)
+        return seterr(err, errlen, "%s: ABI %u.%u is newer than this core's "
+                                   "%u.%u",
+                      path, (unsigned)d->abi_major, (unsigned)d->abi_minor,
+                      (unsigned)HERMES_BACKEND_ABI_MAJOR,
+                      (unsigned)HERMES_BACKEND_ABI_MINOR);
+    if (d->struct_size < HERMES_BACKEND_SIZE_1_0)
+        return seterr(err, errlen,
+                      "%s: descriptor struct_size %u smaller than ABI 1.0's "
+                      "%zu",
+                      path, (unsigned)d->struct_size,
+                      (size_t)HERMES_BACKEND_SIZE_1_0);
+    if (!valid_name(d->name))
+        return seterr(err, errlen, "%s: descriptor has no valid name", path);
+    if (d->version == NULL)
+        return seterr(err, errlen, "%s: descriptor has no version", path);
+
+    const struct {
+        const char *name;
+        int missing;
+    } ops[] = {
+        {"open", d->open == NULL},     {"close", d->close == NULL},
+        {"get", d->get == NULL},       {"set", d->set == NULL},
+        {"del", d->del == NULL},       {"lock", d->lock == NULL},
+        {"unlock", d->unlock == NULL}, {"flush", d->flush == NULL},
+    };
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (ops[i].missing)
+            return seterr(err, errlen,
+                          "%s: mandatory operation '%s' is NULL", path,
+                          ops[i].name);
+    if ((d->caps & HERMES_CAP_SCAN) && d->scan == NULL)
+        return seterr(err, errlen,
+                      "%s: declares HERMES_CAP_SCAN but operation 'scan' is "
+                      "NULL",
+                      path);
+    if ((d->caps & HERMES_CAP_STATS) && d->stats == NULL)
+        return seterr(err, errlen,
+                      "%s: declares HERMES_CAP_STATS but operation 'stats' "
+                      "is NULL",
+                      path);
+    return HERMES_OK;
+}
+
+static hermes_rc load_builtin(hm_plugin *out, char *err, size_t errlen)
+{
+    const hermes_backend *d = hm_dict_backend();
+    hermes_rc rc = hm_plugin_check(d, BUILTIN_PATH, err, errlen);
+    if (rc != HERMES_OK)
+        return rc;
+    out->path = strdup(BUILTIN_PATH);
+    if (out->path == NULL) {
+        seterr(err, errlen, "%s: out of memory", BUILTIN_PATH);
+        return HERMES_ENOMEM;
+    }
+    out->desc = d;
+    return HERMES_OK;
+}
+
+/* Opens one file, finds its entry, validates the descriptor. */
+static hermes_rc load_file(const char *path, hm_plugin *out, char *err,
+                           size_t errlen)
+{
+    pthread_once(&lt_once, lt_setup);
+    if (lt_init_error[0] != '\0')
+        return seterr(err, errlen, "%s: cannot load: %s", path,
+                      lt_init_error);
+
+    char *copy = strdup(path);
+    if (copy == NULL) {
+        seterr(err, errlen, "%s: out of memory", path);
+        return HERMES_ENOMEM;
+    }
+
+    pthread_mutex_lock(&lt_mutex);
+    lt_dlhandle h = lt_dlopen(path);
+    if (h == NULL) {
+        /* Read the reason before another thread's call replaces it. */
+        const char *e = lt_dlerror();
+        seterr(err, errlen, "%s: cannot load: %s", path,
+               e != NULL ? e : "unknown error");
+        pthread_mutex_unlock(&lt_mutex);
+        free(copy);
+        return HERMES_EPLUGIN;
+    }
+    void *sym = lt_dlsym(h, HERMES_BACKEND_ENTRY_SYMBOL);
+    if (sym == NULL)
+        lt_dlclose(h);
+    pthread_mutex_unlock(&lt_mutex);
+    if (sym == NULL) {
+        free(copy);
+        return seterr(err, errlen,
+                      "%s: no " HERMES_BACKEND_ENTRY_SYMBOL
+                      " symbol: not a Hermes plugin",
+                      path);
+    }
+
+    /* POSIX guarantees a data pointer from dlsym converts to a function
+     * pointer; the union says so without a cast ISO C frowns on. */
+    union {
+        void *p;
+        hermes_backend_entry_fn fn;
+    } entry;
+    entry.p = sym;
+    const hermes_backend *d = entry.fn();
+    hermes_rc rc = hm_plugin_check(d, path, err, errlen);
+    if (rc != HERMES_OK) {
+        pthread_mutex_lock(&lt_mutex);
+        lt_dlclose(h);
+        pthread_mutex_unlock(&lt_mutex);
+        free(copy);
+        return rc;
+    }
+    out->dl = h;
+    out->desc = d;
+    out->path = copy;
+    return HERMES_OK;
+}
+
+/* The directories searched for a bare name, in order. */
+typedef struct dirlist {
+    char **v;
+    size_t n;
+} dirlist;
+
+static void dirlist_free(dirlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* Appends each non-empty component of a colon-separated list, without
+ * trailing slashes so that messages show "dir/x.la", not "dir//x.la". */
+static int dirlist_add(dirlist *l, const char *list)
+{
+    const char *s = list;
+
+    while (s != NULL && *s != '\0') {
+        const char *colon = strchr(s, ':');
+        size_t n = colon != NULL ? (size_t)(colon - s) : strlen(s);
+        while (n > 1 && s[n - 1] == '/')
+            n--;
+        if (n > 0) {
+            char **v = realloc(l->v, (l->n + 1) * sizeof *v);
+            if (v == NULL)
+                return -1;
+            l->v = v;
+            if ((l->v[l->n] = strndup(s, n)) == NULL)
+                return -1;
+            l->n++;
+        }
+        s = colon != NULL ? colon + 1 : NULL;
+    }
+    return 0;
+}
+
+static int dirlist_build(dirlist *l, const char *plugin_path)
+{
+    l->v = NULL;
+    l->n = 0;
+    if (dirlist_add(l, plugin_path) != 0 ||
+        dirlist_add(l, getenv("HERMES_PLUGIN_PATH")) != 0 ||
+        dirlist_add(l, HERMES_PLUGINDIR) != 0) {
+        dirlist_free(l);
+        return -1;
+    }
+    return 0;
+}
+
+static char *join(const char *dir, const char *name, const char *ext)
+{
+    size_t n = strlen(dir) + strlen(name) + strlen(ext) + 2;
+    char *p = malloc(n);
+    if (p != NULL)
+        snprintf(p, n, "%s/%s%s", dir, name, ext);
+    return p;
+}
+
+/* The "not found" message: every candidate, so the operator sees where
+ * the file should have been. */
+static hermes_rc not_found(const char *name, const dirlist *l, char *err,
+                           size_t errlen)
+{
+    if (err == NULL || errlen == 0)
+        return HERMES_EPLUGIN;
+    size_t o = 0;
+    int n = snprintf(err, errlen, "plugin '%s' not found; looked in: ", name);
+    for (size_t i = 0; n >= 0 && i < l->n; i++) {
+        o += (size_t)n;
+        if (o >= errlen)
+            break;
+        n = snprintf(err + o, errlen - o, "%s%s/%s.{la,so}", i ? ", " : "",
+                     l->v[i], name);
+    }
+    return HERMES_EPLUGIN;
+}
+
+hermes_rc hm_plugin_load(const char *spec, const char *plugin_path,
+                         hm_plugin *out, char *err, size_t errlen)
+{
+    static const char *const exts[] = {".la", ".so"};
+
+    if (out != NULL)
+        memset(out, 0, sizeof *out);
+    if (spec == NULL || *spec == '\0' || out == NULL) {
+        seterr(err, errlen, "no backend given");
+        return HERMES_EINVAL;
+    }
+    if (strcmp(spec, BUILTIN_NAME) == 0)
+        return load_builtin(out, err, errlen);
+    if (strchr(spec, '/') != NULL)
+        return load_file(spec, out, err, errlen);
+
+    dirlist l;
+    if (dirlist_build(&l, plugin_path) != 0)
+        goto nomem;
+    for (size_t i = 0; i < l.n; i++) {
+        for (size_t j = 0; j < 2; j++) {
+            char *path = join(l.v[i], spec, exts[j]);
+            if (path == NULL) {
+                dirlist_free(&l);
+                goto nomem;
+            }
+            /* Existence decides the search; whether it opens is the
+             * answer, so a broken file is reported, not skipped. */
+            if (access(path, F_OK) == 0) {
+                hermes_rc rc = load_file(path, out, err, errlen);
+                free(path);
+                dirlist_free(&l);
+                return rc;
+            }
+            free(path);
+        }
+    }
+    hermes_rc rc = not_found(spec, &l, err, errlen);
+    dirlist_free(&l);
+    return rc;
+
+nomem:
+    seterr(err, errlen, "plugin '%s': out of memory", spec);
+    return HERMES_ENOMEM;
+}
+
+void hm_plugin_unload(hm_plugin *p)
+{
+    if (p == NULL)
+        return;
+    if (p->dl != NULL) {
+        pthread_mutex_lock(&lt_mutex);
+        lt_dlclose((lt_dlhandle)p->dl);
+        pthread_mutex_unlock(&lt_mutex);
+    }
+    free(p->path);
+    memset(p, 0, sizeof *p);
+}
+
+/* A list of strings: file names of one directory, or names already seen. */
+typedef struct strlist {
+    char **v;
+    size_t n;
+} strlist;
+
+static int strlist_add(strlist *l, const char *s, size_t n)
+{
+    char **v = realloc(l->v, (l->n + 1) * sizeof *v);
+    if (v == NULL)
+        return -1;
+    l->v = v;
+    if ((l->v[l->n] = strndup(s, n)) == NULL)
+        return -1;
+    l->n++;
+    return 0;
+}
+
+static int strlist_has(const strlist *l, const char *s, size_t n)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strlen(l->v[i]) == n && memcmp(l->v[i], s, n) == 0)
+            return 1;
+    return 0;
+}
+
+static void strlist_free(strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The plugin files of one directory, sorted: "x.la" sorts before "x.so",
+ * which is what makes .la win over .so within a directory. */
+static int scan_dir(const char *dir, strlist *files)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0; /* a missing directory on the path is not an error */
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n > 3 && (strcmp(e->d_name + n - 3, ".la") == 0 ||
+                      strcmp(e->d_name + n - 3, ".so") == 0))
+            rc = strlist_add(files, e->d_name, n);
+    }
+    closedir(d);
+    if (files->n > 1)
+        qsort(files->v, files->n, sizeof *files->v, cmp_str);
+    return rc;
+}
+
+void hm_plugin_list(const char *plugin_path, hm_plugin_list_cb cb, void *arg)
+{
+    char err[1024];
+    const hermes_backend *d = hm_dict_backend();
+    dirlist dirs;
+    strlist seen = {NULL, 0};
+
+    if (cb == NULL)
+        return;
+    if (hm_plugin_check(d, BUILTIN_PATH, err, sizeof err) == HERMES_OK)
+        cb(arg, BUILTIN_PATH, d, NULL);
+    else
+        cb(arg, BUILTIN_PATH, NULL, err);
+
+    /* "dict" always means the built-in, so a dict file on the path would
+     * never be loaded by name: it is shadowed like any later duplicate. */
+    if (strlist_add(&seen, BUILTIN_NAME, strlen(BUILTIN_NAME)) != 0 ||
+        dirlist_build(&dirs, plugin_path) != 0) {
+        strlist_free(&seen);
+        return;
+    }
+    for (size_t i = 0; i < dirs.n; i++) {
+        strlist files = {NULL, 0};
+        int ok = scan_dir(dirs.v[i], &files) == 0;
+        for (size_t j = 0; ok && j < files.n; j++) {
+            const char *name = files.v[j];
+            size_t base = strlen(name) - 3;
+            if (strlist_has(&seen, name, base))
+                continue;
+            char *path = join(dirs.v[i], name, "");
+            if (path == NULL || strlist_add(&seen, name, base) != 0) {
+                free(path);
+                ok = 0;
+                break;
+            }
+            hm_plugin p;
+            memset(&p, 0, sizeof p);
+            if (load_file(path, &p, err, sizeof err) == HERMES_OK) {
+                cb(arg, path, p.desc, NULL);
+                hm_plugin_unload(&p);
+            } else {
+                cb(arg, path, NULL, err);
+            }
+            free(path);
+        }
+        strlist_free(&files);
+        if (!ok)
+            break;
+    }
+    strlist_free(&seen);
+    dirlist_free(&dirs);
+}

@@ -1,1 +1,246 @@
-/* placeholder */
+/*
+ * The tag protocol (DESIGN.md "The tag protocol").
+ *
+ * An entry's key does not depend on tag versions; its record carries the
+ * versions it was computed under.  A read is one batched get of the entry
+ * and all its tags; it is a hit only when every stored version equals the
+ * tag's current value.  Missing tags are created set-if-absent and the
+ * winning value is read back in the same round trip, so two creators agree.
+ * Writes carry the versions read before computing, so an invalidation that
+ * lands during a computation leaves the new record stale at once.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol.h"
+
+int hm_read_init(hm_read *rd, size_t ntags)
+{
+    memset(rd, 0, offsetof(hm_read, small));
+    rd->ntags = ntags;
+    if (ntags <= 4) {
+        rd->vers = rd->small;
+        rd->vbytes = rd->small_b;
+    } else {
+        rd->vers = malloc(ntags * sizeof *rd->vers);
+        rd->vbytes = malloc(ntags * sizeof *rd->vbytes);
+        if (!rd->vers || !rd->vbytes) {
+            free(rd->vers);
+            free(rd->vbytes);
+            rd->vers = NULL;
+            rd->vbytes = NULL;
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < ntags; i++)
+        rd->vers[i].found = false;
+    return 0;
+}
+
+void hm_read_free(hm_read *rd)
+{
+    free(rd->entry);
+    rd->entry = NULL;
+    if (rd->vers != rd->small) {
+        free(rd->vers);
+        free(rd->vbytes);
+    }
+    rd->vers = NULL;
+    rd->vbytes = NULL;
+}
+
+static void set_version(hm_read *rd, size_t i, const void *v, size_t len)
+{
+    hm_version *ver = &rd->vers[i];
+    /* A version longer than any we write cannot match a record of ours;
+     * keep a prefix and mark it so it never compares equal. */
+    if (len > HM_VERSION_MAX) {
+        len = HM_VERSION_MAX;
+        ver->found = true;
+        ver->len = 0;
+        return;
+    }
+    memcpy(ver->data, v, len);
+    ver->len = (uint8_t)len;
+    ver->found = true;
+}
+
+/* Index 0 is the entry, 1..ntags the tags. */
+static void on_read_value(void *arg, size_t index, const void *value,
+                          size_t len)
+{
+    hm_read *rd = arg;
+    if (rd->tags_only)
+        index++;
+    if (index == 0) {
+        free(rd->entry);
+        rd->entry = malloc(len + 1);
+        if (!rd->entry) {
+            rd->nomem = true;
+            return;
+        }
+        memcpy(rd->entry, value, len);
+        rd->entry[len] = '\0';
+        rd->entry_len = len;
+    } else if (index <= rd->ntags) {
+        set_version(rd, index - 1, value, len);
+    }
+}
+
+int hm_read_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
+                  const hermes_bytes *tag_keys, hm_read *rd)
+{
+    hermes_bytes small[5], *keys = small;
+    if (ntags + 1 > 5) {
+        keys = malloc((ntags + 1) * sizeof *keys);
+        if (!keys)
+            return HERMES_BE_NOMEM;
+    }
+    keys[0] = entry_key;
+    memcpy(keys + 1, tag_keys, ntags * sizeof *keys);
+    rd->tags_only = entry_key.data == NULL;
+    free(rd->entry);
+    rd->entry = NULL;
+    rd->entry_len = 0;
+    for (size_t i = 0; i < ntags; i++)
+        rd->vers[i].found = false;
+    int st = rd->tags_only ? hm_be_get(h, keys + 1, ntags, on_read_value, rd)
+                           : hm_be_get(h, keys, ntags + 1, on_read_value, rd);
+    if (keys != small)
+        free(keys);
+    if (st == HERMES_BE_OK && rd->nomem)
+        st = HERMES_BE_NOMEM;
+    for (size_t i = 0; i < ntags; i++) {
+        rd->vbytes[i].data = rd->vers[i].data;
+        rd->vbytes[i].len = rd->vers[i].len;
+    }
+    return st;
+}
+
+hm_verdict hm_judge(hermes *h, hm_read *rd, const char *const *tags,
+                    const void **payload, size_t *len)
+{
+    if (!rd->entry)
+        return HM_ABSENT;
+    hm_record rec;
+    if (hm_record_decode(rd->entry, rd->entry_len, &rec) != 0) {
+        HM_COUNT(h, corrupt, 1);
+        return HM_CORRUPT;
+    }
+    for (size_t i = 0; i < rd->ntags; i++)
+        if (!rd->vers[i].found)
+            return HM_STALE;
+    size_t at = hm_record_stale_at(&rec, rd->ntags, tags, rd->vbytes);
+    if (at != 0) {
+        if (rec.ntags != rd->ntags)
+            return HM_CORRUPT;
+        return HM_STALE;
+    }
+    *payload = rec.payload;
+    *len = rec.payload_len;
+    return HM_HIT;
+}
+
+typedef struct ensure_ctx {
+    hm_read *rd;
+    size_t *slot; /* item index -> tag index */
+} ensure_ctx;
+
+static void on_tag_winner(void *arg, size_t index, const void *value,
+                          size_t len)
+{
+    ensure_ctx *c = arg;
+    set_version(c->rd, c->slot[index], value, len);
+}
+
+int hm_tags_ensure(hermes *h, size_t ntags, const hermes_bytes *tag_keys,
+                   hm_read *rd)
+{
+    size_t missing = 0;
+    for (size_t i = 0; i < ntags; i++)
+        missing += !rd->vers[i].found;
+    if (missing == 0)
+        return HERMES_BE_OK;
+    hermes_item *items = calloc(missing, sizeof *items);
+    size_t *slot = calloc(missing, sizeof *slot);
+    char(*fresh)[HM_VERSION_LEN] = calloc(missing, HM_VERSION_LEN);
+    int st = HERMES_BE_NOMEM;
+    if (!items || !slot || !fresh)
+        goto out;
+    size_t k = 0;
+    for (size_t i = 0; i < ntags; i++) {
+        if (rd->vers[i].found)
+            continue;
+        unsigned char raw[16];
+        if (hm_random(raw, sizeof raw) != 0)
+            goto out;
+        hm_b64url(raw, sizeof raw, fresh[k]);
+        items[k].key = tag_keys[i];
+        items[k].value.data = fresh[k];
+        items[k].value.len = HM_VERSION_LEN;
+        items[k].ttl_ms = 0; /* tags never expire, as in Hermes */
+        items[k].flags = HERMES_SET_IF_ABSENT;
+        slot[k] = i;
+        k++;
+    }
+    ensure_ctx c = {rd, slot};
+    st = hm_be_set(h, items, missing, on_tag_winner, &c);
+    if (st == HERMES_BE_OK) {
+        for (size_t i = 0; i < ntags; i++) {
+            if (!rd->vers[i].found) {
+                /* The plugin did not report the winner: a broken plugin.
+                 * Failing open beats caching under an unknown version. */
+                st = HERMES_BE_PROTOCOL;
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < ntags; i++) {
+        rd->vbytes[i].data = rd->vers[i].data;
+        rd->vbytes[i].len = rd->vers[i].len;
+    }
+out:
+    free(items);
+    free(slot);
+    free(fresh);
+    return st;
+}
+
+int hm_write_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
+                   const char *const *tags, const hm_read *rd,
+                   const void *payload, size_t len, uint32_t ttl_s,
+                   uint32_t compute_us)
+{
+    hm_record_in in = {
+        .ntags = ntags,
+        .tags = tags,
+        .versions = rd->vbytes,
+        .created_ms = hm_now_ms(),
+        .compute_us = compute_us,
+        .payload = payload,
+        .payload_len = len,
+    };
+    size_t rlen;
+    unsigned char *rec = hm_record_encode(&in, &rlen);
+    if (!rec)
+        return HERMES_BE_NOMEM;
+    uint64_t ttl_ms = (uint64_t)ttl_s * 1000u;
+    hermes_item item = {
+        .key = entry_key,
+        .value = {rec, rlen},
+        .ttl_ms = ttl_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ttl_ms,
+        .flags = 0,
+    };
+    int st = hm_be_set(h, &item, 1, NULL, NULL);
+    free(rec);
+    return st;
+}
+
+void hm_tag_key(hermes *h, const char *tag, hm_buf *b)
+{
+    hm_buf_reset(b);
+    hm_buf_adds(b, h->tag_prefix);
+    size_t head = b->len;
+    hm_buf_add_escaped(b, tag, strlen(tag));
+    hm_key_fit(b, head, h->be->max_key_len);
+}

@@ -72,6 +72,17 @@ hermes_rc hermes_open_string(hermes **out, const char *text,
 /* As hermes_open() with the built-in defaults, ignoring HERMES_CONFIG. */
 hermes_rc hermes_open_defaults(hermes **out);
 
+/*
+ * As hermes_open_string() (text may be NULL for the defaults), with a
+ * backend linked into the application instead of a plugin file: the
+ * descriptor is checked like a loaded plugin's, and its config section is
+ * the one named after backend->name.  The descriptor must outlive the
+ * handle.  Useful for embedding a store, and for tests.
+ */
+struct hermes_backend;
+hermes_rc hermes_open_with(hermes **out, const char *text, const char *source,
+                           const struct hermes_backend *backend);
+
 /* Closes the handle and every hermes_fn registered on it.  NULL is fine. */
 void hermes_close(hermes *h);
 
@@ -229,8 +240,10 @@ void hermes_stats_get(const hermes *h, hermes_stats *out);
  * HERMES_FUNCn(RT, name, T1, a1, ...) defines a cached C function
  *     RT name(T1 a1, ...)
  * whose body follows the macro, plus name_invalidate(T1 a1, ...).  RT and
- * the argument types are integers, double, or strings (const char *); a
- * string result is malloc'ed and freed by the caller with free().  Before
+ * the argument types are integers, double, or strings (const char * for
+ * arguments, char * for a result).  A string result is malloc'ed: the body
+ * returns a malloc'ed string, and the caller of name() frees what it gets
+ * with free() (a cached copy or the body's own string).  Before
  * the first call, attach it to a handle:
  *
  *     HERMES_FUNC2(int64_t, foo, int64_t, a, int64_t, b) { return a * b; }
