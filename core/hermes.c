@@ -483,6 +483,7 @@ typedef struct call {
     void *arg;
     hm_buf entry, lock;
     hm_read rd;
+    hm_verdict verdict; /* of the last read */
 } call;
 
 /*
@@ -525,7 +526,8 @@ static void compute(call *c, bool store, hm_outcome *o)
     o->len = res.len;
 }
 
-/* Reads entry and tags; on a hit moves the payload into o and returns 1. */
+/* Reads entry and tags; on a hit moves the payload into o and returns 1.
+ * The verdict is left in c->verdict. */
 static int read_hit(call *c, int *status, hm_outcome *o)
 {
     const void *payload;
@@ -534,13 +536,10 @@ static int read_hit(call *c, int *status, hm_outcome *o)
                             c->fn->tag_keys, &c->rd);
     if (*status != HERMES_BE_OK)
         return 0;
-    hm_verdict v =
+    c->verdict =
         hm_judge(c->h, &c->rd, (const char *const *)c->fn->tags, &payload, &len);
-    if (v != HM_HIT) {
-        if (v == HM_STALE)
-            HM_COUNT(c->h, stale, 1);
+    if (c->verdict != HM_HIT)
         return 0;
-    }
     /* The payload ends the record but for the 4-byte checksum: slide it to
      * the front of the buffer we already own instead of copying it again. */
     unsigned char *buf = c->rd.entry;
@@ -711,6 +710,8 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
         backend_failed(&c, st, &o);
     } else {
         HM_COUNT(c.h, misses, 1);
+        if (c.verdict == HM_STALE)
+            HM_COUNT(c.h, stale, 1);
         miss(&c, &o);
     }
     rc = deliver(&c, &o, value, len);

@@ -1,0 +1,797 @@
+/*
+ * The core's behaviour, through the public API: memoization, invalidation,
+ * tags, TTL, dogpile control, failure handling and stats.  Built twice: on
+ * the built-in dict backend (via a recording mock over it, so tests can
+ * reach the store underneath), and, with MEMO_REDIS, against a private
+ * redis-server started by the test.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <hermes/hermes.h>
+
+#include "internal.h"
+#include "keys.h"
+#include "mock_backend.h"
+
+#ifdef MEMO_REDIS
+#include "redis_server.h"
+static redis_server server;
+#endif
+
+/* ------------------------------------------------------------ fixtures */
+
+typedef struct counter {
+    atomic_int calls;
+    int delay_ms;       /* sleep while computing */
+    int fail;           /* return failure */
+    int nocache;        /* ask not to cache */
+    uint32_t ttl;       /* hermes_result_ttl when non-zero */
+    hermes *clean_during; /* invalidate tag `clean_tag` while computing */
+    const char *clean_tag;
+} counter;
+
+typedef struct call_arg {
+    counter *c;
+    int64_t x;
+} call_arg;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* The cached function of most tests: returns "v<x>". */
+static int compute_value(void *p, hermes_result *res)
+{
+    call_arg *a = p;
+    counter *c = a->c;
+    atomic_fetch_add(&c->calls, 1);
+    if (c->delay_ms)
+        sleep_ms(c->delay_ms);
+    if (c->clean_during)
+        hermes_clean(c->clean_during, HERMES_TAGS(c->clean_tag));
+    if (c->fail) {
+        hermes_result_error(res, "the database is on fire");
+        return 1;
+    }
+    if (c->nocache)
+        hermes_result_nocache(res);
+    if (c->ttl)
+        hermes_result_ttl(res, c->ttl);
+    char v[32];
+    int n = snprintf(v, sizeof v, "v%lld", (long long)a->x);
+    return hermes_result_set(res, v, (size_t)n) == HERMES_OK ? 0 : 1;
+}
+
+/* Calls fn(x) and checks the value it returns. */
+static hermes_rc call(hermes_fn *fn, counter *c, int64_t x)
+{
+    hermes_args args = HERMES_ARGS_INIT;
+    hermes_args_int(&args, x);
+    call_arg a = {c, x};
+    void *v;
+    size_t n;
+    hermes_rc rc = hermes_call(fn, args.data, args.len, compute_value, &a, &v,
+                               &n);
+    hermes_args_free(&args);
+    if (rc == HERMES_OK) {
+        char want[32];
+        snprintf(want, sizeof want, "v%lld", (long long)x);
+        assert_int_equal(n, strlen(want));
+        assert_memory_equal(v, want, n);
+        hermes_free(v);
+    } else {
+        assert_null(v);
+    }
+    return rc;
+}
+
+static hermes *h;
+
+static char *config_text(const char *hermes_extra)
+{
+    static char text[1024];
+#ifdef MEMO_REDIS
+    snprintf(text, sizeof text,
+             "[hermes]\nbackend = redis\nplugin_path = %s/plugins/redis\n"
+             "prefix = memo%d\n%s\n[redis]\nport = %d\n",
+             getenv("HERMES_TEST_BUILDDIR"), (int)getpid(),
+             hermes_extra ? hermes_extra : "", server.port);
+#else
+    snprintf(text, sizeof text, "[hermes]\n%s\n",
+             hermes_extra ? hermes_extra : "");
+#endif
+    return text;
+}
+
+static hermes *open_cache(const char *hermes_extra)
+{
+    hermes *c;
+#ifdef MEMO_REDIS
+    hermes_rc rc = hermes_open_string(&c, config_text(hermes_extra), "test");
+#else
+    hermes_rc rc = hermes_open_with(&c, config_text(hermes_extra), "test",
+                                    mock_backend());
+#endif
+    if (rc != HERMES_OK)
+        fail_msg("open: %s: %s", hermes_strerror(rc), hermes_errmsg(c));
+    assert_int_equal(hermes_flush(c), HERMES_OK);
+    return c;
+}
+
+static int setup(void **state)
+{
+    h = open_cache(NULL);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    hermes_flush(h);
+    hermes_close(h);
+    h = NULL;
+    return 0;
+}
+
+static hermes_fn *reg(const char *name, const char *const *tags, uint32_t ttl)
+{
+    hermes_fn *fn;
+    hermes_fn_options o = {.tags = tags, .ttl = ttl};
+    assert_int_equal(hermes_fn_register(h, name, &o, &fn), HERMES_OK);
+    return fn;
+}
+
+static hermes_stats stats(void)
+{
+    hermes_stats s;
+    hermes_stats_get(h, &s);
+    return s;
+}
+
+/* --------------------------------------------------------------- tests */
+
+static void repeated_calls_compute_once(void **state)
+{
+    hermes_fn *fn = reg("simple", NULL, 0);
+    counter c = {0};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(call(fn, &c, 7), HERMES_OK);
+    assert_int_equal(c.calls, 1);
+}
+
+static void different_arguments_are_different_entries(void **state)
+{
+    hermes_fn *fn = reg("simple", NULL, 0);
+    counter c = {0};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(call(fn, &c, 1), HERMES_OK);
+        assert_int_equal(call(fn, &c, 2), HERMES_OK);
+        assert_int_equal(call(fn, &c, 3), HERMES_OK);
+    }
+    assert_int_equal(c.calls, 3);
+}
+
+static void same_arguments_of_two_functions_are_different_entries(void **state)
+{
+    hermes_fn *f1 = reg("one", NULL, 0), *f2 = reg("two", NULL, 0);
+    counter c1 = {0}, c2 = {0};
+    assert_int_equal(call(f1, &c1, 1), HERMES_OK);
+    assert_int_equal(call(f2, &c2, 1), HERMES_OK);
+    assert_int_equal(c1.calls + c2.calls, 2);
+}
+
+static void invalidate_recomputes_only_that_entry(void **state)
+{
+    hermes_fn *fn = reg("simple", NULL, 0);
+    counter c = {0};
+    call(fn, &c, 1);
+    call(fn, &c, 2);
+    hermes_args a = HERMES_ARGS_INIT;
+    hermes_args_int(&a, 1);
+    assert_int_equal(hermes_invalidate(fn, a.data, a.len, NULL), HERMES_OK);
+    hermes_args_free(&a);
+    call(fn, &c, 1);
+    call(fn, &c, 2);
+    assert_int_equal(c.calls, 3); /* 1, 2, then 1 again */
+}
+
+static void clean_tag_recomputes_exactly_the_tagged_entries(void **state)
+{
+    /* Hermes' fixtures: tagged (rock, tree), tagged2 (rock, ice),
+     * key (ash, stone). */
+    hermes_fn *tagged = reg("tagged", HERMES_TAGS("rock", "tree"), 0);
+    hermes_fn *tagged2 = reg("tagged2", HERMES_TAGS("rock", "ice"), 0);
+    hermes_fn *key = reg("key", HERMES_TAGS("ash", "stone"), 0);
+    counter c1 = {0}, c2 = {0}, c3 = {0};
+    for (int i = 0; i < 2; i++) {
+        call(tagged, &c1, 1);
+        call(tagged2, &c2, 1);
+        call(key, &c3, 1);
+    }
+    assert_int_equal(hermes_clean(h, HERMES_TAGS("rock")), HERMES_OK);
+    call(tagged, &c1, 1);
+    call(tagged2, &c2, 1);
+    call(key, &c3, 1);
+    assert_int_equal(c1.calls, 2);
+    assert_int_equal(c2.calls, 2);
+    assert_int_equal(c3.calls, 1);
+    /* ...and the recomputed entries are cached again. */
+    call(tagged, &c1, 1);
+    call(tagged2, &c2, 1);
+    assert_int_equal(c1.calls + c2.calls, 4);
+}
+
+static void flush_empties_the_cache(void **state)
+{
+    hermes_fn *a = reg("a", NULL, 0), *b = reg("b", HERMES_TAGS("t"), 0);
+    counter ca = {0}, cb = {0};
+    call(a, &ca, 1);
+    call(b, &cb, 1);
+    assert_int_equal(hermes_flush(h), HERMES_OK);
+    call(a, &ca, 1);
+    call(b, &cb, 1);
+    assert_int_equal(ca.calls, 2);
+    assert_int_equal(cb.calls, 2);
+}
+
+static void entries_expire_after_their_ttl(void **state)
+{
+    hermes_fn *fn = reg("short", NULL, 1);
+    counter c = {0};
+    call(fn, &c, 1);
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, 1);
+    sleep_ms(1300);
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, 2);
+}
+
+static void compute_can_set_its_own_ttl(void **state)
+{
+    hermes_fn *fn = reg("long", NULL, 3600);
+    counter c = {.ttl = 1};
+    call(fn, &c, 1);
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, 1);
+    sleep_ms(1300);
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, 2);
+}
+
+static int avg_key(void *arg, char *buf, size_t cap)
+{
+    call_arg *a = arg;
+    return snprintf(buf, cap, "avg:%lld:10", (long long)a->x);
+}
+
+static void custom_key_names_the_entry(void **state)
+{
+    hermes_fn *fn;
+    hermes_fn_options o = {.tags = HERMES_TAGS("math", "avg"), .key = avg_key};
+    assert_int_equal(hermes_fn_register(h, "baz", &o, &fn), HERMES_OK);
+    counter c = {0};
+    call(fn, &c, 2);
+    call(fn, &c, 2);
+    assert_int_equal(c.calls, 1);
+    /* The entry is "<prefix>:entry:avg:2:10": readable by the plain API. */
+    void *v;
+    size_t n;
+    assert_int_equal(hermes_get(h, "avg:2:10", HERMES_TAGS("avg", "math"), &v,
+                                &n),
+                     HERMES_OK);
+    assert_int_equal(n, 2);
+    assert_memory_equal(v, "v2", 2);
+    hermes_free(v);
+    /* A different argument gives a different custom key. */
+    call(fn, &c, 3);
+    assert_int_equal(c.calls, 2);
+}
+
+static void invalidation_during_compute_leaves_entry_stale(void **state)
+{
+    hermes_fn *fn = reg("racy", HERMES_TAGS("data"), 0);
+    counter c = {0};
+    call(fn, &c, 1); /* creates the tag */
+    hermes_clean(h, HERMES_TAGS("data"));
+    /* The computation reads its versions, then the data changes (the tag is
+     * cleaned) before the value is written: the written entry must not be
+     * served. */
+    c.clean_during = h;
+    c.clean_tag = "data";
+    assert_int_equal(call(fn, &c, 1), HERMES_OK);
+    c.clean_during = NULL;
+    assert_int_equal(c.calls, 2);
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, 3);
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, 3);
+}
+
+typedef struct race {
+    pthread_barrier_t *barrier;
+    int id;
+    const char *tag;
+} race;
+
+static void *set_with_fresh_tag(void *p)
+{
+    race *r = p;
+    char key[64];
+    snprintf(key, sizeof key, "k%d-%s", r->id, r->tag);
+    pthread_barrier_wait(r->barrier);
+    hermes_set(h, key, "x", 1, HERMES_TAGS(r->tag), 0);
+    return NULL;
+}
+
+static void concurrent_tag_creators_agree_on_one_version(void **state)
+{
+    enum { THREADS = 8, ROUNDS = 20 };
+    for (int round = 0; round < ROUNDS; round++) {
+        char tag[32];
+        snprintf(tag, sizeof tag, "fresh%d", round);
+        pthread_barrier_t b;
+        pthread_barrier_init(&b, NULL, THREADS);
+        pthread_t t[THREADS];
+        race r[THREADS];
+        for (int i = 0; i < THREADS; i++) {
+            r[i] = (race){&b, i, tag};
+            pthread_create(&t[i], NULL, set_with_fresh_tag, &r[i]);
+        }
+        for (int i = 0; i < THREADS; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&b);
+        /* Had two creators kept different versions, one entry would carry
+         * a version that is not the tag's: a miss. */
+        for (int i = 0; i < THREADS; i++) {
+            char key[64];
+            snprintf(key, sizeof key, "k%d-%s", i, tag);
+            void *v;
+            size_t n;
+            assert_int_equal(hermes_get(h, key, HERMES_TAGS(tag), &v, &n),
+                             HERMES_OK);
+            hermes_free(v);
+        }
+    }
+}
+
+typedef struct crowd {
+    pthread_barrier_t *barrier;
+    hermes_fn *fn;
+    counter *c;
+    int64_t x;
+    hermes_rc rc;
+} crowd;
+
+static void *crowd_call(void *p)
+{
+    crowd *w = p;
+    pthread_barrier_wait(w->barrier);
+    w->rc = call(w->fn, w->c, w->x);
+    return NULL;
+}
+
+static void run_crowd(hermes_fn *fn, counter *c, int threads, crowd *w)
+{
+    pthread_barrier_t b;
+    pthread_barrier_init(&b, NULL, (unsigned)threads);
+    pthread_t t[64];
+    for (int i = 0; i < threads; i++) {
+        w[i] = (crowd){&b, fn, c, 42, HERMES_OK};
+        pthread_create(&t[i], NULL, crowd_call, &w[i]);
+    }
+    for (int i = 0; i < threads; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&b);
+}
+
+static void sixteen_threads_on_a_cold_key_compute_once(void **state)
+{
+    hermes_fn *fn = reg("slow", HERMES_TAGS("t"), 0);
+    counter c = {.delay_ms = 200};
+    crowd w[16];
+    run_crowd(fn, &c, 16, w);
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(w[i].rc, HERMES_OK);
+    assert_int_equal(c.calls, 1);
+    hermes_stats s = stats();
+    assert_int_equal(s.computations, 1);
+    assert_true(s.coalesced + s.hits >= 15);
+}
+
+static void compute_failure_reaches_every_waiting_caller(void **state)
+{
+    hermes_fn *fn = reg("broken", NULL, 0);
+    counter c = {.delay_ms = 200, .fail = 1};
+    crowd w[8];
+    run_crowd(fn, &c, 8, w);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(w[i].rc, HERMES_ECOMPUTE);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(stats().compute_errors, 1);
+}
+
+static void compute_failure_is_not_cached(void **state)
+{
+    hermes_fn *fn = reg("broken", NULL, 0);
+    counter c = {.fail = 1};
+    assert_int_equal(call(fn, &c, 1), HERMES_ECOMPUTE);
+    assert_non_null(strstr(hermes_errmsg(h), "the database is on fire"));
+    assert_non_null(strstr(hermes_errmsg(h), "broken"));
+    c.fail = 0;
+    assert_int_equal(call(fn, &c, 1), HERMES_OK);
+    assert_int_equal(call(fn, &c, 1), HERMES_OK);
+    assert_int_equal(c.calls, 2);
+}
+
+static void nocache_result_is_returned_but_not_stored(void **state)
+{
+    hermes_fn *fn = reg("volatile", NULL, 0);
+    counter c = {.nocache = 1};
+    assert_int_equal(call(fn, &c, 1), HERMES_OK);
+    assert_int_equal(call(fn, &c, 1), HERMES_OK);
+    assert_int_equal(c.calls, 2);
+}
+
+/* "<prefix>:<kind>:<fname>:<hash of (x)>", as the core builds it. */
+static void key_of(const char *kind_prefix, const char *fname, int64_t x,
+                   char *key, size_t cap)
+{
+    hermes_args a = HERMES_ARGS_INIT;
+    hermes_args_int(&a, x);
+    char hash[HM_HASH_B64_LEN + 1] = {0};
+    hm_hash128_b64(a.data, a.len, hash);
+    hermes_args_free(&a);
+    snprintf(key, cap, "%s%s:%s", kind_prefix, fname, hash);
+}
+
+static void entry_key_of(const char *fname, int64_t x, char *key, size_t cap)
+{
+    key_of(h->entry_prefix, fname, x, key, cap);
+}
+
+/* Takes the lock of stuck(42) directly in the store, as a process that
+ * died holding it would have. */
+static void hold_lock_elsewhere(hermes_fn *fn, uint32_t ttl_ms)
+{
+    char key[256];
+    key_of(h->lock_prefix, fn->name, 42, key, sizeof key);
+    size_t n = strlen(key);
+    int acquired = 0;
+    assert_int_equal(h->be->lock(h->be_state, (hermes_bytes){key, n},
+                                 (hermes_bytes){"dead:1:x", 8}, ttl_ms,
+                                 &acquired),
+                     HERMES_BE_OK);
+    assert_int_equal(acquired, 1);
+}
+
+static void lock_of_a_dead_holder_is_taken_over_after_its_ttl(void **state)
+{
+    hermes_close(h);
+    h = open_cache("lock_wait_ms = 5000\n");
+    hermes_fn *fn = reg("stuck", NULL, 0);
+    hold_lock_elsewhere(fn, 300);
+    counter c = {0};
+    assert_int_equal(call(fn, &c, 42), HERMES_OK);
+    assert_int_equal(c.calls, 1);
+    hermes_stats s = stats();
+    assert_int_equal(s.lock_contended, 1);
+    assert_int_equal(s.lock_timeouts, 0);
+    assert_int_equal(s.lock_acquired, 1);
+    assert_true(s.lock_wait_ns >= 200u * 1000000u); /* it did wait */
+}
+
+static void follower_stops_waiting_at_the_limit_and_computes(void **state)
+{
+    hermes_close(h);
+    h = open_cache("lock_wait_ms = 200\non_lock_timeout = compute\n");
+    hermes_fn *fn = reg("stuck", NULL, 0);
+    hold_lock_elsewhere(fn, 60000);
+    counter c = {0};
+    assert_int_equal(call(fn, &c, 42), HERMES_OK);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(stats().lock_timeouts, 1);
+}
+
+static void follower_stops_waiting_at_the_limit_and_fails(void **state)
+{
+    hermes_close(h);
+    h = open_cache("lock_wait_ms = 200\non_lock_timeout = fail\n");
+    hermes_fn *fn = reg("stuck", NULL, 0);
+    hold_lock_elsewhere(fn, 60000);
+    counter c = {0};
+    assert_int_equal(call(fn, &c, 42), HERMES_ETIMEOUT);
+    assert_int_equal(c.calls, 0);
+    assert_non_null(strstr(hermes_errmsg(h), "200 ms"));
+}
+
+/* Overwrites simple(1)'s entry with raw bytes. */
+static void put_raw_entry(const char *fname, const void *bytes, size_t n)
+{
+    char key[256];
+    entry_key_of(fname, 1, key, sizeof key);
+    hermes_item it = {{key, strlen(key)}, {bytes, n}, 0, 0};
+    assert_int_equal(h->be->set(h->be_state, &it, 1, NULL, NULL), HERMES_BE_OK);
+}
+
+static void corrupt_record_bytes_are_a_miss(void **state)
+{
+    hermes_fn *fn = reg("victim", HERMES_TAGS("t"), 0);
+    counter c = {0};
+    static const char *garbage[] = {
+        "",                               /* empty */
+        "HRM1",                           /* truncated header */
+        "\x80\x04\x95pickle-from-python", /* foreign */
+        "HRM1\x01\x00\xff\xff........................", /* absurd tag count */
+    };
+    for (size_t i = 0; i < sizeof garbage / sizeof *garbage; i++) {
+        put_raw_entry("victim", garbage[i],
+                      i == 3 ? 36 : strlen(garbage[i]));
+        assert_int_equal(call(fn, &c, 1), HERMES_OK);
+        assert_int_equal(c.calls, (int)i + 1);
+    }
+    assert_true(stats().corrupt >= 3);
+    /* The recomputed record overwrote the garbage: now a hit. */
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, 4);
+}
+
+typedef struct blob {
+    unsigned char *data;
+    size_t len;
+} blob;
+
+static void copy_value(void *arg, size_t index, const void *v, size_t n)
+{
+    blob *b = arg;
+    b->data = malloc(n);
+    memcpy(b->data, v, n);
+    b->len = n;
+}
+
+static void flipped_bit_in_a_record_is_a_miss(void **state)
+{
+    hermes_fn *fn = reg("victim", NULL, 0);
+    counter c = {0};
+    call(fn, &c, 1);
+    char key[256];
+    entry_key_of("victim", 1, key, sizeof key);
+    blob b = {0};
+    hermes_bytes k = {key, strlen(key)};
+    assert_int_equal(h->be->get(h->be_state, &k, 1, copy_value, &b),
+                     HERMES_BE_OK);
+    assert_non_null(b.data);
+    b.data[b.len - 5] ^= 0x01; /* the payload's last byte */
+    put_raw_entry("victim", b.data, b.len);
+    free(b.data);
+    assert_int_equal(call(fn, &c, 1), HERMES_OK);
+    assert_int_equal(c.calls, 2);
+}
+
+static int kilo_key(void *arg, char *buf, size_t cap)
+{
+    char k[1025];
+    memset(k, 'k', 1024);
+    k[1024] = '\0';
+    return snprintf(buf, cap, "%s%lld", k, (long long)((call_arg *)arg)->x);
+}
+
+static void kilobyte_key_works(void **state)
+{
+    hermes_fn *fn;
+    hermes_fn_options o = {.key = kilo_key};
+    assert_int_equal(hermes_fn_register(h, "kilo", &o, &fn), HERMES_OK);
+    counter c = {0};
+    call(fn, &c, 1);
+    call(fn, &c, 1);
+    call(fn, &c, 2);
+    assert_int_equal(c.calls, 2);
+}
+
+static void stats_counters_move_as_expected(void **state)
+{
+    hermes_fn *fn = reg("counted", HERMES_TAGS("t"), 0);
+    counter c = {0};
+    call(fn, &c, 1); /* miss, compute, lock */
+    call(fn, &c, 1); /* hit */
+    call(fn, &c, 1); /* hit */
+    hermes_clean(h, HERMES_TAGS("t"));
+    call(fn, &c, 1); /* stale miss */
+    hermes_stats s = stats();
+    assert_int_equal(s.hits, 2);
+    assert_int_equal(s.misses, 2);
+    assert_int_equal(s.stale, 1);
+    assert_int_equal(s.computations, 2);
+    assert_int_equal(s.lock_acquired, 2);
+    assert_int_equal(s.lock_contended, 0);
+    assert_int_equal(s.backend_errors, 0);
+    assert_int_equal(s.compute_errors, 0);
+}
+
+static void plain_get_set_delete_with_tags(void **state)
+{
+    void *v;
+    size_t n;
+    assert_int_equal(hermes_get(h, "page:1", NULL, &v, &n), HERMES_ENOTFOUND);
+    assert_int_equal(
+        hermes_set(h, "page:1", "hello\0world", 11, HERMES_TAGS("pages"), 0),
+        HERMES_OK);
+    assert_int_equal(hermes_get(h, "page:1", HERMES_TAGS("pages"), &v, &n),
+                     HERMES_OK);
+    assert_int_equal(n, 11);
+    assert_memory_equal(v, "hello\0world", 11);
+    hermes_free(v);
+    /* Asked with other tags than it was stored with: not this entry. */
+    assert_int_equal(hermes_get(h, "page:1", NULL, &v, &n), HERMES_ENOTFOUND);
+    hermes_clean(h, HERMES_TAGS("pages"));
+    assert_int_equal(hermes_get(h, "page:1", HERMES_TAGS("pages"), &v, &n),
+                     HERMES_ENOTFOUND);
+    hermes_set(h, "page:2", "x", 1, NULL, 0);
+    assert_int_equal(hermes_delete(h, "page:2"), HERMES_OK);
+    assert_int_equal(hermes_get(h, "page:2", NULL, &v, &n), HERMES_ENOTFOUND);
+}
+
+static void registering_a_name_twice_fails(void **state)
+{
+    hermes_fn *fn;
+    reg("dup", NULL, 0);
+    assert_int_equal(hermes_fn_register(h, "dup", NULL, &fn), HERMES_EEXIST);
+    assert_non_null(strstr(hermes_errmsg(h), "dup"));
+    assert_int_equal(hermes_fn_register(h, "bad name", NULL, &fn),
+                     HERMES_EINVAL);
+    hermes_fn_options o = {.tags = HERMES_TAGS("bad tag")};
+    assert_int_equal(hermes_fn_register(h, "ok", &o, &fn), HERMES_EINVAL);
+}
+
+/* The decorator-style layer: a plain C function, cached in a few lines. */
+static atomic_int macro_calls;
+
+HERMES_FUNC2(int64_t, mul, int64_t, a, int64_t, b)
+{
+    atomic_fetch_add(&macro_calls, 1);
+    return a * b;
+}
+
+HERMES_FUNC2(char *, greet, const char *, who, int, times)
+{
+    atomic_fetch_add(&macro_calls, 1);
+    char *s = malloc(64);
+    snprintf(s, 64, "hello %s x%d", who, times);
+    return s;
+}
+
+HERMES_FUNC1(double, half, double, x)
+{
+    atomic_fetch_add(&macro_calls, 1);
+    return x / 2;
+}
+
+static void macro_layer_caches_scalars_and_strings(void **state)
+{
+    macro_calls = 0;
+    /* Before registration the function simply computes. */
+    assert_int_equal(mul(6, 7), 42);
+    assert_int_equal(HERMES_REGISTER(h, mul, .tags = HERMES_TAGS("math")),
+                     HERMES_OK);
+    assert_int_equal(HERMES_REGISTER(h, greet), HERMES_OK);
+    assert_int_equal(HERMES_REGISTER(h, half, .ttl = 60), HERMES_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(mul(6, 7), 42);
+        char *g = greet("ada", 2);
+        assert_string_equal(g, "hello ada x2");
+        free(g);
+        assert_true(half(5.0) == 2.5);
+    }
+    assert_int_equal(macro_calls, 1 + 3);
+    assert_int_equal(mul_invalidate(6, 7), HERMES_OK);
+    assert_int_equal(mul(6, 7), 42);
+    assert_int_equal(macro_calls, 5);
+    mul__memo.fn = NULL; /* the memo slots outlive this test's handle */
+    greet__memo.fn = NULL;
+    half__memo.fn = NULL;
+}
+
+#ifndef MEMO_REDIS
+static void backend_down_computes_directly(void **state)
+{
+    hermes_fn *fn = reg("resilient", HERMES_TAGS("t"), 0);
+    counter c = {0};
+    mock_fail_all(mock_current(), HERMES_BE_IO);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(call(fn, &c, 1), HERMES_OK);
+    assert_int_equal(c.calls, 3);
+    assert_true(stats().backend_errors >= 3);
+    mock_fail_all(mock_current(), 0);
+    call(fn, &c, 1);
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, 4); /* caching resumes */
+}
+
+static void backend_down_fails_when_configured(void **state)
+{
+    hermes_close(h);
+    h = open_cache("on_backend_error = fail\n");
+    hermes_fn *fn = reg("strict", NULL, 0);
+    counter c = {0};
+    mock_fail_all(mock_current(), HERMES_BE_IO);
+    assert_int_equal(call(fn, &c, 1), HERMES_EBACKEND);
+    assert_int_equal(c.calls, 0);
+    assert_non_null(strstr(hermes_errmsg(h), "unreachable"));
+    mock_fail_all(mock_current(), 0);
+}
+
+static void keys_longer_than_the_backend_allows_are_hashed(void **state)
+{
+    hermes_close(h);
+    hermes_rc rc = hermes_open_with(&h, NULL, NULL, mock_backend_maxkey(250));
+    assert_int_equal(rc, HERMES_OK);
+    hermes_fn *fn;
+    hermes_fn_options o = {.key = kilo_key,
+                           .tags = HERMES_TAGS("a-rather-long-tag-name")};
+    assert_int_equal(hermes_fn_register(h, "kilo", &o, &fn), HERMES_OK);
+    counter c = {0};
+    call(fn, &c, 1);
+    call(fn, &c, 1);
+    call(fn, &c, 2);
+    assert_int_equal(c.calls, 2);
+    assert_true(mock_get_counts(mock_current()).longest_key <= 250);
+}
+#endif
+
+int main(void)
+{
+#ifdef MEMO_REDIS
+    if (redis_server_start(&server) != 0)
+        return 1;
+#endif
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(repeated_calls_compute_once),
+        T(different_arguments_are_different_entries),
+        T(same_arguments_of_two_functions_are_different_entries),
+        T(invalidate_recomputes_only_that_entry),
+        T(clean_tag_recomputes_exactly_the_tagged_entries),
+        T(flush_empties_the_cache),
+        T(entries_expire_after_their_ttl),
+        T(compute_can_set_its_own_ttl),
+        T(custom_key_names_the_entry),
+        T(invalidation_during_compute_leaves_entry_stale),
+        T(concurrent_tag_creators_agree_on_one_version),
+        T(sixteen_threads_on_a_cold_key_compute_once),
+        T(compute_failure_reaches_every_waiting_caller),
+        T(compute_failure_is_not_cached),
+        T(nocache_result_is_returned_but_not_stored),
+        T(lock_of_a_dead_holder_is_taken_over_after_its_ttl),
+        T(follower_stops_waiting_at_the_limit_and_computes),
+        T(follower_stops_waiting_at_the_limit_and_fails),
+        T(corrupt_record_bytes_are_a_miss),
+        T(flipped_bit_in_a_record_is_a_miss),
+        T(kilobyte_key_works),
+        T(stats_counters_move_as_expected),
+        T(plain_get_set_delete_with_tags),
+        T(registering_a_name_twice_fails),
+        T(macro_layer_caches_scalars_and_strings),
+#ifndef MEMO_REDIS
+        T(backend_down_computes_directly),
+        T(backend_down_fails_when_configured),
+        T(keys_longer_than_the_backend_allows_are_hashed),
+#endif
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+#ifdef MEMO_REDIS
+    redis_server_stop(&server);
+#endif
+    return failed;
+}
