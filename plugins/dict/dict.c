@@ -1,1 +1,890 @@
-/* placeholder */
+/*
+ * The "dict" backend: an in-process cache store behind the plugin ABI
+ * (<hermes/backend.h>).  Keys are spread over a power-of-two number of
+ * shards, each a chained hash table with its own mutex, LRU list and share
+ * of the memory budget, so threads touching different keys rarely meet.
+ * Keys are hashed with SipHash-1-3 under a random key drawn at open(), so
+ * chosen keys cannot pile up in one chain.  Entries may carry a TTL; an
+ * expired entry is invisible at once and its memory is reclaimed when it
+ * is next touched or when its shard needs room.
+ *
+ * Built into libhermes with -DHERMES_DICT_EMBEDDED (the core reaches it
+ * through hm_dict_backend()), and on its own as the dict.la plugin.
+ */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hermes/backend.h>
+
+#include "siphash.h"
+#ifdef HERMES_DICT_EMBEDDED
+#include "loader.h" /* declares hm_dict_backend() */
+#endif
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
+#define DICT_DEFAULT_SHARDS 16
+#define DICT_MAX_SHARDS 1024
+#define DICT_DEFAULT_MAX_BYTES ((uint64_t)64 << 20)
+/* Below this per-shard budget hardly any item fits; refusing it at open()
+ * beats a store where every set fails with TOOBIG. */
+#define DICT_MIN_SHARD_BUDGET 1024
+#define DICT_INITIAL_BUCKETS 16
+/* A shard full of TTL entries is swept for expired ones at most this
+ * often: the sweep is linear in the shard, eviction must stay cheap. */
+#define DICT_SWEEP_INTERVAL_MS 250
+/* scan() copies out at most about this much of a shard per lock hold. */
+#define DICT_SCAN_CHUNK_BYTES (256 * 1024)
+#define DICT_SCAN_CHUNK_ITEMS 256
+
+struct link {
+    struct link *prev;
+    struct link *next;
+};
+
+/* The LRU links come first so that a list node is also its entry. */
+struct entry {
+    struct link lru;    /* head = most recently used */
+    struct entry *next; /* hash chain */
+    uint64_t hash;
+    uint64_t expires; /* monotonic ms, 0 = never */
+    size_t klen;
+    size_t vlen;
+    unsigned char data[]; /* key bytes, then value bytes */
+};
+
+struct shard {
+    /* Shards sit side by side; the alignment keeps one shard's lock and
+     * counters off its neighbours' cache lines. */
+    _Alignas(64) pthread_mutex_t mu;
+    struct entry **buckets;
+    size_t mask; /* buckets - 1 */
+    size_t count;
+    size_t ttl_count; /* entries with a TTL; 0 lets eviction skip sweeps */
+    size_t bytes;
+    struct link lru;     /* sentinel */
+    uint64_t next_sweep; /* monotonic ms */
+    uint64_t evictions;
+    uint64_t expired;
+};
+
+typedef struct dict {
+    const hermes_host *host;
+    hm_sipkey sipkey;
+    struct shard *shards;
+    size_t nshards;
+    uint64_t max_bytes; /* 0 = unlimited */
+    size_t budget;      /* per shard, 0 = unlimited */
+} dict;
+
+/* "now" is read from the clock only when an entry with a TTL is met. */
+#define NOW_UNSET UINT64_MAX
+
+static uint64_t clock_ms(const dict *d)
+{
+    return d->host->monotonic_ns(d->host->ctx) / 1000000u;
+}
+
+static uint64_t now_ms(const dict *d, uint64_t *now)
+{
+    if (*now == NOW_UNSET)
+        *now = clock_ms(d);
+    return *now;
+}
+
+static bool is_expired(const dict *d, const struct entry *e, uint64_t *now)
+{
+    return e->expires != 0 && e->expires <= now_ms(d, now);
+}
+
+static const unsigned char *entry_value(const struct entry *e)
+{
+    return e->data + e->klen;
+}
+
+static bool bytes_equal(const void *a, const void *b, size_t len)
+{
+    return len == 0 || memcmp(a, b, len) == 0;
+}
+
+/* The accounted size of an entry; false when it does not fit a size_t. */
+static bool entry_size(size_t klen, size_t vlen, size_t *size)
+{
+    size_t base = sizeof(struct entry);
+
+    if (klen > SIZE_MAX - base || vlen > SIZE_MAX - base - klen)
+        return false;
+    *size = base + klen + vlen;
+    return true;
+}
+
+static uint64_t hash_key(const dict *d, hermes_bytes key)
+{
+    return hm_siphash13(&d->sipkey, key.data, key.len);
+}
+
+/* Shards take the top bits and buckets the bottom bits of the hash, so
+ * the keys of one shard still spread over all of its buckets. */
+static struct shard *shard_of(const dict *d, uint64_t hash)
+{
+    return &d->shards[(size_t)(hash >> 54) & (d->nshards - 1)];
+}
+
+static void lru_unlink(struct link *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+}
+
+static void lru_push_front(struct shard *s, struct link *l)
+{
+    l->prev = &s->lru;
+    l->next = s->lru.next;
+    s->lru.next->prev = l;
+    s->lru.next = l;
+}
+
+static void lru_touch(struct shard *s, struct entry *e)
+{
+    if (s->lru.next != &e->lru) {
+        lru_unlink(&e->lru);
+        lru_push_front(s, &e->lru);
+    }
+}
+
+/* Returns the link that points at the entry for key, or at the NULL that
+ * ends its chain; the link form lets callers unlink without a second walk. */
+static struct entry **find_link(struct shard *s, uint64_t hash,
+                                hermes_bytes key)
+{
+    struct entry **link = &s->buckets[hash & s->mask];
+    struct entry *e;
+
+    while ((e = *link) != NULL) {
+        if (e->hash == hash && e->klen == key.len &&
+            bytes_equal(e->data, key.data, key.len))
+            break;
+        link = &e->next;
+    }
+    return link;
+}
+
+/* Unlinks *link from its chain and the LRU list and frees it. */
+static void remove_at(struct shard *s, struct entry **link)
+{
+    struct entry *e = *link;
+
+    *link = e->next;
+    lru_unlink(&e->lru);
+    s->count--;
+    if (e->expires)
+        s->ttl_count--;
+    s->bytes -= sizeof(struct entry) + e->klen + e->vlen;
+    free(e);
+}
+
+static void remove_entry(struct shard *s, struct entry *e)
+{
+    struct entry **link = &s->buckets[e->hash & s->mask];
+
+    while (*link != e)
+        link = &(*link)->next;
+    remove_at(s, link);
+}
+
+/* Doubles the bucket array once the chains average more than one entry.
+ * Failing to allocate only makes chains longer, so it is not an error. */
+static void maybe_grow(struct shard *s)
+{
+    size_t n = s->mask + 1, i;
+    struct entry **nb;
+
+    if (s->count <= n || n > SIZE_MAX / 2 / sizeof(*nb))
+        return;
+    nb = calloc(n * 2, sizeof(*nb));
+    if (nb == NULL)
+        return;
+    for (i = 0; i < n; i++) {
+        struct entry *e = s->buckets[i], *next;
+        for (; e != NULL; e = next) {
+            next = e->next;
+            e->next = nb[e->hash & (n * 2 - 1)];
+            nb[e->hash & (n * 2 - 1)] = e;
+        }
+    }
+    free(s->buckets);
+    s->buckets = nb;
+    s->mask = n * 2 - 1;
+}
+
+static void insert_entry(struct shard *s, struct entry *e)
+{
+    struct entry **head = &s->buckets[e->hash & s->mask];
+
+    e->next = *head;
+    *head = e;
+    lru_push_front(s, &e->lru);
+    s->count++;
+    if (e->expires)
+        s->ttl_count++;
+    s->bytes += sizeof(struct entry) + e->klen + e->vlen;
+    maybe_grow(s);
+}
+
+static void sweep_expired(const dict *d, struct shard *s, uint64_t *now)
+{
+    size_t i;
+
+    for (i = 0; i <= s->mask && s->ttl_count > 0; i++) {
+        struct entry **link = &s->buckets[i];
+        while (*link != NULL) {
+            if (is_expired(d, *link, now)) {
+                remove_at(s, link);
+                s->expired++;
+            } else {
+                link = &(*link)->next;
+            }
+        }
+    }
+}
+
+/*
+ * Frees room for need more bytes: expired entries first (they are garbage
+ * anyway), then the least recently used.  Called with the shard locked
+ * and need <= budget, so the loop always ends.
+ */
+static void make_room(const dict *d, struct shard *s, size_t need,
+                      uint64_t *now)
+{
+    if (d->budget == 0 || s->bytes + need <= d->budget)
+        return;
+    if (s->ttl_count > 0 && now_ms(d, now) >= s->next_sweep) {
+        sweep_expired(d, s, now);
+        s->next_sweep = *now + DICT_SWEEP_INTERVAL_MS;
+    }
+    while (s->bytes + need > d->budget) {
+        struct entry *victim = (struct entry *)s->lru.prev;
+        if (is_expired(d, victim, now))
+            s->expired++;
+        else
+            s->evictions++;
+        remove_entry(s, victim);
+    }
+}
+
+/* Builds an unlinked entry outside any lock, so a large value is copied
+ * without stalling the shard. */
+static struct entry *entry_new(uint64_t hash, hermes_bytes key,
+                               hermes_bytes value, size_t size)
+{
+    struct entry *e = malloc(size);
+
+    if (e == NULL)
+        return NULL;
+    e->hash = hash;
+    e->expires = 0;
+    e->klen = key.len;
+    e->vlen = value.len;
+    if (key.len)
+        memcpy(e->data, key.data, key.len);
+    if (value.len)
+        memcpy(e->data + key.len, value.data, value.len);
+    return e;
+}
+
+/* ------------------------------------------------------------ operations */
+
+static int dict_get(void *state, const hermes_bytes *keys, size_t n,
+                    hermes_value_cb cb, void *arg)
+{
+    dict *d = state;
+    size_t i;
+
+    if (cb == NULL)
+        return HERMES_BE_INVALID;
+    for (i = 0; i < n; i++) {
+        uint64_t hash = hash_key(d, keys[i]);
+        struct shard *s = shard_of(d, hash);
+        uint64_t now = NOW_UNSET;
+        struct entry **link, *e;
+
+        pthread_mutex_lock(&s->mu);
+        link = find_link(s, hash, keys[i]);
+        e = *link;
+        if (e != NULL) {
+            if (is_expired(d, e, &now)) {
+                remove_at(s, link);
+                s->expired++;
+            } else {
+                lru_touch(s, e);
+                /* The core copies the value, so holding the lock across
+                 * the callback is cheaper than copying it here. */
+                cb(arg, i, entry_value(e), e->vlen);
+            }
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    return HERMES_BE_OK;
+}
+
+static void del_one(dict *d, hermes_bytes key)
+{
+    uint64_t hash = hash_key(d, key);
+    struct shard *s = shard_of(d, hash);
+    struct entry **link;
+
+    pthread_mutex_lock(&s->mu);
+    link = find_link(s, hash, key);
+    if (*link != NULL)
+        remove_at(s, link);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/*
+ * Stores one item.  With if_absent, a live entry wins and the value the
+ * key holds afterwards goes to cb; *stored says whether ours went in.
+ */
+static int store(dict *d, hermes_bytes key, hermes_bytes value, uint32_t ttl_ms,
+                 bool if_absent, size_t index, hermes_value_cb cb, void *arg,
+                 bool *stored)
+{
+    uint64_t hash, now = NOW_UNSET;
+    struct shard *s;
+    struct entry **link, *e;
+    size_t size;
+
+    *stored = false;
+    if (!entry_size(key.len, value.len, &size) ||
+        (d->budget != 0 && size > d->budget))
+        return HERMES_BE_TOOBIG;
+    hash = hash_key(d, key);
+    s = shard_of(d, hash);
+    e = entry_new(hash, key, value, size);
+    if (e == NULL)
+        return HERMES_BE_NOMEM;
+    if (ttl_ms != 0)
+        e->expires = now_ms(d, &now) + ttl_ms;
+
+    pthread_mutex_lock(&s->mu);
+    link = find_link(s, hash, key);
+    if (*link != NULL) {
+        if (!is_expired(d, *link, &now)) {
+            if (if_absent) {
+                lru_touch(s, *link);
+                if (cb != NULL)
+                    cb(arg, index, entry_value(*link), (*link)->vlen);
+                pthread_mutex_unlock(&s->mu);
+                free(e);
+                return HERMES_BE_OK;
+            }
+        } else {
+            s->expired++;
+        }
+        remove_at(s, link);
+    }
+    make_room(d, s, size, &now);
+    insert_entry(s, e);
+    if (if_absent && cb != NULL)
+        cb(arg, index, entry_value(e), e->vlen);
+    pthread_mutex_unlock(&s->mu);
+    *stored = true;
+    return HERMES_BE_OK;
+}
+
+/* Every item is attempted; the first failure is returned. */
+static int dict_set(void *state, const hermes_item *items, size_t n,
+                    hermes_value_cb cb, void *arg)
+{
+    dict *d = state;
+    int rc = HERMES_BE_OK;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        const hermes_item *it = &items[i];
+        bool if_absent = (it->flags & HERMES_SET_IF_ABSENT) != 0, stored;
+        int r = store(d, it->key, it->value, it->ttl_ms, if_absent, i, cb, arg,
+                      &stored);
+
+        if (r != HERMES_BE_OK) {
+            /* An overwrite that fails must not leave the old value to be
+             * served as if it were current. */
+            if (!if_absent)
+                del_one(d, it->key);
+            if (rc == HERMES_BE_OK)
+                rc = r;
+        }
+    }
+    return rc;
+}
+
+static int dict_del(void *state, const hermes_bytes *keys, size_t n)
+{
+    dict *d = state;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        del_one(d, keys[i]);
+    return HERMES_BE_OK;
+}
+
+static int dict_lock(void *state, hermes_bytes key, hermes_bytes token,
+                     uint32_t ttl_ms, int *acquired)
+{
+    bool stored;
+    int rc;
+
+    *acquired = 0;
+    if (ttl_ms == 0)
+        return HERMES_BE_INVALID;
+    rc = store(state, key, token, ttl_ms, true, 0, NULL, NULL, &stored);
+    if (rc == HERMES_BE_OK)
+        *acquired = stored;
+    return rc;
+}
+
+static int dict_unlock(void *state, hermes_bytes key, hermes_bytes token,
+                       int *released)
+{
+    dict *d = state;
+    uint64_t hash = hash_key(d, key), now = NOW_UNSET;
+    struct shard *s = shard_of(d, hash);
+    struct entry **link, *e;
+
+    *released = 0;
+    pthread_mutex_lock(&s->mu);
+    link = find_link(s, hash, key);
+    e = *link;
+    if (e != NULL) {
+        if (is_expired(d, e, &now)) {
+            remove_at(s, link);
+            s->expired++;
+        } else if (e->vlen == token.len &&
+                   bytes_equal(entry_value(e), token.data, token.len)) {
+            remove_at(s, link);
+            *released = 1;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return HERMES_BE_OK;
+}
+
+static bool has_prefix(const struct entry *e, hermes_bytes prefix)
+{
+    return e->klen >= prefix.len &&
+           bytes_equal(e->data, prefix.data, prefix.len);
+}
+
+static int dict_flush(void *state, hermes_bytes prefix)
+{
+    dict *d = state;
+    size_t i, b;
+
+    for (i = 0; i < d->nshards; i++) {
+        struct shard *s = &d->shards[i];
+
+        pthread_mutex_lock(&s->mu);
+        for (b = 0; b <= s->mask && s->count > 0; b++) {
+            struct entry **link = &s->buckets[b];
+            while (*link != NULL) {
+                if (has_prefix(*link, prefix))
+                    remove_at(s, link);
+                else
+                    link = &(*link)->next;
+            }
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    return HERMES_BE_OK;
+}
+
+/* --------------------------------------------------------------- scan */
+
+/* Copies of entries taken out of a shard, so the callback runs unlocked.
+ * Records are a header followed by key and value bytes. */
+struct scan_rec {
+    size_t klen;
+    size_t vlen;
+    int64_t ttl_ms;
+};
+
+struct scan_buf {
+    unsigned char *data;
+    size_t len;
+    size_t cap;
+    size_t count;
+};
+
+static bool scan_buf_add(struct scan_buf *b, const struct entry *e,
+                         int64_t ttl_ms)
+{
+    struct scan_rec rec = {e->klen, e->vlen, ttl_ms};
+    size_t need = sizeof(rec) + e->klen + e->vlen;
+
+    if (need > SIZE_MAX - b->len)
+        return false;
+    if (b->len + need > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        unsigned char *p;
+        while (cap < b->len + need)
+            cap = cap > SIZE_MAX / 2 ? b->len + need : cap * 2;
+        p = realloc(b->data, cap);
+        if (p == NULL)
+            return false;
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, &rec, sizeof(rec));
+    memcpy(b->data + b->len + sizeof(rec), e->data, e->klen + e->vlen);
+    b->len += need;
+    b->count++;
+    return true;
+}
+
+/*
+ * The next bucket of a reverse-binary cursor (the order Redis's SCAN
+ * uses): the high bits of the index are incremented first, so when the
+ * table doubles between two chunks the buckets already visited map to
+ * buckets before the cursor, and no key is skipped or reported twice.
+ */
+static size_t next_cursor(size_t v, size_t mask)
+{
+    size_t r = 0, i;
+
+    v |= ~mask;
+    for (i = 0; i < sizeof(v) * CHAR_BIT; i++)
+        r = (r << 1) | ((v >> i) & 1);
+    r++;
+    v = 0;
+    for (i = 0; i < sizeof(r) * CHAR_BIT; i++)
+        v = (v << 1) | ((r >> i) & 1);
+    return v;
+}
+
+/* Copies the live entries of whole buckets from *cursor on until a chunk
+ * is full; *cursor becomes 0 when the shard is done. */
+static bool scan_chunk(const dict *d, struct shard *s, hermes_bytes prefix,
+                       size_t *cursor, struct scan_buf *b)
+{
+    uint64_t now = NOW_UNSET;
+    size_t v = *cursor;
+    bool ok = true;
+
+    pthread_mutex_lock(&s->mu);
+    do {
+        struct entry **link = &s->buckets[v & s->mask];
+        while (*link != NULL) {
+            struct entry *e = *link;
+            if (is_expired(d, e, &now)) {
+                remove_at(s, link);
+                s->expired++;
+                continue;
+            }
+            if (has_prefix(e, prefix)) {
+                int64_t ttl = e->expires ? (int64_t)(e->expires - now) : -1;
+                if (!scan_buf_add(b, e, ttl)) {
+                    ok = false;
+                    break;
+                }
+            }
+            link = &e->next;
+        }
+        v = next_cursor(v, s->mask);
+    } while (ok && v != 0 && b->len < DICT_SCAN_CHUNK_BYTES &&
+             b->count < DICT_SCAN_CHUNK_ITEMS);
+    pthread_mutex_unlock(&s->mu);
+    *cursor = v;
+    return ok;
+}
+
+static int dict_scan(void *state, hermes_bytes prefix, hermes_scan_cb cb,
+                     void *arg)
+{
+    dict *d = state;
+    struct scan_buf b = {NULL, 0, 0, 0};
+    int rc = HERMES_BE_OK;
+    bool stop = false;
+    size_t i;
+
+    if (cb == NULL)
+        return HERMES_BE_INVALID;
+    for (i = 0; i < d->nshards && !stop; i++) {
+        size_t cursor = 0;
+        do {
+            size_t off = 0;
+            b.len = b.count = 0;
+            if (!scan_chunk(d, &d->shards[i], prefix, &cursor, &b)) {
+                rc = HERMES_BE_NOMEM;
+                stop = true;
+                break;
+            }
+            while (off < b.len && !stop) {
+                struct scan_rec rec;
+                const unsigned char *p;
+                memcpy(&rec, b.data + off, sizeof(rec));
+                p = b.data + off + sizeof(rec);
+                stop = cb(arg, p, rec.klen, p + rec.klen, rec.vlen,
+                          rec.ttl_ms) != 0;
+                off += sizeof(rec) + rec.klen + rec.vlen;
+            }
+        } while (cursor != 0 && !stop);
+    }
+    free(b.data);
+    return rc;
+}
+
+/* -------------------------------------------------------------- stats */
+
+static void stat_u64(hermes_stat_cb cb, void *arg, const char *name,
+                     uint64_t value)
+{
+    char buf[24];
+
+    snprintf(buf, sizeof(buf), "%" PRIu64, value);
+    cb(arg, name, buf);
+}
+
+static int dict_stats(void *state, hermes_stat_cb cb, void *arg)
+{
+    dict *d = state;
+    uint64_t entries = 0, bytes = 0, evictions = 0, expired = 0;
+    uint64_t buckets = 0;
+    size_t i;
+
+    if (cb == NULL)
+        return HERMES_BE_INVALID;
+    for (i = 0; i < d->nshards; i++) {
+        struct shard *s = &d->shards[i];
+        pthread_mutex_lock(&s->mu);
+        entries += s->count;
+        bytes += s->bytes;
+        evictions += s->evictions;
+        expired += s->expired;
+        buckets += s->mask + 1;
+        pthread_mutex_unlock(&s->mu);
+    }
+    stat_u64(cb, arg, "entries", entries);
+    stat_u64(cb, arg, "bytes", bytes);
+    stat_u64(cb, arg, "max_bytes", d->max_bytes);
+    stat_u64(cb, arg, "evictions", evictions);
+    stat_u64(cb, arg, "expired", expired);
+    stat_u64(cb, arg, "shards", d->nshards);
+    stat_u64(cb, arg, "buckets", buckets);
+    return HERMES_BE_OK;
+}
+
+/* --------------------------------------------------------- open, close */
+
+/* Parses "123", "64k", "64M", "1g" (multiples of 1024). */
+static bool parse_size(const char *s, uint64_t *out)
+{
+    uint64_t v = 0, mult = 1;
+
+    if (s == NULL || *s < '0' || *s > '9')
+        return false;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    switch (*s) {
+    case '\0':
+        break;
+    case 'k':
+    case 'K':
+        mult = (uint64_t)1 << 10;
+        break;
+    case 'm':
+    case 'M':
+        mult = (uint64_t)1 << 20;
+        break;
+    case 'g':
+    case 'G':
+        mult = (uint64_t)1 << 30;
+        break;
+    default:
+        return false;
+    }
+    if (*s != '\0' && s[1] != '\0')
+        return false;
+    if (v > UINT64_MAX / mult || v * mult > SIZE_MAX)
+        return false;
+    *out = v * mult;
+    return true;
+}
+
+static bool parse_shards(const char *s, size_t *out)
+{
+    unsigned long v;
+    char *end;
+
+    if (s == NULL || *s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < 1 || v > DICT_MAX_SHARDS ||
+        (v & (v - 1)) != 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+static int open_fail(hermes_open_error *err, int kv_index, int rc,
+                     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int open_fail(hermes_open_error *err, int kv_index, int rc,
+                     const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+        err->kv_index = kv_index;
+    }
+    return rc;
+}
+
+static void dict_close(void *state)
+{
+    dict *d = state;
+    size_t i, b;
+
+    if (d == NULL)
+        return;
+    for (i = 0; i < d->nshards; i++) {
+        struct shard *s = &d->shards[i];
+        for (b = 0; s->buckets != NULL && b <= s->mask; b++) {
+            struct entry *e = s->buckets[b], *next;
+            for (; e != NULL; e = next) {
+                next = e->next;
+                free(e);
+            }
+        }
+        free(s->buckets);
+        pthread_mutex_destroy(&s->mu);
+    }
+    free(d->shards);
+    free(d);
+}
+
+static int dict_open(const hermes_host *host, const hermes_kv *kv, size_t n,
+                     void **state, hermes_open_error *err)
+{
+    size_t nshards = DICT_DEFAULT_SHARDS, i;
+    uint64_t max_bytes = DICT_DEFAULT_MAX_BYTES;
+    int max_bytes_at = -1;
+    unsigned char seed[16];
+    dict *d;
+
+    *state = NULL;
+    if (err != NULL) {
+        err->msg[0] = '\0';
+        err->kv_index = -1;
+    }
+    if (host == NULL || host->monotonic_ns == NULL || host->random == NULL)
+        return open_fail(err, -1, HERMES_BE_INVALID,
+                         "host lacks the clock or random service");
+    for (i = 0; i < n; i++) {
+        const char *k = kv[i].key, *v = kv[i].value;
+        int at = i < INT_MAX ? (int)i : INT_MAX;
+
+        if (k != NULL && strcmp(k, "max_bytes") == 0) {
+            if (!parse_size(v, &max_bytes))
+                return open_fail(err, at, HERMES_BE_INVALID,
+                                 "max_bytes: not a size: '%.64s'", v ? v : "");
+            max_bytes_at = at;
+        } else if (k != NULL && strcmp(k, "shards") == 0) {
+            if (!parse_shards(v, &nshards))
+                return open_fail(err, at, HERMES_BE_INVALID,
+                                 "shards: not a power of two from 1 to %d: "
+                                 "'%.64s'",
+                                 DICT_MAX_SHARDS, v ? v : "");
+        } else {
+            return open_fail(err, at, HERMES_BE_INVALID,
+                             "unknown key '%.64s' (known: max_bytes, shards)",
+                             k ? k : "");
+        }
+    }
+    if (max_bytes != 0 && max_bytes / nshards < DICT_MIN_SHARD_BUDGET)
+        return open_fail(err, max_bytes_at, HERMES_BE_INVALID,
+                         "max_bytes: at least %zu needed for %zu shards",
+                         (size_t)DICT_MIN_SHARD_BUDGET * nshards, nshards);
+    if (host->random(host->ctx, seed, sizeof(seed)) != 0)
+        return open_fail(err, -1, HERMES_BE_IO,
+                         "no random bytes for the hash key");
+
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return open_fail(err, -1, HERMES_BE_NOMEM, "out of memory");
+    d->host = host;
+    hm_sipkey_init(&d->sipkey, seed);
+    d->max_bytes = max_bytes;
+    d->budget = (size_t)(max_bytes / nshards);
+    d->shards =
+        aligned_alloc(_Alignof(struct shard), nshards * sizeof(struct shard));
+    if (d->shards == NULL) {
+        free(d);
+        return open_fail(err, -1, HERMES_BE_NOMEM, "out of memory");
+    }
+    memset(d->shards, 0, nshards * sizeof(struct shard));
+    for (i = 0; i < nshards; i++) {
+        struct shard *s = &d->shards[i];
+        s->lru.prev = s->lru.next = &s->lru;
+        s->mask = DICT_INITIAL_BUCKETS - 1;
+        s->buckets = calloc(DICT_INITIAL_BUCKETS, sizeof(*s->buckets));
+        if (s->buckets == NULL || pthread_mutex_init(&s->mu, NULL) != 0) {
+            free(s->buckets);
+            d->nshards = i;
+            dict_close(d);
+            return open_fail(err, -1, HERMES_BE_NOMEM, "out of memory");
+        }
+    }
+    d->nshards = nshards;
+    *state = d;
+    return HERMES_BE_OK;
+}
+
+static const hermes_backend dict_backend = {
+    .abi_major = HERMES_BACKEND_ABI_MAJOR,
+    .abi_minor = HERMES_BACKEND_ABI_MINOR,
+    .struct_size = sizeof(hermes_backend),
+    .name = "dict",
+    .version = PACKAGE_VERSION,
+    .description = "in-process sharded hash table with TTL and LRU eviction",
+    .caps = HERMES_CAP_THREADSAFE | HERMES_CAP_SCAN | HERMES_CAP_STATS,
+    .max_key_len = 0,
+    .open = dict_open,
+    .close = dict_close,
+    .get = dict_get,
+    .set = dict_set,
+    .del = dict_del,
+    .lock = dict_lock,
+    .unlock = dict_unlock,
+    .flush = dict_flush,
+    .scan = dict_scan,
+    .stats = dict_stats,
+};
+
+#ifdef HERMES_DICT_EMBEDDED
+const hermes_backend *hm_dict_backend(void)
+{
+    return &dict_backend;
+}
+#else
+HERMES_BACKEND_DEFINE(dict_backend)
+#endif
