@@ -48,9 +48,9 @@ enum hermes_key {
 };
 
 static const char *const hermes_keys[K_COUNT] = {
-    "backend",       "ttl",          "prefix",
-    "plugin_path",   "lock_ttl_ms",  "lock_wait_ms",
-    "on_lock_timeout", "on_backend_error", "log_level",
+    "backend",     "ttl",          "prefix",          "plugin_path",
+    "lock_ttl_ms", "lock_wait_ms", "on_lock_timeout", "on_backend_error",
+    "log_level",
 };
 
 typedef struct parser {
@@ -59,9 +59,9 @@ typedef struct parser {
     char *err;
     size_t errlen;
     hm_config cfg;
-    int section;           /* 0 before any header, 1 in [hermes], 2 other */
-    int hermes_line;       /* line of the [hermes] header, 0 if none yet */
-    int seen[K_COUNT];     /* line where each [hermes] key was set, or 0 */
+    int section;       /* 0 before any header, 1 in [hermes], 2 other */
+    int hermes_line;   /* line of the [hermes] header, 0 if none yet */
+    int seen[K_COUNT]; /* line where each [hermes] key was set, or 0 */
 } parser;
 
 static int is_blank(char c)
@@ -134,8 +134,7 @@ static hermes_rc fail(parser *p, const char *key, const char *fmt, ...)
         return HERMES_ECONFIG;
     int n;
     if (key != NULL)
-        n = snprintf(p->err, p->errlen, "%s:%d: %s: ", p->source, p->line,
-                     key);
+        n = snprintf(p->err, p->errlen, "%s:%d: %s: ", p->source, p->line, key);
     else
         n = snprintf(p->err, p->errlen, "%s:%d: ", p->source, p->line);
     if (n >= 0 && (size_t)n < p->errlen) {
@@ -367,8 +366,8 @@ static hermes_rc plugin_setting(parser *p, char *key, char *v)
 
     for (size_t i = 0; i < s->n; i++) {
         if (strcmp(s->kv[i].key, key) == 0) {
-            hermes_rc rc = fail(p, NULL, "duplicate key '%s' in [%s]", key,
-                                s->name);
+            hermes_rc rc =
+                fail(p, NULL, "duplicate key '%s' in [%s]", key, s->name);
             free(key);
             free(v);
             return rc;

@@ -14,6 +14,7 @@
  * message alone.
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -89,8 +90,9 @@ hermes_rc hm_plugin_check(const hermes_backend *d, const char *path, char *err,
                       path, (unsigned)d->abi_major,
                       (unsigned)HERMES_BACKEND_ABI_MAJOR);
     if (d->abi_minor > HERMES_BACKEND_ABI_MINOR)
-        return seterr(err, errlen, "%s: ABI %u.%u is newer than this core's "
-                                   "%u.%u",
+        return seterr(err, errlen,
+                      "%s: ABI %u.%u is newer than this core's "
+                      "%u.%u",
                       path, (unsigned)d->abi_major, (unsigned)d->abi_minor,
                       (unsigned)HERMES_BACKEND_ABI_MAJOR,
                       (unsigned)HERMES_BACKEND_ABI_MINOR);
@@ -116,9 +118,8 @@ hermes_rc hm_plugin_check(const hermes_backend *d, const char *path, char *err,
     };
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
         if (ops[i].missing)
-            return seterr(err, errlen,
-                          "%s: mandatory operation '%s' is NULL", path,
-                          ops[i].name);
+            return seterr(err, errlen, "%s: mandatory operation '%s' is NULL",
+                          path, ops[i].name);
     if ((d->caps & HERMES_CAP_SCAN) && d->scan == NULL)
         return seterr(err, errlen,
                       "%s: declares HERMES_CAP_SCAN but operation 'scan' is "
@@ -130,6 +131,89 @@ hermes_rc hm_plugin_check(const hermes_backend *d, const char *path, char *err,
                       "is NULL",
                       path);
     return HERMES_OK;
+}
+
+/* The value of a "key='value'" line of a libtool .la file, or NULL. */
+static char *la_value(const char *line, const char *key)
+{
+    size_t k = strlen(key);
+    if (strncmp(line, key, k) != 0 || line[k] != '=' || line[k + 1] != '\'')
+        return NULL;
+    const char *v = line + k + 2, *q = strchr(v, '\'');
+    return q != NULL ? strndup(v, (size_t)(q - v)) : NULL;
+}
+
+/*
+ * Why lt_dlopen failed on a file that exists.  libltdl tries each of its
+ * loaders in turn and the last one overwrites dlopen's reason with "file
+ * not found" (or leaves "unknown error" for a bad .la), which misleads
+ * exactly when the file is there.  So find the shared object libltdl
+ * would have opened (for a .la: libdir/dlname when installed, then
+ * DIR/.libs/dlname and DIR/dlname, as libltdl does) and ask dlopen itself.
+ * Writes nothing when no better reason is found.
+ */
+static void diagnose(const char *path, char *buf, size_t len)
+{
+    size_t n = strlen(path);
+    char *so = NULL;
+
+    if (n > 3 && strcmp(path + n - 3, ".la") == 0) {
+        FILE *f = fopen(path, "r");
+        char line[4096], *dlname = NULL, *libdir = NULL;
+        int installed = 1; /* libtool's own default */
+        if (f == NULL)
+            return;
+        while (fgets(line, sizeof line, f) != NULL) {
+            char *v;
+            if (dlname == NULL && (v = la_value(line, "dlname")) != NULL)
+                dlname = v;
+            else if (libdir == NULL && (v = la_value(line, "libdir")) != NULL)
+                libdir = v;
+            else if (strcmp(line, "installed=no\n") == 0)
+                installed = 0;
+        }
+        fclose(f);
+        if (dlname == NULL || *dlname == '\0') {
+            snprintf(buf, len, "not a libtool module (no dlname)");
+        } else {
+            const char *slash = strrchr(path, '/');
+            int dn = slash != NULL ? (int)(slash - path) : 1;
+            const char *dir = slash != NULL ? path : ".";
+            char cand[3][4096];
+            int nc = 0;
+            if (installed && libdir != NULL)
+                snprintf(cand[nc++], sizeof cand[0], "%s/%s", libdir, dlname);
+            if (!installed)
+                snprintf(cand[nc++], sizeof cand[0], "%.*s/.libs/%s", dn, dir,
+                         dlname);
+            snprintf(cand[nc++], sizeof cand[0], "%.*s/%s", dn, dir, dlname);
+            for (int i = 0; i < nc && so == NULL; i++)
+                if (access(cand[i], F_OK) == 0)
+                    so = strdup(cand[i]);
+            if (so == NULL)
+                snprintf(buf, len, "its shared object %s is missing", dlname);
+        }
+        free(dlname);
+        free(libdir);
+        if (so == NULL)
+            return;
+    } else {
+        so = strdup(path);
+        if (so == NULL)
+            return;
+    }
+
+    /* Same flags as libltdl, so the same failure shows; dlerror is
+     * per-thread in glibc, so no lock is needed for it. */
+    void *h = dlopen(so, RTLD_LAZY | RTLD_LOCAL);
+    if (h == NULL) {
+        const char *e = dlerror();
+        if (e != NULL)
+            snprintf(buf, len, "%s", e);
+    } else {
+        dlclose(h);
+    }
+    free(so);
 }
 
 static hermes_rc load_builtin(hm_plugin *out, char *err, size_t errlen)
@@ -153,8 +237,7 @@ static hermes_rc load_file(const char *path, hm_plugin *out, char *err,
 {
     pthread_once(&lt_once, lt_setup);
     if (lt_init_error[0] != '\0')
-        return seterr(err, errlen, "%s: cannot load: %s", path,
-                      lt_init_error);
+        return seterr(err, errlen, "%s: cannot load: %s", path, lt_init_error);
 
     char *copy = strdup(path);
     if (copy == NULL) {
@@ -166,12 +249,14 @@ static hermes_rc load_file(const char *path, hm_plugin *out, char *err,
     lt_dlhandle h = lt_dlopen(path);
     if (h == NULL) {
         /* Read the reason before another thread's call replaces it. */
+        char reason[512];
         const char *e = lt_dlerror();
-        seterr(err, errlen, "%s: cannot load: %s", path,
-               e != NULL ? e : "unknown error");
+        snprintf(reason, sizeof reason, "%s", e != NULL ? e : "unknown error");
         pthread_mutex_unlock(&lt_mutex);
+        if (access(path, F_OK) == 0)
+            diagnose(path, reason, sizeof reason);
         free(copy);
-        return HERMES_EPLUGIN;
+        return seterr(err, errlen, "%s: cannot load: %s", path, reason);
     }
     void *sym = lt_dlsym(h, HERMES_BACKEND_ENTRY_SYMBOL);
     if (sym == NULL)

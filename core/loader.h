@@ -23,7 +23,7 @@ typedef struct hm_plugin {
  * HERMES_PLUGIN_PATH, then the installed plugin directory; a spec with a
  * '/' is loaded from that file.  Errors (HERMES_EPLUGIN, message in err):
  *   not found         "plugin 'x' not found; looked in: d1/x.{la,so}, ..."
- *   open failure      "PATH: cannot load: <lt_dlerror text>"
+ *   open failure      "PATH: cannot load: <dlopen's reason>"
  *   no entry symbol   "PATH: no hermes_backend_entry symbol: not a Hermes plugin"
  *   entry NULL        "PATH: hermes_backend_entry returned NULL"
  *   major mismatch    "PATH: ABI major N, this core speaks M"
@@ -31,6 +31,8 @@ typedef struct hm_plugin {
  *   too small         "PATH: descriptor struct_size N smaller than ABI 1.0's M"
  *   NULL operation    "PATH: mandatory operation 'get' is NULL"
  *   bad name          "PATH: descriptor has no valid name"
+ *   no version        "PATH: descriptor has no version"
+ *   cap without op    "PATH: declares HERMES_CAP_SCAN but operation 'scan' is NULL"
  * Thread-safe: libltdl's global state is guarded by a mutex.
  */
 hermes_rc hm_plugin_load(const char *spec, const char *plugin_path,
@@ -44,7 +46,10 @@ void hm_plugin_unload(hm_plugin *p);
 
 /* Calls cb for every plugin file found on the search path (first
  * occurrence of each name wins), loaded and checked; err is NULL when it
- * loaded, or the reason it did not.  The built-in dict comes first. */
+ * loaded, or the reason it did not.  The built-in dict comes first; a
+ * dict module on the path is not listed, since "dict" always means the
+ * built-in.  desc (NULL when err is set) is valid only during the call,
+ * and its description may be NULL. */
 typedef void (*hm_plugin_list_cb)(void *arg, const char *path,
                                   const hermes_backend *desc, const char *err);
 void hm_plugin_list(const char *plugin_path, hm_plugin_list_cb cb, void *arg);

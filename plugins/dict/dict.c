@@ -12,7 +12,7 @@
  * through hm_dict_backend()), and on its own as the dict.la plugin.
  */
 #ifdef HAVE_CONFIG_H
-#include <config.h>
+#include <autoconfig.h>
 #endif
 
 #include <errno.h>

@@ -1,0 +1,631 @@
+/*
+ * Unit tests of the plugin loader (core/loader.c): the built-in dict, the
+ * search order for a bare name, loading by path, and the refusal, with a
+ * message naming the file, of every broken plugin in tests/plugins (built
+ * as libtool modules by `make check`; HERMES_TEST_BUILDDIR locates them).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/loader.h"
+
+static char builddir[512];
+static char plugdir[560]; /* BUILDDIR/tests/plugins */
+static char dictdir[560]; /* BUILDDIR/plugins/dict */
+
+static int group_setup(void **state)
+{
+    const char *b = getenv("HERMES_TEST_BUILDDIR");
+    if (b == NULL || *b == '\0') {
+        fprintf(stderr, "HERMES_TEST_BUILDDIR is not set; run via make "
+                        "check\n");
+        return -1;
+    }
+    snprintf(builddir, sizeof builddir, "%s", b);
+    snprintf(plugdir, sizeof plugdir, "%s/tests/plugins", builddir);
+    snprintf(dictdir, sizeof dictdir, "%s/plugins/dict", builddir);
+    /* The developer's own setting must not change what the tests find. */
+    unsetenv("HERMES_PLUGIN_PATH");
+    return 0;
+}
+
+static int reset_env(void **state)
+{
+    unsetenv("HERMES_PLUGIN_PATH");
+    return 0;
+}
+
+/* Loads spec, failing the test with the loader's message on error. */
+static void load_ok(const char *spec, const char *plugin_path, hm_plugin *p)
+{
+    char err[1024] = "";
+    hermes_rc rc = hm_plugin_load(spec, plugin_path, p, err, sizeof err);
+    if (rc != HERMES_OK)
+        fail_msg("loading %s: error %d: %s", spec, (int)rc, err);
+}
+
+/* Loads tests/plugins/NAME.la by path and expects HERMES_EPLUGIN with
+ * "PATH: " followed by want. */
+static void refused(const char *name, const char *want)
+{
+    char path[1400], err[1024] = "", full[2600];
+    hm_plugin p;
+
+    snprintf(path, sizeof path, "%s/%s.la", plugdir, name);
+    hermes_rc rc = hm_plugin_load(path, NULL, &p, err, sizeof err);
+    assert_int_equal(rc, HERMES_EPLUGIN);
+    snprintf(full, sizeof full, "%s: %s", path, want);
+    assert_string_equal(err, full);
+    assert_null(p.dl);
+    assert_null(p.desc);
+    assert_null(p.path);
+}
+
+/* A fresh directory under /tmp for files the test makes up. */
+static void make_tempdir(char *dir, size_t len)
+{
+    snprintf(dir, len, "/tmp/hermes-test-loader-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void remove_tempdir(const char *dir, const char *const *names)
+{
+    char path[512];
+    for (; *names != NULL; names++) {
+        snprintf(path, sizeof path, "%s/%s", dir, *names);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+static void builtin_dict_loads(void **state)
+{
+    hm_plugin p;
+    load_ok("dict", NULL, &p);
+    assert_null(p.dl);
+    assert_ptr_equal(p.desc, hm_dict_backend());
+    assert_string_equal(p.desc->name, "dict");
+    assert_string_equal(p.path, "(built-in)");
+    hm_plugin_unload(&p);
+    assert_null(p.path);
+}
+
+static void dict_name_is_builtin_even_with_module_on_path(void **state)
+{
+    hm_plugin p;
+    load_ok("dict", dictdir, &p);
+    assert_null(p.dl);
+    assert_string_equal(p.path, "(built-in)");
+    hm_plugin_unload(&p);
+}
+
+static void dict_module_loads_by_absolute_path(void **state)
+{
+    char path[1400];
+    hm_plugin p;
+
+    snprintf(path, sizeof path, "%s/dict.la", dictdir);
+    load_ok(path, NULL, &p);
+    assert_non_null(p.dl);
+    assert_string_equal(p.path, path);
+    assert_string_equal(p.desc->name, "dict");
+    /* A separate copy of the code, not the built-in descriptor. */
+    assert_ptr_not_equal(p.desc, hm_dict_backend());
+    hm_plugin_unload(&p);
+    assert_null(p.dl);
+}
+
+static void dict_module_loads_by_name_as_so(void **state)
+{
+    /* "dict" always means the built-in, so the module is reached by name
+     * through a link under another name to the shared object libtool
+     * built. */
+    char dir[64], target[1400], link[128];
+    hm_plugin p;
+
+    make_tempdir(dir, sizeof dir);
+    snprintf(target, sizeof target, "%s/.libs/dict.so", dictdir);
+    snprintf(link, sizeof link, "%s/mydict.so", dir);
+    assert_int_equal(symlink(target, link), 0);
+    load_ok("mydict", dir, &p);
+    assert_string_equal(p.path, link);
+    assert_string_equal(p.desc->name, "dict");
+    hm_plugin_unload(&p);
+    remove_tempdir(dir, (const char *const[]){"mydict.so", NULL});
+}
+
+static void plugin_loads_by_name_from_plugin_path(void **state)
+{
+    char path[1400], search[1400];
+    hm_plugin p;
+
+    snprintf(search, sizeof search, "/nonexistent/hermes:%s/", plugdir);
+    snprintf(path, sizeof path, "%s/good.la", plugdir);
+    load_ok("good", search, &p);
+    assert_non_null(p.dl);
+    assert_string_equal(p.path, path);
+    assert_string_equal(p.desc->name, "test");
+    hm_plugin_unload(&p);
+}
+
+static void plugin_loads_by_name_from_env_path(void **state)
+{
+    char path[1400], env[1400];
+    hm_plugin p;
+
+    snprintf(env, sizeof env, "/nonexistent/hermes::%s", plugdir);
+    setenv("HERMES_PLUGIN_PATH", env, 1);
+    snprintf(path, sizeof path, "%s/good.la", plugdir);
+    load_ok("good", "/nonexistent/other", &p);
+    assert_string_equal(p.path, path);
+    hm_plugin_unload(&p);
+}
+
+static void plugin_path_comes_before_env_path(void **state)
+{
+    char dir[64], target[1400], link[128];
+    hm_plugin p;
+
+    make_tempdir(dir, sizeof dir);
+    snprintf(target, sizeof target, "%s/.libs/dict.so", dictdir);
+    snprintf(link, sizeof link, "%s/good.so", dir);
+    assert_int_equal(symlink(target, link), 0);
+    setenv("HERMES_PLUGIN_PATH", plugdir, 1); /* also has a good.la */
+    load_ok("good", dir, &p);
+    assert_string_equal(p.path, link);
+    assert_string_equal(p.desc->name, "dict");
+    hm_plugin_unload(&p);
+    remove_tempdir(dir, (const char *const[]){"good.so", NULL});
+}
+
+static void la_is_tried_before_so_and_reported_when_broken(void **state)
+{
+    char dir[64], target[1400], link[128], want[256], err[1024] = "";
+    hm_plugin p;
+
+    make_tempdir(dir, sizeof dir);
+    snprintf(target, sizeof target, "%s/.libs/dict.so", dictdir);
+    snprintf(link, sizeof link, "%s/x.so", dir);
+    assert_int_equal(symlink(target, link), 0);
+    write_file(dir, "x.la", "not a libtool file\n");
+    assert_int_equal(hm_plugin_load("x", dir, &p, err, sizeof err),
+                     HERMES_EPLUGIN);
+    snprintf(want, sizeof want, "%s/x.la: cannot load: ", dir);
+    assert_memory_equal(err, want, strlen(want));
+    remove_tempdir(dir, (const char *const[]){"x.so", "x.la", NULL});
+}
+
+static void not_found_lists_every_place_it_looked(void **state)
+{
+    char err[1024] = "";
+    hm_plugin p;
+
+    setenv("HERMES_PLUGIN_PATH", "/nonexistent/c", 1);
+    assert_int_equal(hm_plugin_load("nope", "/nonexistent/a:/nonexistent/b/",
+                                    &p, err, sizeof err),
+                     HERMES_EPLUGIN);
+    assert_string_equal(err, "plugin 'nope' not found; looked in: "
+                             "/nonexistent/a/nope.{la,so}, "
+                             "/nonexistent/b/nope.{la,so}, "
+                             "/nonexistent/c/nope.{la,so}, " HERMES_PLUGINDIR
+                             "/nope.{la,so}");
+    assert_null(p.desc);
+}
+
+static void missing_file_by_path_cannot_load(void **state)
+{
+    char err[1024] = "";
+    hm_plugin p;
+    assert_int_equal(
+        hm_plugin_load("/nonexistent/x.so", NULL, &p, err, sizeof err),
+        HERMES_EPLUGIN);
+    assert_memory_equal(err, "/nonexistent/x.so: cannot load: ", 32);
+}
+
+static void text_file_named_so_cannot_load_with_reason(void **state)
+{
+    char dir[64], want[256], err[1024] = "";
+    hm_plugin p;
+
+    make_tempdir(dir, sizeof dir);
+    write_file(dir, "x.so", "this is not an ELF file\n");
+    assert_int_equal(hm_plugin_load("x", dir, &p, err, sizeof err),
+                     HERMES_EPLUGIN);
+    snprintf(want, sizeof want, "%s/x.so: cannot load: ", dir);
+    assert_memory_equal(err, want, strlen(want));
+    /* The loader's own reason follows, not an empty or generic text. */
+    assert_true(strlen(err) > strlen(want));
+    assert_null(strstr(err, "unknown error"));
+    assert_null(strstr(err, "file not found")); /* it is there */
+    assert_null(p.dl);
+    remove_tempdir(dir, (const char *const[]){"x.so", NULL});
+}
+
+static void unresolved_symbol_reports_dlopen_reason(void **state)
+{
+    char want[700], err[1024] = "";
+    hm_plugin p;
+
+    assert_int_equal(hm_plugin_load("unresolved", plugdir, &p, err, sizeof err),
+                     HERMES_EPLUGIN);
+    snprintf(want, sizeof want, "%s/unresolved.la: cannot load: ", plugdir);
+    assert_memory_equal(err, want, strlen(want));
+    assert_non_null(
+        strstr(err, "undefined symbol: hermes_test_no_such_symbol"));
+}
+
+static void junk_la_file_is_not_a_libtool_module(void **state)
+{
+    char dir[64], want[256], err[1024] = "";
+    hm_plugin p;
+
+    make_tempdir(dir, sizeof dir);
+    write_file(dir, "x.la", "not a libtool file\n");
+    assert_int_equal(hm_plugin_load("x", dir, &p, err, sizeof err),
+                     HERMES_EPLUGIN);
+    snprintf(want, sizeof want,
+             "%s/x.la: cannot load: not a libtool module (no dlname)", dir);
+    assert_string_equal(err, want);
+    remove_tempdir(dir, (const char *const[]){"x.la", NULL});
+}
+
+static void no_entry_symbol_is_refused(void **state)
+{
+    refused("no_entry", "no hermes_backend_entry symbol: not a Hermes plugin");
+}
+
+static void entry_returning_null_is_refused(void **state)
+{
+    refused("entry_null", "hermes_backend_entry returned NULL");
+}
+
+static void newer_abi_major_is_refused(void **state)
+{
+    char want[128];
+    snprintf(want, sizeof want, "ABI major %d, this core speaks %d",
+             HERMES_BACKEND_ABI_MAJOR + 1, HERMES_BACKEND_ABI_MAJOR);
+    refused("bad_major", want);
+}
+
+static void newer_abi_minor_is_refused(void **state)
+{
+    char want[128];
+    snprintf(want, sizeof want, "ABI %d.%d is newer than this core's %d.%d",
+             HERMES_BACKEND_ABI_MAJOR, HERMES_BACKEND_ABI_MINOR + 1,
+             HERMES_BACKEND_ABI_MAJOR, HERMES_BACKEND_ABI_MINOR);
+    refused("newer_minor", want);
+}
+
+static void too_small_struct_size_is_refused(void **state)
+{
+    char want[128];
+    snprintf(want, sizeof want,
+             "descriptor struct_size %zu smaller than ABI 1.0's %zu",
+             HERMES_BACKEND_SIZE_1_0 - sizeof(void *), HERMES_BACKEND_SIZE_1_0);
+    refused("small_size", want);
+}
+
+static void null_mandatory_operation_is_refused(void **state)
+{
+    static const char *const ops[] = {"open", "get", "unlock", "flush"};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        char name[32], want[128];
+        snprintf(name, sizeof name, "null_%s", ops[i]);
+        snprintf(want, sizeof want, "mandatory operation '%s' is NULL", ops[i]);
+        refused(name, want);
+    }
+}
+
+static void scan_capability_without_scan_is_refused(void **state)
+{
+    refused("scan_no_op",
+            "declares HERMES_CAP_SCAN but operation 'scan' is NULL");
+}
+
+static void bad_name_is_refused(void **state)
+{
+    refused("bad_name", "descriptor has no valid name");
+}
+
+static void plugin_built_for_older_minor_loads(void **state)
+{
+    char path[1400];
+    hm_plugin p;
+
+    snprintf(path, sizeof path, "%s/old_minor.la", plugdir);
+    load_ok(path, NULL, &p);
+    assert_int_equal(p.desc->abi_minor, 0);
+    assert_int_equal(p.desc->struct_size, HERMES_BACKEND_SIZE_1_0);
+    assert_string_equal(p.desc->name, "test");
+    hm_plugin_unload(&p);
+}
+
+/* Descriptor checks that need no file: a valid base, then one defect. */
+static int op_open(const hermes_host *h, const hermes_kv *kv, size_t n,
+                   void **s, hermes_open_error *e)
+{
+    return HERMES_BE_OK;
+}
+
+static void op_close(void *s)
+{
+}
+
+static int op_get(void *s, const hermes_bytes *k, size_t n, hermes_value_cb cb,
+                  void *a)
+{
+    return HERMES_BE_OK;
+}
+
+static int op_set(void *s, const hermes_item *it, size_t n, hermes_value_cb cb,
+                  void *a)
+{
+    return HERMES_BE_OK;
+}
+
+static int op_del(void *s, const hermes_bytes *k, size_t n)
+{
+    return HERMES_BE_OK;
+}
+
+static int op_lock(void *s, hermes_bytes k, hermes_bytes t, uint32_t ttl,
+                   int *acq)
+{
+    return HERMES_BE_OK;
+}
+
+static int op_unlock(void *s, hermes_bytes k, hermes_bytes t, int *rel)
+{
+    return HERMES_BE_OK;
+}
+
+static int op_flush(void *s, hermes_bytes p)
+{
+    return HERMES_BE_OK;
+}
+
+static hermes_backend valid_desc(void)
+{
+    hermes_backend d = {
+        .abi_major = HERMES_BACKEND_ABI_MAJOR,
+        .abi_minor = HERMES_BACKEND_ABI_MINOR,
+        .struct_size = sizeof(hermes_backend),
+        .name = "x_1",
+        .version = "1",
+        .open = op_open,
+        .close = op_close,
+        .get = op_get,
+        .set = op_set,
+        .del = op_del,
+        .lock = op_lock,
+        .unlock = op_unlock,
+        .flush = op_flush,
+    };
+    return d;
+}
+
+static void check_accepts_valid_descriptor(void **state)
+{
+    hermes_backend d = valid_desc();
+    char err[256] = "";
+    assert_int_equal(hm_plugin_check(&d, "x.so", err, sizeof err), HERMES_OK);
+}
+
+static void check_refuses_null_version(void **state)
+{
+    hermes_backend d = valid_desc();
+    char err[256] = "";
+    d.version = NULL;
+    assert_int_equal(hm_plugin_check(&d, "x.so", err, sizeof err),
+                     HERMES_EPLUGIN);
+    assert_string_equal(err, "x.so: descriptor has no version");
+}
+
+static void check_refuses_stats_capability_without_stats(void **state)
+{
+    hermes_backend d = valid_desc();
+    char err[256] = "";
+    d.caps = HERMES_CAP_STATS;
+    assert_int_equal(hm_plugin_check(&d, "x.so", err, sizeof err),
+                     HERMES_EPLUGIN);
+    assert_string_equal(
+        err, "x.so: declares HERMES_CAP_STATS but operation 'stats' is NULL");
+}
+
+static void check_refuses_empty_and_uppercase_names(void **state)
+{
+    static const char *const names[] = {"", "Redis", "a-b", "a b"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        hermes_backend d = valid_desc();
+        char err[256] = "";
+        d.name = names[i];
+        assert_int_equal(hm_plugin_check(&d, "x.so", err, sizeof err),
+                         HERMES_EPLUGIN);
+        assert_string_equal(err, "x.so: descriptor has no valid name");
+    }
+}
+
+static void check_reports_major_before_size(void **state)
+{
+    /* A future major may have any layout: nothing past the header is
+     * trusted, not even struct_size's meaning. */
+    hermes_backend d = valid_desc();
+    char err[256] = "";
+    d.abi_major = 2;
+    d.struct_size = 4;
+    d.name = NULL;
+    assert_int_equal(hm_plugin_check(&d, "x.so", err, sizeof err),
+                     HERMES_EPLUGIN);
+    assert_string_equal(err, "x.so: ABI major 2, this core speaks 1");
+}
+
+typedef struct listing {
+    int calls;
+    int builtin_first;
+    int good_ok;
+    int bad_major_err;
+    int dict_module_seen;
+    int ok_without_desc; /* err NULL but desc NULL: must never happen */
+} listing;
+
+static void list_cb(void *arg, const char *path, const hermes_backend *desc,
+                    const char *err)
+{
+    listing *l = arg;
+    const char *base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+
+    if (l->calls++ == 0)
+        l->builtin_first = strcmp(path, "(built-in)") == 0 && err == NULL &&
+                           desc != NULL && strcmp(desc->name, "dict") == 0;
+    if (err == NULL && desc == NULL)
+        l->ok_without_desc = 1;
+    if (strncmp(path, plugdir, strlen(plugdir)) == 0 &&
+        path[strlen(plugdir)] == '/') {
+        if (strcmp(base, "good.la") == 0 && err == NULL &&
+            strcmp(desc->name, "test") == 0)
+            l->good_ok++;
+        if (strcmp(base, "bad_major.la") == 0 && err != NULL &&
+            strstr(err, ": ABI major 2, this core speaks 1") != NULL)
+            l->bad_major_err++;
+    }
+    if (strcmp(base, "dict.la") == 0 || strcmp(base, "dict.so") == 0)
+        l->dict_module_seen = 1;
+}
+
+static void plugin_list_finds_builtin_and_test_plugins(void **state)
+{
+    char search[1700];
+    listing l;
+
+    memset(&l, 0, sizeof l);
+    snprintf(search, sizeof search, "%s:%s:%s", dictdir, plugdir, plugdir);
+    hm_plugin_list(search, list_cb, &l);
+    assert_true(l.builtin_first);
+    assert_int_equal(l.good_ok, 1);       /* once, though listed twice */
+    assert_int_equal(l.bad_major_err, 1); /* reported with its reason */
+    assert_false(l.dict_module_seen);     /* shadowed by the built-in */
+    assert_false(l.ok_without_desc);
+    assert_true(l.calls >= 15);
+}
+
+static void unload_is_safe_on_empty_plugin(void **state)
+{
+    hm_plugin p;
+    memset(&p, 0, sizeof p);
+    hm_plugin_unload(&p);
+    hm_plugin_unload(NULL);
+    assert_null(p.path);
+}
+
+/* libltdl's error text is global: concurrent failures must each still
+ * report their own file and reason. */
+static void *load_many(void *arg)
+{
+    const char *dir = arg;
+    char bad[1400], missing[128], err[1024], want[1500];
+    long failures = 0;
+
+    snprintf(bad, sizeof bad, "%s/bad_major.la", plugdir);
+    snprintf(missing, sizeof missing, "%s/missing.so", dir);
+    for (int i = 0; i < 100; i++) {
+        hm_plugin p;
+        if (hm_plugin_load("x", dir, &p, err, sizeof err) != HERMES_EPLUGIN ||
+            strncmp(err, dir, strlen(dir)) != 0 ||
+            strstr(err, "/x.so: cannot load: ") == NULL)
+            failures++;
+        if (hm_plugin_load(missing, NULL, &p, err, sizeof err) !=
+                HERMES_EPLUGIN ||
+            strncmp(err, missing, strlen(missing)) != 0)
+            failures++;
+        snprintf(want, sizeof want, "%s: ABI major 2, this core speaks 1", bad);
+        if (hm_plugin_load(bad, NULL, &p, err, sizeof err) != HERMES_EPLUGIN ||
+            strcmp(err, want) != 0)
+            failures++;
+        if (hm_plugin_load("good", plugdir, &p, err, sizeof err) != HERMES_OK)
+            failures++;
+        hm_plugin_unload(&p);
+    }
+    return (void *)failures;
+}
+
+static void concurrent_loads_report_their_own_errors(void **state)
+{
+    enum { NTHREADS = 4 };
+    char dirs[NTHREADS][64];
+    pthread_t t[NTHREADS];
+
+    for (int i = 0; i < NTHREADS; i++) {
+        make_tempdir(dirs[i], sizeof dirs[i]);
+        write_file(dirs[i], "x.so", "not an ELF file\n");
+    }
+    for (int i = 0; i < NTHREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, load_many, dirs[i]), 0);
+    long failures = 0;
+    for (int i = 0; i < NTHREADS; i++) {
+        void *r;
+        assert_int_equal(pthread_join(t[i], &r), 0);
+        failures += (long)r;
+    }
+    for (int i = 0; i < NTHREADS; i++)
+        remove_tempdir(dirs[i], (const char *const[]){"x.so", NULL});
+    assert_int_equal(failures, 0);
+}
+
+#define T(f) cmocka_unit_test_teardown(f, reset_env)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(builtin_dict_loads),
+        T(dict_name_is_builtin_even_with_module_on_path),
+        T(dict_module_loads_by_absolute_path),
+        T(dict_module_loads_by_name_as_so),
+        T(plugin_loads_by_name_from_plugin_path),
+        T(plugin_loads_by_name_from_env_path),
+        T(plugin_path_comes_before_env_path),
+        T(la_is_tried_before_so_and_reported_when_broken),
+        T(not_found_lists_every_place_it_looked),
+        T(missing_file_by_path_cannot_load),
+        T(text_file_named_so_cannot_load_with_reason),
+        T(unresolved_symbol_reports_dlopen_reason),
+        T(junk_la_file_is_not_a_libtool_module),
+        T(no_entry_symbol_is_refused),
+        T(entry_returning_null_is_refused),
+        T(newer_abi_major_is_refused),
+        T(newer_abi_minor_is_refused),
+        T(too_small_struct_size_is_refused),
+        T(null_mandatory_operation_is_refused),
+        T(scan_capability_without_scan_is_refused),
+        T(bad_name_is_refused),
+        T(plugin_built_for_older_minor_loads),
+        T(check_accepts_valid_descriptor),
+        T(check_refuses_null_version),
+        T(check_refuses_stats_capability_without_stats),
+        T(check_refuses_empty_and_uppercase_names),
+        T(check_reports_major_before_size),
+        T(plugin_list_finds_builtin_and_test_plugins),
+        T(unload_is_safe_on_empty_plugin),
+        T(concurrent_loads_report_their_own_errors),
+    };
+    return cmocka_run_group_tests(tests, group_setup, NULL);
+}
