@@ -1,0 +1,436 @@
+/*
+ * Connection pool of the redis plugin: a mutex-protected idle list of
+ * hiredis contexts, lazy connects with exponential backoff, and fork
+ * safety.  See pool.h for the contract; this file explains the choices.
+ */
+#include "pool.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* After a failed connect no new connect is tried for backoff_ms, starting
+ * here and doubling up to the cap; a success resets it. */
+#define BACKOFF_FIRST_MS 50u
+#define BACKOFF_MAX_MS 2000u
+
+static uint64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The host's clock drives backoff so that the core can reason about it; the
+ * condition variable below needs the real CLOCK_MONOTONIC anyway. */
+static uint64_t mono_ns(const rpool *p)
+{
+    if (p->host && p->host->monotonic_ns)
+        return p->host->monotonic_ns(p->host->ctx);
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+static struct timeval ms_to_tv(uint32_t ms)
+{
+    struct timeval tv;
+
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    return tv;
+}
+
+void rpool_log(rpool *p, int level, const char *fmt, ...)
+{
+    char msg[512];
+    int off;
+    va_list ap;
+
+    if (!p->host || !p->host->log)
+        return;
+    off = snprintf(msg, sizeof msg, "redis %s: ", p->endpoint);
+    if (off < 0 || (size_t)off >= sizeof msg)
+        off = 0;
+    va_start(ap, fmt);
+    vsnprintf(msg + off, sizeof msg - (size_t)off, fmt, ap);
+    va_end(ap);
+    p->host->log(p->host->ctx, level, msg);
+}
+
+static char *dup_or_null(const char *s, int *failed)
+{
+    char *d;
+
+    if (!s)
+        return NULL;
+    d = strdup(s);
+    if (!d)
+        *failed = 1;
+    return d;
+}
+
+int rpool_init(rpool *p, const hermes_host *host, const rpool_settings *s)
+{
+    pthread_condattr_t ca;
+    int failed = 0;
+    size_t elen;
+
+    memset(p, 0, sizeof *p);
+    p->host = host;
+    p->port = s->port;
+    p->db = s->db;
+    p->connect_timeout_ms = s->connect_timeout_ms;
+    p->command_timeout_ms = s->command_timeout_ms;
+    p->size = s->size;
+    p->hostname = dup_or_null(s->host, &failed);
+    p->socket_path = dup_or_null(s->socket_path, &failed);
+    p->password = dup_or_null(s->password, &failed);
+    elen = (s->socket_path ? strlen(s->socket_path) : strlen(s->host)) + 16;
+    p->endpoint = malloc(elen);
+    if (failed || !p->endpoint) {
+        rpool_destroy(p);
+        return HERMES_BE_NOMEM;
+    }
+    if (s->socket_path)
+        snprintf(p->endpoint, elen, "unix:%s", s->socket_path);
+    else
+        snprintf(p->endpoint, elen, "%s:%d", s->host, s->port);
+
+    pthread_mutex_init(&p->mu, NULL);
+    /* Waits are bounded by a monotonic deadline: a wall-clock jump must
+     * not stretch or cut them. */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    p->pid = getpid();
+    atomic_init(&p->connects, 0);
+    atomic_init(&p->connect_failures, 0);
+    atomic_init(&p->commands, 0);
+    atomic_init(&p->errors, 0);
+    return HERMES_BE_OK;
+}
+
+/*
+ * Forget a context created by another process (we are a fork child).  Its
+ * socket is shared with the parent, so nothing may be written to it: hiredis
+ * releases the memory while we keep the descriptor, which we then close
+ * ourselves.  Closing our copy of the descriptor sends nothing, because the
+ * parent still holds the socket open.
+ */
+static void drop_foreign(rpool_conn *conn)
+{
+    int fd = redisFreeKeepFd(conn->c);
+
+    if (fd >= 0)
+        close(fd);
+    free(conn);
+}
+
+static void free_conn(rpool_conn *conn)
+{
+    if (conn->pid != getpid()) {
+        drop_foreign(conn);
+        return;
+    }
+    redisFree(conn->c);
+    free(conn);
+}
+
+/*
+ * Called with mu held.  In a fork child the idle list holds the parent's
+ * sockets and `live` counts contexts borrowed by parent threads that do not
+ * exist here: start over with an empty pool.
+ */
+static void check_fork_locked(rpool *p)
+{
+    pid_t me = getpid();
+    rpool_conn *conn;
+
+    if (p->pid == me)
+        return;
+    while ((conn = p->idle) != NULL) {
+        p->idle = conn->next;
+        drop_foreign(conn);
+    }
+    p->live = 0;
+    p->pid = me;
+}
+
+void rpool_destroy(rpool *p)
+{
+    rpool_conn *conn;
+
+    if (p->endpoint) {
+        while ((conn = p->idle) != NULL) {
+            p->idle = conn->next;
+            free_conn(conn);
+        }
+        pthread_cond_destroy(&p->cv);
+        pthread_mutex_destroy(&p->mu);
+    }
+    free(p->hostname);
+    free(p->socket_path);
+    free(p->password);
+    free(p->endpoint);
+    memset(p, 0, sizeof *p);
+}
+
+static int status_of(const redisContext *c)
+{
+    switch (c->err) {
+    case REDIS_ERR_PROTOCOL:
+        return HERMES_BE_PROTOCOL;
+    case REDIS_ERR_OOM:
+        return HERMES_BE_NOMEM;
+    default: /* REDIS_ERR_IO (also timeouts), _EOF, _OTHER */
+        return HERMES_BE_IO;
+    }
+}
+
+int rpool_append(rpool *p, rpool_conn *conn, int argc, const char **argv,
+                 const size_t *lens)
+{
+    if (redisAppendCommandArgv(conn->c, argc, argv, lens) != REDIS_OK) {
+        conn->broken = 1;
+        atomic_fetch_add(&p->errors, 1);
+        rpool_log(p, HERMES_LOG_ERROR, "cannot queue %.*s: out of memory",
+                  (int)lens[0], argv[0]);
+        return HERMES_BE_NOMEM;
+    }
+    atomic_fetch_add(&p->commands, 1);
+    return HERMES_BE_OK;
+}
+
+int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
+               const char *what)
+{
+    size_t i;
+    void *r;
+
+    for (i = 0; i < n; i++) {
+        r = NULL;
+        if (redisGetReply(conn->c, &r) != REDIS_OK || !r) {
+            int rc = status_of(conn->c);
+
+            /* The stream is out of step (or gone): never reuse it. */
+            conn->broken = 1;
+            atomic_fetch_add(&p->errors, 1);
+            rpool_log(p, HERMES_LOG_ERROR, "%s failed: %s", what,
+                      conn->c->errstr[0] ? conn->c->errstr : "no reply");
+            while (i > 0) {
+                i--;
+                freeReplyObject(replies[i]);
+                replies[i] = NULL;
+            }
+            return rc;
+        }
+        replies[i] = r;
+    }
+    return HERMES_BE_OK;
+}
+
+/* Send AUTH and SELECT in one round trip; any refusal fails the connect. */
+static int handshake(rpool *p, rpool_conn *conn)
+{
+    redisReply *replies[2] = {NULL, NULL};
+    char dbbuf[16];
+    const char *argv[2];
+    size_t lens[2];
+    size_t n = 0, i;
+    int rc;
+
+    if (p->password) {
+        argv[0] = "AUTH";
+        lens[0] = 4;
+        argv[1] = p->password;
+        lens[1] = strlen(p->password);
+        rc = rpool_append(p, conn, 2, argv, lens);
+        if (rc != HERMES_BE_OK)
+            return rc;
+        n++;
+    }
+    if (p->db != 0) {
+        argv[0] = "SELECT";
+        lens[0] = 6;
+        lens[1] = (size_t)snprintf(dbbuf, sizeof dbbuf, "%d", p->db);
+        argv[1] = dbbuf;
+        rc = rpool_append(p, conn, 2, argv, lens);
+        if (rc != HERMES_BE_OK)
+            return rc;
+        n++;
+    }
+    if (n == 0)
+        return HERMES_BE_OK;
+    rc = rpool_read(p, conn, n, replies, "AUTH/SELECT");
+    if (rc != HERMES_BE_OK)
+        return rc;
+    for (i = 0; i < n; i++) {
+        if (replies[i]->type == REDIS_REPLY_ERROR) {
+            rpool_log(p, HERMES_LOG_ERROR, "%s refused: %s",
+                      (p->password && i == 0) ? "AUTH" : "SELECT",
+                      replies[i]->str);
+            rc = HERMES_BE_IO;
+        }
+        freeReplyObject(replies[i]);
+    }
+    return rc;
+}
+
+/* Open and prepare one context.  Runs without the pool lock held. */
+static int connect_one(rpool *p, rpool_conn **out)
+{
+    struct timeval ctv = ms_to_tv(p->connect_timeout_ms);
+    rpool_conn *conn;
+    redisContext *c;
+    int rc;
+
+    if (p->socket_path)
+        c = redisConnectUnixWithTimeout(p->socket_path, ctv);
+    else
+        c = redisConnectWithTimeout(p->hostname, p->port, ctv);
+    if (!c) {
+        rpool_log(p, HERMES_LOG_ERROR, "connect: out of memory");
+        return HERMES_BE_NOMEM;
+    }
+    if (c->err) {
+        rpool_log(p, HERMES_LOG_ERROR, "connect failed: %s", c->errstr);
+        redisFree(c);
+        return HERMES_BE_IO;
+    }
+    if (redisSetTimeout(c, ms_to_tv(p->command_timeout_ms)) != REDIS_OK) {
+        rpool_log(p, HERMES_LOG_ERROR, "cannot set timeout: %s",
+                  c->errstr[0] ? c->errstr : strerror(errno));
+        redisFree(c);
+        return HERMES_BE_IO;
+    }
+    conn = calloc(1, sizeof *conn);
+    if (!conn) {
+        redisFree(c);
+        return HERMES_BE_NOMEM;
+    }
+    conn->c = c;
+    conn->pid = getpid();
+    rc = handshake(p, conn);
+    if (rc != HERMES_BE_OK) {
+        redisFree(c);
+        free(conn);
+        return rc;
+    }
+    *out = conn;
+    return HERMES_BE_OK;
+}
+
+int rpool_take(rpool *p, rpool_conn **out)
+{
+    struct timespec deadline;
+    int have_deadline = 0;
+    rpool_conn *conn;
+    uint64_t now;
+    int rc;
+
+    pthread_mutex_lock(&p->mu);
+    check_fork_locked(p);
+    for (;;) {
+        if ((conn = p->idle) != NULL) {
+            p->idle = conn->next;
+            conn->next = NULL;
+            pthread_mutex_unlock(&p->mu);
+            *out = conn;
+            return HERMES_BE_OK;
+        }
+        if (p->live < p->size)
+            break;
+        if (!have_deadline) {
+            uint64_t d = clock_ns(CLOCK_MONOTONIC) +
+                         (uint64_t)p->command_timeout_ms * 1000000u;
+
+            deadline.tv_sec = (time_t)(d / 1000000000u);
+            deadline.tv_nsec = (long)(d % 1000000000u);
+            have_deadline = 1;
+        }
+        if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT &&
+            !p->idle && p->live >= p->size) {
+            pthread_mutex_unlock(&p->mu);
+            rpool_log(p, HERMES_LOG_WARN, "all %u connections busy for %u ms",
+                      p->size, (unsigned)p->command_timeout_ms);
+            return HERMES_BE_IO;
+        }
+    }
+
+    now = mono_ns(p);
+    if (p->backoff_ms != 0) {
+        if (now < p->retry_at_ns) {
+            /* Refuse without touching the network: a dead server must not
+             * cost a connect timeout per call. */
+            pthread_mutex_unlock(&p->mu);
+            return HERMES_BE_IO;
+        }
+        /* This thread probes; the others keep failing fast meanwhile. */
+        p->retry_at_ns =
+            now + ((uint64_t)p->connect_timeout_ms + p->backoff_ms) * 1000000u;
+    }
+    p->live++;
+    pthread_mutex_unlock(&p->mu);
+
+    rc = connect_one(p, &conn);
+
+    pthread_mutex_lock(&p->mu);
+    if (rc == HERMES_BE_OK) {
+        atomic_fetch_add(&p->connects, 1);
+        if (p->backoff_ms != 0)
+            rpool_log(p, HERMES_LOG_INFO, "connected again");
+        p->backoff_ms = 0;
+        p->retry_at_ns = 0;
+        pthread_mutex_unlock(&p->mu);
+        *out = conn;
+        return HERMES_BE_OK;
+    }
+    atomic_fetch_add(&p->connect_failures, 1);
+    p->live--;
+    if (rc != HERMES_BE_NOMEM) {
+        p->backoff_ms =
+            p->backoff_ms == 0 ? BACKOFF_FIRST_MS : p->backoff_ms * 2;
+        if (p->backoff_ms > BACKOFF_MAX_MS)
+            p->backoff_ms = BACKOFF_MAX_MS;
+        p->retry_at_ns = mono_ns(p) + (uint64_t)p->backoff_ms * 1000000u;
+    }
+    /* A waiter may now create a context in the slot we gave up. */
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+void rpool_put(rpool *p, rpool_conn *conn)
+{
+    pthread_mutex_lock(&p->mu);
+    check_fork_locked(p);
+    if (conn->pid != p->pid) {
+        /* Borrowed before fork(): `live` was reset and does not count it. */
+        drop_foreign(conn);
+    } else if (conn->broken) {
+        int lost =
+            conn->c->err == REDIS_ERR_EOF || conn->c->err == REDIS_ERR_IO;
+
+        free_conn(conn);
+        p->live--;
+        /* The server closed or stopped answering one connection: it most
+         * likely restarted or died, and the idle ones are just as dead.
+         * Dropping them now means one failed call, not one per idle
+         * connection, before calls work again. */
+        while (lost && (conn = p->idle) != NULL) {
+            p->idle = conn->next;
+            free_conn(conn);
+            p->live--;
+        }
+        pthread_cond_broadcast(&p->cv);
+    } else {
+        conn->next = p->idle;
+        p->idle = conn;
+    }
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}

@@ -1,0 +1,109 @@
+/*
+ * The redis plugin's connection pool.  A hiredis context is not thread-safe,
+ * so every operation takes a private context from the pool, uses it and
+ * hands it back.  The pool connects lazily, bounds the number of contexts,
+ * backs off after a failed connect (so a dead server costs no network time
+ * per call), drops any context that saw an I/O or protocol error, and never
+ * touches a socket inherited across fork().
+ *
+ * Ownership: the pool owns every context; a caller borrows one between
+ * rpool_take() and rpool_put() and must return it exactly once.
+ */
+#ifndef HERMES_REDIS_POOL_H
+#define HERMES_REDIS_POOL_H
+
+#include <hermes/backend.h>
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* What the pool needs from the config; strings are copied by rpool_init. */
+typedef struct rpool_settings {
+    const char *host;        /* TCP host, used when socket_path is NULL */
+    int port;                /* TCP port */
+    const char *socket_path; /* unix socket; overrides host and port */
+    int db;                  /* SELECTed after connecting when non-zero */
+    const char *password;    /* AUTH after connecting when non-NULL */
+    uint32_t connect_timeout_ms;
+    uint32_t command_timeout_ms; /* per socket read/write, and pool wait */
+    unsigned size;               /* most contexts alive at once */
+} rpool_settings;
+
+/* One pooled connection. */
+typedef struct rpool_conn {
+    redisContext *c;
+    pid_t pid;  /* the process that connected; no other may use the socket */
+    int broken; /* set on I/O or protocol error: freed instead of reused */
+    struct rpool_conn *next; /* idle list link */
+} rpool_conn;
+
+typedef struct rpool {
+    const hermes_host *host;
+    char *hostname;
+    int port;
+    char *socket_path;
+    int db;
+    char *password;
+    uint32_t connect_timeout_ms;
+    uint32_t command_timeout_ms;
+    unsigned size;
+    char *endpoint; /* "host:port" or "unix:path", for messages */
+
+    pthread_mutex_t mu;   /* guards everything below up to the counters */
+    pthread_cond_t cv;    /* signalled when a context is returned or freed */
+    rpool_conn *idle;     /* contexts ready for use */
+    unsigned live;        /* contexts of this process, idle or borrowed */
+    pid_t pid;            /* process the idle list and live belong to */
+    uint32_t backoff_ms;  /* 0 when the last connect succeeded */
+    uint64_t retry_at_ns; /* no connect before this monotonic time */
+
+    /* Counters for stats(); atomics so that reading them needs no lock. */
+    atomic_uint_fast64_t connects;
+    atomic_uint_fast64_t connect_failures;
+    atomic_uint_fast64_t commands;
+    atomic_uint_fast64_t errors;
+} rpool;
+
+/* Set up p (no connection is made).  Returns HERMES_BE_OK or _NOMEM. */
+int rpool_init(rpool *p, const hermes_host *host, const rpool_settings *s);
+
+/* Free every idle context and everything rpool_init allocated.  No
+ * context may be borrowed. */
+void rpool_destroy(rpool *p);
+
+/*
+ * Borrow a connected context into *out.  Returns HERMES_BE_OK, or
+ * HERMES_BE_IO when the server is unreachable, the pool is backing off
+ * after a failed connect, or no context became free within
+ * command_timeout_ms; HERMES_BE_NOMEM when memory ran out.
+ */
+int rpool_take(rpool *p, rpool_conn **out);
+
+/* Return a borrowed context; a broken one is freed. */
+void rpool_put(rpool *p, rpool_conn *conn);
+
+/* Queue one command on conn without I/O (binary-safe arguments).  On
+ * failure conn is marked broken, since a partial command may be queued. */
+int rpool_append(rpool *p, rpool_conn *conn, int argc, const char **argv,
+                 const size_t *lens);
+
+/*
+ * Send everything queued on conn and read n replies into replies[], one per
+ * queued command: one round trip for the whole pipeline.  Error replies
+ * from the server are returned as replies (the connection stays in step).
+ * On an I/O or protocol failure nothing is returned (replies[] is zeroed),
+ * conn is marked broken, the failure is logged naming `what`, and the
+ * status is HERMES_BE_IO, _PROTOCOL or _NOMEM.  The caller frees each reply
+ * with freeReplyObject().
+ */
+int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
+               const char *what);
+
+/* Log through the host, prefixed with "redis <endpoint>: ". */
+void rpool_log(rpool *p, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif /* HERMES_REDIS_POOL_H */

@@ -1,0 +1,931 @@
+/*
+ * The redis backend plugin: maps the batched operations of the backend ABI
+ * (<hermes/backend.h>) onto redis commands through hiredis, one pipelined
+ * round trip per batch.  Connections come from pool.c; this file holds the
+ * config parsing and the command mapping:
+ *
+ *   get    MGET k1..kn                                     1 round trip
+ *   set    SET k v [PX ttl] per item, and for set-if-absent
+ *          SET k v NX [PX ttl] + GET k, all in one pipeline  1 round trip
+ *   del    UNLINK k1..kn (DEL on servers without UNLINK)   1 round trip
+ *   lock   SET k token NX PX ttl                           1 round trip
+ *   unlock EVALSHA of a compare-and-delete script          1 round trip
+ *   flush  SCAN MATCH <prefix>* COUNT 1000 + UNLINK batch  2 per batch
+ *   scan   SCAN MATCH ... + pipelined GET and PTTL         2 per batch
+ *
+ * Every argument travels through the Argv forms with explicit lengths, so
+ * keys and values are binary-safe.
+ */
+#include "pool.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+/* Redis refuses bulk strings longer than 512 MB (proto-max-bulk-len). */
+#define REDIS_MAX_BULK (512u * 1024u * 1024u)
+
+/* Keys per SCAN step: large enough to make flushing cheap, small enough
+ * that one step never blocks the server for long. */
+#define SCAN_COUNT "1000"
+
+/* Deletes KEYS[1] only while it holds ARGV[1]: the owner check and the
+ * delete must be one atomic step, or a lock that expired and was taken by
+ * someone else could be released by its previous owner. */
+static const char unlock_script[] =
+    "if redis.call('get',KEYS[1]) == ARGV[1] then "
+    "return redis.call('del',KEYS[1]) else return 0 end";
+
+typedef struct redis_state {
+    rpool pool;
+    int flushdb; /* flush("") may use FLUSHDB */
+    pthread_mutex_t sha_mu;
+    char unlock_sha[41];  /* SHA1 of unlock_script once loaded, else "" */
+    atomic_int no_unlink; /* the server lacks UNLINK (redis < 4): use DEL */
+} redis_state;
+
+/* ------------------------------------------------------------ config */
+
+static const char known_keys[] =
+    "host, port, socket, db, password, connect_timeout_ms, "
+    "command_timeout_ms, pool_size, flushdb";
+
+static int open_fail(hermes_open_error *err, int kv_index, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int open_fail(hermes_open_error *err, int kv_index, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err) {
+        err->kv_index = kv_index;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return HERMES_BE_INVALID;
+}
+
+/* A plain decimal in [min, max]: no sign, no spaces, no overflow. */
+static int parse_num(const char *s, unsigned long long min,
+                     unsigned long long max, unsigned long long *out)
+{
+    unsigned long long v = 0;
+    unsigned d;
+
+    if (!s || !*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        d = (unsigned)(*s - '0');
+        if (v > (max - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (v < min)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Parses one numeric key; on a bad value fills err and returns non-zero. */
+static int num_key(const hermes_kv *kv, size_t i, unsigned long long min,
+                   unsigned long long max, unsigned long long *out,
+                   hermes_open_error *err)
+{
+    if (parse_num(kv->value, min, max, out) == 0)
+        return 0;
+    open_fail(err, (int)i, "%s: \"%s\" is not an integer in %llu..%llu",
+              kv->key, kv->value ? kv->value : "", min, max);
+    return -1;
+}
+
+static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
+                      void **state, hermes_open_error *err)
+{
+    rpool_settings s = {
+        .host = "127.0.0.1",
+        .port = 6379,
+        .connect_timeout_ms = 1000,
+        .command_timeout_ms = 1000,
+        .size = 8,
+    };
+    unsigned long long v;
+    int flushdb = 0;
+    redis_state *st;
+    size_t i;
+
+    if (err) {
+        err->msg[0] = '\0';
+        err->kv_index = -1;
+    }
+    for (i = 0; i < n; i++) {
+        const char *k = kv[i].key ? kv[i].key : "";
+        const char *val = kv[i].value;
+
+        if (strcmp(k, "host") == 0) {
+            if (!val || !*val)
+                return open_fail(err, (int)i, "host: must not be empty");
+            s.host = val;
+        } else if (strcmp(k, "port") == 0) {
+            if (num_key(&kv[i], i, 1, 65535, &v, err))
+                return HERMES_BE_INVALID;
+            s.port = (int)v;
+        } else if (strcmp(k, "socket") == 0) {
+            if (!val || !*val ||
+                strlen(val) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+                return open_fail(err, (int)i,
+                                 "socket: \"%s\" is not a usable unix "
+                                 "socket path",
+                                 val ? val : "");
+            s.socket_path = val;
+        } else if (strcmp(k, "db") == 0) {
+            if (num_key(&kv[i], i, 0, INT_MAX, &v, err))
+                return HERMES_BE_INVALID;
+            s.db = (int)v;
+        } else if (strcmp(k, "password") == 0) {
+            /* An empty value means "no password", as in redis.conf. */
+            s.password = (val && *val) ? val : NULL;
+        } else if (strcmp(k, "connect_timeout_ms") == 0) {
+            if (num_key(&kv[i], i, 1, 3600000, &v, err))
+                return HERMES_BE_INVALID;
+            s.connect_timeout_ms = (uint32_t)v;
+        } else if (strcmp(k, "command_timeout_ms") == 0) {
+            if (num_key(&kv[i], i, 1, 3600000, &v, err))
+                return HERMES_BE_INVALID;
+            s.command_timeout_ms = (uint32_t)v;
+        } else if (strcmp(k, "pool_size") == 0) {
+            if (num_key(&kv[i], i, 1, 1024, &v, err))
+                return HERMES_BE_INVALID;
+            s.size = (unsigned)v;
+        } else if (strcmp(k, "flushdb") == 0) {
+            if (val && strcmp(val, "yes") == 0)
+                flushdb = 1;
+            else if (val && strcmp(val, "no") == 0)
+                flushdb = 0;
+            else
+                return open_fail(err, (int)i,
+                                 "flushdb: \"%s\" is neither yes nor no",
+                                 val ? val : "");
+        } else {
+            return open_fail(err, (int)i, "unknown key \"%s\" (known: %s)", k,
+                             known_keys);
+        }
+    }
+
+    st = calloc(1, sizeof *st);
+    if (!st)
+        return open_fail(err, -1, "out of memory");
+    /* No connect here: the application must start with the server down. */
+    if (rpool_init(&st->pool, host, &s) != HERMES_BE_OK) {
+        free(st);
+        open_fail(err, -1, "out of memory");
+        return HERMES_BE_NOMEM;
+    }
+    st->flushdb = flushdb;
+    pthread_mutex_init(&st->sha_mu, NULL);
+    atomic_init(&st->no_unlink, 0);
+    *state = st;
+    return HERMES_BE_OK;
+}
+
+static void redis_close(void *state)
+{
+    redis_state *st = state;
+
+    if (!st)
+        return;
+    rpool_destroy(&st->pool);
+    pthread_mutex_destroy(&st->sha_mu);
+    free(st);
+}
+
+/* ----------------------------------------------------------- helpers */
+
+/* hiredis copies each argument with memcpy, which must not see NULL. */
+static const char *bytes_ptr(hermes_bytes b)
+{
+    return b.data ? (const char *)b.data : "";
+}
+
+static int too_big(size_t len)
+{
+    return len > REDIS_MAX_BULK;
+}
+
+/* Logs a reply we cannot use: the server's error text, or its type. */
+static int bad_reply(redis_state *st, const char *what, const redisReply *r)
+{
+    atomic_fetch_add(&st->pool.errors, 1);
+    if (r->type == REDIS_REPLY_ERROR)
+        rpool_log(&st->pool, HERMES_LOG_ERROR, "%s: %.*s", what, (int)r->len,
+                  r->str);
+    else
+        rpool_log(&st->pool, HERMES_LOG_ERROR,
+                  "%s: unexpected reply of type %d", what, r->type);
+    return HERMES_BE_PROTOCOL;
+}
+
+static void free_replies(redisReply **replies, size_t n)
+{
+    size_t i;
+
+    if (!replies)
+        return;
+    for (i = 0; i < n; i++)
+        if (replies[i])
+            freeReplyObject(replies[i]);
+    free(replies);
+}
+
+/* One command, one reply, on a borrowed connection. */
+static int command1(redis_state *st, rpool_conn *conn, int argc,
+                    const char **argv, const size_t *lens, redisReply **r,
+                    const char *what)
+{
+    int rc = rpool_append(&st->pool, conn, argc, argv, lens);
+
+    if (rc != HERMES_BE_OK)
+        return rc;
+    return rpool_read(&st->pool, conn, 1, r, what);
+}
+
+/* Borrow a connection, run one command, return the connection: the reply
+ * outlives the connection, so callbacks never run while holding one. */
+static int run1(redis_state *st, int argc, const char **argv,
+                const size_t *lens, redisReply **r, const char *what)
+{
+    rpool_conn *conn;
+    int rc = rpool_take(&st->pool, &conn);
+
+    if (rc != HERMES_BE_OK)
+        return rc;
+    rc = command1(st, conn, argc, argv, lens, r, what);
+    rpool_put(&st->pool, conn);
+    return rc;
+}
+
+/*
+ * Delete argc - 1 keys (argv[1..]) with UNLINK, which frees large values in
+ * the background; argv[0] is filled in here.  Servers older than 4.0 answer
+ * "unknown command": remember that and use DEL from then on.
+ */
+static int delete_keys(redis_state *st, rpool_conn *conn, int argc,
+                       const char **argv, size_t *lens)
+{
+    redisReply *r;
+    int use_del = atomic_load(&st->no_unlink);
+    int rc;
+
+    for (;;) {
+        argv[0] = use_del ? "DEL" : "UNLINK";
+        lens[0] = strlen(argv[0]);
+        r = NULL;
+        rc = command1(st, conn, argc, argv, lens, &r, argv[0]);
+        if (rc != HERMES_BE_OK)
+            return rc;
+        if (r->type == REDIS_REPLY_INTEGER) {
+            freeReplyObject(r);
+            return HERMES_BE_OK;
+        }
+        if (!use_del && r->type == REDIS_REPLY_ERROR &&
+            strncmp(r->str, "ERR unknown command", 19) == 0) {
+            freeReplyObject(r);
+            atomic_store(&st->no_unlink, 1);
+            rpool_log(&st->pool, HERMES_LOG_INFO,
+                      "server has no UNLINK, using DEL");
+            use_del = 1;
+            continue;
+        }
+        rc = bad_reply(st, argv[0], r);
+        freeReplyObject(r);
+        return rc;
+    }
+}
+
+/* --------------------------------------------------------- get / set */
+
+static int redis_get(void *state, const hermes_bytes *keys, size_t n,
+                     hermes_value_cb cb, void *arg)
+{
+    redis_state *st = state;
+    redisReply *r = NULL;
+    const char **argv;
+    size_t *lens;
+    size_t i;
+    int rc;
+
+    if (n == 0)
+        return HERMES_BE_OK;
+    if (n >= INT_MAX)
+        return HERMES_BE_TOOBIG;
+    for (i = 0; i < n; i++)
+        if (too_big(keys[i].len))
+            return HERMES_BE_TOOBIG;
+    argv = malloc((n + 1) * sizeof *argv);
+    lens = malloc((n + 1) * sizeof *lens);
+    if (!argv || !lens) {
+        free(argv);
+        free(lens);
+        return HERMES_BE_NOMEM;
+    }
+    argv[0] = "MGET";
+    lens[0] = 4;
+    for (i = 0; i < n; i++) {
+        argv[i + 1] = bytes_ptr(keys[i]);
+        lens[i + 1] = keys[i].len;
+    }
+    rc = run1(st, (int)n + 1, argv, lens, &r, "MGET");
+    free(argv);
+    free(lens);
+    if (rc != HERMES_BE_OK)
+        return rc;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+        rc = bad_reply(st, "MGET", r);
+    } else {
+        for (i = 0; i < n; i++) {
+            const redisReply *e = r->element[i];
+
+            if (e->type == REDIS_REPLY_STRING)
+                cb(arg, i, e->str, e->len);
+            else if (e->type != REDIS_REPLY_NIL)
+                rc = bad_reply(st, "MGET", e);
+        }
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Queue SET key value [NX] [PX ttl] for one item. */
+static int append_set(redis_state *st, rpool_conn *conn, const hermes_item *it)
+{
+    const char *argv[6];
+    size_t lens[6];
+    char ttl[16];
+    int argc = 3;
+
+    argv[0] = "SET";
+    lens[0] = 3;
+    argv[1] = bytes_ptr(it->key);
+    lens[1] = it->key.len;
+    argv[2] = bytes_ptr(it->value);
+    lens[2] = it->value.len;
+    if (it->flags & HERMES_SET_IF_ABSENT) {
+        argv[argc] = "NX";
+        lens[argc++] = 2;
+    }
+    if (it->ttl_ms != 0) {
+        argv[argc] = "PX";
+        lens[argc++] = 2;
+        lens[argc] =
+            (size_t)snprintf(ttl, sizeof ttl, "%lu", (unsigned long)it->ttl_ms);
+        argv[argc++] = ttl;
+    }
+    return rpool_append(&st->pool, conn, argc, argv, lens);
+}
+
+/*
+ * All items go out in one pipeline.  A set-if-absent item is followed by a
+ * GET of its key, so the value that won (ours or a racing creator's) comes
+ * back in the same round trip.
+ */
+static int redis_set(void *state, const hermes_item *items, size_t n,
+                     hermes_value_cb cb, void *arg)
+{
+    redis_state *st = state;
+    redisReply **replies;
+    size_t i, j, nreplies = 0;
+    rpool_conn *conn;
+    int rc;
+
+    if (n == 0)
+        return HERMES_BE_OK;
+    /* Check everything before queueing anything: a half-queued pipeline
+     * would cost the connection. */
+    for (i = 0; i < n; i++) {
+        if (too_big(items[i].key.len) || too_big(items[i].value.len))
+            return HERMES_BE_TOOBIG;
+        nreplies += (items[i].flags & HERMES_SET_IF_ABSENT) ? 2 : 1;
+    }
+    replies = calloc(nreplies, sizeof *replies);
+    if (!replies)
+        return HERMES_BE_NOMEM;
+    rc = rpool_take(&st->pool, &conn);
+    if (rc != HERMES_BE_OK) {
+        free(replies);
+        return rc;
+    }
+    for (i = 0; i < n && rc == HERMES_BE_OK; i++) {
+        rc = append_set(st, conn, &items[i]);
+        if (rc == HERMES_BE_OK && (items[i].flags & HERMES_SET_IF_ABSENT)) {
+            const char *argv[2] = {"GET", bytes_ptr(items[i].key)};
+            size_t lens[2] = {3, items[i].key.len};
+
+            rc = rpool_append(&st->pool, conn, 2, argv, lens);
+        }
+    }
+    if (rc == HERMES_BE_OK)
+        rc = rpool_read(&st->pool, conn, nreplies, replies, "SET");
+    rpool_put(&st->pool, conn);
+    if (rc != HERMES_BE_OK) {
+        free(replies);
+        return rc;
+    }
+
+    for (i = 0, j = 0; i < n; i++) {
+        const redisReply *r = replies[j++], *g;
+        int won;
+
+        if (!(items[i].flags & HERMES_SET_IF_ABSENT)) {
+            if (r->type != REDIS_REPLY_STATUS)
+                rc = bad_reply(st, "SET", r);
+            continue;
+        }
+        g = replies[j++];
+        won = r->type == REDIS_REPLY_STATUS; /* NX answers nil when taken */
+        if (!won && r->type != REDIS_REPLY_NIL)
+            rc = bad_reply(st, "SET NX", r);
+        if (g->type == REDIS_REPLY_STRING) {
+            if (cb)
+                cb(arg, i, g->str, g->len);
+        } else if (g->type == REDIS_REPLY_NIL) {
+            /* Gone again already (deleted or a tiny TTL): if ours was
+             * stored, ours is the answer; otherwise nobody holds it and
+             * there is nothing to agree on. */
+            if (won && cb)
+                cb(arg, i, bytes_ptr(items[i].value), items[i].value.len);
+        } else {
+            rc = bad_reply(st, "GET", g);
+        }
+    }
+    free_replies(replies, nreplies);
+    return rc;
+}
+
+static int redis_del(void *state, const hermes_bytes *keys, size_t n)
+{
+    redis_state *st = state;
+    rpool_conn *conn;
+    const char **argv;
+    size_t *lens;
+    size_t i;
+    int rc;
+
+    if (n == 0)
+        return HERMES_BE_OK;
+    if (n >= INT_MAX)
+        return HERMES_BE_TOOBIG;
+    for (i = 0; i < n; i++)
+        if (too_big(keys[i].len))
+            return HERMES_BE_TOOBIG;
+    argv = malloc((n + 1) * sizeof *argv);
+    lens = malloc((n + 1) * sizeof *lens);
+    if (!argv || !lens) {
+        free(argv);
+        free(lens);
+        return HERMES_BE_NOMEM;
+    }
+    for (i = 0; i < n; i++) {
+        argv[i + 1] = bytes_ptr(keys[i]);
+        lens[i + 1] = keys[i].len;
+    }
+    rc = rpool_take(&st->pool, &conn);
+    if (rc == HERMES_BE_OK) {
+        rc = delete_keys(st, conn, (int)n + 1, argv, lens);
+        rpool_put(&st->pool, conn);
+    }
+    free(argv);
+    free(lens);
+    return rc;
+}
+
+/* ------------------------------------------------------------- locks */
+
+static int redis_lock(void *state, hermes_bytes key, hermes_bytes token,
+                      uint32_t ttl_ms, int *acquired)
+{
+    redis_state *st = state;
+    redisReply *r = NULL;
+    char ttl[16];
+    const char *argv[6] = {"SET", bytes_ptr(key), bytes_ptr(token),
+                           "NX",  "PX",           ttl};
+    size_t lens[6] = {3, key.len, token.len, 2, 2, 0};
+    int rc;
+
+    *acquired = 0;
+    if (ttl_ms == 0)
+        return HERMES_BE_INVALID;
+    if (too_big(key.len) || too_big(token.len))
+        return HERMES_BE_TOOBIG;
+    lens[5] = (size_t)snprintf(ttl, sizeof ttl, "%lu", (unsigned long)ttl_ms);
+    rc = run1(st, 6, argv, lens, &r, "lock SET NX");
+    if (rc != HERMES_BE_OK)
+        return rc;
+    if (r->type == REDIS_REPLY_STATUS)
+        *acquired = 1;
+    else if (r->type != REDIS_REPLY_NIL)
+        rc = bad_reply(st, "lock SET NX", r);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Load the unlock script once per plugin state and remember its SHA1.
+ * Failing here is not fatal: unlock then falls back to EVAL. */
+static void load_unlock_sha(redis_state *st, rpool_conn *conn, char *sha)
+{
+    const char *argv[3] = {"SCRIPT", "LOAD", unlock_script};
+    size_t lens[3] = {6, 4, sizeof unlock_script - 1};
+    redisReply *r = NULL;
+
+    if (command1(st, conn, 3, argv, lens, &r, "SCRIPT LOAD") != HERMES_BE_OK)
+        return;
+    if (r->type == REDIS_REPLY_STRING && r->len == 40) {
+        pthread_mutex_lock(&st->sha_mu);
+        memcpy(st->unlock_sha, r->str, 40);
+        st->unlock_sha[40] = '\0';
+        pthread_mutex_unlock(&st->sha_mu);
+        memcpy(sha, r->str, 40);
+        sha[40] = '\0';
+    } else {
+        bad_reply(st, "SCRIPT LOAD", r);
+    }
+    freeReplyObject(r);
+}
+
+static int redis_unlock(void *state, hermes_bytes key, hermes_bytes token,
+                        int *released)
+{
+    redis_state *st = state;
+    char sha[41];
+    const char *argv[5] = {"EVALSHA", sha, "1", bytes_ptr(key),
+                           bytes_ptr(token)};
+    size_t lens[5] = {7, 40, 1, key.len, token.len};
+    redisReply *r = NULL;
+    rpool_conn *conn;
+    int rc;
+
+    *released = 0;
+    if (too_big(key.len) || too_big(token.len))
+        return HERMES_BE_TOOBIG;
+    rc = rpool_take(&st->pool, &conn);
+    if (rc != HERMES_BE_OK)
+        return rc;
+    pthread_mutex_lock(&st->sha_mu);
+    memcpy(sha, st->unlock_sha, sizeof sha);
+    pthread_mutex_unlock(&st->sha_mu);
+    if (!sha[0])
+        load_unlock_sha(st, conn, sha);
+    if (sha[0] && !conn->broken) {
+        rc = command1(st, conn, 5, argv, lens, &r, "EVALSHA");
+        /* After SCRIPT FLUSH or a server restart the script is gone; EVAL
+         * runs it and caches it again under the same SHA1. */
+        if (rc == HERMES_BE_OK && r->type == REDIS_REPLY_ERROR &&
+            strncmp(r->str, "NOSCRIPT", 8) == 0) {
+            freeReplyObject(r);
+            r = NULL;
+        }
+    }
+    if (rc == HERMES_BE_OK && !r && !conn->broken) {
+        argv[0] = "EVAL";
+        lens[0] = 4;
+        argv[1] = unlock_script;
+        lens[1] = sizeof unlock_script - 1;
+        rc = command1(st, conn, 5, argv, lens, &r, "EVAL");
+    }
+    if (rc == HERMES_BE_OK && !r)
+        rc = HERMES_BE_IO; /* the connection broke while loading */
+    rpool_put(&st->pool, conn);
+    if (rc != HERMES_BE_OK)
+        return rc;
+    if (r->type == REDIS_REPLY_INTEGER)
+        *released = r->integer == 1;
+    else
+        rc = bad_reply(st, "unlock", r);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* ------------------------------------------------------ flush / scan */
+
+/* "<prefix>*" with the glob metacharacters of the prefix escaped, so that
+ * a prefix "a*" matches only keys starting with the two bytes "a*". */
+static char *match_pattern(hermes_bytes prefix, size_t *len)
+{
+    const char *p = bytes_ptr(prefix);
+    char *pat = malloc(prefix.len * 2 + 2);
+    size_t i, o = 0;
+
+    if (!pat)
+        return NULL;
+    for (i = 0; i < prefix.len; i++) {
+        if (p[i] != '\0' && strchr("*?[]\\", p[i]))
+            pat[o++] = '\\';
+        pat[o++] = p[i];
+    }
+    pat[o++] = '*';
+    *len = o;
+    return pat;
+}
+
+/*
+ * One SCAN step: sends SCAN cursor MATCH pattern COUNT n on conn and
+ * returns the reply in *out with its key array in *keys, and the next
+ * cursor in cursor (NUL-terminated).
+ */
+static int scan_step(redis_state *st, rpool_conn *conn, char *cursor,
+                     size_t cursor_size, const char *pat, size_t plen,
+                     redisReply **out, const redisReply **keys)
+{
+    const char *argv[6] = {"SCAN", cursor, "MATCH", pat, "COUNT", SCAN_COUNT};
+    size_t lens[6] = {4, strlen(cursor), 5, plen, 5, sizeof SCAN_COUNT - 1};
+    redisReply *r = NULL;
+    const redisReply *c, *k;
+    size_t i;
+    int rc;
+
+    rc = command1(st, conn, 6, argv, lens, &r, "SCAN");
+    if (rc != HERMES_BE_OK)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        goto bad;
+    c = r->element[0];
+    k = r->element[1];
+    if (c->type != REDIS_REPLY_STRING || c->len == 0 || c->len >= cursor_size ||
+        k->type != REDIS_REPLY_ARRAY)
+        goto bad;
+    for (i = 0; i < k->elements; i++)
+        if (k->element[i]->type != REDIS_REPLY_STRING)
+            goto bad;
+    memcpy(cursor, c->str, c->len);
+    cursor[c->len] = '\0';
+    *out = r;
+    *keys = k;
+    return HERMES_BE_OK;
+bad:
+    rc = bad_reply(st, "SCAN", r);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Point argv[1..] at the keys of a SCAN reply, for one UNLINK. */
+static int keys_argv(const redisReply *keys, const char ***argv, size_t **lens)
+{
+    size_t i, n = keys->elements;
+
+    *argv = malloc((n + 1) * sizeof **argv);
+    *lens = malloc((n + 1) * sizeof **lens);
+    if (!*argv || !*lens) {
+        free(*argv);
+        free(*lens);
+        return HERMES_BE_NOMEM;
+    }
+    for (i = 0; i < n; i++) {
+        (*argv)[i + 1] = keys->element[i]->str;
+        (*lens)[i + 1] = keys->element[i]->len;
+    }
+    return HERMES_BE_OK;
+}
+
+static int redis_flush(void *state, hermes_bytes prefix)
+{
+    redis_state *st = state;
+    char cursor[32] = "0";
+    rpool_conn *conn;
+    size_t plen;
+    char *pat;
+    int rc;
+
+    if (prefix.len == 0 && st->flushdb) {
+        const char *argv[1] = {"FLUSHDB"};
+        size_t lens[1] = {7};
+        redisReply *r = NULL;
+
+        rc = run1(st, 1, argv, lens, &r, "FLUSHDB");
+        if (rc != HERMES_BE_OK)
+            return rc;
+        if (r->type != REDIS_REPLY_STATUS)
+            rc = bad_reply(st, "FLUSHDB", r);
+        freeReplyObject(r);
+        return rc;
+    }
+
+    pat = match_pattern(prefix, &plen);
+    if (!pat)
+        return HERMES_BE_NOMEM;
+    /* The connection goes back between steps so that a long flush does
+     * not hold one away from other threads. */
+    do {
+        const redisReply *keys;
+        redisReply *r = NULL;
+        const char **argv;
+        size_t *lens;
+
+        rc = rpool_take(&st->pool, &conn);
+        if (rc != HERMES_BE_OK)
+            break;
+        rc = scan_step(st, conn, cursor, sizeof cursor, pat, plen, &r, &keys);
+        if (rc == HERMES_BE_OK && keys->elements > 0) {
+            rc = keys_argv(keys, &argv, &lens);
+            if (rc == HERMES_BE_OK) {
+                rc = delete_keys(st, conn, (int)keys->elements + 1, argv, lens);
+                free(argv);
+                free(lens);
+            }
+        }
+        rpool_put(&st->pool, conn);
+        if (r)
+            freeReplyObject(r);
+    } while (rc == HERMES_BE_OK && strcmp(cursor, "0") != 0);
+    free(pat);
+    return rc;
+}
+
+/* GET + PTTL for every key of one SCAN step, in one pipeline. */
+static int fetch_batch(redis_state *st, rpool_conn *conn,
+                       const redisReply *keys, redisReply ***out)
+{
+    size_t i, n = keys->elements;
+    redisReply **rep;
+    int rc = HERMES_BE_OK;
+
+    rep = calloc(2 * n, sizeof *rep);
+    if (!rep)
+        return HERMES_BE_NOMEM;
+    for (i = 0; i < n && rc == HERMES_BE_OK; i++) {
+        const char *argv[2] = {"GET", keys->element[i]->str};
+        size_t lens[2] = {3, keys->element[i]->len};
+
+        rc = rpool_append(&st->pool, conn, 2, argv, lens);
+        if (rc == HERMES_BE_OK) {
+            argv[0] = "PTTL";
+            lens[0] = 4;
+            rc = rpool_append(&st->pool, conn, 2, argv, lens);
+        }
+    }
+    if (rc == HERMES_BE_OK)
+        rc = rpool_read(&st->pool, conn, 2 * n, rep, "GET/PTTL");
+    if (rc != HERMES_BE_OK) {
+        free(rep);
+        return rc;
+    }
+    *out = rep;
+    return HERMES_BE_OK;
+}
+
+static int redis_scan(void *state, hermes_bytes prefix, hermes_scan_cb cb,
+                      void *arg)
+{
+    redis_state *st = state;
+    char cursor[32] = "0";
+    int stop = 0;
+    size_t plen;
+    char *pat;
+    int rc;
+
+    pat = match_pattern(prefix, &plen);
+    if (!pat)
+        return HERMES_BE_NOMEM;
+    do {
+        const redisReply *keys = NULL;
+        redisReply *r = NULL, **rep = NULL;
+        rpool_conn *conn;
+        size_t i, n = 0;
+
+        rc = rpool_take(&st->pool, &conn);
+        if (rc != HERMES_BE_OK)
+            break;
+        rc = scan_step(st, conn, cursor, sizeof cursor, pat, plen, &r, &keys);
+        if (rc == HERMES_BE_OK && keys->elements > 0) {
+            n = keys->elements;
+            rc = fetch_batch(st, conn, keys, &rep);
+        }
+        rpool_put(&st->pool, conn);
+        /* The callback runs without a connection held, so it may call
+         * back into the plugin. */
+        for (i = 0; rc == HERMES_BE_OK && rep && i < n && !stop; i++) {
+            const redisReply *k = keys->element[i];
+            const redisReply *v = rep[2 * i], *t = rep[2 * i + 1];
+            int64_t ttl = -2;
+
+            /* Keys that expired meanwhile answer nil; keys of other types
+             * answer WRONGTYPE: neither is an entry of ours. */
+            if (v->type != REDIS_REPLY_STRING)
+                continue;
+            if (t->type == REDIS_REPLY_INTEGER && t->integer >= -1)
+                ttl = t->integer;
+            stop = cb(arg, k->str, k->len, v->str, v->len, ttl) != 0;
+        }
+        free_replies(rep, 2 * n);
+        if (r)
+            freeReplyObject(r);
+    } while (rc == HERMES_BE_OK && !stop && strcmp(cursor, "0") != 0);
+    free(pat);
+    return rc;
+}
+
+/* ------------------------------------------------------------- stats */
+
+static void stat_u64(hermes_stat_cb cb, void *arg, const char *name, uint64_t v)
+{
+    char buf[24];
+
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+    cb(arg, name, buf);
+}
+
+/*
+ * The plugin's own counters come first and always, so that the inspector
+ * sees connect failures even while the server is down; the server's INFO
+ * fields follow when it answers.
+ */
+static int redis_stats(void *state, hermes_stat_cb cb, void *arg)
+{
+    redis_state *st = state;
+    const char *argv[1] = {"INFO"};
+    size_t lens[1] = {4};
+    redisReply *r = NULL;
+    char dbkey[24], *text, *line, *save = NULL;
+    int dblen, have_keyspace = 0;
+    int rc;
+
+    stat_u64(cb, arg, "connections_opened", atomic_load(&st->pool.connects));
+    stat_u64(cb, arg, "connect_failures",
+             atomic_load(&st->pool.connect_failures));
+    stat_u64(cb, arg, "commands", atomic_load(&st->pool.commands));
+    stat_u64(cb, arg, "errors", atomic_load(&st->pool.errors));
+
+    rc = run1(st, 1, argv, lens, &r, "INFO");
+    if (rc != HERMES_BE_OK)
+        return rc;
+    if (r->type != REDIS_REPLY_STRING) {
+        rc = bad_reply(st, "INFO", r);
+        freeReplyObject(r);
+        return rc;
+    }
+    text = malloc(r->len + 1);
+    if (!text) {
+        freeReplyObject(r);
+        return HERMES_BE_NOMEM;
+    }
+    memcpy(text, r->str, r->len);
+    text[r->len] = '\0';
+    freeReplyObject(r);
+
+    dblen = snprintf(dbkey, sizeof dbkey, "db%d:", st->pool.db);
+    for (line = strtok_r(text, "\r\n", &save); line;
+         line = strtok_r(NULL, "\r\n", &save)) {
+        static const char *const fields[] = {
+            "redis_version:", "used_memory:", "connected_clients:"};
+        size_t f;
+
+        for (f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+            size_t fl = strlen(fields[f]);
+
+            if (strncmp(line, fields[f], fl) == 0) {
+                char name[32];
+
+                snprintf(name, sizeof name, "%.*s", (int)fl - 1, fields[f]);
+                cb(arg, name, line + fl);
+            }
+        }
+        if (strncmp(line, dbkey, (size_t)dblen) == 0) {
+            cb(arg, "keyspace", line + dblen);
+            have_keyspace = 1;
+        }
+    }
+    /* INFO omits empty databases. */
+    if (!have_keyspace)
+        cb(arg, "keyspace", "keys=0,expires=0,avg_ttl=0");
+    free(text);
+    return HERMES_BE_OK;
+}
+
+/* -------------------------------------------------------- descriptor */
+
+static const hermes_backend redis_backend = {
+    .abi_major = HERMES_BACKEND_ABI_MAJOR,
+    .abi_minor = HERMES_BACKEND_ABI_MINOR,
+    .struct_size = sizeof(hermes_backend),
+    .name = "redis",
+    .version = "0.1.0",
+    .description = "redis server via hiredis (pooled, pipelined, shared)",
+    .caps = HERMES_CAP_THREADSAFE | HERMES_CAP_SCAN | HERMES_CAP_STATS |
+            HERMES_CAP_SHARED,
+    .max_key_len = 0, /* binary-safe keys up to 512 MB */
+    .open = redis_open,
+    .close = redis_close,
+    .get = redis_get,
+    .set = redis_set,
+    .del = redis_del,
+    .lock = redis_lock,
+    .unlock = redis_unlock,
+    .flush = redis_flush,
+    .scan = redis_scan,
+    .stats = redis_stats,
+};
+
+HERMES_BACKEND_DEFINE(redis_backend)

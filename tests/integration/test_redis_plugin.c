@@ -1,0 +1,1361 @@
+/*
+ * Integration tests of the redis backend plugin against real, private
+ * redis-server processes (tests/support/redis_server.h).  The plugin's
+ * sources are compiled into this binary; the tests reach its operations
+ * through hermes_backend_entry(), as the loader would, with a small fake
+ * host.  A second, raw hiredis connection checks what the server saw
+ * (INFO commandstats) and sets up foreign keys.
+ *
+ * One behaviour per test.  Set HERMES_TEST_VERBOSE=1 to see the plugin's
+ * log on stderr.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <hermes/backend.h>
+#include <hiredis/hiredis.h>
+
+#include "../support/redis_server.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Defined by HERMES_BACKEND_DEFINE in plugins/redis/redis.c. */
+const hermes_backend *hermes_backend_entry(void);
+
+static const hermes_backend *be;
+static redis_server g_srv;   /* shared by most tests, emptied before each */
+static redis_server g_extra; /* a test's private server, stopped after it */
+static char g_port[16];
+
+/* ------------------------------------------------------------ fake host */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[8192];
+
+static void host_log(void *ctx, int level, const char *msg)
+{
+    size_t used;
+
+    (void)ctx;
+    pthread_mutex_lock(&log_mu);
+    used = strlen(log_text);
+    if (used + strlen(msg) + 2 < sizeof log_text)
+        snprintf(log_text + used, sizeof log_text - used, "%s\n", msg);
+    pthread_mutex_unlock(&log_mu);
+    if (getenv("HERMES_TEST_VERBOSE"))
+        fprintf(stderr, "plugin log [%d]: %s\n", level, msg);
+}
+
+static int log_contains(const char *s)
+{
+    int found;
+
+    pthread_mutex_lock(&log_mu);
+    found = strstr(log_text, s) != NULL;
+    pthread_mutex_unlock(&log_mu);
+    return found;
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t host_now_ms(void *ctx)
+{
+    (void)ctx;
+    return clock_ns(CLOCK_REALTIME) / 1000000u;
+}
+
+static uint64_t host_monotonic_ns(void *ctx)
+{
+    (void)ctx;
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+static int host_random(void *ctx, void *buf, size_t len)
+{
+    (void)ctx;
+    return getrandom(buf, len, 0) == (ssize_t)len ? 0 : -1;
+}
+
+static const hermes_host host = {
+    .struct_size = sizeof(hermes_host),
+    .log = host_log,
+    .now_ms = host_now_ms,
+    .monotonic_ns = host_monotonic_ns,
+    .random = host_random,
+    .config_source = "<test>",
+};
+
+/* ------------------------------------------------------------- helpers */
+
+static uint64_t now_ms(void)
+{
+    return clock_ns(CLOCK_MONOTONIC) / 1000000u;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static hermes_bytes B(const char *s)
+{
+    hermes_bytes b = {s, strlen(s)};
+
+    return b;
+}
+
+/* Open a plugin state from "key", "value", ... pairs; fails the test if
+ * open() refuses. */
+static void *open_pairs(const char *const *pairs)
+{
+    hermes_kv kv[16];
+    hermes_open_error err;
+    void *st = NULL;
+    size_t n = 0;
+    int rc;
+
+    for (; pairs[0]; pairs += 2) {
+        kv[n].key = pairs[0];
+        kv[n].value = pairs[1];
+        kv[n].line = (int)n + 1;
+        n++;
+    }
+    rc = be->open(&host, kv, n, &st, &err);
+    if (rc != HERMES_BE_OK)
+        fail_msg("open failed (%d): %s", rc, err.msg);
+    assert_non_null(st);
+    return st;
+}
+
+#define OPEN(...) open_pairs((const char *const[]){__VA_ARGS__, NULL})
+
+/* Values collected from a hermes_value_cb. */
+#define MAXGOT 64
+typedef struct got {
+    int hits[MAXGOT];
+    char *val[MAXGOT];
+    size_t len[MAXGOT];
+} got;
+
+static void got_cb(void *arg, size_t i, const void *v, size_t len)
+{
+    got *g = arg;
+
+    if (i >= MAXGOT)
+        return;
+    g->hits[i]++;
+    free(g->val[i]);
+    g->val[i] = malloc(len + 1);
+    memcpy(g->val[i], v, len);
+    g->val[i][len] = '\0';
+    g->len[i] = len;
+}
+
+static void got_free(got *g)
+{
+    size_t i;
+
+    for (i = 0; i < MAXGOT; i++)
+        free(g->val[i]);
+    memset(g, 0, sizeof *g);
+}
+
+static void set1(void *st, const char *key, const char *val, uint32_t ttl)
+{
+    hermes_item it = {B(key), B(val), ttl, 0};
+
+    assert_int_equal(be->set(st, &it, 1, NULL, NULL), HERMES_BE_OK);
+}
+
+/* The value of key as a string, or NULL when missing. Caller frees. */
+static char *get1(void *st, const char *key)
+{
+    hermes_bytes k = B(key);
+    got g = {0};
+    char *v;
+
+    assert_int_equal(be->get(st, &k, 1, got_cb, &g), HERMES_BE_OK);
+    v = g.val[0];
+    g.val[0] = NULL;
+    got_free(&g);
+    return v;
+}
+
+static void assert_value(void *st, const char *key, const char *want)
+{
+    char *v = get1(st, key);
+
+    assert_non_null(v);
+    assert_string_equal(v, want);
+    free(v);
+}
+
+static void assert_missing(void *st, const char *key)
+{
+    char *v = get1(st, key);
+
+    assert_null(v);
+}
+
+static redisContext *raw_connect(int port)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+static long long raw_integer(redisContext *c, const char *fmt, ...)
+{
+    redisReply *r;
+    long long v;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+static void raw_ok(redisContext *c, const char *fmt, ...)
+{
+    redisReply *r;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("%s: %s", fmt, r->str);
+    freeReplyObject(r);
+}
+
+/* What the server has counted, from one INFO call. */
+typedef struct snap {
+    long long total; /* calls of all commands */
+    long long info, mget, set, get, scan, flushdb, eval, evalsha;
+    long long reads; /* read events on client sockets */
+} snap;
+
+static snap take_snap(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "INFO commandstats stats");
+    snap s = {0};
+    char *text, *line, *save = NULL;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    text = strdup(r->str);
+    freeReplyObject(r);
+    for (line = strtok_r(text, "\r\n", &save); line;
+         line = strtok_r(NULL, "\r\n", &save)) {
+        char name[64];
+        long long calls;
+
+        if (sscanf(line, "cmdstat_%63[^:]:calls=%lld", name, &calls) == 2) {
+            s.total += calls;
+            if (strcmp(name, "info") == 0)
+                s.info = calls;
+            else if (strcmp(name, "mget") == 0)
+                s.mget = calls;
+            else if (strcmp(name, "set") == 0)
+                s.set = calls;
+            else if (strcmp(name, "get") == 0)
+                s.get = calls;
+            else if (strcmp(name, "scan") == 0)
+                s.scan = calls;
+            else if (strcmp(name, "flushdb") == 0)
+                s.flushdb = calls;
+            else if (strcmp(name, "eval") == 0)
+                s.eval = calls;
+            else if (strcmp(name, "evalsha") == 0)
+                s.evalsha = calls;
+        }
+        sscanf(line, "total_reads_processed:%lld", &s.reads);
+    }
+    free(text);
+    return s;
+}
+
+/* Read one of the plugin's stats as a number (-1 when absent). */
+typedef struct statq {
+    const char *name;
+    long long value;
+} statq;
+
+static void stat_cb(void *arg, const char *name, const char *value)
+{
+    statq *q = arg;
+
+    if (strcmp(name, q->name) == 0)
+        q->value = atoll(value);
+}
+
+static long long plugin_stat(void *st, const char *name)
+{
+    statq q = {name, -1};
+
+    be->stats(st, stat_cb, &q);
+    return q.value;
+}
+
+/* Start g_extra (optionally with a password) and return its port text. */
+static void start_extra(const char *requirepass, char *port, size_t size)
+{
+    memset(&g_extra, 0, sizeof g_extra);
+    g_extra.requirepass = requirepass;
+    if (redis_server_start(&g_extra) != 0)
+        fail_msg("cannot start a private redis-server");
+    snprintf(port, size, "%d", g_extra.port);
+}
+
+/* -------------------------------------------------------------- fixtures */
+
+static int group_setup(void **state)
+{
+    (void)state;
+    be = hermes_backend_entry();
+    if (redis_server_start(&g_srv) != 0)
+        return -1;
+    snprintf(g_port, sizeof g_port, "%d", g_srv.port);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    redis_server_stop(&g_srv);
+    return 0;
+}
+
+static int test_setup(void **state)
+{
+    redisContext *c = raw_connect(g_srv.port);
+
+    (void)state;
+    raw_ok(c, "FLUSHALL");
+    raw_ok(c, "SCRIPT FLUSH");
+    redisFree(c);
+    pthread_mutex_lock(&log_mu);
+    log_text[0] = '\0';
+    pthread_mutex_unlock(&log_mu);
+    return 0;
+}
+
+static int test_teardown(void **state)
+{
+    (void)state;
+    redis_server_stop(&g_extra);
+    memset(&g_extra, 0, sizeof g_extra);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void descriptor_declares_redis_0_1_0_with_caps(void **state)
+{
+    (void)state;
+    assert_int_equal(be->abi_major, HERMES_BACKEND_ABI_MAJOR);
+    assert_int_equal(be->abi_minor, HERMES_BACKEND_ABI_MINOR);
+    assert_int_equal(be->struct_size, sizeof(hermes_backend));
+    assert_string_equal(be->name, "redis");
+    assert_string_equal(be->version, "0.1.0");
+    assert_int_equal(be->caps, HERMES_CAP_THREADSAFE | HERMES_CAP_SCAN |
+                                   HERMES_CAP_STATS | HERMES_CAP_SHARED);
+    assert_int_equal(be->max_key_len, 0);
+    assert_non_null(be->scan);
+    assert_non_null(be->stats);
+}
+
+static void config_rejects_unknown_key_with_kv_index(void **state)
+{
+    hermes_kv kv[] = {{"host", "127.0.0.1", 1}, {"colour", "blue", 2}};
+    hermes_open_error err;
+    void *st = NULL;
+
+    (void)state;
+    assert_int_equal(be->open(&host, kv, 2, &st, &err), HERMES_BE_INVALID);
+    assert_null(st);
+    assert_int_equal(err.kv_index, 1);
+    assert_non_null(strstr(err.msg, "colour"));
+}
+
+static void config_rejects_bad_values_with_kv_index(void **state)
+{
+    static const char *const bad[][2] = {
+        {"port", "abc"},      {"port", "0"},
+        {"port", "65536"},    {"db", "-1"},
+        {"pool_size", "0"},   {"connect_timeout_ms", "1s"},
+        {"flushdb", "maybe"}, {"command_timeout_ms", ""},
+        {"host", ""},         {"port", "99999999999999999999999"},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hermes_kv kv[] = {{"db", "1", 1}, {bad[i][0], bad[i][1], 2}};
+        hermes_open_error err;
+        void *st = NULL;
+
+        assert_int_equal(be->open(&host, kv, 2, &st, &err), HERMES_BE_INVALID);
+        assert_int_equal(err.kv_index, 1);
+        assert_non_null(strstr(err.msg, bad[i][0]));
+    }
+}
+
+static void open_with_server_down_succeeds_and_get_fails_fast(void **state)
+{
+    redis_server tmp = {0};
+    char port[16];
+    hermes_bytes k = B("k");
+    got g = {0};
+    uint64_t t0;
+    void *st;
+    int i;
+
+    (void)state;
+    /* A port where nobody listens: start a server and stop it again. */
+    assert_int_equal(redis_server_start(&tmp), 0);
+    snprintf(port, sizeof port, "%d", tmp.port);
+    redis_server_stop(&tmp);
+
+    st = OPEN("port", port, "connect_timeout_ms", "300");
+    t0 = now_ms();
+    assert_int_equal(be->get(st, &k, 1, got_cb, &g), HERMES_BE_IO);
+    assert_true(now_ms() - t0 < 1000);
+    assert_true(log_contains("connect failed"));
+    /* While backing off, calls fail without touching the network. */
+    t0 = now_ms();
+    for (i = 0; i < 1000; i++)
+        assert_int_equal(be->get(st, &k, 1, got_cb, &g), HERMES_BE_IO);
+    assert_true(now_ms() - t0 < 500);
+    assert_true(plugin_stat(st, "connect_failures") < 30);
+    assert_int_equal(g.hits[0], 0);
+    be->close(st);
+}
+
+static void open_does_not_connect(void **state)
+{
+    redisContext *c = raw_connect(g_srv.port);
+    snap a, b;
+    void *st;
+
+    (void)state;
+    a = take_snap(c);
+    st = OPEN("port", g_port, "db", "3", "password", "");
+    b = take_snap(c);
+    /* Only our own INFO ran in between. */
+    assert_int_equal(b.total - a.total, 1);
+    be->close(st);
+    redisFree(c);
+}
+
+static void get_of_missing_key_reports_nothing(void **state)
+{
+    hermes_bytes keys[2] = {B("nope:1"), B("nope:2")};
+    void *st = OPEN("port", g_port);
+    got g = {0};
+
+    (void)state;
+    assert_int_equal(be->get(st, keys, 2, got_cb, &g), HERMES_BE_OK);
+    assert_int_equal(g.hits[0], 0);
+    assert_int_equal(g.hits[1], 0);
+    assert_int_equal(be->get(st, keys, 0, got_cb, &g), HERMES_BE_OK);
+    be->close(st);
+}
+
+static void set_get_binary_value_empty_value_and_1k_key(void **state)
+{
+    static const char bin[] = "a\0b\0\xff\r\n$-1\r\n";
+    char longkey[1024];
+    void *st = OPEN("port", g_port);
+    hermes_item items[3];
+    hermes_bytes keys[3];
+    got g = {0};
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof longkey; i++)
+        longkey[i] = (char)(i * 7); /* includes NUL and CR LF bytes */
+    items[0] = (hermes_item){{"bin\0key", 7}, {bin, sizeof bin}, 0, 0};
+    items[1] = (hermes_item){B("empty"), {NULL, 0}, 0, 0};
+    items[2] = (hermes_item){{longkey, sizeof longkey}, B("long"), 0, 0};
+    for (i = 0; i < 3; i++)
+        keys[i] = items[i].key;
+    assert_int_equal(be->set(st, items, 3, NULL, NULL), HERMES_BE_OK);
+    assert_int_equal(be->get(st, keys, 3, got_cb, &g), HERMES_BE_OK);
+    assert_int_equal(g.hits[0], 1);
+    assert_int_equal(g.len[0], sizeof bin);
+    assert_memory_equal(g.val[0], bin, sizeof bin);
+    assert_int_equal(g.hits[1], 1);
+    assert_int_equal(g.len[1], 0);
+    assert_int_equal(g.hits[2], 1);
+    assert_string_equal(g.val[2], "long");
+    /* "bin" without the NUL and the rest is another key. */
+    assert_missing(st, "bin");
+    got_free(&g);
+    be->close(st);
+}
+
+static void batched_get_of_entry_and_tags_is_one_mget_round_trip(void **state)
+{
+    hermes_bytes keys[3] = {B("cache:entry:f:x"), B("cache:tag:a"),
+                            B("cache:tag:b")};
+    redisContext *c = raw_connect(g_srv.port);
+    void *st = OPEN("port", g_port);
+    got g = {0};
+    snap a, b;
+
+    (void)state;
+    set1(st, "cache:entry:f:x", "record", 0);
+    set1(st, "cache:tag:a", "va", 0);
+    set1(st, "cache:tag:b", "vb", 0);
+    a = take_snap(c);
+    assert_int_equal(be->get(st, keys, 3, got_cb, &g), HERMES_BE_OK);
+    b = take_snap(c);
+    assert_int_equal(b.mget - a.mget, 1);
+    /* Nothing but the MGET (and our INFO) ran... */
+    assert_int_equal((b.total - a.total) - (b.info - a.info), 1);
+    /* ...and the server read one request from the plugin besides the
+     * INFO: one round trip. */
+    assert_int_equal(b.reads - a.reads, 2);
+    assert_string_equal(g.val[0], "record");
+    assert_string_equal(g.val[1], "va");
+    assert_string_equal(g.val[2], "vb");
+    got_free(&g);
+    be->close(st);
+    redisFree(c);
+}
+
+static void set_batch_with_if_absent_is_one_round_trip(void **state)
+{
+    redisContext *c = raw_connect(g_srv.port);
+    void *st = OPEN("port", g_port);
+    hermes_item items[3] = {
+        {B("cache:entry:f:y"), B("record"), 60000, 0},
+        {B("cache:tag:a"), B("new-a"), 0, HERMES_SET_IF_ABSENT},
+        {B("cache:tag:b"), B("new-b"), 0, HERMES_SET_IF_ABSENT},
+    };
+    got g = {0};
+    snap a, b;
+
+    (void)state;
+    set1(st, "cache:tag:a", "old-a", 0);
+    a = take_snap(c);
+    assert_int_equal(be->set(st, items, 3, got_cb, &g), HERMES_BE_OK);
+    b = take_snap(c);
+    assert_int_equal(b.set - a.set, 3);
+    assert_int_equal(b.get - a.get, 2);
+    assert_int_equal((b.total - a.total) - (b.info - a.info), 5);
+    assert_int_equal(b.reads - a.reads, 2);
+    /* No callback for the plain overwrite. */
+    assert_int_equal(g.hits[0], 0);
+    assert_string_equal(g.val[1], "old-a");
+    assert_string_equal(g.val[2], "new-b");
+    got_free(&g);
+    be->close(st);
+    redisFree(c);
+}
+
+static void set_if_absent_loser_receives_winners_value(void **state)
+{
+    void *st = OPEN("port", g_port);
+    hermes_item first = {B("cache:tag:t"), B("winner"), 0,
+                         HERMES_SET_IF_ABSENT};
+    hermes_item second = {B("cache:tag:t"), B("loser"), 0,
+                          HERMES_SET_IF_ABSENT};
+    got g1 = {0}, g2 = {0};
+
+    (void)state;
+    assert_int_equal(be->set(st, &first, 1, got_cb, &g1), HERMES_BE_OK);
+    assert_int_equal(be->set(st, &second, 1, got_cb, &g2), HERMES_BE_OK);
+    assert_int_equal(g1.hits[0], 1);
+    assert_string_equal(g1.val[0], "winner");
+    assert_int_equal(g2.hits[0], 1);
+    assert_string_equal(g2.val[0], "winner");
+    assert_value(st, "cache:tag:t", "winner");
+    /* A NULL callback is allowed. */
+    assert_int_equal(be->set(st, &second, 1, NULL, NULL), HERMES_BE_OK);
+    got_free(&g1);
+    got_free(&g2);
+    be->close(st);
+}
+
+#define RACERS 8
+#define RACE_KEYS 20
+
+typedef struct racer {
+    void *st;
+    pthread_barrier_t *go;
+    int id;
+    int rc;
+    got g;
+} racer;
+
+static void *race(void *arg)
+{
+    racer *r = arg;
+    hermes_item items[RACE_KEYS];
+    char keys[RACE_KEYS][32], val[32];
+    int i;
+
+    snprintf(val, sizeof val, "version-of-%d", r->id);
+    for (i = 0; i < RACE_KEYS; i++) {
+        snprintf(keys[i], sizeof keys[i], "cache:tag:race%d", i);
+        items[i] = (hermes_item){B(keys[i]), B(val), 0, HERMES_SET_IF_ABSENT};
+    }
+    pthread_barrier_wait(r->go);
+    r->rc = be->set(r->st, items, RACE_KEYS, got_cb, &r->g);
+    return NULL;
+}
+
+static void racing_set_if_absent_threads_agree(void **state)
+{
+    void *st = OPEN("port", g_port);
+    pthread_t th[RACERS];
+    racer rs[RACERS];
+    pthread_barrier_t go;
+    int t, i;
+
+    (void)state;
+    pthread_barrier_init(&go, NULL, RACERS);
+    for (t = 0; t < RACERS; t++) {
+        memset(&rs[t], 0, sizeof rs[t]);
+        rs[t].st = st;
+        rs[t].go = &go;
+        rs[t].id = t;
+        assert_int_equal(pthread_create(&th[t], NULL, race, &rs[t]), 0);
+    }
+    for (t = 0; t < RACERS; t++)
+        pthread_join(th[t], NULL);
+    pthread_barrier_destroy(&go);
+    for (i = 0; i < RACE_KEYS; i++) {
+        char key[32], *stored;
+
+        snprintf(key, sizeof key, "cache:tag:race%d", i);
+        stored = get1(st, key);
+        assert_non_null(stored);
+        for (t = 0; t < RACERS; t++) {
+            assert_int_equal(rs[t].rc, HERMES_BE_OK);
+            assert_int_equal(rs[t].g.hits[i], 1);
+            assert_string_equal(rs[t].g.val[i], stored);
+        }
+        free(stored);
+    }
+    for (t = 0; t < RACERS; t++)
+        got_free(&rs[t].g);
+    be->close(st);
+}
+
+static void ttl_expires_entry(void **state)
+{
+    void *st = OPEN("port", g_port);
+
+    (void)state;
+    set1(st, "short", "lived", 50);
+    set1(st, "long", "lived", 0);
+    assert_value(st, "short", "lived");
+    sleep_ms(120);
+    assert_missing(st, "short");
+    assert_value(st, "long", "lived");
+    be->close(st);
+}
+
+static void del_removes_a_batch(void **state)
+{
+    hermes_bytes keys[3] = {B("d1"), B("d2"), B("never-existed")};
+    void *st = OPEN("port", g_port);
+
+    (void)state;
+    set1(st, "d1", "1", 0);
+    set1(st, "d2", "2", 0);
+    set1(st, "d3", "3", 0);
+    assert_int_equal(be->del(st, keys, 3), HERMES_BE_OK);
+    assert_missing(st, "d1");
+    assert_missing(st, "d2");
+    assert_value(st, "d3", "3");
+    assert_int_equal(be->del(st, keys, 0), HERMES_BE_OK);
+    be->close(st);
+}
+
+static void flush_removes_only_keys_under_prefix(void **state)
+{
+    /* flushdb = yes must still not FLUSHDB for a non-empty prefix. */
+    void *st = OPEN("port", g_port, "flushdb", "yes");
+    redisContext *c = raw_connect(g_srv.port);
+
+    (void)state;
+    set1(st, "app:entry:1", "x", 0);
+    set1(st, "app:tag:t", "x", 60000);
+    set1(st, "app:lock:1", "x", 0);
+    raw_ok(c, "SET other:app:1 keep");
+    raw_ok(c, "SET ap keep");
+    raw_ok(c, "SET App:1 keep");
+    raw_ok(c, "HSET app:hash f v"); /* any type under the prefix goes */
+    assert_int_equal(be->flush(st, B("app:")), HERMES_BE_OK);
+    assert_int_equal(raw_integer(c, "DBSIZE"), 3);
+    assert_int_equal(raw_integer(c, "EXISTS other:app:1 ap App:1"), 3);
+    be->close(st);
+    redisFree(c);
+}
+
+static void flush_escapes_glob_characters_in_prefix(void **state)
+{
+    void *st = OPEN("port", g_port);
+    redisContext *c = raw_connect(g_srv.port);
+
+    (void)state;
+    raw_ok(c, "SET a*[b]?\\:1 go");
+    raw_ok(c, "SET a*[b]?\\:2 go");
+    raw_ok(c, "SET axbx\\:1 keep"); /* would match a*?\: unescaped */
+    raw_ok(c, "SET ab?\\:1 keep");  /* would match [b] unescaped */
+    raw_ok(c, "SET a*[b]?:1 keep"); /* would match \: unescaped */
+    assert_int_equal(be->flush(st, B("a*[b]?\\:")), HERMES_BE_OK);
+    assert_int_equal(raw_integer(c, "DBSIZE"), 3);
+    be->close(st);
+    redisFree(c);
+}
+
+static void flush_handles_more_keys_than_one_scan_batch(void **state)
+{
+    enum { N = 5000 };
+    void *st = OPEN("port", g_port);
+    redisContext *c = raw_connect(g_srv.port);
+    hermes_item *items = calloc(N, sizeof *items);
+    char(*keys)[24] = calloc(N, sizeof *keys);
+    snap a, b;
+    int i;
+
+    (void)state;
+    assert_non_null(items);
+    assert_non_null(keys);
+    for (i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "big:%d", i);
+        items[i] = (hermes_item){B(keys[i]), B("v"), 0, 0};
+    }
+    assert_int_equal(be->set(st, items, N, NULL, NULL), HERMES_BE_OK);
+    raw_ok(c, "SET keep:1 x");
+    assert_int_equal(raw_integer(c, "DBSIZE"), N + 1);
+    a = take_snap(c);
+    assert_int_equal(be->flush(st, B("big:")), HERMES_BE_OK);
+    b = take_snap(c);
+    assert_true(b.scan - a.scan > 1);
+    assert_int_equal(b.flushdb - a.flushdb, 0);
+    assert_int_equal(raw_integer(c, "DBSIZE"), 1);
+    free(items);
+    free(keys);
+    be->close(st);
+    redisFree(c);
+}
+
+static void flush_of_empty_prefix_uses_flushdb_only_when_enabled(void **state)
+{
+    void *scan_st = OPEN("port", g_port);
+    void *fdb_st = OPEN("port", g_port, "flushdb", "yes");
+    redisContext *c = raw_connect(g_srv.port);
+    snap a, b;
+
+    (void)state;
+    raw_ok(c, "MSET x 1 y 2");
+    a = take_snap(c);
+    assert_int_equal(be->flush(scan_st, B("")), HERMES_BE_OK);
+    b = take_snap(c);
+    assert_int_equal(b.flushdb - a.flushdb, 0);
+    assert_int_equal(raw_integer(c, "DBSIZE"), 0);
+
+    raw_ok(c, "MSET x 1 y 2");
+    a = take_snap(c);
+    assert_int_equal(be->flush(fdb_st, B("")), HERMES_BE_OK);
+    b = take_snap(c);
+    assert_int_equal(b.flushdb - a.flushdb, 1);
+    assert_int_equal(raw_integer(c, "DBSIZE"), 0);
+    be->close(scan_st);
+    be->close(fdb_st);
+    redisFree(c);
+}
+
+static void lock_is_exclusive(void **state)
+{
+    void *st = OPEN("port", g_port);
+    int acquired = -1;
+
+    (void)state;
+    assert_int_equal(
+        be->lock(st, B("cache:lock:f"), B("tok-1"), 10000, &acquired),
+        HERMES_BE_OK);
+    assert_int_equal(acquired, 1);
+    assert_int_equal(
+        be->lock(st, B("cache:lock:f"), B("tok-2"), 10000, &acquired),
+        HERMES_BE_OK);
+    assert_int_equal(acquired, 0);
+    assert_value(st, "cache:lock:f", "tok-1");
+    be->close(st);
+}
+
+static void unlock_with_wrong_token_is_refused(void **state)
+{
+    void *st = OPEN("port", g_port);
+    int acquired = 0, released = -1;
+
+    (void)state;
+    assert_int_equal(
+        be->lock(st, B("cache:lock:g"), B("mine"), 10000, &acquired),
+        HERMES_BE_OK);
+    assert_int_equal(acquired, 1);
+    assert_int_equal(be->unlock(st, B("cache:lock:g"), B("theirs"), &released),
+                     HERMES_BE_OK);
+    assert_int_equal(released, 0);
+    assert_value(st, "cache:lock:g", "mine");
+    /* Never taken at all. */
+    assert_int_equal(be->unlock(st, B("cache:lock:none"), B("mine"), &released),
+                     HERMES_BE_OK);
+    assert_int_equal(released, 0);
+    be->close(st);
+}
+
+static void unlock_with_right_token_releases(void **state)
+{
+    void *st = OPEN("port", g_port);
+    int acquired = 0, released = 0;
+
+    (void)state;
+    assert_int_equal(
+        be->lock(st, B("cache:lock:h"), B("mine"), 10000, &acquired),
+        HERMES_BE_OK);
+    assert_int_equal(be->unlock(st, B("cache:lock:h"), B("mine"), &released),
+                     HERMES_BE_OK);
+    assert_int_equal(released, 1);
+    assert_missing(st, "cache:lock:h");
+    assert_int_equal(
+        be->lock(st, B("cache:lock:h"), B("next"), 10000, &acquired),
+        HERMES_BE_OK);
+    assert_int_equal(acquired, 1);
+    be->close(st);
+}
+
+static void lock_expires_after_ttl(void **state)
+{
+    void *st = OPEN("port", g_port);
+    int acquired = 0, released = -1;
+
+    (void)state;
+    assert_int_equal(be->lock(st, B("cache:lock:i"), B("old"), 50, &acquired),
+                     HERMES_BE_OK);
+    assert_int_equal(acquired, 1);
+    sleep_ms(120);
+    assert_int_equal(
+        be->lock(st, B("cache:lock:i"), B("new"), 10000, &acquired),
+        HERMES_BE_OK);
+    assert_int_equal(acquired, 1);
+    /* The old owner must not release the new owner's lock. */
+    assert_int_equal(be->unlock(st, B("cache:lock:i"), B("old"), &released),
+                     HERMES_BE_OK);
+    assert_int_equal(released, 0);
+    assert_int_equal(be->lock(st, B("k"), B("t"), 0, &acquired),
+                     HERMES_BE_INVALID);
+    be->close(st);
+}
+
+static void unlock_works_after_script_flush(void **state)
+{
+    void *st = OPEN("port", g_port);
+    redisContext *c = raw_connect(g_srv.port);
+    int acquired = 0, released = 0;
+    snap a, b;
+
+    (void)state;
+    assert_int_equal(be->lock(st, B("cache:lock:j"), B("t"), 10000, &acquired),
+                     HERMES_BE_OK);
+    assert_int_equal(be->unlock(st, B("cache:lock:j"), B("t"), &released),
+                     HERMES_BE_OK);
+    assert_int_equal(released, 1);
+    raw_ok(c, "SCRIPT FLUSH");
+    assert_int_equal(be->lock(st, B("cache:lock:j"), B("t"), 10000, &acquired),
+                     HERMES_BE_OK);
+    a = take_snap(c);
+    assert_int_equal(be->unlock(st, B("cache:lock:j"), B("t"), &released),
+                     HERMES_BE_OK);
+    b = take_snap(c);
+    assert_int_equal(released, 1);
+    assert_int_equal(b.evalsha - a.evalsha, 1); /* refused: NOSCRIPT */
+    assert_int_equal(b.eval - a.eval, 1);       /* the fallback */
+    /* EVAL reloaded the script: the next unlock needs EVALSHA only. */
+    assert_int_equal(be->lock(st, B("cache:lock:j"), B("t"), 10000, &acquired),
+                     HERMES_BE_OK);
+    a = take_snap(c);
+    assert_int_equal(be->unlock(st, B("cache:lock:j"), B("t"), &released),
+                     HERMES_BE_OK);
+    b = take_snap(c);
+    assert_int_equal(released, 1);
+    assert_int_equal(b.eval - a.eval, 0);
+    be->close(st);
+    redisFree(c);
+}
+
+typedef struct seen {
+    int n;
+    int a, b;
+    long long ttl_a, ttl_b;
+    int stop_after;
+} seen;
+
+static int scan_cb(void *arg, const void *key, size_t klen, const void *value,
+                   size_t vlen, int64_t ttl_ms)
+{
+    seen *s = arg;
+
+    s->n++;
+    if (klen == 6 && memcmp(key, "scan:a", 6) == 0) {
+        s->a++;
+        s->ttl_a = ttl_ms;
+        assert_int_equal(vlen, 2);
+        assert_memory_equal(value, "va", 2);
+    } else if (klen == 6 && memcmp(key, "scan:b", 6) == 0) {
+        s->b++;
+        s->ttl_b = ttl_ms;
+        assert_int_equal(vlen, 2);
+        assert_memory_equal(value, "vb", 2);
+    } else if (!s->stop_after) {
+        fail_msg("scan reported %.*s", (int)klen, (const char *)key);
+    }
+    return s->stop_after && s->n >= s->stop_after;
+}
+
+static void scan_reports_keys_values_and_ttl(void **state)
+{
+    void *st = OPEN("port", g_port);
+    redisContext *c = raw_connect(g_srv.port);
+    seen s = {0};
+
+    (void)state;
+    set1(st, "scan:a", "va", 0);
+    set1(st, "scan:b", "vb", 60000);
+    raw_ok(c, "HSET scan:hash f v"); /* not a string: skipped */
+    raw_ok(c, "SET other:scan:c vc");
+    assert_int_equal(be->scan(st, B("scan:"), scan_cb, &s), HERMES_BE_OK);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.a, 1);
+    assert_int_equal(s.b, 1);
+    assert_int_equal(s.ttl_a, -1);
+    assert_true(s.ttl_b > 0 && s.ttl_b <= 60000);
+    be->close(st);
+    redisFree(c);
+}
+
+static void scan_stops_when_callback_returns_nonzero(void **state)
+{
+    void *st = OPEN("port", g_port);
+    seen s = {0};
+    char key[32];
+    int i;
+
+    (void)state;
+    for (i = 0; i < 50; i++) {
+        snprintf(key, sizeof key, "many:%d", i);
+        set1(st, key, "v", 0);
+    }
+    s.stop_after = 3;
+    assert_int_equal(be->scan(st, B("many:"), scan_cb, &s), HERMES_BE_OK);
+    assert_int_equal(s.n, 3);
+    be->close(st);
+}
+
+typedef struct statset {
+    int version, memory, clients, keyspace;
+    long long opened, commands;
+    char keyspace_text[128];
+} statset;
+
+static void statset_cb(void *arg, const char *name, const char *value)
+{
+    statset *s = arg;
+
+    if (strcmp(name, "redis_version") == 0)
+        s->version = value[0] != '\0';
+    else if (strcmp(name, "used_memory") == 0)
+        s->memory = atoll(value) > 0;
+    else if (strcmp(name, "connected_clients") == 0)
+        s->clients = atoll(value) > 0;
+    else if (strcmp(name, "keyspace") == 0) {
+        s->keyspace = 1;
+        snprintf(s->keyspace_text, sizeof s->keyspace_text, "%s", value);
+    } else if (strcmp(name, "connections_opened") == 0)
+        s->opened = atoll(value);
+    else if (strcmp(name, "commands") == 0)
+        s->commands = atoll(value);
+}
+
+static void stats_report_server_fields_and_plugin_counters(void **state)
+{
+    void *st = OPEN("port", g_port, "db", "2");
+    statset s = {0};
+
+    (void)state;
+    set1(st, "s1", "v", 0);
+    set1(st, "s2", "v", 0);
+    assert_int_equal(be->stats(st, statset_cb, &s), HERMES_BE_OK);
+    assert_true(s.version);
+    assert_true(s.memory);
+    assert_true(s.clients);
+    assert_true(s.keyspace);
+    assert_non_null(strstr(s.keyspace_text, "keys=2"));
+    assert_int_equal(s.opened, 1);
+    assert_true(s.commands >= 3); /* SELECT, SET, SET */
+    be->close(st);
+}
+
+static void unix_socket_connection_works(void **state)
+{
+    void *st = OPEN("socket", g_srv.socket_path, "port", "1");
+
+    (void)state;
+    set1(st, "via:unix", "yes", 0);
+    assert_value(st, "via:unix", "yes");
+    be->close(st);
+}
+
+static void auth_with_password_works(void **state)
+{
+    char port[16];
+    void *st, *none;
+    hermes_bytes k = B("k");
+    got g = {0};
+
+    (void)state;
+    start_extra("s3cret pass", port, sizeof port);
+    st = OPEN("port", port, "password", "s3cret pass");
+    set1(st, "secured", "value", 0);
+    assert_value(st, "secured", "value");
+    /* Without the password the server refuses: an error, not a crash. */
+    none = OPEN("port", port);
+    assert_int_equal(be->get(none, &k, 1, got_cb, &g), HERMES_BE_PROTOCOL);
+    assert_true(log_contains("NOAUTH"));
+    be->close(none);
+    be->close(st);
+}
+
+static void auth_with_wrong_password_fails_with_error(void **state)
+{
+    char port[16];
+    hermes_bytes k = B("k");
+    got g = {0};
+    void *st;
+    int acquired = -1;
+
+    (void)state;
+    start_extra("right", port, sizeof port);
+    st = OPEN("port", port, "password", "wrong");
+    assert_int_equal(be->get(st, &k, 1, got_cb, &g), HERMES_BE_IO);
+    assert_int_equal(be->lock(st, k, k, 100, &acquired), HERMES_BE_IO);
+    assert_int_equal(g.hits[0], 0);
+    assert_true(log_contains("AUTH refused"));
+    be->close(st);
+}
+
+static void db_selection_isolates_keys(void **state)
+{
+    void *db0 = OPEN("port", g_port);
+    void *db5 = OPEN("port", g_port, "db", "5");
+    redisContext *c = raw_connect(g_srv.port);
+
+    (void)state;
+    set1(db0, "same", "zero", 0);
+    set1(db5, "same", "five", 0);
+    set1(db5, "only5", "x", 0);
+    assert_value(db0, "same", "zero");
+    assert_value(db5, "same", "five");
+    assert_missing(db0, "only5");
+    assert_int_equal(be->flush(db5, B("")), HERMES_BE_OK);
+    assert_value(db0, "same", "zero");
+    raw_ok(c, "SELECT 5");
+    assert_int_equal(raw_integer(c, "DBSIZE"), 0);
+    be->close(db0);
+    be->close(db5);
+    redisFree(c);
+}
+
+/* Retry set + get until both work, for up to ms; returns the time taken
+ * or -1. */
+static long long wait_until_working(void *st, long ms)
+{
+    uint64_t t0 = now_ms();
+    hermes_item it = {B("back"), B("again"), 0, 0};
+    hermes_bytes k = B("back");
+
+    while (now_ms() - t0 < (uint64_t)ms) {
+        got g = {0};
+
+        if (be->set(st, &it, 1, NULL, NULL) == HERMES_BE_OK &&
+            be->get(st, &k, 1, got_cb, &g) == HERMES_BE_OK && g.hits[0]) {
+            got_free(&g);
+            return (long long)(now_ms() - t0);
+        }
+        got_free(&g);
+        sleep_ms(20);
+    }
+    return -1;
+}
+
+static void server_killed_mid_run_fails_fast_then_recovers(void **state)
+{
+    char port[16];
+    hermes_bytes k = B("back");
+    long long failures;
+    got g = {0};
+    uint64_t t0;
+    void *st;
+    int i;
+
+    (void)state;
+    start_extra(NULL, port, sizeof port);
+    st = OPEN("port", port, "connect_timeout_ms", "300", "command_timeout_ms",
+              "300", "pool_size", "2");
+    assert_true(wait_until_working(st, 100) >= 0);
+
+    redis_server_kill(&g_extra);
+    t0 = now_ms();
+    for (i = 0; i < 5; i++)
+        assert_int_equal(be->get(st, &k, 1, got_cb, &g), HERMES_BE_IO);
+    assert_true(now_ms() - t0 < 1500);
+    /* A dead server costs (almost) no connect attempts per call. */
+    failures = plugin_stat(st, "connect_failures");
+    t0 = now_ms();
+    for (i = 0; i < 2000; i++)
+        assert_int_equal(be->get(st, &k, 1, got_cb, &g), HERMES_BE_IO);
+    assert_true(now_ms() - t0 < 1000);
+    assert_true(plugin_stat(st, "connect_failures") - failures < 25);
+
+    assert_int_equal(redis_server_restart(&g_extra), 0);
+    /* Backoff is capped at 2 s. */
+    assert_true(wait_until_working(st, 3000) >= 0);
+    assert_int_equal(g.hits[0], 0);
+    be->close(st);
+}
+
+static void paused_server_times_out_then_recovers(void **state)
+{
+    char port[16];
+    hermes_bytes k = B("back");
+    got g = {0};
+    uint64_t t0;
+    void *st;
+
+    (void)state;
+    start_extra(NULL, port, sizeof port);
+    st = OPEN("port", port, "command_timeout_ms", "200");
+    assert_true(wait_until_working(st, 100) >= 0);
+
+    kill(g_extra.pid, SIGSTOP);
+    t0 = now_ms();
+    assert_int_equal(be->get(st, &k, 1, got_cb, &g), HERMES_BE_IO);
+    assert_int_equal(be->get(st, &k, 1, got_cb, &g), HERMES_BE_IO);
+    assert_true(now_ms() - t0 < 1500);
+    kill(g_extra.pid, SIGCONT);
+    assert_true(wait_until_working(st, 3000) >= 0);
+    be->close(st);
+}
+
+typedef struct hammer {
+    void *st;
+    int errors;
+} hammer;
+
+static void *hammer_get(void *arg)
+{
+    hammer *h = arg;
+    hermes_bytes k = B("shared");
+    int i;
+
+    for (i = 0; i < 200; i++) {
+        got g = {0};
+
+        if (be->get(h->st, &k, 1, got_cb, &g) != HERMES_BE_OK ||
+            g.hits[0] != 1 || strcmp(g.val[0], "value") != 0)
+            h->errors++;
+        got_free(&g);
+    }
+    return NULL;
+}
+
+static void pool_of_one_serves_many_threads(void **state)
+{
+    void *st = OPEN("port", g_port, "pool_size", "1");
+    pthread_t th[4];
+    hammer h[4];
+    int t;
+
+    (void)state;
+    set1(st, "shared", "value", 0);
+    for (t = 0; t < 4; t++) {
+        h[t].st = st;
+        h[t].errors = 0;
+        assert_int_equal(pthread_create(&th[t], NULL, hammer_get, &h[t]), 0);
+    }
+    for (t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(h[t].errors, 0);
+    }
+    assert_int_equal(plugin_stat(st, "connections_opened"), 1);
+    be->close(st);
+}
+
+static void
+server_restart_costs_one_failed_call_not_one_per_connection(void **state)
+{
+    char port[16];
+    hermes_bytes k = B("shared");
+    pthread_t th[4];
+    hammer h[4];
+    int round, t, i, failures = 0;
+    void *st;
+
+    (void)state;
+    start_extra(NULL, port, sizeof port);
+    st = OPEN("port", port, "pool_size", "4");
+    set1(st, "shared", "value", 0);
+    /* Concurrent callers make the pool open several connections. */
+    for (round = 0; round < 50 && plugin_stat(st, "connections_opened") < 3;
+         round++) {
+        for (t = 0; t < 4; t++) {
+            h[t].st = st;
+            h[t].errors = 0;
+            assert_int_equal(pthread_create(&th[t], NULL, hammer_get, &h[t]),
+                             0);
+        }
+        for (t = 0; t < 4; t++)
+            pthread_join(th[t], NULL);
+    }
+    assert_true(plugin_stat(st, "connections_opened") >= 3);
+
+    assert_int_equal(redis_server_restart(&g_extra), 0);
+    for (i = 0; i < 10; i++) {
+        got g = {0};
+
+        if (be->get(st, &k, 1, got_cb, &g) != HERMES_BE_OK)
+            failures++;
+        got_free(&g);
+    }
+    assert_true(failures <= 1);
+    be->close(st);
+}
+
+/* In the child: 0 when all went well, else the step that failed. */
+static int child_work(void *st)
+{
+    hermes_bytes k = B("fork:k");
+    hermes_item it = {B("fork:child"), B("was here"), 0, 0};
+    long long opened = plugin_stat(st, "connections_opened");
+    got g = {0};
+    int rc = 0;
+
+    if (be->get(st, &k, 1, got_cb, &g) != HERMES_BE_OK)
+        rc = 1;
+    else if (!g.hits[0] || strcmp(g.val[0], "parent") != 0)
+        rc = 2;
+    else if (be->set(st, &it, 1, NULL, NULL) != HERMES_BE_OK)
+        rc = 3;
+    else if (plugin_stat(st, "connections_opened") != opened + 1)
+        rc = 4; /* the child must have connected on its own */
+    got_free(&g);
+    be->close(st);
+    return rc;
+}
+
+static void fork_child_uses_its_own_connection(void **state)
+{
+    void *st = OPEN("port", g_port);
+    int status = -1, i;
+    pid_t pid;
+
+    (void)state;
+    set1(st, "fork:k", "parent", 0);
+    assert_value(st, "fork:k", "parent"); /* the pool holds a connection */
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(child_work(st));
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    /* The parent's connection is intact and still the only one. */
+    for (i = 0; i < 10; i++) {
+        assert_value(st, "fork:k", "parent");
+        assert_value(st, "fork:child", "was here");
+    }
+    assert_int_equal(plugin_stat(st, "connections_opened"), 1);
+    be->close(st);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, test_setup, test_teardown)
+    const struct CMUnitTest tests[] = {
+        T(descriptor_declares_redis_0_1_0_with_caps),
+        T(config_rejects_unknown_key_with_kv_index),
+        T(config_rejects_bad_values_with_kv_index),
+        T(open_with_server_down_succeeds_and_get_fails_fast),
+        T(open_does_not_connect),
+        T(get_of_missing_key_reports_nothing),
+        T(set_get_binary_value_empty_value_and_1k_key),
+        T(batched_get_of_entry_and_tags_is_one_mget_round_trip),
+        T(set_batch_with_if_absent_is_one_round_trip),
+        T(set_if_absent_loser_receives_winners_value),
+        T(racing_set_if_absent_threads_agree),
+        T(ttl_expires_entry),
+        T(del_removes_a_batch),
+        T(flush_removes_only_keys_under_prefix),
+        T(flush_escapes_glob_characters_in_prefix),
+        T(flush_handles_more_keys_than_one_scan_batch),
+        T(flush_of_empty_prefix_uses_flushdb_only_when_enabled),
+        T(lock_is_exclusive),
+        T(unlock_with_wrong_token_is_refused),
+        T(unlock_with_right_token_releases),
+        T(lock_expires_after_ttl),
+        T(unlock_works_after_script_flush),
+        T(scan_reports_keys_values_and_ttl),
+        T(scan_stops_when_callback_returns_nonzero),
+        T(stats_report_server_fields_and_plugin_counters),
+        T(unix_socket_connection_works),
+        T(auth_with_password_works),
+        T(auth_with_wrong_password_fails_with_error),
+        T(db_selection_isolates_keys),
+        T(server_killed_mid_run_fails_fast_then_recovers),
+        T(paused_server_times_out_then_recovers),
+        T(pool_of_one_serves_many_threads),
+        T(server_restart_costs_one_failed_call_not_one_per_connection),
+        T(fork_child_uses_its_own_connection),
+    };
+#undef T
+    return cmocka_run_group_tests_name("redis plugin", tests, group_setup,
+                                       group_teardown);
+}
