@@ -168,7 +168,7 @@ int hm_flight_wait(hermes *h, hm_flight *f, uint64_t timeout_ns,
 void hm_lock_token(hermes *h, char *buf, size_t cap, size_t *len)
 {
     unsigned char raw[9];
-    char r[12];
+    char r[16]; /* base64url of 9 bytes is 12 characters */
     if (hm_random(raw, sizeof raw) != 0)
         memset(raw, 0, sizeof raw);
     r[hm_b64url(raw, sizeof raw, r)] = '\0';

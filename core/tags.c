@@ -97,7 +97,8 @@ int hm_read_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
             return HERMES_BE_NOMEM;
     }
     keys[0] = entry_key;
-    memcpy(keys + 1, tag_keys, ntags * sizeof *keys);
+    if (ntags)
+        memcpy(keys + 1, tag_keys, ntags * sizeof *keys);
     rd->tags_only = entry_key.data == NULL;
     free(rd->entry);
     rd->entry = NULL;
