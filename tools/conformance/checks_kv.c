@@ -1,0 +1,798 @@
+/*
+ * hermes-conformance checks of the descriptor, open() and the key/value
+ * operations (get, set, set-if-absent, TTLs, delete, flush, scan, stats),
+ * one behaviour per function, each on its own keys under the run prefix.
+ */
+#include "conformance.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEYCAP 256
+
+/* ---------------------------------------------------- descriptor, open */
+
+static int valid_name(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* A spec without '/' and without a file extension is a name the loader
+ * searched for: the descriptor must carry the same name, or users would
+ * write `backend = x` and then have to configure a section [y]. */
+static int spec_is_name(const char *spec)
+{
+    size_t n = strlen(spec);
+
+    if (strchr(spec, '/'))
+        return 0;
+    return !(n > 3 && (strcmp(spec + n - 3, ".so") == 0 ||
+                       strcmp(spec + n - 3, ".la") == 0));
+}
+
+int check_descriptor(conf_ctx *c)
+{
+    const hermes_backend *d = c->be;
+    const uint32_t known = HERMES_CAP_THREADSAFE | HERMES_CAP_SCAN |
+                           HERMES_CAP_STATS | HERMES_CAP_SHARED;
+
+    if (d->abi_major != HERMES_BACKEND_ABI_MAJOR)
+        return conf_fail(c, "abi_major is %u, want %u", d->abi_major,
+                         HERMES_BACKEND_ABI_MAJOR);
+    if (d->abi_minor > HERMES_BACKEND_ABI_MINOR)
+        return conf_fail(c, "abi_minor %u is newer than this suite's %u",
+                         d->abi_minor, HERMES_BACKEND_ABI_MINOR);
+    if (d->struct_size < HERMES_BACKEND_SIZE_1_0)
+        return conf_fail(c, "struct_size %u is smaller than ABI 1.0's %zu",
+                         d->struct_size, (size_t)HERMES_BACKEND_SIZE_1_0);
+    if (!valid_name(d->name))
+        return conf_fail(c, "name %s%s%s is not [a-z0-9_]+",
+                         d->name ? "\"" : "", d->name ? d->name : "NULL",
+                         d->name ? "\"" : "");
+    if (spec_is_name(c->spec) && strcmp(c->spec, d->name) != 0)
+        return conf_fail(c,
+                         "loaded as \"%s\" but the descriptor is named "
+                         "\"%s\"",
+                         c->spec, d->name);
+    if (!d->version || !*d->version)
+        return conf_fail(c, "version is %s", d->version ? "empty" : "NULL");
+    if (!d->description)
+        return conf_fail(c, "description is NULL");
+    if (strchr(d->description, '\n'))
+        return conf_fail(c, "description is not one line");
+    if (d->caps & ~known)
+        return conf_fail(c, "caps has unknown bits 0x%x", d->caps & ~known);
+    if (!d->open || !d->close || !d->get || !d->set || !d->del || !d->lock ||
+        !d->unlock || !d->flush)
+        return conf_fail(c, "a mandatory operation is NULL");
+    if (!(d->caps & HERMES_CAP_SCAN) != !d->scan)
+        return conf_fail(c, "%s",
+                         d->scan ? "scan is set but caps lacks HERMES_CAP_SCAN"
+                                 : "caps has HERMES_CAP_SCAN but scan is NULL");
+    if (!(d->caps & HERMES_CAP_STATS) != !d->stats)
+        return conf_fail(c, "%s",
+                         d->stats
+                             ? "stats is set but caps lacks HERMES_CAP_STATS"
+                             : "caps has HERMES_CAP_STATS but stats is NULL");
+    /* reserved[] is zero in a 1.0 descriptor; later minors turn slots
+     * into fields, so only a plugin of our own minor is held to it. */
+    if (d->abi_minor == HERMES_BACKEND_ABI_MINOR &&
+        d->struct_size >= sizeof(hermes_backend)) {
+        for (size_t i = 0; i < 8; i++)
+            if (d->reserved[i])
+                return conf_fail(c, "reserved[%zu] is not NULL", i);
+    }
+    conf_note(c, "name %s, version %s, caps 0x%x, max_key_len %u", d->name,
+              d->version, d->caps, d->max_key_len);
+    return CONF_PASS;
+}
+
+int check_open_rejects_unknown_key(conf_ctx *c)
+{
+    /* The unknown key goes in the middle of the real section, so that a
+     * plugin always answering index 0 or n-1 is caught when it can be. */
+    size_t n = c->nkv + 1, bad = (c->nkv + 1) / 2;
+    hermes_kv *kv = conf_xmalloc(n * sizeof *kv);
+    hermes_open_error err;
+    void *state = NULL;
+
+    for (size_t i = 0, j = 0; i < n; i++) {
+        if (i == bad) {
+            kv[i].key = "hconf_no_such_key";
+            kv[i].value = "1";
+            kv[i].line = 0;
+        } else {
+            kv[i] = c->kv[j++];
+        }
+    }
+    memset(&err, 0, sizeof err);
+    err.kv_index = -7; /* neither -1 nor an index: "never written" */
+    int st = c->be->open(&c->host, kv, n, &state, &err);
+
+    free(kv);
+    if (st == HERMES_BE_OK) {
+        c->be->close(state);
+        return conf_fail(c, "open accepted the unknown key "
+                            "\"hconf_no_such_key\"");
+    }
+    if (st != HERMES_BE_INVALID)
+        return conf_fail(c, "open returned %s, want INVALID", conf_status(st));
+    if (err.kv_index != (int)bad)
+        return conf_fail(c,
+                         "err->kv_index is %d, want %zu (the unknown "
+                         "key)",
+                         err.kv_index, bad);
+    if (!memchr(err.msg, 0, sizeof err.msg))
+        return conf_fail(c, "err->msg is not NUL-terminated");
+    if (!err.msg[0])
+        return conf_fail(c, "err->msg is empty");
+    conf_note(c, "open said: %s", err.msg);
+    return CONF_PASS;
+}
+
+int check_open(conf_ctx *c)
+{
+    hermes_open_error err;
+
+    memset(&err, 0, sizeof err);
+    err.kv_index = -1;
+    int st = c->be->open(&c->host, c->kv, c->nkv, &c->state, &err);
+
+    if (st != HERMES_BE_OK) {
+        c->state = NULL;
+        if (err.kv_index >= 0 && (size_t)err.kv_index < c->nkv)
+            return conf_fail(c, "open returned %s: %s: %.256s", conf_status(st),
+                             c->kv[err.kv_index].key, err.msg);
+        return conf_fail(c, "open returned %s: %.256s", conf_status(st),
+                         err.msg);
+    }
+    return CONF_PASS;
+}
+
+/* ----------------------------------------------------------- get, set */
+
+int check_get_missing(conf_ctx *c)
+{
+    char kb[KEYCAP];
+
+    return conf_expect_absent(c, conf_key(c, kb, sizeof kb, "missing:1"),
+                              "a key never set");
+}
+
+int check_set_get_binary(conf_ctx *c)
+{
+    static const unsigned char tail[] = {0x00, 0x01, 'k',  0x00,
+                                         0xff, 0x80, 0x7f, 0x00};
+    unsigned char key[KEYCAP], value[256 + 4];
+    size_t klen =
+        (size_t)snprintf((char *)key, sizeof key, "%sbin:", c->prefix);
+
+    memcpy(key + klen, tail, sizeof tail);
+    klen += sizeof tail;
+    /* Every byte value, framed by NULs, so that strlen-based code shows. */
+    value[0] = 0;
+    for (size_t i = 0; i < 256; i++)
+        value[i + 1] = (unsigned char)i;
+    value[257] = 0;
+    value[258] = 'z';
+    value[259] = 0;
+    hermes_bytes k = conf_bytes(key, klen);
+
+    if (conf_put(c, k, value, sizeof value, 0) != CONF_PASS)
+        return CONF_FAIL;
+    if (conf_expect(c, k, value, sizeof value, "binary key and value") !=
+        CONF_PASS)
+        return CONF_FAIL;
+    /* The same key cut at its first NUL is another key. */
+    return conf_expect_absent(
+        c,
+        conf_bytes(key,
+                   (size_t)((unsigned char *)memchr(key + 1, 0, klen) - key)),
+        "the binary key cut at its first NUL");
+}
+
+int check_empty_value(conf_ctx *c)
+{
+    char kb[KEYCAP];
+    hermes_bytes k = conf_key(c, kb, sizeof kb, "empty");
+
+    if (conf_put(c, k, "", 0, 0) != CONF_PASS)
+        return CONF_FAIL;
+    return conf_expect(c, k, "", 0, "a 0-byte value (present, not missing)");
+}
+
+int check_long_key(conf_ctx *c)
+{
+    size_t len = 1024;
+    int limited = c->be->max_key_len && c->be->max_key_len < 1024;
+
+    if (limited)
+        len = c->be->max_key_len;
+    if (len <= c->prefix_len + 1)
+        return conf_fail(c, "max_key_len %u is too short for any real key",
+                         c->be->max_key_len);
+    /* Two keys of the same length differing only in their last byte: a
+     * plugin that truncates or hashes carelessly mixes them up. */
+    char *a = conf_xmalloc(len), *b = conf_xmalloc(len);
+    int rc = CONF_FAIL;
+
+    memcpy(a, c->prefix, c->prefix_len);
+    for (size_t i = c->prefix_len; i < len; i++)
+        a[i] = (char)('a' + i % 26);
+    memcpy(b, a, len);
+    a[len - 1] = 'A';
+    b[len - 1] = 'B';
+    hermes_bytes ka = conf_bytes(a, len), kb = conf_bytes(b, len);
+
+    if (conf_put(c, ka, "value A", 7, 0) == CONF_PASS &&
+        conf_put(c, kb, "value B", 7, 0) == CONF_PASS &&
+        conf_expect(c, ka, "value A", 7, "the first long key") == CONF_PASS &&
+        conf_expect(c, kb, "value B", 7, "the second long key") == CONF_PASS)
+        rc = CONF_PASS;
+    free(a);
+    free(b);
+    if (rc == CONF_PASS && limited)
+        return conf_skip(c, "max_key_len is %u < 1024; %zu-byte keys work",
+                         c->be->max_key_len, len);
+    return rc;
+}
+
+int check_value_4mib(conf_ctx *c)
+{
+    const size_t n = 4u << 20;
+    unsigned char *v = conf_xmalloc(n), *got;
+    char kb[KEYCAP];
+    hermes_bytes k = conf_key(c, kb, sizeof kb, "big");
+    int present, rc = CONF_FAIL;
+    size_t len;
+
+    /* A pattern that does not repeat on any power-of-two period short of
+     * the whole value, so that misplaced chunks show. */
+    for (size_t i = 0; i < n; i++)
+        v[i] = (unsigned char)((i * 2654435761u) >> 13 ^ i >> 20);
+    if (conf_put(c, k, v, n, 0) == CONF_PASS &&
+        conf_get1(c, k, &present, &got, &len) == CONF_PASS) {
+        if (!present) {
+            conf_fail(c, "get reported nothing after a 4 MiB set");
+        } else if (len != n) {
+            conf_fail(c, "get reported %zu bytes, want %zu", len, n);
+        } else if (memcmp(got, v, n) != 0) {
+            size_t i = 0;
+
+            while (got[i] == v[i])
+                i++;
+            conf_fail(c, "value differs from byte %zu on", i);
+        } else {
+            rc = CONF_PASS;
+        }
+        free(got);
+    }
+    free(v);
+    return rc;
+}
+
+int check_get_batch(conf_ctx *c)
+{
+    enum { N = 10 };
+    char kbuf[N][KEYCAP], vbuf[N][64];
+    hermes_bytes keys[N];
+    conf_got g;
+    int rc = CONF_PASS;
+
+    /* Keys 1, 4 and 7 are never set; values differ in length too. */
+    for (size_t i = 0; i < N; i++) {
+        keys[i] = conf_key(c, kbuf[i], KEYCAP, "batch:%zu", i);
+        snprintf(vbuf[i], sizeof vbuf[i], "value %zu %.*s", i, (int)(i * 4),
+                 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        if (i % 3 != 1 &&
+            conf_put(c, keys[i], vbuf[i], strlen(vbuf[i]), 0) != CONF_PASS)
+            return CONF_FAIL;
+    }
+    conf_got_init(&g, N);
+    int st = conf_get(c, keys, N, conf_got_cb, &g);
+
+    if (st != HERMES_BE_OK)
+        rc = conf_fail(c, "batched get returned %s", conf_status(st));
+    else if (conf_got_check(c, &g, "get") != CONF_PASS)
+        rc = CONF_FAIL;
+    for (size_t i = 0; i < N && rc == CONF_PASS; i++) {
+        if (i % 3 == 1 && g.slot[i].hits)
+            rc = conf_fail(c, "index %zu (never set) reported as %s", i,
+                           conf_show(g.slot[i].data, g.slot[i].len));
+        else if (i % 3 != 1 && !g.slot[i].hits)
+            rc = conf_fail(c, "index %zu (set) not reported", i);
+        else if (i % 3 != 1 && !conf_got_is(&g, i, vbuf[i], strlen(vbuf[i])))
+            rc = conf_fail(c, "index %zu reported %s, want %s", i,
+                           conf_show(g.slot[i].data, g.slot[i].len),
+                           conf_show(vbuf[i], strlen(vbuf[i])));
+    }
+    conf_got_free(&g);
+    return rc;
+}
+
+int check_overwrite(conf_ctx *c)
+{
+    char kb[KEYCAP], longv[200];
+    hermes_bytes k = conf_key(c, kb, sizeof kb, "overwrite");
+
+    memset(longv, 'L', sizeof longv);
+    if (conf_put(c, k, longv, sizeof longv, 0) != CONF_PASS ||
+        conf_put(c, k, "new", 3, 0) != CONF_PASS)
+        return CONF_FAIL;
+    if (conf_expect(c, k, "new", 3,
+                    "a 200-byte value overwritten by 3 bytes") != CONF_PASS)
+        return CONF_FAIL;
+    if (conf_put(c, k, longv, sizeof longv, 0) != CONF_PASS)
+        return CONF_FAIL;
+    return conf_expect(c, k, longv, sizeof longv,
+                       "a 3-byte value overwritten by 200 bytes");
+}
+
+/* One set-if-absent of key = value; the value reported back is left in
+ * g (slot 0), initialized here and freed by the caller. */
+static int set_if_absent(conf_ctx *c, hermes_bytes key, const char *value,
+                         uint32_t ttl_ms, conf_got *g)
+{
+    hermes_item it = {key, conf_str(value), ttl_ms, HERMES_SET_IF_ABSENT};
+
+    conf_got_init(g, 1);
+    int st = conf_set(c, &it, 1, conf_got_cb, g);
+
+    if (st != HERMES_BE_OK)
+        return conf_fail(c, "set-if-absent returned %s", conf_status(st));
+    return conf_got_check(c, g, "set");
+}
+
+/* Fails unless slot 0 of g reports value; what names the situation. */
+static int reported(conf_ctx *c, const conf_got *g, const char *value,
+                    const char *what)
+{
+    if (!g->slot[0].hits)
+        return conf_fail(c,
+                         "%s: the callback did not report the value the "
+                         "key holds",
+                         what);
+    if (!conf_got_is(g, 0, value, strlen(value)))
+        return conf_fail(c, "%s: the callback reported %s, want %s", what,
+                         conf_show(g->slot[0].data, g->slot[0].len),
+                         conf_show(value, strlen(value)));
+    return CONF_PASS;
+}
+
+int check_set_if_absent(conf_ctx *c)
+{
+    char kb[KEYCAP], kb2[KEYCAP], kb3[KEYCAP];
+    hermes_bytes k = conf_key(c, kb, sizeof kb, "sia:key");
+    conf_got g;
+    int rc;
+
+    rc = set_if_absent(c, k, "first", 0, &g);
+    if (rc == CONF_PASS)
+        rc = reported(c, &g, "first", "the creator");
+    conf_got_free(&g);
+    if (rc != CONF_PASS)
+        return rc;
+    rc = set_if_absent(c, k, "second", 0, &g);
+    if (rc == CONF_PASS)
+        rc = reported(c, &g, "first", "the loser");
+    conf_got_free(&g);
+    if (rc != CONF_PASS)
+        return rc;
+    /* Without a callback the loser still must not overwrite. */
+    hermes_item lone = {k, conf_str("third"), 0, HERMES_SET_IF_ABSENT};
+    int st = conf_set(c, &lone, 1, NULL, NULL);
+
+    if (st != HERMES_BE_OK)
+        return conf_fail(c, "set-if-absent without a callback returned %s",
+                         conf_status(st));
+    if (conf_expect(c, k, "first", 5, "after two losing set-if-absent") !=
+        CONF_PASS)
+        return CONF_FAIL;
+
+    /* In a mixed batch, the callback reports only the flagged items. */
+    hermes_item items[3] = {
+        {conf_key(c, kb2, sizeof kb2, "sia:plain"), conf_str("plain"), 0, 0},
+        {k, conf_str("fourth"), 0, HERMES_SET_IF_ABSENT},
+        {conf_key(c, kb3, sizeof kb3, "sia:new"), conf_str("new"), 0,
+         HERMES_SET_IF_ABSENT},
+    };
+
+    conf_got_init(&g, 3);
+    st = conf_set(c, items, 3, conf_got_cb, &g);
+    rc = CONF_PASS;
+    if (st != HERMES_BE_OK)
+        rc = conf_fail(c, "mixed batch set returned %s", conf_status(st));
+    else if (conf_got_check(c, &g, "set") != CONF_PASS)
+        rc = CONF_FAIL;
+    else if (g.slot[0].hits)
+        rc = conf_fail(c, "mixed batch: the callback reported the plain "
+                          "item (index 0)");
+    else if (!conf_got_is(&g, 1, "first", 5))
+        rc = conf_fail(c,
+                       "mixed batch: index 1 (existing key) reported %s, "
+                       "want 5 bytes \"first\"",
+                       g.slot[1].hits ? conf_show(g.slot[1].data, g.slot[1].len)
+                                      : "nothing");
+    else if (!conf_got_is(&g, 2, "new", 3))
+        rc = conf_fail(c,
+                       "mixed batch: index 2 (new key) reported %s, want "
+                       "3 bytes \"new\"",
+                       g.slot[2].hits ? conf_show(g.slot[2].data, g.slot[2].len)
+                                      : "nothing");
+    conf_got_free(&g);
+    if (rc != CONF_PASS)
+        return rc;
+    if (conf_expect(c, items[0].key, "plain", 5, "mixed batch, plain item") !=
+            CONF_PASS ||
+        conf_expect(c, k, "first", 5, "mixed batch, existing key") !=
+            CONF_PASS ||
+        conf_expect(c, items[2].key, "new", 3, "mixed batch, new key") !=
+            CONF_PASS)
+        return CONF_FAIL;
+    return CONF_PASS;
+}
+
+/* ---------------------------------------------------------------- TTL */
+
+int check_ttl_expiry(conf_ctx *c)
+{
+    char kb[3][KEYCAP];
+    int attempt;
+    uint64_t t0 = 0;
+    hermes_bytes kt, kp, kx;
+
+    /* "Present before" is only meaningful while the 100 ms have not run
+     * out; a loaded machine gets a few attempts on fresh keys. */
+    for (attempt = 0; attempt < 3; attempt++) {
+        kt = conf_key(c, kb[0], KEYCAP, "ttl:%d:expiring", attempt);
+        kp = conf_key(c, kb[1], KEYCAP, "ttl:%d:persisted", attempt);
+        kx = conf_key(c, kb[2], KEYCAP, "ttl:%d:recreated", attempt);
+        t0 = conf_now_ms();
+        if (conf_put(c, kt, "short-lived", 11, 100) != CONF_PASS ||
+            conf_put(c, kx, "short-lived", 11, 100) != CONF_PASS ||
+            conf_put(c, kp, "short-lived", 11, 100) != CONF_PASS ||
+            conf_put(c, kp, "forever", 7, 0) != CONF_PASS)
+            return CONF_FAIL;
+        int present;
+        unsigned char *v;
+        size_t len;
+
+        if (conf_get1(c, kt, &present, &v, &len) != CONF_PASS)
+            return CONF_FAIL;
+        free(v);
+        if (conf_now_ms() - t0 < 90) {
+            if (!present)
+                return conf_fail(c,
+                                 "a key set with a 100 ms TTL was gone "
+                                 "%u ms later",
+                                 (unsigned)(conf_now_ms() - t0));
+            break;
+        }
+        conf_note(c, "attempt %d too slow to see the key before expiry",
+                  attempt);
+    }
+    if (attempt == 3)
+        return conf_fail(c, "set and get took over 90 ms three times; "
+                            "cannot check a 100 ms TTL");
+    uint64_t elapsed = conf_now_ms() - t0;
+
+    if (elapsed < 400)
+        conf_sleep_ms((unsigned)(400 - elapsed));
+    int present;
+    unsigned char *v;
+    size_t len;
+
+    if (conf_get1(c, kt, &present, &v, &len) != CONF_PASS)
+        return CONF_FAIL;
+    free(v);
+    if (present) {
+        /* Say how long it did live: a coarse (whole-second) TTL shows. */
+        uint64_t deadline = t0 + 3000;
+
+        while (present && conf_now_ms() < deadline) {
+            conf_sleep_ms(50);
+            if (conf_get1(c, kt, &present, &v, &len) != CONF_PASS)
+                return CONF_FAIL;
+            free(v);
+        }
+        if (present)
+            return conf_fail(c, "a key set with a 100 ms TTL is still "
+                                "present after 3 s");
+        return conf_fail(c,
+                         "a key set with a 100 ms TTL was still present "
+                         "after 400 ms (gone after about %u ms)",
+                         (unsigned)(conf_now_ms() - t0));
+    }
+    if (conf_expect(c, kp, "forever", 7,
+                    "a 100 ms TTL key overwritten with ttl 0, after 400 ms") !=
+        CONF_PASS)
+        return CONF_FAIL;
+
+    /* An expired key is absent for set-if-absent too. */
+    conf_got g;
+    int rc = set_if_absent(c, kx, "recreated", 0, &g);
+
+    if (rc == CONF_PASS)
+        rc = reported(c, &g, "recreated", "set-if-absent over an expired key");
+    conf_got_free(&g);
+    return rc;
+}
+
+/* ------------------------------------------------------ delete, flush */
+
+int check_delete(conf_ctx *c)
+{
+    char kb[4][KEYCAP];
+    hermes_bytes keys[4] = {
+        conf_key(c, kb[0], KEYCAP, "del:a"),
+        conf_key(c, kb[1], KEYCAP, "del:never-set"),
+        conf_key(c, kb[2], KEYCAP, "del:b"),
+        conf_key(c, kb[3], KEYCAP, "del:c"),
+    };
+
+    for (size_t i = 0; i < 4; i++)
+        if (i != 1 && conf_put(c, keys[i], "doomed", 6, 0) != CONF_PASS)
+            return CONF_FAIL;
+    int st = conf_del(c, keys, 4);
+
+    if (st != HERMES_BE_OK)
+        return conf_fail(c, "delete of 3 keys and a missing one returned %s",
+                         conf_status(st));
+    for (size_t i = 0; i < 4; i++)
+        if (conf_expect_absent(c, keys[i], "after a batched delete") !=
+            CONF_PASS)
+            return CONF_FAIL;
+    st = conf_del(c, &keys[1], 1);
+    if (st != HERMES_BE_OK)
+        return conf_fail(c, "delete of a missing key returned %s",
+                         conf_status(st));
+    return CONF_PASS;
+}
+
+int check_flush_prefix(conf_ctx *c)
+{
+    /* The flushed prefix holds glob and regex metacharacters: a backend
+     * that matches with a pattern (redis SCAN MATCH, KEYS) must escape
+     * them.  Survivors include a glob match, the prefix minus its last
+     * byte and the prefix appearing in the middle of a key. */
+    char fp[KEYCAP], k[8][KEYCAP];
+    hermes_bytes pre = conf_key(c, fp, sizeof fp, "flush:a*b?[c]\\.+:");
+    hermes_bytes gone[3] = {
+        conf_key(c, k[0], KEYCAP, "flush:a*b?[c]\\.+:1"),
+        conf_key(c, k[1], KEYCAP, "flush:a*b?[c]\\.+:2"),
+        pre,
+    };
+    hermes_bytes kept[4] = {
+        conf_key(c, k[2], KEYCAP, "flush:aXXbYc.+:1"),
+        conf_key(c, k[3], KEYCAP, "flush:a*b?[c]\\.+"),
+        conf_key(c, k[4], KEYCAP, "flush:z:%s", fp),
+        conf_key(c, k[5], KEYCAP, "flush:z:1"),
+    };
+    hermes_bytes lock = conf_key(c, k[6], KEYCAP, "flush:a*b?[c]\\.+:lock");
+    int acquired, released;
+
+    for (size_t i = 0; i < 3; i++)
+        if (conf_put(c, gone[i], "gone", 4, i == 1 ? 60000 : 0) != CONF_PASS)
+            return CONF_FAIL;
+    for (size_t i = 0; i < 4; i++)
+        if (conf_put(c, kept[i], "kept", 4, 0) != CONF_PASS)
+            return CONF_FAIL;
+    int st = conf_lock(c, lock, conf_str("flush-owner"), 60000, &acquired);
+
+    if (st != HERMES_BE_OK || acquired != 1)
+        return conf_fail(c, "lock of a fresh key returned %s, acquired %d",
+                         conf_status(st), acquired);
+    st = conf_flush(c, pre);
+    if (st != HERMES_BE_OK)
+        return conf_fail(c, "flush returned %s", conf_status(st));
+    for (size_t i = 0; i < 3; i++)
+        if (conf_expect_absent(c, gone[i], "a key under the flushed prefix") !=
+            CONF_PASS)
+            return CONF_FAIL;
+    for (size_t i = 0; i < 4; i++) {
+        char what[KEYCAP + 64];
+
+        snprintf(what, sizeof what, "key \"%.*s\" outside the flushed prefix",
+                 (int)kept[i].len, (const char *)kept[i].data);
+        if (conf_expect(c, kept[i], "kept", 4, what) != CONF_PASS)
+            return CONF_FAIL;
+    }
+    st = conf_lock(c, lock, conf_str("after-flush"), 60000, &acquired);
+    if (st != HERMES_BE_OK)
+        return conf_fail(c, "lock after flush returned %s", conf_status(st));
+    if (acquired != 1)
+        return conf_fail(c, "a lock under the flushed prefix survived the "
+                            "flush");
+    conf_unlock(c, lock, conf_str("after-flush"), &released);
+    return CONF_PASS;
+}
+
+/* --------------------------------------------------------- scan, stats */
+
+typedef struct scan_seen {
+    size_t n, cap, stop_after;
+    struct {
+        char *key, *value;
+        size_t klen, vlen;
+        int64_t ttl;
+    } * item;
+} scan_seen;
+
+static int scan_cb(void *arg, const void *key, size_t klen, const void *value,
+                   size_t vlen, int64_t ttl_ms)
+{
+    scan_seen *s = arg;
+
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 16;
+        void *p = realloc(s->item, s->cap * sizeof *s->item);
+
+        if (!p) {
+            fprintf(stderr, "hermes-conformance: out of memory\n");
+            exit(2);
+        }
+        s->item = p;
+    }
+    s->item[s->n].key = conf_xmalloc(klen);
+    s->item[s->n].value = conf_xmalloc(vlen);
+    if (klen)
+        memcpy(s->item[s->n].key, key, klen);
+    if (vlen)
+        memcpy(s->item[s->n].value, value, vlen);
+    s->item[s->n].klen = klen;
+    s->item[s->n].vlen = vlen;
+    s->item[s->n].ttl = ttl_ms;
+    s->n++;
+    return s->stop_after && s->n >= s->stop_after;
+}
+
+static void scan_seen_free(scan_seen *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->item[i].key);
+        free(s->item[i].value);
+    }
+    free(s->item);
+}
+
+/* Checks what a scan of prefix reported against the n keys expected
+ * (values vals, TTL set or not); every key must appear once. */
+static int scan_verify(conf_ctx *c, const scan_seen *s, hermes_bytes *keys,
+                       const char *const *vals, const uint32_t *ttls, size_t n)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        size_t j;
+
+        for (j = 0; j < n; j++)
+            if (keys[j].len == s->item[i].klen &&
+                memcmp(keys[j].data, s->item[i].key, keys[j].len) == 0)
+                break;
+        if (j == n)
+            return conf_fail(c,
+                             "scan reported key %s, which is not under "
+                             "the prefix or not live",
+                             conf_show(s->item[i].key, s->item[i].klen));
+        for (size_t k = 0; k < i; k++)
+            if (s->item[k].klen == s->item[i].klen &&
+                memcmp(s->item[k].key, s->item[i].key, s->item[i].klen) == 0)
+                return conf_fail(c, "scan reported key %s twice",
+                                 conf_show(s->item[i].key, s->item[i].klen));
+        if (s->item[i].vlen != strlen(vals[j]) ||
+            memcmp(s->item[i].value, vals[j], s->item[i].vlen) != 0)
+            return conf_fail(c, "scan reported %s for key %s, want %s",
+                             conf_show(s->item[i].value, s->item[i].vlen),
+                             conf_show(keys[j].data, keys[j].len),
+                             conf_show(vals[j], strlen(vals[j])));
+        int64_t t = s->item[i].ttl;
+
+        if (ttls[j] == 0 && t != -1 && t != -2)
+            return conf_fail(c,
+                             "scan reported ttl %lld for a key without "
+                             "TTL, want -1 (or -2, unknown)",
+                             (long long)t);
+        if (ttls[j] && t != -2 && (t <= 0 || t > (int64_t)ttls[j]))
+            return conf_fail(c,
+                             "scan reported ttl %lld for a key with a "
+                             "%u ms TTL",
+                             (long long)t, ttls[j]);
+    }
+    if (s->n < n)
+        return conf_fail(c, "scan reported %zu keys, want %zu", s->n, n);
+    return CONF_PASS;
+}
+
+int check_scan(conf_ctx *c)
+{
+    enum { N = 5 };
+    static const char *const vals[N] = {"zero", "", "two\x01", "three!",
+                                        "four, with a TTL"};
+    static const uint32_t ttls[N] = {0, 0, 0, 0, 60000};
+    char sp[KEYCAP], kb[N + 4][KEYCAP];
+    hermes_bytes keys[N];
+    scan_seen s = {0};
+
+    if (!(c->be->caps & HERMES_CAP_SCAN))
+        return conf_skip(c, "the plugin does not declare HERMES_CAP_SCAN");
+    hermes_bytes pre = conf_key(c, sp, sizeof sp, "scan:a:");
+
+    for (size_t i = 0; i < N; i++) {
+        keys[i] = conf_key(c, kb[i], KEYCAP, "scan:a:k%zu", i);
+        if (conf_put(c, keys[i], vals[i], strlen(vals[i]), ttls[i]) !=
+            CONF_PASS)
+            return CONF_FAIL;
+    }
+    /* Not to be reported: siblings and an expired key under the prefix. */
+    if (conf_put(c, conf_key(c, kb[N], KEYCAP, "scan:b:k0"), "x", 1, 0) !=
+            CONF_PASS ||
+        conf_put(c, conf_key(c, kb[N + 1], KEYCAP, "scan:a"), "x", 1, 0) !=
+            CONF_PASS ||
+        conf_put(c, conf_key(c, kb[N + 2], KEYCAP, "scan:a:expired"), "x", 1,
+                 50) != CONF_PASS)
+        return CONF_FAIL;
+    conf_sleep_ms(200);
+    int st = conf_scan(c, pre, scan_cb, &s);
+    int rc = CONF_PASS;
+
+    if (st != HERMES_BE_OK)
+        rc = conf_fail(c, "scan returned %s", conf_status(st));
+    else
+        rc = scan_verify(c, &s, keys, vals, ttls, N);
+    scan_seen_free(&s);
+    if (rc != CONF_PASS)
+        return rc;
+
+    /* A callback returning non-zero stops the scan, which is then OK. */
+    memset(&s, 0, sizeof s);
+    s.stop_after = 1;
+    st = conf_scan(c, pre, scan_cb, &s);
+    if (st != HERMES_BE_OK)
+        rc = conf_fail(c, "scan stopped by its callback returned %s, want OK",
+                       conf_status(st));
+    else if (s.n != 1)
+        rc = conf_fail(c,
+                       "scan called its callback %zu times after it "
+                       "returned non-zero the first time",
+                       s.n - 1);
+    scan_seen_free(&s);
+    return rc;
+}
+
+typedef struct stats_seen {
+    size_t n;
+    int bad;
+} stats_seen;
+
+static void stats_cb(void *arg, const char *name, const char *value)
+{
+    stats_seen *s = arg;
+
+    s->n++;
+    if (!name || !*name || !value)
+        s->bad = 1;
+}
+
+int check_stats(conf_ctx *c)
+{
+    stats_seen s = {0, 0};
+
+    if (!(c->be->caps & HERMES_CAP_STATS))
+        return conf_skip(c, "the plugin does not declare HERMES_CAP_STATS");
+    int st = conf_stats(c, stats_cb, &s);
+
+    if (st != HERMES_BE_OK)
+        return conf_fail(c, "stats returned %s", conf_status(st));
+    if (s.n == 0)
+        return conf_fail(c, "stats reported no pair");
+    if (s.bad)
+        return conf_fail(c, "stats reported a NULL or empty name or a NULL "
+                            "value");
+    conf_note(c, "%zu statistics", s.n);
+    return CONF_PASS;
+}

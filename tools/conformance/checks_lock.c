@@ -1,0 +1,134 @@
+/*
+ * hermes-conformance checks of the lock protocol: lock() is exclusive and
+ * never re-entrant, unlock() releases only for the owner's token (in one
+ * step), and a lock past its TTL is free for someone else - the three
+ * properties dogpile control across processes rests on.
+ */
+#include "conformance.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define KEYCAP 256
+#define LONG_TTL 60000
+
+/* Takes key for token and fails unless the outcome is want (1 = taken). */
+static int lock_is(conf_ctx *c, hermes_bytes key, const char *token,
+                   uint32_t ttl, int want, const char *what)
+{
+    int acquired;
+    int st = conf_lock(c, key, conf_str(token), ttl, &acquired);
+
+    if (st != HERMES_BE_OK)
+        return conf_fail(c, "%s: lock returned %s", what, conf_status(st));
+    if (acquired != 0 && acquired != 1)
+        return conf_fail(c, "%s: lock set *acquired to %d, want 0 or 1", what,
+                         acquired);
+    if (acquired != want)
+        return conf_fail(c, "%s: lock %s", what,
+                         want ? "was refused" : "was granted");
+    return CONF_PASS;
+}
+
+/* Releases key for token and fails unless the outcome is want. */
+static int unlock_is(conf_ctx *c, hermes_bytes key, const char *token, int want,
+                     const char *what)
+{
+    int released;
+    int st = conf_unlock(c, key, conf_str(token), &released);
+
+    if (st != HERMES_BE_OK)
+        return conf_fail(c, "%s: unlock returned %s", what, conf_status(st));
+    if (released != 0 && released != 1)
+        return conf_fail(c, "%s: unlock set *released to %d, want 0 or 1", what,
+                         released);
+    if (released != want)
+        return conf_fail(c, "%s: unlock %s", what,
+                         want ? "released nothing" : "released the lock");
+    return CONF_PASS;
+}
+
+int check_lock_exclusive(conf_ctx *c)
+{
+    char kb[KEYCAP];
+    hermes_bytes k = conf_key(c, kb, sizeof kb, "lock:exclusive");
+
+    if (lock_is(c, k, "owner-A", LONG_TTL, 1, "a free lock") != CONF_PASS ||
+        lock_is(c, k, "owner-B", LONG_TTL, 0, "a lock held by another token") !=
+            CONF_PASS ||
+        lock_is(c, k, "owner-A", LONG_TTL, 0,
+                "a lock already held by the same token (not re-entrant)") !=
+            CONF_PASS ||
+        unlock_is(c, k, "owner-A", 1, "the owner") != CONF_PASS)
+        return CONF_FAIL;
+    return CONF_PASS;
+}
+
+int check_unlock_wrong_token(conf_ctx *c)
+{
+    char kb[KEYCAP], kb2[KEYCAP];
+    hermes_bytes k = conf_key(c, kb, sizeof kb, "lock:wrong-token");
+
+    if (lock_is(c, k, "owner-A-12345", LONG_TTL, 1, "a free lock") != CONF_PASS)
+        return CONF_FAIL;
+    /* A token that is a prefix of the owner's catches comparisons that
+     * stop at the shorter length. */
+    if (unlock_is(c, k, "owner-B-67890", 0,
+                  "unlock with a token that does not own the lock") !=
+            CONF_PASS ||
+        unlock_is(c, k, "owner-A-1234", 0,
+                  "unlock with a prefix of the owner's token") != CONF_PASS ||
+        lock_is(c, k, "owner-C", LONG_TTL, 0,
+                "after refused unlocks, the lock") != CONF_PASS ||
+        unlock_is(c, conf_key(c, kb2, sizeof kb2, "lock:never-taken"),
+                  "owner-A-12345", 0, "a lock never taken") != CONF_PASS)
+        return CONF_FAIL;
+    return unlock_is(c, k, "owner-A-12345", 1, "the owner, after all that");
+}
+
+int check_unlock_owner(conf_ctx *c)
+{
+    char kb[KEYCAP];
+    hermes_bytes k = conf_key(c, kb, sizeof kb, "lock:owner");
+
+    if (lock_is(c, k, "owner-A", LONG_TTL, 1, "a free lock") != CONF_PASS ||
+        unlock_is(c, k, "owner-A", 1, "the owner") != CONF_PASS ||
+        lock_is(c, k, "owner-B", LONG_TTL, 1, "a lock its owner released") !=
+            CONF_PASS ||
+        unlock_is(c, k, "owner-A", 0,
+                  "the previous owner, once another holds it") != CONF_PASS ||
+        lock_is(c, k, "owner-C", LONG_TTL, 0,
+                "a lock the previous owner tried to release") != CONF_PASS)
+        return CONF_FAIL;
+    return unlock_is(c, k, "owner-B", 1, "the new owner");
+}
+
+int check_lock_ttl_takeover(conf_ctx *c)
+{
+    char kb[KEYCAP];
+    hermes_bytes k = conf_key(c, kb, sizeof kb, "lock:ttl");
+    uint64_t t0 = conf_now_ms();
+
+    if (lock_is(c, k, "owner-A", 100, 1, "a free lock (100 ms TTL)") !=
+        CONF_PASS)
+        return CONF_FAIL;
+    /* Only meaningful before the 100 ms run out. */
+    if (conf_now_ms() - t0 < 80 &&
+        lock_is(c, k, "owner-B", LONG_TTL, 0, "a lock within its TTL") !=
+            CONF_PASS)
+        return CONF_FAIL;
+    uint64_t elapsed = conf_now_ms() - t0;
+
+    if (elapsed < 400)
+        conf_sleep_ms((unsigned)(400 - elapsed));
+    if (lock_is(c, k, "owner-B", LONG_TTL, 1,
+                "a lock 400 ms into its 100 ms TTL") != CONF_PASS ||
+        unlock_is(c, k, "owner-A", 0, "the expired owner, after a takeover") !=
+            CONF_PASS ||
+        lock_is(
+            c, k, "owner-C", LONG_TTL, 0,
+            "a lock taken over (the old owner's unlock must not free it)") !=
+            CONF_PASS)
+        return CONF_FAIL;
+    return unlock_is(c, k, "owner-B", 1, "the new owner");
+}
