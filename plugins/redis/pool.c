@@ -6,6 +6,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,16 +206,52 @@ int rpool_append(rpool *p, rpool_conn *conn, int argc, const char **argv,
     return HERMES_BE_OK;
 }
 
+/*
+ * hiredis writes with write(2): on a socket the server has closed, that
+ * raises SIGPIPE, whose default action kills the application.  A library
+ * must not change the process's signal dispositions, so SIGPIPE is blocked
+ * in the calling thread while a pipeline is written, and one that became
+ * pending because of our EPIPE is consumed before unblocking (as libpq
+ * does).  Two cheap syscalls per round trip.
+ */
+static void sigpipe_block(sigset_t *old)
+{
+    sigset_t pipe_set;
+
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, old);
+}
+
+static void sigpipe_unblock(const sigset_t *old, int got_epipe)
+{
+    if (got_epipe && !sigismember(old, SIGPIPE)) {
+        sigset_t pipe_set, pending;
+        struct timespec zero = {0, 0};
+
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE))
+            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+                ;
+    }
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
                const char *what)
 {
     size_t i;
     void *r;
+    sigset_t old;
 
+    sigpipe_block(&old);
     for (i = 0; i < n; i++) {
         r = NULL;
         if (redisGetReply(conn->c, &r) != REDIS_OK || !r) {
             int rc = status_of(conn->c);
+
+            sigpipe_unblock(&old, conn->c->err == REDIS_ERR_IO);
 
             /* The stream is out of step (or gone): never reuse it. */
             conn->broken = 1;
@@ -230,6 +267,7 @@ int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
         }
         replies[i] = r;
     }
+    sigpipe_unblock(&old, 0);
     return HERMES_BE_OK;
 }
 
