@@ -530,15 +530,19 @@ static void corrupt_record_bytes_are_a_miss(void **state)
 {
     hermes_fn *fn = reg("victim", HERMES_TAGS("t"), 0);
     counter c = {0};
-    static const char *garbage[] = {
-        "",                               /* empty */
-        "HRM1",                           /* truncated header */
-        "\x80\x04\x95pickle-from-python", /* foreign */
-        "HRM1\x01\x00\xff\xff........................", /* absurd tag count */
+#define BYTES(lit) {lit, sizeof lit - 1}
+    static const struct {
+        const char *p;
+        size_t n;
+    } garbage[] = {
+        BYTES(""),                                   /* empty */
+        BYTES("HRM1"),                               /* truncated header */
+        BYTES("\x80\x04\x95pickle-from-python"),     /* foreign */
+        BYTES("HRM1\x01\x00\xff\xff......................"), /* 65535 tags */
     };
+#undef BYTES
     for (size_t i = 0; i < sizeof garbage / sizeof *garbage; i++) {
-        put_raw_entry("victim", garbage[i],
-                      i == 3 ? 36 : strlen(garbage[i]));
+        put_raw_entry("victim", garbage[i].p, garbage[i].n);
         assert_int_equal(call(fn, &c, 1), HERMES_OK);
         assert_int_equal(c.calls, (int)i + 1);
     }
