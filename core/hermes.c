@@ -186,6 +186,7 @@ static void fn_free(hermes_fn *fn)
     }
     free(fn->tags);
     free(fn->tag_keys);
+    free(fn->tag_names);
     free(fn->name);
     free(fn->ename);
     free(fn);
@@ -287,6 +288,19 @@ static hermes_rc tags_copy(hermes *h, const char *const *in, char ***out,
     return HERMES_OK;
 }
 
+/* The tag names with their lengths, pointing into tags. */
+static hermes_rc tag_names_build(char **tags, size_t n, hermes_bytes **out)
+{
+    *out = NULL;
+    if (n == 0)
+        return HERMES_OK;
+    if (!(*out = calloc(n, sizeof **out)))
+        return HERMES_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        (*out)[i] = (hermes_bytes){tags[i], strlen(tags[i])};
+    return HERMES_OK;
+}
+
 static hermes_rc tag_keys_build(hermes *h, char **tags, size_t n,
                                 hermes_bytes **out)
 {
@@ -346,7 +360,9 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
             goto fail;
     }
     if ((rc = tag_keys_build(h, fn->tags, fn->ntags, &fn->tag_keys)) !=
-        HERMES_OK)
+            HERMES_OK ||
+        (rc = tag_names_build(fn->tags, fn->ntags, &fn->tag_names)) !=
+            HERMES_OK)
         goto fail;
 
     pthread_mutex_lock(&h->fns_mu);
@@ -383,11 +399,10 @@ hermes *hermes_fn_handle(const hermes_fn *fn)
 
 /*
  * Builds the entry key "<prefix>:entry:<name>:<arghash>" (or
- * "<prefix>:entry:<custom>") and, when lock is not NULL, the lock key with
- * the same suffix under ":lock:".
+ * "<prefix>:entry:<custom>").
  */
-static hermes_rc entry_keys(hermes_fn *fn, const void *args, size_t alen,
-                            void *arg, hm_buf *entry, hm_buf *lock)
+static hermes_rc entry_key(hermes_fn *fn, const void *args, size_t alen,
+                           void *arg, hm_buf *entry)
 {
     hermes *h = fn->h;
     hm_buf_adds(entry, h->entry_prefix);
@@ -417,16 +432,20 @@ static hermes_rc entry_keys(hermes_fn *fn, const void *args, size_t alen,
         hm_buf_add(entry, ":", 1);
         hm_buf_add(entry, hash, sizeof hash);
     }
-    if (lock) {
-        hm_buf_adds(lock, h->lock_prefix);
-        size_t lhead = lock->len;
-        hm_buf_add(lock, entry->data + head, entry->len - head);
-        hm_key_fit(lock, lhead, h->be->max_key_len);
-        if (lock->failed)
-            return HERMES_ENOMEM;
-    }
     hm_key_fit(entry, head, h->be->max_key_len);
     return entry->failed ? HERMES_ENOMEM : HERMES_OK;
+}
+
+/* The lock key of an entry: the same suffix under "<prefix>:lock:".  Built
+ * only on a miss; a hit never needs it. */
+static hermes_rc lock_key(hermes *h, const hm_buf *entry, hm_buf *lock)
+{
+    size_t head = strlen(h->entry_prefix);
+    hm_buf_adds(lock, h->lock_prefix);
+    size_t lhead = lock->len;
+    hm_buf_add(lock, entry->data + head, entry->len - head);
+    hm_key_fit(lock, lhead, h->be->max_key_len);
+    return lock->failed ? HERMES_ENOMEM : HERMES_OK;
 }
 
 static hermes_bytes buf_bytes(const hm_buf *b)
@@ -537,7 +556,7 @@ static int read_hit(call *c, int *status, hm_outcome *o)
     if (*status != HERMES_BE_OK)
         return 0;
     c->verdict =
-        hm_judge(c->h, &c->rd, (const char *const *)c->fn->tags, &payload, &len);
+        hm_judge(c->h, &c->rd, c->fn->tag_names, &payload, &len);
     if (c->verdict != HM_HIT)
         return 0;
     /* The payload ends the record but for the 4-byte checksum: slide it to
@@ -583,6 +602,11 @@ static void lock_timed_out(call *c, hm_outcome *o)
 static void lead(call *c, hm_outcome *o)
 {
     hermes *h = c->h;
+    if (lock_key(h, &c->entry, &c->lock) != HERMES_OK) {
+        memset(o, 0, sizeof *o);
+        o->rc = HERMES_ENOMEM;
+        return;
+    }
     char token[128];
     size_t toklen;
     hm_lock_token(h, token, sizeof token, &toklen);
@@ -691,11 +715,18 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
         *len = 0;
     if (!fn || !compute_fn || !value || !len || (!args && args_len))
         return HERMES_EINVAL;
-    call c = {.h = fn->h, .fn = fn, .compute = compute_fn, .arg = arg};
+    /* Field by field: zeroing the whole struct (key buffers, inline tag
+     * versions) costs more than the rest of a hit's bookkeeping. */
+    call c;
+    c.h = fn->h;
+    c.fn = fn;
+    c.compute = compute_fn;
+    c.arg = arg;
+    c.verdict = HM_ABSENT;
     hm_outcome o;
     hm_buf_init(&c.entry);
     hm_buf_init(&c.lock);
-    hermes_rc rc = entry_keys(fn, args, args_len, arg, &c.entry, &c.lock);
+    hermes_rc rc = entry_key(fn, args, args_len, arg, &c.entry);
     if (rc == HERMES_OK && hm_read_init(&c.rd, fn->ntags) != 0)
         rc = HERMES_ENOMEM;
     if (rc != HERMES_OK) {
@@ -728,7 +759,7 @@ hermes_rc hermes_invalidate(hermes_fn *fn, const void *args, size_t args_len,
         return HERMES_EINVAL;
     hm_buf entry;
     hm_buf_init(&entry);
-    hermes_rc rc = entry_keys(fn, args, args_len, arg, &entry, NULL);
+    hermes_rc rc = entry_key(fn, args, args_len, arg, &entry);
     if (rc == HERMES_OK) {
         hermes_bytes k = buf_bytes(&entry);
         int st = hm_be_del(fn->h, &k, 1);
@@ -748,6 +779,7 @@ typedef struct direct {
     char **tags;
     size_t ntags;
     hermes_bytes *tag_keys;
+    hermes_bytes *tag_names;
     hm_read rd;
     bool rd_ok;
 } direct;
@@ -766,6 +798,8 @@ static hermes_rc direct_init(hermes *h, direct *d, const char *key,
     hermes_rc rc = tags_copy(h, tags, &d->tags, &d->ntags);
     if (rc == HERMES_OK)
         rc = tag_keys_build(h, d->tags, d->ntags, &d->tag_keys);
+    if (rc == HERMES_OK)
+        rc = tag_names_build(d->tags, d->ntags, &d->tag_names);
     if (rc == HERMES_OK && hm_read_init(&d->rd, d->ntags) != 0)
         rc = HERMES_ENOMEM;
     d->rd_ok = rc == HERMES_OK;
@@ -782,6 +816,7 @@ static void direct_free(direct *d)
     }
     free(d->tags);
     free(d->tag_keys);
+    free(d->tag_names);
     if (d->rd_ok)
         hm_read_free(&d->rd);
     hm_buf_free(&d->entry);
@@ -805,7 +840,7 @@ hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
         if (st != HERMES_BE_OK) {
             rc = hm_error(h, HERMES_EBACKEND, "get %s: %s", key,
                           hm_be_status_str(st));
-        } else if (hm_judge(h, &d.rd, (const char *const *)d.tags, &payload,
+        } else if (hm_judge(h, &d.rd, d.tag_names, &payload,
                             &plen) == HM_HIT) {
             memmove(d.rd.entry, payload, plen);
             d.rd.entry[plen] = '\0';

@@ -55,6 +55,7 @@ struct hermes_fn {
     char *ename;         /* name escaped for use in keys */
     size_t ntags;
     char **tags;         /* sorted, unique */
+    hermes_bytes *tag_names; /* the same with their lengths */
     hermes_bytes *tag_keys; /* "<prefix>:tag:<tag>", prebuilt (owned) */
     uint32_t ttl;        /* seconds; 0 = the handle's default */
     hermes_key_fn key;   /* custom key or NULL */

@@ -56,7 +56,7 @@ int hm_read_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
  * Judges what hm_read_entry found against the tag names.  On HM_HIT,
  * *payload and *len point into rd->entry.  A corrupt record is counted.
  */
-hm_verdict hm_judge(hermes *h, hm_read *rd, const char *const *tags,
+hm_verdict hm_judge(hermes *h, hm_read *rd, const hermes_bytes *tags,
                     const void **payload, size_t *len);
 
 /*

@@ -133,7 +133,7 @@ int hm_record_next_tag(const hm_record *rec, const unsigned char **cursor,
 }
 
 size_t hm_record_stale_at(const hm_record *rec, size_t ntags,
-                          const char *const *names, const hermes_bytes *vers)
+                          const hermes_bytes *names, const hermes_bytes *vers)
 {
     if (rec->ntags != ntags)
         return 1;
@@ -141,8 +141,8 @@ size_t hm_record_stale_at(const hm_record *rec, size_t ntags,
     for (size_t i = 0; i < ntags; i++) {
         hermes_bytes name, ver;
         hm_record_next_tag(rec, &cur, &name, &ver);
-        size_t nl = strlen(names[i]);
-        if (name.len != nl || memcmp(name.data, names[i], nl) != 0 ||
+        if (name.len != names[i].len ||
+            memcmp(name.data, names[i].data, name.len) != 0 ||
             ver.len != vers[i].len ||
             (ver.len && memcmp(ver.data, vers[i].data, ver.len) != 0))
             return i + 1;

@@ -65,6 +65,6 @@ int hm_record_next_tag(const hm_record *rec, const unsigned char **cursor,
  * names in the same order with the same versions, else 1 + the index of the
  * first tag that differs (names differing: the list does not match). */
 size_t hm_record_stale_at(const hm_record *rec, size_t ntags,
-                          const char *const *names, const hermes_bytes *vers);
+                          const hermes_bytes *names, const hermes_bytes *vers);
 
 #endif

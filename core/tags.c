@@ -118,7 +118,7 @@ int hm_read_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
     return st;
 }
 
-hm_verdict hm_judge(hermes *h, hm_read *rd, const char *const *tags,
+hm_verdict hm_judge(hermes *h, hm_read *rd, const hermes_bytes *tags,
                     const void **payload, size_t *len)
 {
     if (!rd->entry)

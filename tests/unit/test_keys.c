@@ -130,7 +130,7 @@ static void record_round_trips(void **state)
     assert_int_equal(rec.compute_us, 56);
     assert_int_equal(rec.payload_len, 9);
     assert_memory_equal(rec.payload, "payload\0!", 9);
-    const char *tags[] = {"avg", "math"};
+    hermes_bytes tags[] = {{"avg", 3}, {"math", 4}};
     hermes_bytes same[] = {{"v1", 2}, {"version-two", 11}};
     hermes_bytes other[] = {{"v1", 2}, {"version-3", 9}};
     assert_int_equal(hm_record_stale_at(&rec, 2, tags, same), 0);
