@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "loader.h"
 #include "mock_backend.h"
@@ -17,6 +18,7 @@
 struct mock_state {
     const hermes_backend *inner;
     void *inner_state;
+    pthread_mutex_t mu; /* the core calls from many threads */
     mock_counts counts;
     int fail;
     bool strict;
@@ -31,12 +33,31 @@ mock_state *mock_current(void)
 
 mock_counts mock_get_counts(const mock_state *m)
 {
-    return m->counts;
+    mock_state *w = (mock_state *)m;
+    pthread_mutex_lock(&w->mu);
+    mock_counts c = m->counts;
+    pthread_mutex_unlock(&w->mu);
+    return c;
 }
 
 void mock_reset_counts(mock_state *m)
 {
+    pthread_mutex_lock(&m->mu);
     memset(&m->counts, 0, sizeof m->counts);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Counts one call of op with its keys. */
+static void count(mock_state *m, unsigned *op, const hermes_bytes *keys,
+                  size_t n, size_t get_keys)
+{
+    pthread_mutex_lock(&m->mu);
+    (*op)++;
+    m->counts.get_keys += get_keys;
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].len > m->counts.longest_key)
+            m->counts.longest_key = keys[i].len;
+    pthread_mutex_unlock(&m->mu);
 }
 
 void mock_fail_all(mock_state *m, int status)
@@ -55,21 +76,17 @@ const hermes_backend *mock_inner(const mock_state *m, void **state)
     return m->inner;
 }
 
-static void seen_key(mock_state *m, size_t len)
-{
-    if (len > m->counts.longest_key)
-        m->counts.longest_key = len;
-}
-
 static int mock_open(const hermes_host *host, const hermes_kv *kv, size_t n,
                      void **state, hermes_open_error *err)
 {
     mock_state *m = calloc(1, sizeof *m);
     if (!m)
         return HERMES_BE_NOMEM;
+    pthread_mutex_init(&m->mu, NULL);
     m->inner = hm_dict_backend();
     int st = m->inner->open(host, kv, n, &m->inner_state, err);
     if (st != HERMES_BE_OK) {
+        pthread_mutex_destroy(&m->mu);
         free(m);
         return st;
     }
@@ -84,6 +101,7 @@ static void mock_close(void *state)
     m->inner->close(m->inner_state);
     if (current == m)
         current = NULL;
+    pthread_mutex_destroy(&m->mu);
     free(m);
 }
 
@@ -116,10 +134,7 @@ static int mock_get(void *state, const hermes_bytes *keys, size_t n,
                     hermes_value_cb cb, void *arg)
 {
     mock_state *m = state;
-    m->counts.get++;
-    m->counts.get_keys += n;
-    for (size_t i = 0; i < n; i++)
-        seen_key(m, keys[i].len);
+    count(m, &m->counts.get, keys, n, n);
     if (m->strict)
         strict_get(n);
     if (m->fail)
@@ -131,9 +146,11 @@ static int mock_set(void *state, const hermes_item *items, size_t n,
                     hermes_value_cb cb, void *arg)
 {
     mock_state *m = state;
-    m->counts.set++;
+    hermes_bytes longest = {NULL, 0};
     for (size_t i = 0; i < n; i++)
-        seen_key(m, items[i].key.len);
+        if (items[i].key.len > longest.len)
+            longest = items[i].key;
+    count(m, &m->counts.set, &longest, 1, 0);
     if (m->strict)
         strict_set(n);
     if (m->fail)
@@ -144,9 +161,7 @@ static int mock_set(void *state, const hermes_item *items, size_t n,
 static int mock_del(void *state, const hermes_bytes *keys, size_t n)
 {
     mock_state *m = state;
-    m->counts.del++;
-    for (size_t i = 0; i < n; i++)
-        seen_key(m, keys[i].len);
+    count(m, &m->counts.del, keys, n, 0);
     if (m->strict)
         strict_del(n);
     if (m->fail)
@@ -158,8 +173,7 @@ static int mock_lock(void *state, hermes_bytes key, hermes_bytes token,
                      uint32_t ttl_ms, int *acquired)
 {
     mock_state *m = state;
-    m->counts.lock++;
-    seen_key(m, key.len);
+    count(m, &m->counts.lock, &key, 1, 0);
     if (m->strict)
         strict_lock();
     if (m->fail)
@@ -171,7 +185,7 @@ static int mock_unlock(void *state, hermes_bytes key, hermes_bytes token,
                        int *released)
 {
     mock_state *m = state;
-    m->counts.unlock++;
+    count(m, &m->counts.unlock, NULL, 0, 0);
     if (m->strict)
         strict_unlock();
     if (m->fail)
@@ -182,7 +196,7 @@ static int mock_unlock(void *state, hermes_bytes key, hermes_bytes token,
 static int mock_flush(void *state, hermes_bytes prefix)
 {
     mock_state *m = state;
-    m->counts.flush++;
+    count(m, &m->counts.flush, NULL, 0, 0);
     if (m->fail)
         return m->fail;
     return m->inner->flush(m->inner_state, prefix);
