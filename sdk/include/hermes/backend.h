@@ -27,10 +27,31 @@
  * Threads: unless the descriptor sets HERMES_CAP_THREADSAFE, the core
  * serializes every call into one plugin state with a mutex.  open() and
  * close() are always called from one thread with no other call in flight.
+ * Callbacks (hermes_value_cb, hermes_scan_cb, hermes_stat_cb) run on the
+ * thread that called the operation, before it returns.  A value callback
+ * never calls back into the plugin, so a plugin may hold its own locks
+ * while calling it; a scan callback may, so scan() must not hold locks
+ * while calling it.
  *
  * Failures: operations return HERMES_BE_OK or one of the hermes_be_status
  * codes below.  A plugin reports detail through host->log(); it never
- * aborts, never exits and never prints to stdout.
+ * aborts, never exits, never prints to stdout, and never lets a signal
+ * kill the application (a network plugin blocks or avoids SIGPIPE: write
+ * with MSG_NOSIGNAL, or block it in the calling thread around writes).  The
+ * core treats every failure as "the backend is unavailable for this call":
+ * it computes the value directly, counts and logs the failure, and calls
+ * again next time.  So a plugin never needs to retry by itself, and must
+ * not block for longer than its own configured timeouts.
+ *
+ * Keys are binary-safe byte strings.  The core's own keys are printable
+ * (no spaces, no control characters) and at most max_key_len bytes; a
+ * plugin for a store with a narrower key syntax encodes keys itself.
+ *
+ * TTLs are milliseconds (a 32-bit count, so at most about 49 days); 0
+ * means "never expires".  A store with coarser expiry rounds up, never
+ * down: a value must not vanish before its TTL.
+ *
+ * Everything below is ABI 1.0 unless marked otherwise.
  */
 #ifndef HERMES_BACKEND_H
 #define HERMES_BACKEND_H
@@ -101,8 +122,10 @@ typedef struct hermes_kv {
 /*
  * How open() reports a failure: a message in msg (NUL-terminated, the
  * plugin writes at most sizeof msg bytes) and, when one config key is to
- * blame, its index in the kv array in kv_index (-1 otherwise).  The core
- * prefixes the message with "file:line: key" and the plugin's path.
+ * blame, its index in the kv array in kv_index (the core sets -1 before the
+ * call).  The core prefixes the message with "file:line: key:" and appends
+ * the plugin's name and path, so the message itself says only what is
+ * wrong: "unknown key 'colour' (known: host, port)", "not a number: 'x'".
  */
 typedef struct hermes_open_error {
     char msg[256];
@@ -128,9 +151,10 @@ typedef struct hermes_item {
 
 /*
  * Receives one value found by get() or set().  index is the position of the
- * key in the array the core passed; value is valid only during the call and
- * the core copies it.  Called at most once per index, in any order, from the
- * thread that called the operation, before the operation returns.
+ * key (or item) in the array the core passed; value is valid only during the
+ * call and the core copies it.  Called at most once per index, in any order,
+ * from the thread that called the operation, before the operation returns.
+ * It does not call into the plugin.
  */
 typedef void (*hermes_value_cb)(void *arg, size_t index, const void *value,
                                 size_t len);
@@ -163,18 +187,22 @@ typedef struct hermes_backend {
     uint16_t abi_minor;   /* HERMES_BACKEND_ABI_MINOR the plugin was built with */
     uint32_t struct_size; /* sizeof(struct hermes_backend) of the plugin */
     const char *name;     /* short name, [a-z0-9_]+, names the config section */
-    const char *version;  /* the plugin's own version, free text */
-    const char *description; /* one line for `hermesctl plugins` */
+    const char *version;  /* the plugin's own version, free text, not NULL */
+    const char *description; /* one line for `hermesctl plugins` (the
+                                conformance kit requires it) */
     uint32_t caps;        /* HERMES_CAP_* */
     uint32_t max_key_len; /* longest key accepted, 0 = no limit; the core
                              hashes longer keys so they fit */
 
     /*
-     * Create a plugin state from the config section (kv, n pairs; both
-     * valid only during the call).  Must reject unknown keys and bad values
-     * with HERMES_BE_INVALID and err->kv_index set.  It should not fail
-     * because a server is down: connect lazily and report HERMES_BE_IO from
-     * the operations instead, so that the application starts.
+     * Called by hermes_open*() once per handle.  Creates a plugin state from
+     * the config section (kv, n pairs; both valid only during the call; n
+     * may be 0 and kv NULL).  Must reject unknown keys and bad values with
+     * HERMES_BE_INVALID and err->kv_index set; HERMES_BE_NOMEM when memory
+     * runs out.  On failure *state is ignored and close() is not called, so
+     * free what was allocated.  It should not fail because a server is down:
+     * connect lazily and report HERMES_BE_IO from the operations instead, so
+     * that the application starts.  host stays valid until close().
      */
     int (*open)(const hermes_host *host, const hermes_kv *kv, size_t n,
                 void **state, hermes_open_error *err);
@@ -182,27 +210,41 @@ typedef struct hermes_backend {
     void (*close)(void *state);
 
     /*
-     * Batched get: look up n keys and call cb for each one found.  Missing
-     * keys are simply not reported.  Returns HERMES_BE_OK even when nothing
-     * was found; an error means the results are incomplete.
+     * Batched get: look up n (>= 1) keys and call cb for each one found.
+     * Missing and expired keys are simply not reported.  Returns
+     * HERMES_BE_OK even when nothing was found; on an error the core ignores
+     * whatever was reported.  This is the hot path: every cached read is
+     * one get() of the entry key and its tag keys, so a network plugin
+     * sends it as one request (MGET, mget), never one per key.
      */
     int (*get)(void *state, const hermes_bytes *keys, size_t n,
                hermes_value_cb cb, void *arg);
     /*
-     * Batched set.  For an item with HERMES_SET_IF_ABSENT the plugin stores
-     * it only when the key is absent and then reports, through cb when cb is
-     * not NULL, the value the key holds afterwards (its own or the one that
-     * was there), so that racing creators agree on one value.  An item
-     * without the flag overwrites.  cb is never called for those.
+     * Batched set of n (>= 1) items, in one round trip where the store
+     * allows.  For an item with HERMES_SET_IF_ABSENT the plugin stores it
+     * only when the key is absent or expired and then reports, through cb
+     * when cb is not NULL, the value the key holds afterwards (its own or
+     * the one that was there), so that racing creators agree on one value;
+     * the core uses this to create tags.  If the key vanished in between
+     * and no value can be reported, the plugin skips cb for that item and
+     * the core treats the tag as unknown for this call.  An item without
+     * the flag overwrites; cb is never called for it.  Every item is
+     * attempted; the first error is returned.  An overwrite that fails
+     * must not leave the old value readable (delete it if in doubt).
+     * HERMES_BE_TOOBIG when an item exceeds the store's limits.
      */
     int (*set)(void *state, const hermes_item *items, size_t n,
                hermes_value_cb cb, void *arg);
-    /* Batched delete; deleting a missing key is not an error. */
+    /* Batched delete of n (>= 1) keys in one round trip; deleting a
+     * missing key is not an error.  clean(tags) is one del() of tag keys. */
     int (*del)(void *state, const hermes_bytes *keys, size_t n);
     /*
      * Take the lock `key` for ttl_ms (> 0) milliseconds if nobody holds it,
      * recording token as the owner.  *acquired is 1 when taken, 0 when held
-     * by someone else (a lock past its TTL is free).  Never blocks waiting.
+     * by someone else, the same token included (locks are not re-entrant;
+     * a lock past its TTL is free).  Never blocks waiting: the core polls.
+     * A lock is an ordinary key holding its token (SET NX PX, add), so
+     * flush() and scan() see it.
      */
     int (*lock)(void *state, hermes_bytes key, hermes_bytes token,
                 uint32_t ttl_ms, int *acquired);
@@ -215,14 +257,20 @@ typedef struct hermes_backend {
                   int *released);
     /*
      * Delete every key that starts with prefix (entries, tags and locks of
-     * one application), leaving other keys alone.
+     * one application: the core passes "<prefix>:"), leaving other keys
+     * alone.  prefix is matched as bytes, never as a pattern.  Keys written
+     * while a flush runs may survive it.
      */
     int (*flush)(void *state, hermes_bytes prefix);
 
-    /* Optional (HERMES_CAP_SCAN): report every live key starting with
-     * prefix with its value and TTL.  Must not block the store for long. */
+    /* Optional (HERMES_CAP_SCAN), used by the inspector: report every live
+     * key starting with prefix with its value and TTL.  Incremental: must
+     * not block the store for long, holds no lock while calling cb, and may
+     * report a key twice when the store is changing. */
     int (*scan)(void *state, hermes_bytes prefix, hermes_scan_cb cb, void *arg);
-    /* Optional (HERMES_CAP_STATS): report the store's own counters. */
+    /* Optional (HERMES_CAP_STATS): report the store's own counters
+     * (`hermesctl stats`).  May report some pairs and then fail, e.g. its
+     * own counters before finding the server down. */
     int (*stats)(void *state, hermes_stat_cb cb, void *arg);
 
     void *reserved[8]; /* zero; room for ABI 1.x additions */
