@@ -1,10 +1,10 @@
 #!/bin/sh
-# Builds the SDK's example plugin (sdk/examples/backend-memory) the way a
+# Installs Hermes into a temporary root (`make install DESTDIR=...`), then
+# builds the SDK's example plugin (sdk/examples/backend-memory) the way a
 # vendor would - out of tree, with its own Makefile and nothing but
-# pkg-config - against an SDK "installed" into a temporary prefix (only
-# backend.h and a hermes-backend.pc rewritten from the built one), then
-# installs it with DESTDIR, runs hermes-conformance on it by path and by
-# name, and runs the quickstart with `backend = memory`.
+# pkg-config pointed at that root - installs it into the root's plugin
+# directory, runs hermes-conformance on it by path and by name, and runs
+# the quickstart with `backend = memory`.
 # Run by `make check` (and distcheck, whose srcdir is read-only: all work
 # happens in a temporary directory) with HERMES_TEST_BUILDDIR and
 # HERMES_TEST_SRCDIR set.
@@ -16,7 +16,6 @@ conf="$builddir/hermes-conformance"
 quickstart="$builddir/sdk/examples/quickstart"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hconf-example.XXXXXX") || exit 99
 trap 'rm -rf "$tmp"' EXIT
-prefix="$tmp/prefix"
 
 die() {
     echo "FAILED: $*"
@@ -24,40 +23,42 @@ die() {
 }
 
 [ -x "$conf" ] || { echo "$conf not built"; exit 99; }
-command -v pkg-config >/dev/null || { echo "pkg-config missing"; exit 77; }
+command -v pkg-config >/dev/null || { echo "FAILED: pkg-config missing"; exit 99; }
 
-# The SDK: backend.h alone (a plugin must not need hermes.h) and a .pc
-# whose directory variables point into the prefix; the rest of the file
-# (Name, Version, Cflags) is the built one, so its Cflags are tested.
-mkdir -p "$prefix/include/hermes" "$prefix/lib/pkgconfig" "$tmp/src" ||
-    exit 99
-cp "$srcdir/sdk/include/hermes/backend.h" "$prefix/include/hermes/" || exit 99
-{
-    echo "prefix=$prefix"
-    echo 'exec_prefix=${prefix}'
-    echo 'libdir=${exec_prefix}/lib'
-    echo 'includedir=${prefix}/include'
-    echo 'plugindir=${libdir}/hermes'
-    grep -Ev '^(prefix|exec_prefix|libdir|includedir|plugindir)=' \
-        "$builddir/sdk/hermes-backend.pc"
-} >"$prefix/lib/pkgconfig/hermes-backend.pc" || exit 99
+# The environment of `make check` (MAKEFLAGS, MAKELEVEL) must not leak into
+# the nested makes below.
+clean_make() {
+    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES make "$@"
+}
 
-# A copy of the example, built by its own Makefile.  The environment of
-# `make check` (MAKEFLAGS, MAKELEVEL) must not leak into this unrelated
-# build.
+# Hermes, really installed, into a root of its own.  pkg-config then sees
+# the root through PKG_CONFIG_SYSROOT_DIR, which also applies to plugindir.
+root="$tmp/root"
+echo "== make install DESTDIR=$root"
+clean_make -C "$builddir" install DESTDIR="$root" >"$tmp/install.log" 2>&1 ||
+    { cat "$tmp/install.log"; die "make install failed"; }
+pc="$builddir/sdk/hermes-backend.pc"
+libdir=$(pkg-config --variable=libdir "$pc")
+includedir=$(pkg-config --variable=includedir "$pc")
+pcdir="$root$libdir/pkgconfig"
+[ -f "$pcdir/hermes-backend.pc" ] || die "no hermes-backend.pc in $pcdir"
+[ -f "$root$includedir/hermes/backend.h" ] || die "backend.h not installed"
+mkdir -p "$tmp/src" || exit 99
+
+# A copy of the example, built by its own Makefile.
 for f in memory.c Makefile hermes.ini; do
     cp "$srcdir/sdk/examples/backend-memory/$f" "$tmp/src/" || exit 99
 done
 chmod u+w "$tmp/src"/*
 vendor_make() {
-    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES \
-        PKG_CONFIG_PATH="$prefix/lib/pkgconfig" make -C "$tmp/src" "$@"
+    PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_LIBDIR="$pcdir" \
+        PKG_CONFIG_SYSROOT_DIR="$root" clean_make -C "$tmp/src" "$@"
 }
-echo "== building the example against $prefix"
+echo "== building the example against $root"
 vendor_make || die "the example plugin does not build"
 [ -f "$tmp/src/memory.so" ] || die "make did not produce memory.so"
-vendor_make install DESTDIR="$tmp/dest" || die "make install failed"
-plugindir="$tmp/dest$prefix/lib/hermes"
+vendor_make install || die "make install of the plugin failed"
+plugindir="$root$libdir/hermes"
 [ -f "$plugindir/memory.so" ] || die "make install did not put memory.so in $plugindir"
 
 # Runs the suite, which must pass completely; $1 describes the run.
