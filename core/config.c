@@ -338,10 +338,12 @@ static hermes_rc hermes_setting(parser *p, const char *key, const char *v)
     case K_TTL:
         return set_number(p, key, v, 0, MAX_SETTING, &c->ttl);
     case K_PREFIX:
-        if (!is_word(v, strlen(v)))
+        /* No ':' either: with prefixes "app" and "app:v2" on one server,
+         * flushing "app:" would delete the other application's keys. */
+        if (!is_word(v, strlen(v)) || strpbrk(v, ":%#"))
             return fail(p, key,
-                        "must be non-empty, without spaces or control "
-                        "characters: %s",
+                        "must be non-empty, without spaces, control "
+                        "characters, ':', '%%' or '#': %s",
                         quote(v, strlen(v), q, sizeof q));
         return set_string(p, &c->prefix, v, 0);
     case K_PLUGIN_PATH:

@@ -102,8 +102,13 @@ hm_flight *hm_flight_join(hermes *h, const char *key, size_t klen,
         }
     }
     hm_flight *f = calloc(1, sizeof *f);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    /* Waits are bounded in monotonic time: a clock step must neither
+     * release followers early nor keep them waiting. */
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     if (f && (f->key = malloc(klen)) != NULL &&
-        pthread_cond_init(&f->cv, NULL) == 0) {
+        pthread_cond_init(&f->cv, &ca) == 0) {
         memcpy(f->key, key, klen);
         f->klen = klen;
         f->refs = 1;
@@ -114,6 +119,7 @@ hm_flight *hm_flight_join(hermes *h, const char *key, size_t klen,
         free(f->key);
         free(f);
     }
+    pthread_condattr_destroy(&ca);
     /* Out of memory: lead without a flight; nobody can follow. */
     pthread_mutex_unlock(&fs->mu);
     return NULL;
@@ -144,7 +150,7 @@ int hm_flight_wait(hermes *h, hm_flight *f, uint64_t timeout_ns,
 {
     hm_flights *fs = &h->flights;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t ns = (uint64_t)ts.tv_nsec + timeout_ns;
     ts.tv_sec += (time_t)(ns / 1000000000u);
     ts.tv_nsec = (long)(ns % 1000000000u);

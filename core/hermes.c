@@ -198,6 +198,8 @@ void hermes_close(hermes *h)
         return;
     for (hermes_fn *fn = h->fns, *next; fn; fn = next) {
         next = fn->next;
+        if (fn->slot && *fn->slot == fn)
+            *fn->slot = NULL;
         fn_free(fn);
     }
     if (h->be && h->be_state)
@@ -384,10 +386,22 @@ fail:
     return rc;
 }
 
+/*
+ * For HERMES_REGISTER: the slot is the macro's static pointer.  It is set
+ * only on success (a second registration leaves the first in place) and
+ * cleared by hermes_close(), so a cached function called after close
+ * computes directly instead of touching freed memory.
+ */
 hermes_rc hermes__register(hermes *h, const char *name,
                            const hermes_fn_options *opts, hermes_fn **slot)
 {
-    return hermes_fn_register(h, name, opts, slot);
+    hermes_fn *fn;
+    hermes_rc rc = hermes_fn_register(h, name, opts, &fn);
+    if (rc == HERMES_OK) {
+        fn->slot = slot;
+        *slot = fn;
+    }
+    return rc;
 }
 
 hermes *hermes_fn_handle(const hermes_fn *fn)
@@ -411,10 +425,13 @@ static hermes_rc entry_key(hermes_fn *fn, const void *args, size_t alen,
         char small[256], *k = small;
         int n = fn->key(arg, small, sizeof small);
         if (n >= 0 && (size_t)n >= sizeof small) {
-            k = malloc((size_t)n + 1);
+            size_t want = (size_t)n;
+            k = malloc(want + 1);
             if (!k)
                 return HERMES_ENOMEM;
-            n = fn->key(arg, k, (size_t)n + 1);
+            n = fn->key(arg, k, want + 1);
+            if (n >= 0 && (size_t)n != want)
+                n = -1; /* the key changed between two calls */
         }
         if (n < 0 || memchr(k, '\0', (size_t)n) != NULL) {
             if (k != small)
@@ -878,8 +895,9 @@ hermes_rc hermes_set(hermes *h, const char *key, const void *value,
                                 (const char *const *)d.tags, &d.rd, value, len,
                                 ttl ? ttl : h->cfg.ttl, 0);
         if (st != HERMES_BE_OK)
-            rc = hm_error(h, st == HERMES_BE_TOOBIG ? HERMES_ETOOBIG
-                                                    : HERMES_EBACKEND,
+            rc = hm_error(h, st == HERMES_BE_TOOBIG   ? HERMES_ETOOBIG
+                             : st == HERMES_BE_NOMEM ? HERMES_ENOMEM
+                                                     : HERMES_EBACKEND,
                           "set %s: %s", key, hm_be_status_str(st));
     }
     direct_free(&d);

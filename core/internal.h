@@ -59,6 +59,7 @@ struct hermes_fn {
     hermes_bytes *tag_keys; /* "<prefix>:tag:<tag>", prebuilt (owned) */
     uint32_t ttl;        /* seconds; 0 = the handle's default */
     hermes_key_fn key;   /* custom key or NULL */
+    hermes_fn **slot;    /* HERMES_REGISTER's pointer, cleared at close */
     struct hermes_fn *next;
 };
 
@@ -73,8 +74,10 @@ struct hermes {
     pthread_mutex_t be_mu;
     hermes_host host;
     hm_logger logger;
-    pthread_key_t errkey;     /* per-thread char[] last error */
+    pthread_key_t errkey;     /* per-thread last error (errors.c) */
     bool errkey_ok;
+    pthread_mutex_t err_mu;   /* guards errbufs */
+    struct hm_errbuf *errbufs; /* every thread's buffer, freed at close */
     hm_counters stats;
     hm_flights flights;
     pthread_mutex_t fns_mu;

@@ -74,9 +74,11 @@ void hm_buf_adds(hm_buf *b, const char *s)
     hm_buf_add(b, s, strlen(s));
 }
 
+/* '#' is escaped so that it appears only where hm_key_fit() put it: a short
+ * key can then never name the hashed form of a long one. */
 static bool key_byte_ok(unsigned char c)
 {
-    return c > 0x20 && c != 0x7f && c != '%';
+    return c > 0x20 && c != 0x7f && c != '%' && c != '#';
 }
 
 void hm_buf_add_escaped(hm_buf *b, const char *s, size_t n)

@@ -27,7 +27,7 @@ void hm_buf_reset(hm_buf *b);
 void hm_buf_add(hm_buf *b, const void *p, size_t n);
 void hm_buf_adds(hm_buf *b, const char *s);
 /* Appends s with every byte that may not appear in a key (space, control
- * characters, DEL) and '%' written as %XX. */
+ * characters, DEL) and '%' and '#' written as %XX. */
 void hm_buf_add_escaped(hm_buf *b, const char *s, size_t n);
 
 /* Writes the base64url (no padding) 128-bit hash of p into out[22]. */

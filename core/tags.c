@@ -52,12 +52,14 @@ void hm_read_free(hm_read *rd)
 static void set_version(hm_read *rd, size_t i, const void *v, size_t len)
 {
     hm_version *ver = &rd->vers[i];
-    /* A version longer than any we write cannot match a record of ours;
-     * keep a prefix and mark it so it never compares equal. */
+    /* A version longer than the slot (another application's tag value) is
+     * kept as "#" and its 128-bit hash: it still compares equal exactly when
+     * the value is equal, and our own versions never start with '#'. */
     if (len > HM_VERSION_MAX) {
-        len = HM_VERSION_MAX;
+        ver->data[0] = '#';
+        hm_hash128_b64(v, len, ver->data + 1);
+        ver->len = 1 + HM_HASH_B64_LEN;
         ver->found = true;
-        ver->len = 0;
         return;
     }
     memcpy(ver->data, v, len);
@@ -145,13 +147,15 @@ hm_verdict hm_judge(hermes *h, hm_read *rd, const hermes_bytes *tags,
 typedef struct ensure_ctx {
     hm_read *rd;
     size_t *slot; /* item index -> tag index */
+    size_t n;     /* items */
 } ensure_ctx;
 
 static void on_tag_winner(void *arg, size_t index, const void *value,
                           size_t len)
 {
     ensure_ctx *c = arg;
-    set_version(c->rd, c->slot[index], value, len);
+    if (index < c->n) /* a faulty plugin must not make us write anywhere */
+        set_version(c->rd, c->slot[index], value, len);
 }
 
 int hm_tags_ensure(hermes *h, size_t ntags, const hermes_bytes *tag_keys,
@@ -184,7 +188,7 @@ int hm_tags_ensure(hermes *h, size_t ntags, const hermes_bytes *tag_keys,
         slot[k] = i;
         k++;
     }
-    ensure_ctx c = {rd, slot};
+    ensure_ctx c = {rd, slot, missing};
     st = hm_be_set(h, items, missing, on_tag_winner, &c);
     if (st == HERMES_BE_OK) {
         for (size_t i = 0; i < ntags; i++) {

@@ -157,8 +157,8 @@ static void ttl_accepts_two_to_the_31(void **state)
 static void prefix_is_parsed(void **state)
 {
     hm_config cfg;
-    parse_ok("[hermes]\nprefix = app:v2\n", &cfg);
-    assert_string_equal(cfg.prefix, "app:v2");
+    parse_ok("[hermes]\nprefix = app_v2\n", &cfg);
+    assert_string_equal(cfg.prefix, "app_v2");
     hm_config_free(&cfg);
 }
 
@@ -380,11 +380,16 @@ static void bad_log_level_is_an_error(void **state)
 static void bad_prefix_is_an_error(void **state)
 {
     parse_fails("[hermes]\nprefix = \"my app\"\n",
-                "app.ini:2: prefix: must be non-empty, without spaces or "
-                "control characters: 'my app'");
+                "app.ini:2: prefix: must be non-empty, without spaces, control "
+                "characters, ':', '%' or '#': 'my app'");
     parse_fails("[hermes]\nprefix =\n",
-                "app.ini:2: prefix: must be non-empty, without spaces or "
-                "control characters: ''");
+                "app.ini:2: prefix: must be non-empty, without spaces, control "
+                "characters, ':', '%' or '#': ''");
+    /* "app" and "app:v2" would share "app:" on a server: flushing one
+     * would delete the other's keys. */
+    parse_fails("[hermes]\nprefix = app:v2\n",
+                "app.ini:2: prefix: must be non-empty, without spaces, control "
+                "characters, ':', '%' or '#': 'app:v2'");
 }
 
 static void empty_backend_is_an_error(void **state)

@@ -702,9 +702,62 @@ static void macro_layer_caches_scalars_and_strings(void **state)
     assert_int_equal(mul_invalidate(6, 7), HERMES_OK);
     assert_int_equal(mul(6, 7), 42);
     assert_int_equal(macro_calls, 5);
-    mul__memo.fn = NULL; /* the memo slots outlive this test's handle */
-    greet__memo.fn = NULL;
-    half__memo.fn = NULL;
+}
+
+static void cached_function_called_after_close_computes_directly(void **state)
+{
+    hermes *other = open_cache(NULL);
+    assert_int_equal(HERMES_REGISTER(other, mul), HERMES_OK);
+    hermes_close(other); /* clears the macro's slot */
+    macro_calls = 0;
+    assert_int_equal(mul(3, 4), 12);
+    assert_int_equal(mul(3, 4), 12);
+    assert_int_equal(macro_calls, 2);
+}
+
+static void registering_twice_keeps_the_first_registration(void **state)
+{
+    assert_int_equal(HERMES_REGISTER(h, mul), HERMES_OK);
+    assert_int_equal(HERMES_REGISTER(h, mul), HERMES_EEXIST);
+    macro_calls = 0;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(mul(5, 5), 25);
+    assert_int_equal(macro_calls, 1);
+}
+
+typedef struct err_thread {
+    pthread_barrier_t *erred, *closed;
+} err_thread;
+
+static void *fail_then_wait(void *p)
+{
+    err_thread *t = p;
+    hermes_fn *fn;
+    assert_int_equal(hermes_fn_register(h, "bad name", NULL, &fn),
+                     HERMES_EINVAL);
+    assert_true(hermes_errmsg(h)[0] != '\0');
+    pthread_barrier_wait(t->erred);
+    pthread_barrier_wait(t->closed); /* still alive when the handle closes */
+    return NULL;
+}
+
+/* A thread that failed on a handle and outlives it: its message buffer is
+ * freed by hermes_close() (LeakSanitizer checks this in the ASan build). */
+static void error_messages_of_live_threads_are_freed_at_close(void **state)
+{
+    pthread_barrier_t erred, closed;
+    pthread_barrier_init(&erred, NULL, 2);
+    pthread_barrier_init(&closed, NULL, 2);
+    err_thread t = {&erred, &closed};
+    pthread_t th;
+    pthread_create(&th, NULL, fail_then_wait, &t);
+    pthread_barrier_wait(&erred);
+    hermes_close(h);
+    h = open_cache(NULL); /* for teardown */
+    pthread_barrier_wait(&closed);
+    pthread_join(th, NULL);
+    pthread_barrier_destroy(&erred);
+    pthread_barrier_destroy(&closed);
 }
 
 #ifndef MEMO_REDIS
@@ -734,6 +787,55 @@ static void backend_down_fails_when_configured(void **state)
     assert_int_equal(c.calls, 0);
     assert_non_null(strstr(hermes_errmsg(h), "unreachable"));
     mock_fail_all(mock_current(), 0);
+}
+
+static void a_short_key_cannot_name_a_hashed_long_key(void **state)
+{
+    hermes_close(h);
+    assert_int_equal(hermes_open_with(&h, NULL, NULL, mock_backend_maxkey(250)),
+                     HERMES_OK);
+    char longkey[400];
+    memset(longkey, 'x', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = '\0';
+    assert_int_equal(hermes_set(h, longkey, "SECRET", 6, NULL, 0), HERMES_OK);
+    /* The long key is stored as "<prefix>:entry:#<hash>": find it. */
+    hm_buf k;
+    hm_buf_init(&k);
+    hm_buf_adds(&k, h->entry_prefix);
+    hm_buf_adds(&k, longkey);
+    hm_key_fit(&k, strlen(h->entry_prefix), 250);
+    const char *hashed = k.data + strlen(h->entry_prefix);
+    assert_int_equal(hashed[0], '#');
+    void *v;
+    size_t n;
+    assert_int_equal(hermes_get(h, hashed, NULL, &v, &n), HERMES_ENOTFOUND);
+    assert_int_equal(hermes_get(h, longkey, NULL, &v, &n), HERMES_OK);
+    assert_memory_equal(v, "SECRET", 6);
+    hermes_free(v);
+    hm_buf_free(&k);
+}
+
+/* Sets tag `t` to a 300-byte value of c, as another application might. */
+static void set_long_tag(char c)
+{
+    char key[64], val[300];
+    snprintf(key, sizeof key, "%st", h->tag_prefix);
+    memset(val, c, sizeof val);
+    hermes_item it = {{key, strlen(key)}, {val, sizeof val}, 0, 0};
+    assert_int_equal(h->be->set(h->be_state, &it, 1, NULL, NULL), HERMES_BE_OK);
+}
+
+static void tag_versions_longer_than_255_bytes_still_invalidate(void **state)
+{
+    hermes_fn *fn = reg("longtag", HERMES_TAGS("t"), 0);
+    counter c = {0};
+    set_long_tag('A');
+    call(fn, &c, 1);
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, 1); /* cached under the long version */
+    set_long_tag('B');
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, 2); /* a different long version: stale */
 }
 
 static void keys_longer_than_the_backend_allows_are_hashed(void **state)
@@ -791,7 +893,12 @@ int main(void)
         T(backend_down_computes_directly),
         T(backend_down_fails_when_configured),
         T(keys_longer_than_the_backend_allows_are_hashed),
+        T(a_short_key_cannot_name_a_hashed_long_key),
+        T(tag_versions_longer_than_255_bytes_still_invalidate),
 #endif
+        T(cached_function_called_after_close_computes_directly),
+        T(registering_twice_keeps_the_first_registration),
+        T(error_messages_of_live_threads_are_freed_at_close),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
 #ifdef MEMO_REDIS

@@ -258,32 +258,50 @@ void hermes_stats_get(const hermes *h, hermes_stats *out);
  */
 
 /* Encoding of scalar and string arguments and results (internal). */
+/* No default: an argument or result of another type (long double,
+ * pointers, structs) is a compile error, never a silently lossy key. */
 #define HERMES__ARG(enc, x)                                                  \
     _Generic((x),                                                            \
         char *: hermes__args_cstr,                                           \
         const char *: hermes__args_cstr,                                     \
         float: hermes__args_dbl,                                             \
         double: hermes__args_dbl,                                            \
+        char: hermes__args_i64,                                              \
+        signed char: hermes__args_i64,                                       \
+        short: hermes__args_i64,                                             \
+        int: hermes__args_i64,                                               \
+        long: hermes__args_i64,                                              \
+        long long: hermes__args_i64,                                         \
         unsigned char: hermes__args_u64,                                     \
         unsigned short: hermes__args_u64,                                    \
         unsigned int: hermes__args_u64,                                      \
         unsigned long: hermes__args_u64,                                     \
         unsigned long long: hermes__args_u64,                                \
-        _Bool: hermes__args_u64,                                             \
-        default: hermes__args_i64)(enc, x)
+        _Bool: hermes__args_u64)(enc, x)
 
+/* A string result is char * (malloc'ed by the body, freed here after it is
+ * stored); const char * is refused so a literal is never freed. */
 #define HERMES__PUT(res, x)                                                  \
     _Generic((x),                                                            \
         char *: hermes__put_cstr,                                            \
-        const char *: hermes__put_cstr,                                      \
         float: hermes__put_dbl,                                              \
         double: hermes__put_dbl,                                             \
-        default: hermes__put_i64)(res, x)
+        char: hermes__put_i64,                                               \
+        signed char: hermes__put_i64,                                        \
+        short: hermes__put_i64,                                              \
+        int: hermes__put_i64,                                                \
+        long: hermes__put_i64,                                               \
+        long long: hermes__put_i64,                                          \
+        unsigned char: hermes__put_i64,                                      \
+        unsigned short: hermes__put_i64,                                     \
+        unsigned int: hermes__put_i64,                                       \
+        unsigned long: hermes__put_i64,                                      \
+        unsigned long long: hermes__put_i64,                                 \
+        _Bool: hermes__put_i64)(res, x)
 
 #define HERMES__GET(p, n, out)                                               \
     _Generic((out),                                                          \
         char **: hermes__get_cstr,                                           \
-        const char **: hermes__get_cstr,                                     \
         float *: hermes__get_flt,                                            \
         double *: hermes__get_dbl,                                           \
         signed char *: hermes__get_sc,                                       \
@@ -372,9 +390,10 @@ hermes_rc hermes__register(hermes *h, const char *name,
         NAME##__args a_ = {A1};                                              \
         hermes_args e_ = HERMES_ARGS_INIT;                                   \
         HERMES__ARG(&e_, A1);                                                \
-        int rc_ = NAME##__memo.fn ? (int)hermes_invalidate(NAME##__memo.fn,  \
+        int rc_ = e_.failed         ? (int)HERMES_ENOMEM                     \
+                  : NAME##__memo.fn ? (int)hermes_invalidate(NAME##__memo.fn,  \
                                         e_.data, e_.len, &a_)                \
-                                  : (int)HERMES_EINVAL;                      \
+                                    : (int)HERMES_EINVAL;                    \
         hermes_args_free(&e_);                                               \
         return rc_;                                                          \
     }                                                                        \
@@ -408,9 +427,10 @@ hermes_rc hermes__register(hermes *h, const char *name,
         hermes_args e_ = HERMES_ARGS_INIT;                                   \
         HERMES__ARG(&e_, A1);                                                \
         HERMES__ARG(&e_, A2);                                                \
-        int rc_ = NAME##__memo.fn ? (int)hermes_invalidate(NAME##__memo.fn,  \
+        int rc_ = e_.failed         ? (int)HERMES_ENOMEM                     \
+                  : NAME##__memo.fn ? (int)hermes_invalidate(NAME##__memo.fn,  \
                                         e_.data, e_.len, &a_)                \
-                                  : (int)HERMES_EINVAL;                      \
+                                    : (int)HERMES_EINVAL;                    \
         hermes_args_free(&e_);                                               \
         return rc_;                                                          \
     }                                                                        \
@@ -447,9 +467,10 @@ hermes_rc hermes__register(hermes *h, const char *name,
         HERMES__ARG(&e_, A1);                                                \
         HERMES__ARG(&e_, A2);                                                \
         HERMES__ARG(&e_, A3);                                                \
-        int rc_ = NAME##__memo.fn ? (int)hermes_invalidate(NAME##__memo.fn,  \
+        int rc_ = e_.failed         ? (int)HERMES_ENOMEM                     \
+                  : NAME##__memo.fn ? (int)hermes_invalidate(NAME##__memo.fn,  \
                                         e_.data, e_.len, &a_)                \
-                                  : (int)HERMES_EINVAL;                      \
+                                    : (int)HERMES_EINVAL;                    \
         hermes_args_free(&e_);                                               \
         return rc_;                                                          \
     }                                                                        \
@@ -467,7 +488,9 @@ hermes_rc hermes__register(hermes *h, const char *name,
     static RT NAME##__compute(T1 A1, T2 A2, T3 A3)
 
 /* Attaches a HERMES_FUNCn function to handle h; options as designated
- * initializers of hermes_fn_options.  Returns a hermes_rc. */
+ * initializers of hermes_fn_options.  Returns a hermes_rc; on failure (e.g.
+ * HERMES_EEXIST) an earlier registration stays in place.  hermes_close(h)
+ * detaches it again, after which the function computes directly. */
 #define HERMES_REGISTER(h, NAME, ...)                                        \
     hermes__register((h), #NAME, &(const hermes_fn_options){__VA_ARGS__},    \
                      &NAME##__memo.fn)
