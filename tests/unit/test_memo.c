@@ -414,7 +414,7 @@ static void sixteen_threads_on_a_cold_key_compute_once(void **state)
 static void compute_failure_reaches_every_waiting_caller(void **state)
 {
     hermes_fn *fn = reg("broken", NULL, 0);
-    counter c = {.delay_ms = 200, .fail = 1};
+    counter c = {.delay_ms = 600, .fail = 1}; /* long enough for all 8 to join */
     crowd w[8];
     run_crowd(fn, &c, 8, w);
     for (int i = 0; i < 8; i++)
