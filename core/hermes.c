@@ -155,11 +155,24 @@ hermes_rc hermes_open(hermes **out, const char *path)
     return open_common(out, path, NULL, NULL, NULL);
 }
 
+/* A failed handle for bad arguments, so that *out is set as documented. */
+static hermes_rc open_invalid(hermes **out, const char *why)
+{
+    hermes *h = handle_new();
+    *out = h;
+    if (!h)
+        return HERMES_ENOMEM;
+    open_failed(h, HERMES_EINVAL, why);
+    return HERMES_EINVAL;
+}
+
 hermes_rc hermes_open_string(hermes **out, const char *text,
                              const char *source)
 {
-    if (!out || !text)
+    if (!out)
         return HERMES_EINVAL;
+    if (!text)
+        return open_invalid(out, "hermes_open_string: text is NULL");
     return open_common(out, NULL, text, source, NULL);
 }
 
@@ -173,8 +186,10 @@ hermes_rc hermes_open_defaults(hermes **out)
 hermes_rc hermes_open_with(hermes **out, const char *text, const char *source,
                            const hermes_backend *backend)
 {
-    if (!out || !backend)
+    if (!out)
         return HERMES_EINVAL;
+    if (!backend)
+        return open_invalid(out, "hermes_open_with: backend is NULL");
     return open_common(out, NULL, text, source, backend);
 }
 

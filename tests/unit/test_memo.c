@@ -789,6 +789,40 @@ static void backend_down_fails_when_configured(void **state)
     mock_fail_all(mock_current(), 0);
 }
 
+/* hermes_open_string() fails with rc and a message containing want. */
+static void open_fails_with(const char *text, hermes_rc rc, const char *want)
+{
+    hermes *bad;
+    assert_int_equal(hermes_open_string(&bad, text, "app.ini"), rc);
+    assert_non_null(bad); /* a handle to read the message from */
+    if (!strstr(hermes_errmsg(bad), want))
+        fail_msg("message '%s' lacks '%s'", hermes_errmsg(bad), want);
+    hermes_close(bad);
+}
+
+static void open_reports_config_errors_with_file_line_and_key(void **state)
+{
+    open_fails_with("[hermes]\nttl = soon\n", HERMES_ECONFIG,
+                    "app.ini:2: ttl: not a number: 'soon'");
+    open_fails_with("[hermes]\n\ncolour = red\n", HERMES_ECONFIG,
+                    "app.ini:3: colour: unknown key in [hermes]");
+    /* The backend's own section: the plugin rejects the key, the core
+     * names the file and line. */
+    open_fails_with("[hermes]\n[dict]\nmax_bytes = 1m\nfoo = 1\n",
+                    HERMES_ECONFIG, "app.ini:4: foo: unknown key 'foo'");
+}
+
+static void open_reports_plugin_errors_naming_where_it_looked(void **state)
+{
+    open_fails_with("[hermes]\nbackend = nosuch\nplugin_path = /nonexistent\n",
+                    HERMES_EPLUGIN,
+                    "plugin 'nosuch' not found; looked in: /nonexistent/nosuch");
+    hermes *bad;
+    assert_int_equal(hermes_open_string(&bad, NULL, NULL), HERMES_EINVAL);
+    assert_non_null(strstr(hermes_errmsg(bad), "text is NULL"));
+    hermes_close(bad);
+}
+
 static void a_short_key_cannot_name_a_hashed_long_key(void **state)
 {
     hermes_close(h);
@@ -894,6 +928,8 @@ int main(void)
         T(backend_down_fails_when_configured),
         T(keys_longer_than_the_backend_allows_are_hashed),
         T(a_short_key_cannot_name_a_hashed_long_key),
+        T(open_reports_config_errors_with_file_line_and_key),
+        T(open_reports_plugin_errors_naming_where_it_looked),
         T(tag_versions_longer_than_255_bytes_still_invalidate),
 #endif
         T(cached_function_called_after_close_computes_directly),
