@@ -1,8 +1,9 @@
 #!/bin/sh
 # Runs hermes-conformance against the built-in dict backend, against the
 # same backend loaded from its module file (dict.la, with a config file),
-# and against a deliberately broken plugin (tests/sdk/broken_lock.la,
-# whose unlock ignores the owner token), which it must fail by name.
+# and against deliberately broken plugins (tests/sdk/broken_*.la, built
+# from tests/sdk/broken.c with one defect each), each of which it must fail
+# naming the check that guards the rule the plugin breaks.
 # Run by `make check` with HERMES_TEST_BUILDDIR set.
 set -u
 
@@ -44,6 +45,26 @@ expect_pass() {
     fi
 }
 
+# A plugin with one defect, tests/sdk/$1.la: exit 1, failures counted in
+# the summary, and "FAIL $2: ..." for the check guarding the broken rule.
+# Other checks may fail too when the defect shows through them; $3, when
+# given, names one unrelated check that must still pass.
+expect_broken() {
+    plugin=$1
+    check=$2
+    unrelated=${3:-}
+    run "$plugin" "$builddir/tests/sdk/$plugin.la"
+    if [ "$status" -ne 1 ]; then
+        fail "$plugin: exit status $status, want 1"
+    elif ! grep -q "^FAIL $check: " "$tmp/out"; then
+        fail "$plugin: no 'FAIL $check:' line"
+    elif ! echo "$summary" | grep -Eq '^[0-9]+ passed, [1-9][0-9]* failed$'; then
+        fail "$plugin: last line '$summary' reports no failure"
+    elif [ -n "$unrelated" ] && ! grep -q "^ok   $unrelated\$" "$tmp/out"; then
+        fail "$plugin: unrelated check $unrelated did not pass"
+    fi
+}
+
 [ -x "$conf" ] || { echo "$conf not built"; exit 99; }
 
 # dict's default memory limit (64 MiB over 16 shards) leaves each shard a
@@ -54,17 +75,19 @@ expect_pass "built-in dict" -c "$tmp/dict.ini" dict
 expect_pass "dict module" -c "$tmp/dict.ini" "$builddir/plugins/dict/dict.la"
 expect_pass "dict named by the config's backend" -c "$tmp/dict.ini"
 
-# The broken plugin: exit 1, failures counted, the defect named.
-run "broken plugin" "$builddir/tests/sdk/broken_lock.la"
-if [ "$status" -ne 1 ]; then
-    fail "broken plugin: exit status $status, want 1"
-elif ! grep -q '^FAIL unlock_wrong_token: ' "$tmp/out"; then
-    fail "broken plugin: no 'FAIL unlock_wrong_token:' line"
-elif ! echo "$summary" | grep -Eq '^[0-9]+ passed, [1-9][0-9]* failed$'; then
-    fail "broken plugin: last line '$summary' reports no failure"
-elif ! grep -q '^ok   set_if_absent_race$' "$tmp/out"; then
-    fail "broken plugin: checks unrelated to the defect did not pass"
-fi
+# The broken plugins: each defect caught by the check guarding its rule.
+# unlock ignores the owner token.
+expect_broken broken_unlock unlock_wrong_token set_if_absent_race
+# set-if-absent overwrites an existing key.
+expect_broken broken_add set_if_absent ttl_expiry
+# set ignores ttl_ms: values never expire.
+expect_broken broken_ttl ttl_expiry set_if_absent
+# flush deletes every key, ignoring the prefix.
+expect_broken broken_flush flush_prefix delete
+# get reports found values at index n-1-i.
+expect_broken broken_batch get_batch set_get_binary
+# lock ignores its TTL: an expired lock is never free.
+expect_broken broken_lockttl lock_ttl_takeover unlock_wrong_token
 
 # A plugin that cannot be loaded is one failed check, not a crash.
 run "missing plugin" no_such_plugin_hconf
