@@ -503,9 +503,9 @@ void hm_plugin_list(const char *plugin_path, hm_plugin_list_cb cb, void *arg)
     if (cb == NULL)
         return;
     if (hm_plugin_check(d, BUILTIN_PATH, err, sizeof err) == HERMES_OK)
-        cb(arg, BUILTIN_PATH, d, NULL);
+        cb(arg, BUILTIN_PATH, d, NULL, 0);
     else
-        cb(arg, BUILTIN_PATH, NULL, err);
+        cb(arg, BUILTIN_PATH, NULL, err, 0);
 
     /* "dict" always means the built-in, so a dict file on the path would
      * never be loaded by name: it is shadowed like any later duplicate. */
@@ -515,15 +515,20 @@ void hm_plugin_list(const char *plugin_path, hm_plugin_list_cb cb, void *arg)
         return;
     }
     for (size_t i = 0; i < dirs.n; i++) {
+        int again = 0;
+        for (size_t k = 0; k < i && !again; k++)
+            again = strcmp(dirs.v[i], dirs.v[k]) == 0;
+        if (again)
+            continue;
         strlist files = {NULL, 0};
         int ok = scan_dir(dirs.v[i], &files) == 0;
         for (size_t j = 0; ok && j < files.n; j++) {
             const char *name = files.v[j];
             size_t base = strlen(name) - 3;
-            if (strlist_has(&seen, name, base))
-                continue;
+            int shadowed = strlist_has(&seen, name, base);
             char *path = join(dirs.v[i], name, "");
-            if (path == NULL || strlist_add(&seen, name, base) != 0) {
+            if (path == NULL ||
+                (!shadowed && strlist_add(&seen, name, base) != 0)) {
                 free(path);
                 ok = 0;
                 break;
@@ -531,10 +536,10 @@ void hm_plugin_list(const char *plugin_path, hm_plugin_list_cb cb, void *arg)
             hm_plugin p;
             memset(&p, 0, sizeof p);
             if (load_file(path, &p, err, sizeof err) == HERMES_OK) {
-                cb(arg, path, p.desc, NULL);
+                cb(arg, path, p.desc, NULL, shadowed);
                 hm_plugin_unload(&p);
             } else {
-                cb(arg, path, NULL, err);
+                cb(arg, path, NULL, err, shadowed);
             }
             free(path);
         }

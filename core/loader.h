@@ -44,14 +44,16 @@ hermes_rc hm_plugin_check(const hermes_backend *d, const char *path, char *err,
 
 void hm_plugin_unload(hm_plugin *p);
 
-/* Calls cb for every plugin file found on the search path (first
- * occurrence of each name wins), loaded and checked; err is NULL when it
- * loaded, or the reason it did not.  The built-in dict comes first; a
- * dict module on the path is not listed, since "dict" always means the
+/* Calls cb for every plugin file found on the search path (a directory
+ * named twice is walked once), loaded and checked; err is NULL when it
+ * loaded, or the reason it did not.  The built-in dict comes first.
+ * shadowed is set for a file that loading by name would never pick: its
+ * name came earlier on the path, or is "dict", which always means the
  * built-in.  desc (NULL when err is set) is valid only during the call,
  * and its description may be NULL. */
 typedef void (*hm_plugin_list_cb)(void *arg, const char *path,
-                                  const hermes_backend *desc, const char *err);
+                                  const hermes_backend *desc, const char *err,
+                                  int shadowed);
 void hm_plugin_list(const char *plugin_path, hm_plugin_list_cb cb, void *arg);
 
 /* The built-in dict backend's descriptor (plugins/dict, linked in). */

@@ -11,9 +11,9 @@
  *
  * Exit status: 0 success, 1 failure (message on stderr), 2 usage error.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,161 +146,51 @@ static int cmd_check(const char *path)
 
 /* ------------------------------------------------------------- plugins */
 
-typedef struct strv {
-    char **v;
-    size_t n;
-} strv;
-
-static void strv_free(strv *s)
-{
-    for (size_t i = 0; i < s->n; i++)
-        free(s->v[i]);
-    free(s->v);
-    s->v = NULL;
-    s->n = 0;
-}
-
-static int strv_add(strv *s, const char *p, size_t n)
-{
-    char **v = realloc(s->v, (s->n + 1) * sizeof *v);
-    if (!v)
-        return -1;
-    s->v = v;
-    if (!(s->v[s->n] = strndup(p, n)))
-        return -1;
-    s->n++;
-    return 0;
-}
-
-static int strv_has(const strv *s, const char *p)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->v[i], p) == 0)
-            return 1;
-    return 0;
-}
-
-/* Components of a colon-separated list, trailing slashes dropped, in the
- * order loader.c searches them. */
-static int split_path(strv *out, const char *list)
-{
-    for (const char *s = list; s && *s;) {
-        const char *colon = strchr(s, ':');
-        size_t n = colon ? (size_t)(colon - s) : strlen(s);
-        while (n > 1 && s[n - 1] == '/')
-            n--;
-        if (n > 0 && strv_add(out, s, n) != 0)
-            return -1;
-        s = colon ? colon + 1 : NULL;
-    }
-    return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Replaces tabs and control characters so that a field stays one field. */
-static void put_field(const char *s)
+static void put_field(const char *s, size_t n)
 {
-    for (; s && *s; s++)
-        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? ' ' : *s);
+    for (size_t i = 0; i < n && s[i]; i++)
+        putchar((unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i]);
 }
 
-static void print_plugin(const char *status, const char *name,
-                         const hermes_backend *d, const char *path,
-                         const char *text)
+/*
+ * One line per plugin file: status, name, version, ABI, path, and the
+ * description or the reason it does not load.  A "shadowed" file is one
+ * that loading by name would never pick (the built-in dict, or the same
+ * name earlier on the path): exactly what an operator wondering "why is
+ * my plugin not used?" needs to see.
+ */
+static void print_plugin(void *arg, const char *path, const hermes_backend *d,
+                         const char *err, int shadowed)
 {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t blen = strlen(base);
+    if (blen > 3 && (strcmp(base + blen - 3, ".la") == 0 ||
+                     strcmp(base + blen - 3, ".so") == 0))
+        blen -= 3;
+    const char *status = err ? "error" : shadowed ? "shadowed" : "ok";
     fputs(status, stdout);
     putchar('\t');
-    put_field(d ? d->name : name);
+    if (d)
+        put_field(d->name, SIZE_MAX);
+    else
+        put_field(base, blen);
     putchar('\t');
-    put_field(d ? d->version : "-");
+    put_field(d ? d->version : "-", SIZE_MAX);
     if (d)
         printf("\t%u.%u\t", (unsigned)d->abi_major, (unsigned)d->abi_minor);
     else
         fputs("\t-\t", stdout);
-    put_field(path);
+    put_field(path, SIZE_MAX);
     putchar('\t');
-    put_field(text && *text ? text : "-");
+    const char *text = err ? err : d->description;
+    /* The loader's messages start with the path: no need twice. */
+    size_t pl = strlen(path);
+    if (err && strncmp(err, path, pl) == 0 && strncmp(err + pl, ": ", 2) == 0)
+        text = err + pl + 2;
+    put_field(text && *text ? text : "-", SIZE_MAX);
     putchar('\n');
-}
-
-/*
- * Loads one file and prints its line.  A name already seen (the built-in
- * dict, or the same name earlier on the path) is "shadowed": loading by
- * name would never pick this file, which is exactly what an operator
- * wondering "why is my plugin not used?" needs to see.
- */
-static void list_file(const char *path, const char *name, strv *seen)
-{
-    char err[1024];
-    hm_plugin p;
-    hermes_rc rc = hm_plugin_load(path, NULL, &p, err, sizeof err);
-
-    if (rc != HERMES_OK) {
-        /* The loader's messages start with the path: no need twice. */
-        const char *reason = err;
-        size_t pl = strlen(path);
-        if (strncmp(err, path, pl) == 0 && strncmp(err + pl, ": ", 2) == 0)
-            reason = err + pl + 2;
-        print_plugin("error", name, NULL, path, reason);
-        return;
-    }
-    const char *desc = p.desc->description ? p.desc->description : "";
-    print_plugin(strv_has(seen, name) ? "shadowed" : "ok", name, p.desc, path,
-                 desc);
-    hm_plugin_unload(&p);
-}
-
-static int list_dir(const char *dir, strv *seen)
-{
-    strv files = {NULL, 0};
-    DIR *d = opendir(dir);
-    struct dirent *e;
-
-    if (!d)
-        return 0; /* a missing directory on the path is not an error */
-    while ((e = readdir(d)) != NULL) {
-        size_t n = strlen(e->d_name);
-        if (n > 3 &&
-            (strcmp(e->d_name + n - 3, ".la") == 0 ||
-             strcmp(e->d_name + n - 3, ".so") == 0) &&
-            strv_add(&files, e->d_name, n) != 0) {
-            closedir(d);
-            strv_free(&files);
-            return -1;
-        }
-    }
-    closedir(d);
-    /* Sorted, "x.la" comes before "x.so": the loader's preference. */
-    if (files.n > 1)
-        qsort(files.v, files.n, sizeof *files.v, cmp_str);
-    for (size_t i = 0; i < files.n; i++) {
-        const char *f = files.v[i];
-        size_t flen = strlen(f);
-        size_t plen = strlen(dir) + 1 + flen + 1;
-        char *path = malloc(plen);
-        char *name = strndup(f, flen - 3);
-        if (!path || !name) {
-            free(path);
-            free(name);
-            strv_free(&files);
-            return -1;
-        }
-        snprintf(path, plen, "%s/%s", dir, f);
-        list_file(path, name, seen);
-        int rc = strv_has(seen, name) ? 0 : strv_add(seen, name, flen - 3);
-        free(path);
-        free(name);
-        if (rc != 0) {
-            strv_free(&files);
-            return -1;
-        }
-    }
-    strv_free(&files);
-    return 0;
 }
 
 static int cmd_plugins(const char *path)
@@ -314,36 +204,9 @@ static int cmd_plugins(const char *path)
                 rc == HERMES_ENOMEM ? "out of memory" : err);
         return EXIT_FAILURE;
     }
-
-    strv dirs = {NULL, 0}, seen = {NULL, 0};
-    int status = EXIT_SUCCESS;
-    const hermes_backend *builtin = hm_dict_backend();
-    if (hm_plugin_check(builtin, "(built-in)", err, sizeof err) == HERMES_OK)
-        print_plugin("ok", "dict", builtin, "(built-in)", builtin->description);
-    else
-        print_plugin("error", "dict", NULL, "(built-in)", err);
-    if (strv_add(&seen, "dict", 4) != 0 ||
-        split_path(&dirs, cfg.plugin_path) != 0 ||
-        split_path(&dirs, getenv("HERMES_PLUGIN_PATH")) != 0 ||
-        split_path(&dirs, HERMES_PLUGINDIR) != 0)
-        goto nomem;
-    for (size_t i = 0; i < dirs.n; i++) {
-        /* The same directory twice on the path adds nothing. */
-        int dup = 0;
-        for (size_t j = 0; j < i && !dup; j++)
-            dup = strcmp(dirs.v[i], dirs.v[j]) == 0;
-        if (!dup && list_dir(dirs.v[i], &seen) != 0)
-            goto nomem;
-    }
-    goto out;
-nomem:
-    fprintf(stderr, "%s: out of memory\n", progname);
-    status = EXIT_FAILURE;
-out:
-    strv_free(&dirs);
-    strv_free(&seen);
+    hm_plugin_list(cfg.plugin_path, print_plugin, NULL);
     hm_config_free(&cfg);
-    return status;
+    return EXIT_SUCCESS;
 }
 
 /* ------------------------------------------------- clean, flush, stats */
@@ -389,9 +252,9 @@ static int cmd_flush(const char *path)
 
 static void print_stat(void *arg, const char *name, const char *value)
 {
-    put_field(name);
+    put_field(name, SIZE_MAX);
     fputs(": ", stdout);
-    put_field(value);
+    put_field(value, SIZE_MAX);
     putchar('\n');
 }
 

@@ -483,12 +483,13 @@ typedef struct listing {
     int builtin_first;
     int good_ok;
     int bad_major_err;
-    int dict_module_seen;
+    int dict_module_shadowed;
+    int dict_module_unshadowed;
     int ok_without_desc; /* err NULL but desc NULL: must never happen */
 } listing;
 
 static void list_cb(void *arg, const char *path, const hermes_backend *desc,
-                    const char *err)
+                    const char *err, int shadowed)
 {
     listing *l = arg;
     const char *base = strrchr(path, '/');
@@ -501,15 +502,19 @@ static void list_cb(void *arg, const char *path, const hermes_backend *desc,
         l->ok_without_desc = 1;
     if (strncmp(path, plugdir, strlen(plugdir)) == 0 &&
         path[strlen(plugdir)] == '/') {
-        if (strcmp(base, "good.la") == 0 && err == NULL &&
+        if (strcmp(base, "good.la") == 0 && err == NULL && !shadowed &&
             strcmp(desc->name, "test") == 0)
             l->good_ok++;
         if (strcmp(base, "bad_major.la") == 0 && err != NULL &&
             strstr(err, ": ABI major 2, this core speaks 1") != NULL)
             l->bad_major_err++;
     }
-    if (strcmp(base, "dict.la") == 0 || strcmp(base, "dict.so") == 0)
-        l->dict_module_seen = 1;
+    if (strcmp(base, "dict.la") == 0 || strcmp(base, "dict.so") == 0) {
+        if (shadowed)
+            l->dict_module_shadowed = 1;
+        else
+            l->dict_module_unshadowed = 1;
+    }
 }
 
 static void plugin_list_finds_builtin_and_test_plugins(void **state)
@@ -523,7 +528,8 @@ static void plugin_list_finds_builtin_and_test_plugins(void **state)
     assert_true(l.builtin_first);
     assert_int_equal(l.good_ok, 1);       /* once, though listed twice */
     assert_int_equal(l.bad_major_err, 1); /* reported with its reason */
-    assert_false(l.dict_module_seen);     /* shadowed by the built-in */
+    assert_true(l.dict_module_shadowed);  /* listed, but the built-in wins */
+    assert_false(l.dict_module_unshadowed);
     assert_false(l.ok_without_desc);
     assert_true(l.calls >= 15);
 }
