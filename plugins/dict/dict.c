@@ -105,9 +105,13 @@ static uint64_t now_ms(const dict *d, uint64_t *now)
     return *now;
 }
 
+/* Both times are whole milliseconds, rounded down: an entry set at 1000.9
+ * with a 1 ms TTL has expires = 1001 and must still live at 1001.0, so it
+ * expires only once the clock has passed that millisecond (TTLs round up,
+ * never down; for locks, down would mean two owners at once). */
 static bool is_expired(const dict *d, const struct entry *e, uint64_t *now)
 {
-    return e->expires != 0 && e->expires <= now_ms(d, now);
+    return e->expires != 0 && e->expires < now_ms(d, now);
 }
 
 static const unsigned char *entry_value(const struct entry *e)

@@ -18,6 +18,18 @@
 #define BACKOFF_FIRST_MS 50u
 #define BACKOFF_MAX_MS 2000u
 
+/* Waits are bounded by a monotonic deadline: a wall-clock jump must not
+ * stretch or cut them. */
+static void cv_init(rpool *p)
+{
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
 static uint64_t clock_ns(clockid_t id)
 {
     struct timespec ts;
@@ -75,7 +87,6 @@ static char *dup_or_null(const char *s, int *failed)
 
 int rpool_init(rpool *p, const hermes_host *host, const rpool_settings *s)
 {
-    pthread_condattr_t ca;
     int failed = 0;
     size_t elen;
 
@@ -101,12 +112,7 @@ int rpool_init(rpool *p, const hermes_host *host, const rpool_settings *s)
         snprintf(p->endpoint, elen, "%s:%d", s->host, s->port);
 
     pthread_mutex_init(&p->mu, NULL);
-    /* Waits are bounded by a monotonic deadline: a wall-clock jump must
-     * not stretch or cut them. */
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cv_init(p);
     p->pid = getpid();
     atomic_init(&p->connects, 0);
     atomic_init(&p->connect_failures, 0);
@@ -159,6 +165,10 @@ static void check_fork_locked(rpool *p)
     }
     p->live = 0;
     p->pid = me;
+    /* The condition variable still counts the parent's waiting threads,
+     * which do not exist here: signalling it could block for ever.  No
+     * thread of the child can be waiting on it yet, so start afresh. */
+    cv_init(p);
 }
 
 void rpool_destroy(rpool *p)
@@ -436,8 +446,9 @@ int rpool_take(rpool *p, rpool_conn **out)
             p->backoff_ms = BACKOFF_MAX_MS;
         p->retry_at_ns = mono_ns(p) + (uint64_t)p->backoff_ms * 1000000u;
     }
-    /* A waiter may now create a context in the slot we gave up. */
-    pthread_cond_signal(&p->cv);
+    /* Every waiter may now use the slot we gave up, or fail fast on the
+     * backoff rather than sit out its whole timeout. */
+    pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     return rc;
 }

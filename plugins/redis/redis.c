@@ -216,6 +216,25 @@ static int too_big(size_t len)
     return len > REDIS_MAX_BULK;
 }
 
+/* One command with all these keys: hiredis 0.14 sums its length in an int,
+ * and redis refuses a request over its query buffer limit, so a batch is
+ * kept under one bulk string's limit as a whole (with room for framing). */
+static int batch_too_big(const hermes_bytes *keys, size_t n)
+{
+    size_t total = 0;
+
+    if (n >= INT_MAX)
+        return 1;
+    for (size_t i = 0; i < n; i++) {
+        if (too_big(keys[i].len))
+            return 1;
+        total += keys[i].len + 32;
+        if (total > REDIS_MAX_BULK)
+            return 1;
+    }
+    return 0;
+}
+
 /* Logs a reply we cannot use: the server's error text, or its type. */
 static int bad_reply(redis_state *st, const char *what, const redisReply *r)
 {
@@ -320,11 +339,8 @@ static int redis_get(void *state, const hermes_bytes *keys, size_t n,
 
     if (n == 0)
         return HERMES_BE_OK;
-    if (n >= INT_MAX)
+    if (batch_too_big(keys, n))
         return HERMES_BE_TOOBIG;
-    for (i = 0; i < n; i++)
-        if (too_big(keys[i].len))
-            return HERMES_BE_TOOBIG;
     argv = malloc((n + 1) * sizeof *argv);
     lens = malloc((n + 1) * sizeof *lens);
     if (!argv || !lens) {
@@ -393,56 +409,88 @@ static int append_set(redis_state *st, rpool_conn *conn, const hermes_item *it)
  * GET of its key, so the value that won (ours or a racing creator's) comes
  * back in the same round trip.
  */
+static int redis_del(void *state, const hermes_bytes *keys, size_t n);
+
 static int redis_set(void *state, const hermes_item *items, size_t n,
                      hermes_value_cb cb, void *arg)
 {
     redis_state *st = state;
     redisReply **replies;
-    size_t i, j, nreplies = 0;
+    size_t i, j, nreplies = 0, nstale = 0;
     rpool_conn *conn;
-    int rc;
+    int rc, first = HERMES_BE_OK;
 
     if (n == 0)
         return HERMES_BE_OK;
-    /* Check everything before queueing anything: a half-queued pipeline
-     * would cost the connection. */
+    /* Too-big items are left out of the pipeline (a half-queued one would
+     * cost the connection); the others are still attempted. */
+    unsigned char *big = calloc(n, 1);
+    hermes_bytes *stale = calloc(n, sizeof *stale);
+    if (!big || !stale) {
+        free(big);
+        free(stale);
+        return HERMES_BE_NOMEM;
+    }
     for (i = 0; i < n; i++) {
-        if (too_big(items[i].key.len) || too_big(items[i].value.len))
-            return HERMES_BE_TOOBIG;
+        big[i] = too_big(items[i].key.len) || too_big(items[i].value.len);
+        if (big[i]) {
+            first = HERMES_BE_TOOBIG;
+            /* An overwrite that fails must not leave the old value. */
+            if (!(items[i].flags & HERMES_SET_IF_ABSENT) &&
+                !too_big(items[i].key.len))
+                stale[nstale++] = items[i].key;
+            continue;
+        }
         nreplies += (items[i].flags & HERMES_SET_IF_ABSENT) ? 2 : 1;
     }
-    replies = calloc(nreplies, sizeof *replies);
+    rc = HERMES_BE_OK;
+    replies = calloc(nreplies ? nreplies : 1, sizeof *replies);
     if (!replies)
-        return HERMES_BE_NOMEM;
-    rc = rpool_take(&st->pool, &conn);
-    if (rc != HERMES_BE_OK) {
-        free(replies);
-        return rc;
-    }
-    for (i = 0; i < n && rc == HERMES_BE_OK; i++) {
-        rc = append_set(st, conn, &items[i]);
-        if (rc == HERMES_BE_OK && (items[i].flags & HERMES_SET_IF_ABSENT)) {
-            const char *argv[2] = {"GET", bytes_ptr(items[i].key)};
-            size_t lens[2] = {3, items[i].key.len};
+        rc = HERMES_BE_NOMEM;
+    if (rc == HERMES_BE_OK && nreplies > 0) {
+        rc = rpool_take(&st->pool, &conn);
+        int took = rc == HERMES_BE_OK;
+        for (i = 0; i < n && rc == HERMES_BE_OK; i++) {
+            if (big[i])
+                continue;
+            rc = append_set(st, conn, &items[i]);
+            if (rc == HERMES_BE_OK &&
+                (items[i].flags & HERMES_SET_IF_ABSENT)) {
+                const char *argv[2] = {"GET", bytes_ptr(items[i].key)};
+                size_t lens[2] = {3, items[i].key.len};
 
-            rc = rpool_append(&st->pool, conn, 2, argv, lens);
+                rc = rpool_append(&st->pool, conn, 2, argv, lens);
+            }
         }
+        if (rc == HERMES_BE_OK)
+            rc = rpool_read(&st->pool, conn, nreplies, replies, "SET");
+        if (took)
+            rpool_put(&st->pool, conn);
     }
-    if (rc == HERMES_BE_OK)
-        rc = rpool_read(&st->pool, conn, nreplies, replies, "SET");
-    rpool_put(&st->pool, conn);
     if (rc != HERMES_BE_OK) {
+        /* Whether any SET ran is unknown; the old values may be readable
+         * and the connection is gone, so the stale-key cleanup below is
+         * left to the next call's failure handling. */
         free(replies);
+        free(big);
+        free(stale);
         return rc;
     }
 
     for (i = 0, j = 0; i < n; i++) {
-        const redisReply *r = replies[j++], *g;
+        const redisReply *r, *g;
         int won;
 
+        if (big[i])
+            continue;
+        r = replies[j++];
         if (!(items[i].flags & HERMES_SET_IF_ABSENT)) {
-            if (r->type != REDIS_REPLY_STATUS)
+            if (r->type != REDIS_REPLY_STATUS) {
+                /* Refused (e.g. OOM under maxmemory noeviction, which
+                 * still allows deletes): the old value must go. */
                 rc = bad_reply(st, "SET", r);
+                stale[nstale++] = items[i].key;
+            }
             continue;
         }
         g = replies[j++];
@@ -463,7 +511,13 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
         }
     }
     free_replies(replies, nreplies);
-    return rc;
+    if (first == HERMES_BE_OK)
+        first = rc;
+    if (nstale > 0)
+        redis_del(st, stale, nstale);
+    free(big);
+    free(stale);
+    return first;
 }
 
 static int redis_del(void *state, const hermes_bytes *keys, size_t n)
@@ -477,11 +531,8 @@ static int redis_del(void *state, const hermes_bytes *keys, size_t n)
 
     if (n == 0)
         return HERMES_BE_OK;
-    if (n >= INT_MAX)
+    if (batch_too_big(keys, n))
         return HERMES_BE_TOOBIG;
-    for (i = 0; i < n; i++)
-        if (too_big(keys[i].len))
-            return HERMES_BE_TOOBIG;
     argv = malloc((n + 1) * sizeof *argv);
     lens = malloc((n + 1) * sizeof *lens);
     if (!argv || !lens) {

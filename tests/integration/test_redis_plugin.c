@@ -707,6 +707,62 @@ static void del_removes_a_batch(void **state)
     be->close(st);
 }
 
+/* Sizes past redis's limits are refused before anything is sent, so these
+ * lengths never reach memory: the data pointer is a short buffer. */
+#define HUGE_LEN ((size_t)600 * 1024 * 1024)
+
+static void overwrite_that_is_too_big_removes_the_old_value(void **state)
+{
+    void *st = OPEN("port", g_port);
+    static const char tiny[] = "x";
+
+    (void)state;
+    set1(st, "ok", "OLD-OK", 0);
+    set1(st, "big", "OLD-BIG", 0);
+    hermes_item items[2] = {
+        {B("ok"), B("NEW-OK"), 0, 0},
+        {B("big"), {tiny, HUGE_LEN}, 0, 0},
+    };
+    assert_int_equal(be->set(st, items, 2, NULL, NULL), HERMES_BE_TOOBIG);
+    assert_value(st, "ok", "NEW-OK"); /* the rest of the batch was stored */
+    assert_missing(st, "big");       /* not left at its old value */
+    be->close(st);
+}
+
+static void overwrite_refused_by_the_server_removes_the_old_value(
+    void **state)
+{
+    void *st = OPEN("port", g_port);
+    redisContext *c = raw_connect(g_srv.port);
+
+    (void)state;
+    set1(st, "k", "OLD", 0);
+    /* With no memory to spare and no eviction, SET is refused (OOM) but
+     * deletes are still allowed. */
+    raw_ok(c, "CONFIG SET maxmemory-policy noeviction");
+    raw_ok(c, "CONFIG SET maxmemory 1");
+    hermes_item it = {B("k"), B("NEW"), 0, 0};
+    int rc = be->set(st, &it, 1, NULL, NULL);
+    raw_ok(c, "CONFIG SET maxmemory 0");
+    redisFree(c);
+    assert_int_not_equal(rc, HERMES_BE_OK);
+    assert_missing(st, "k");
+    be->close(st);
+}
+
+static void batch_longer_than_one_request_may_be_is_too_big(void **state)
+{
+    void *st = OPEN("port", g_port);
+    static const char tiny[] = "x";
+    hermes_bytes keys[3] = {{tiny, 200u << 20}, {tiny, 200u << 20},
+                            {tiny, 200u << 20}};
+
+    (void)state;
+    assert_int_equal(be->get(st, keys, 3, got_cb, NULL), HERMES_BE_TOOBIG);
+    assert_int_equal(be->del(st, keys, 3), HERMES_BE_TOOBIG);
+    be->close(st);
+}
+
 static void flush_removes_only_keys_under_prefix(void **state)
 {
     /* flushdb = yes must still not FLUSHDB for a non-empty prefix. */
@@ -1321,6 +1377,9 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, test_setup, test_teardown)
     const struct CMUnitTest tests[] = {
         T(descriptor_declares_redis_0_1_0_with_caps),
+        T(overwrite_that_is_too_big_removes_the_old_value),
+        T(overwrite_refused_by_the_server_removes_the_old_value),
+        T(batch_longer_than_one_request_may_be_is_too_big),
         T(config_rejects_unknown_key_with_kv_index),
         T(config_rejects_bad_values_with_kv_index),
         T(open_with_server_down_succeeds_and_get_fails_fast),

@@ -54,9 +54,13 @@ static uint64_t host_now_ms(void *ctx)
     return host_clock(CLOCK_REALTIME, 1000000u);
 }
 
+/* When non-zero, the monotonic clock the plugin sees (a test's own). */
+static _Atomic uint64_t fake_mono_ns;
+
 static uint64_t host_monotonic_ns(void *ctx)
 {
-    return host_clock(CLOCK_MONOTONIC, 1u);
+    uint64_t fake = fake_mono_ns;
+    return fake ? fake : host_clock(CLOCK_MONOTONIC, 1u);
 }
 
 static int host_random(void *ctx, void *buf, size_t len)
@@ -627,6 +631,27 @@ static void lock_past_its_ttl_can_be_taken(void **state)
     assert_value(*state, "lk", "tok2");
 }
 
+/* TTLs round up, never down: a 1 ms lock taken late in a millisecond
+ * must still be held at the start of the next one. */
+static void lock_never_expires_before_its_ttl(void **state)
+{
+    int acquired = -1;
+
+    fake_mono_ns = 5000900000u; /* 5000.9 ms */
+    assert_int_equal(be()->lock(*state, bs("lk"), bs("tok1"), 1, &acquired),
+                     HERMES_BE_OK);
+    assert_int_equal(acquired, 1);
+    fake_mono_ns = 5001000000u; /* 0.1 ms later */
+    assert_int_equal(be()->lock(*state, bs("lk"), bs("tok2"), 1, &acquired),
+                     HERMES_BE_OK);
+    assert_int_equal(acquired, 0);
+    fake_mono_ns = 5002000000u; /* 1.1 ms later */
+    assert_int_equal(be()->lock(*state, bs("lk"), bs("tok2"), 1, &acquired),
+                     HERMES_BE_OK);
+    assert_int_equal(acquired, 1);
+    fake_mono_ns = 0;
+}
+
 static void lock_with_zero_ttl_is_invalid(void **state)
 {
     int acquired = -1;
@@ -1164,6 +1189,7 @@ int main(void)
         T(unlock_with_wrong_token_does_not_release),
         T(unlock_with_right_token_releases),
         T(lock_past_its_ttl_can_be_taken),
+        T(lock_never_expires_before_its_ttl),
         T(lock_with_zero_ttl_is_invalid),
         T(scan_reports_live_keys_with_ttl),
         T(scan_skips_expired_keys),
