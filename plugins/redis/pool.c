@@ -5,7 +5,10 @@
  */
 #include "pool.h"
 
+#include <hiredis/sds.h>
+
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,17 +251,78 @@ static void sigpipe_unblock(const sigset_t *old, int got_epipe)
     pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
+/* Marks c as timed out, the way hiredis reports its own timeouts. */
+static void set_timed_out(redisContext *c)
+{
+    c->err = REDIS_ERR_IO;
+    snprintf(c->errstr, sizeof c->errstr, "timed out");
+}
+
+/* Waits until c's socket is ready for events or the deadline passes. */
+static int wait_ready(redisContext *c, short events, uint64_t deadline_ns)
+{
+    for (;;) {
+        uint64_t now = clock_ns(CLOCK_MONOTONIC);
+        if (now >= deadline_ns) {
+            set_timed_out(c);
+            return -1;
+        }
+        struct pollfd pfd = {.fd = c->fd, .events = events};
+        int ms = (int)((deadline_ns - now + 999999u) / 1000000u);
+        int r = poll(&pfd, 1, ms);
+        if (r > 0)
+            return 0;
+        if (r < 0 && errno != EINTR) {
+            c->err = REDIS_ERR_IO;
+            snprintf(c->errstr, sizeof c->errstr, "poll: %s", strerror(errno));
+            return -1;
+        }
+    }
+}
+
+/*
+ * Sends what is queued on c and reads one reply into *reply, all within
+ * one deadline.  hiredis's blocking redisGetReply() restarts the socket
+ * timeout on every read and on every EINTR, so a server that trickles
+ * bytes, or a stream of signals, could stretch a call without bound; here
+ * the socket is only touched once poll() says it is ready, and poll() waits
+ * for what is left of command_timeout_ms for the whole exchange.
+ */
+static int get_reply(redisContext *c, void **reply, uint64_t deadline_ns)
+{
+    int done = 0;
+
+    *reply = NULL;
+    while (!done) { /* the pipeline's first reply sends it all */
+        if (sdslen(c->obuf) > 0 && wait_ready(c, POLLOUT, deadline_ns) != 0)
+            return REDIS_ERR;
+        if (redisBufferWrite(c, &done) != REDIS_OK)
+            return REDIS_ERR;
+    }
+    for (;;) {
+        if (redisGetReplyFromReader(c, reply) != REDIS_OK)
+            return REDIS_ERR;
+        if (*reply)
+            return REDIS_OK;
+        if (wait_ready(c, POLLIN, deadline_ns) != 0 ||
+            redisBufferRead(c) != REDIS_OK)
+            return REDIS_ERR;
+    }
+}
+
 int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
                const char *what)
 {
     size_t i;
     void *r;
     sigset_t old;
+    uint64_t deadline = clock_ns(CLOCK_MONOTONIC) +
+                        (uint64_t)p->command_timeout_ms * 1000000u;
 
     sigpipe_block(&old);
     for (i = 0; i < n; i++) {
         r = NULL;
-        if (redisGetReply(conn->c, &r) != REDIS_OK || !r) {
+        if (get_reply(conn->c, &r, deadline) != REDIS_OK || !r) {
             int rc = status_of(conn->c);
 
             sigpipe_unblock(&old, conn->c->err == REDIS_ERR_IO);

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1240,6 +1241,65 @@ static void paused_server_times_out_then_recovers(void **state)
     be->close(st);
 }
 
+/* A signal every 10 ms at one thread, with a handler installed without
+ * SA_RESTART, so every blocking call in that thread sees EINTR. */
+static void on_usr1(int sig)
+{
+    (void)sig;
+}
+
+typedef struct pester {
+    pthread_t target;
+    atomic_int stop;
+} pester;
+
+static void *pester_main(void *arg)
+{
+    pester *p = arg;
+    while (!atomic_load(&p->stop)) {
+        pthread_kill(p->target, SIGUSR1);
+        sleep_ms(10);
+    }
+    return NULL;
+}
+
+static void signals_do_not_stretch_a_call_past_its_timeout(void **state)
+{
+    char port[16];
+    hermes_bytes k = B("back");
+    got g = {0};
+    struct sigaction sa, old;
+    pester p;
+    pthread_t th;
+    void *st;
+
+    (void)state;
+    start_extra(NULL, port, sizeof port);
+    st = OPEN("port", port, "command_timeout_ms", "200");
+    assert_true(wait_until_working(st, 100) >= 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1; /* no SA_RESTART */
+    sigaction(SIGUSR1, &sa, &old);
+    p.target = pthread_self();
+    atomic_init(&p.stop, 0);
+    pthread_create(&th, NULL, pester_main, &p);
+
+    kill(g_extra.pid, SIGSTOP);
+    uint64_t t0 = now_ms();
+    int rc = be->get(st, &k, 1, got_cb, &g);
+    uint64_t took = now_ms() - t0;
+    kill(g_extra.pid, SIGCONT);
+
+    atomic_store(&p.stop, 1);
+    pthread_join(th, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+    assert_int_equal(rc, HERMES_BE_IO);
+    /* 200 ms, not 200 ms per interrupted read. */
+    assert_true(took < 1000);
+    got_free(&g);
+    be->close(st);
+}
+
 typedef struct hammer {
     void *st;
     int errors;
@@ -1410,6 +1470,7 @@ int main(void)
         T(db_selection_isolates_keys),
         T(server_killed_mid_run_fails_fast_then_recovers),
         T(paused_server_times_out_then_recovers),
+        T(signals_do_not_stretch_a_call_past_its_timeout),
         T(pool_of_one_serves_many_threads),
         T(server_restart_costs_one_failed_call_not_one_per_connection),
         T(fork_child_uses_its_own_connection),
