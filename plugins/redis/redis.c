@@ -327,6 +327,32 @@ static int delete_keys(redis_state *st, rpool_conn *conn, int argc,
 
 /* --------------------------------------------------------- get / set */
 
+/*
+ * The argument vector of one command over a batch of keys: cmd (may be
+ * NULL, for the caller to fill in) and then every key.  Refuses batches
+ * too big for one request.  Free both arrays with free().
+ */
+static int batch_argv(const char *cmd, const hermes_bytes *keys, size_t n,
+                      const char ***argv, size_t **lens)
+{
+    if (batch_too_big(keys, n))
+        return HERMES_BE_TOOBIG;
+    *argv = malloc((n + 1) * sizeof **argv);
+    *lens = malloc((n + 1) * sizeof **lens);
+    if (!*argv || !*lens) {
+        free(*argv);
+        free(*lens);
+        return HERMES_BE_NOMEM;
+    }
+    (*argv)[0] = cmd;
+    (*lens)[0] = cmd ? strlen(cmd) : 0;
+    for (size_t i = 0; i < n; i++) {
+        (*argv)[i + 1] = bytes_ptr(keys[i]);
+        (*lens)[i + 1] = keys[i].len;
+    }
+    return HERMES_BE_OK;
+}
+
 static int redis_get(void *state, const hermes_bytes *keys, size_t n,
                      hermes_value_cb cb, void *arg)
 {
@@ -339,21 +365,8 @@ static int redis_get(void *state, const hermes_bytes *keys, size_t n,
 
     if (n == 0)
         return HERMES_BE_OK;
-    if (batch_too_big(keys, n))
-        return HERMES_BE_TOOBIG;
-    argv = malloc((n + 1) * sizeof *argv);
-    lens = malloc((n + 1) * sizeof *lens);
-    if (!argv || !lens) {
-        free(argv);
-        free(lens);
-        return HERMES_BE_NOMEM;
-    }
-    argv[0] = "MGET";
-    lens[0] = 4;
-    for (i = 0; i < n; i++) {
-        argv[i + 1] = bytes_ptr(keys[i]);
-        lens[i + 1] = keys[i].len;
-    }
+    if ((rc = batch_argv("MGET", keys, n, &argv, &lens)) != HERMES_BE_OK)
+        return rc;
     rc = run1(st, (int)n + 1, argv, lens, &r, "MGET");
     free(argv);
     free(lens);
@@ -526,24 +539,13 @@ static int redis_del(void *state, const hermes_bytes *keys, size_t n)
     rpool_conn *conn;
     const char **argv;
     size_t *lens;
-    size_t i;
     int rc;
 
     if (n == 0)
         return HERMES_BE_OK;
-    if (batch_too_big(keys, n))
-        return HERMES_BE_TOOBIG;
-    argv = malloc((n + 1) * sizeof *argv);
-    lens = malloc((n + 1) * sizeof *lens);
-    if (!argv || !lens) {
-        free(argv);
-        free(lens);
-        return HERMES_BE_NOMEM;
-    }
-    for (i = 0; i < n; i++) {
-        argv[i + 1] = bytes_ptr(keys[i]);
-        lens[i + 1] = keys[i].len;
-    }
+    /* delete_keys() puts UNLINK or DEL in argv[0]. */
+    if ((rc = batch_argv(NULL, keys, n, &argv, &lens)) != HERMES_BE_OK)
+        return rc;
     rc = rpool_take(&st->pool, &conn);
     if (rc == HERMES_BE_OK) {
         rc = delete_keys(st, conn, (int)n + 1, argv, lens);
