@@ -45,15 +45,15 @@ static int be_leave(hermes *h, int status, const char *op)
     return status;
 }
 
-int hm_be_get(hermes *h, const hermes_bytes *keys, size_t n,
-              hermes_value_cb cb, void *arg)
+int hm_be_get(hermes *h, const hermes_bytes *keys, size_t n, hermes_value_cb cb,
+              void *arg)
 {
     be_enter(h);
     return be_leave(h, h->be->get(h->be_state, keys, n, cb, arg), "get");
 }
 
-int hm_be_set(hermes *h, const hermes_item *items, size_t n,
-              hermes_value_cb cb, void *arg)
+int hm_be_set(hermes *h, const hermes_item *items, size_t n, hermes_value_cb cb,
+              void *arg)
 {
     be_enter(h);
     return be_leave(h, h->be->set(h->be_state, items, n, cb, arg), "set");
@@ -65,8 +65,8 @@ int hm_be_del(hermes *h, const hermes_bytes *keys, size_t n)
     return be_leave(h, h->be->del(h->be_state, keys, n), "delete");
 }
 
-int hm_be_lock(hermes *h, hermes_bytes key, hermes_bytes token,
-               uint32_t ttl_ms, int *acquired)
+int hm_be_lock(hermes *h, hermes_bytes key, hermes_bytes token, uint32_t ttl_ms,
+               int *acquired)
 {
     be_enter(h);
     *acquired = 0;
@@ -74,8 +74,7 @@ int hm_be_lock(hermes *h, hermes_bytes key, hermes_bytes token,
                     "lock");
 }
 
-int hm_be_unlock(hermes *h, hermes_bytes key, hermes_bytes token,
-                 int *released)
+int hm_be_unlock(hermes *h, hermes_bytes key, hermes_bytes token, int *released)
 {
     be_enter(h);
     *released = 0;

@@ -21,8 +21,8 @@ typedef enum hm_fallback {
 
 typedef struct hm_section {
     char *name;
-    int line;       /* line of the "[name]" header */
-    hermes_kv *kv;  /* key/value strings are owned by the section */
+    int line;      /* line of the "[name]" header */
+    hermes_kv *kv; /* key/value strings are owned by the section */
     size_t n;
 } hm_section;
 
@@ -37,8 +37,8 @@ typedef struct hm_config {
     uint32_t lock_wait_ms; /* longest wait for another's lock (default 5000) */
     hm_fallback on_lock_timeout;  /* default compute */
     hm_fallback on_backend_error; /* default compute */
-    int log_level;         /* HERMES_LOG_* threshold (default warn) */
-    hm_section *sections;  /* every section but [hermes], in file order */
+    int log_level;                /* HERMES_LOG_* threshold (default warn) */
+    hm_section *sections; /* every section but [hermes], in file order */
     size_t nsections;
 } hm_config;
 

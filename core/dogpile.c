@@ -27,7 +27,7 @@ struct hm_flight {
     struct hm_flight *next;
     char *key;
     size_t klen;
-    unsigned refs;    /* the leader plus every follower still waiting */
+    unsigned refs; /* the leader plus every follower still waiting */
     bool landed;
     hm_outcome out;
     pthread_cond_t cv;
@@ -145,8 +145,7 @@ void hm_flight_land(hermes *h, hm_flight *f, const hm_outcome *o)
     pthread_mutex_unlock(&fs->mu);
 }
 
-int hm_flight_wait(hermes *h, hm_flight *f, uint64_t timeout_ns,
-                   hm_outcome *o)
+int hm_flight_wait(hermes *h, hm_flight *f, uint64_t timeout_ns, hm_outcome *o)
 {
     hm_flights *fs = &h->flights;
     struct timespec ts;

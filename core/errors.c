@@ -26,8 +26,8 @@ typedef struct hm_errbuf {
 const char *hermes_strerror(hermes_rc rc)
 {
     switch (rc) {
-#define HM_RC_CASE(name, value, text)                                        \
-    case HERMES_##name:                                                      \
+#define HM_RC_CASE(name, value, text)                                          \
+    case HERMES_##name:                                                        \
         return text;
         HERMES_RC_MAP(HM_RC_CASE)
 #undef HM_RC_CASE

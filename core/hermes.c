@@ -74,8 +74,8 @@ static hermes_rc open_backend(hermes *h, const hermes_backend *linked)
         if (rc == HERMES_OK && !h->plugin.path)
             rc = HERMES_ENOMEM;
     } else {
-        rc = hm_plugin_load(h->cfg.backend, h->cfg.plugin_path, &h->plugin,
-                            err, sizeof err);
+        rc = hm_plugin_load(h->cfg.backend, h->cfg.plugin_path, &h->plugin, err,
+                            sizeof err);
     }
     if (rc != HERMES_OK)
         return open_failed(h, rc, rc == HERMES_ENOMEM ? "out of memory" : err);
@@ -109,14 +109,14 @@ static hermes_rc open_backend(hermes *h, const hermes_backend *linked)
     if (sec && oe.kv_index >= 0 && (size_t)oe.kv_index < sec->n)
         snprintf(err, sizeof err, "%s:%d: %s: %s (backend %s, %s)",
                  h->cfg.source, sec->kv[oe.kv_index].line,
-                 sec->kv[oe.kv_index].key, oe.msg, h->be->name,
-                 h->plugin.path);
+                 sec->kv[oe.kv_index].key, oe.msg, h->be->name, h->plugin.path);
     else
         snprintf(err, sizeof err, "%s: backend %s (%s) failed to open: %s",
                  h->cfg.source, h->be->name, h->plugin.path, oe.msg);
-    return open_failed(h, st == HERMES_BE_NOMEM ? HERMES_ENOMEM
-                          : st == HERMES_BE_INVALID ? HERMES_ECONFIG
-                                                    : HERMES_EBACKEND,
+    return open_failed(h,
+                       st == HERMES_BE_NOMEM     ? HERMES_ENOMEM
+                       : st == HERMES_BE_INVALID ? HERMES_ECONFIG
+                                                 : HERMES_EBACKEND,
                        err);
 }
 
@@ -166,8 +166,7 @@ static hermes_rc open_invalid(hermes **out, const char *why)
     return HERMES_EINVAL;
 }
 
-hermes_rc hermes_open_string(hermes **out, const char *text,
-                             const char *source)
+hermes_rc hermes_open_string(hermes **out, const char *text, const char *source)
 {
     if (!out)
         return HERMES_EINVAL;
@@ -242,10 +241,10 @@ const char *hermes_backend_version(const hermes *h)
     return h && h->be ? h->be->version : "";
 }
 
-#define CHECK_HANDLE(h)                                                      \
-    do {                                                                     \
-        if (!(h) || (h)->failed)                                             \
-            return HERMES_EINVAL;                                            \
+#define CHECK_HANDLE(h)                                                        \
+    do {                                                                       \
+        if (!(h) || (h)->failed)                                               \
+            return HERMES_EINVAL;                                              \
     } while (0)
 
 /* ----------------------------------------------------------- registration */
@@ -386,8 +385,8 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
     for (hermes_fn *f = h->fns; f; f = f->next) {
         if (strcmp(f->name, name) == 0) {
             pthread_mutex_unlock(&h->fns_mu);
-            rc = hm_error(h, HERMES_EEXIST, "function '%s' is already registered",
-                          name);
+            rc = hm_error(h, HERMES_EEXIST,
+                          "function '%s' is already registered", name);
             goto fail;
         }
     }
@@ -451,8 +450,8 @@ static hermes_rc entry_key(hermes_fn *fn, const void *args, size_t alen,
         if (n < 0 || memchr(k, '\0', (size_t)n) != NULL) {
             if (k != small)
                 free(k);
-            return hm_error(h, HERMES_EINVAL,
-                            "%s: the key function failed", fn->name);
+            return hm_error(h, HERMES_EINVAL, "%s: the key function failed",
+                            fn->name);
         }
         hm_buf_add_escaped(entry, k, (size_t)n);
         if (k != small)
@@ -565,12 +564,13 @@ static void compute(call *c, bool store, hm_outcome *o)
         return;
     }
     if (store && !res.nocache) {
-        uint32_t ttl = res.has_ttl ? res.ttl
+        uint32_t ttl = res.has_ttl  ? res.ttl
                        : c->fn->ttl ? c->fn->ttl
                                     : h->cfg.ttl;
         hm_write_entry(h, buf_bytes(&c->entry), c->fn->ntags,
                        (const char *const *)c->fn->tags, &c->rd, res.data,
-                       res.len, ttl, us > UINT32_MAX ? UINT32_MAX : (uint32_t)us);
+                       res.len, ttl,
+                       us > UINT32_MAX ? UINT32_MAX : (uint32_t)us);
     }
     o->rc = HERMES_OK;
     o->value = res.data;
@@ -587,8 +587,7 @@ static int read_hit(call *c, int *status, hm_outcome *o)
                             c->fn->tag_keys, &c->rd);
     if (*status != HERMES_BE_OK)
         return 0;
-    c->verdict =
-        hm_judge(c->h, &c->rd, c->fn->tag_names, &payload, &len);
+    c->verdict = hm_judge(c->h, &c->rd, c->fn->tag_names, &payload, &len);
     if (c->verdict != HM_HIT)
         return 0;
     /* The payload ends the record but for the 4-byte checksum: slide it to
@@ -700,8 +699,8 @@ static void miss(call *c, hm_outcome *o)
     hm_flight *f = hm_flight_join(h, c->entry.data, c->entry.len, &mine);
     if (f) {
         uint64_t t0 = hm_monotonic_ns();
-        int got = hm_flight_wait(h, f, (uint64_t)h->cfg.lock_wait_ms * 1000000u,
-                                 o);
+        int got =
+            hm_flight_wait(h, f, (uint64_t)h->cfg.lock_wait_ms * 1000000u, o);
         HM_COUNT(h, lock_wait_ns, hm_monotonic_ns() - t0);
         if (got == 0)
             HM_COUNT(h, coalesced, 1);
@@ -724,8 +723,7 @@ static hermes_rc deliver(call *c, hm_outcome *o, void **value, size_t *len)
         hm_error(c->h, rc, "%s: %s", c->fn->name,
                  o->errmsg ? o->errmsg : "the compute callback failed");
     } else if (rc == HERMES_ETIMEOUT) {
-        hm_error(c->h, rc,
-                 "%s: waited %u ms for another caller's computation",
+        hm_error(c->h, rc, "%s: waited %u ms for another caller's computation",
                  c->fn->name, c->h->cfg.lock_wait_ms);
     } else if (rc == HERMES_EBACKEND) {
         hm_error(c->h, rc, "%s: backend %s: %s", c->fn->name, c->h->be->name,
@@ -796,8 +794,8 @@ hermes_rc hermes_invalidate(hermes_fn *fn, const void *args, size_t args_len,
         hermes_bytes k = buf_bytes(&entry);
         int st = hm_be_del(fn->h, &k, 1);
         if (st != HERMES_BE_OK)
-            rc = hm_error(fn->h, HERMES_EBACKEND, "invalidate %s: %s",
-                          fn->name, hm_be_status_str(st));
+            rc = hm_error(fn->h, HERMES_EBACKEND, "invalidate %s: %s", fn->name,
+                          hm_be_status_str(st));
     }
     hm_buf_free(&entry);
     return rc;
@@ -865,15 +863,14 @@ hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
     direct d;
     hermes_rc rc = direct_init(h, &d, key, tags);
     if (rc == HERMES_OK) {
-        int st = hm_read_entry(h, buf_bytes(&d.entry), d.ntags, d.tag_keys,
-                               &d.rd);
+        int st =
+            hm_read_entry(h, buf_bytes(&d.entry), d.ntags, d.tag_keys, &d.rd);
         const void *payload;
         size_t plen;
         if (st != HERMES_BE_OK) {
             rc = hm_error(h, HERMES_EBACKEND, "get %s: %s", key,
                           hm_be_status_str(st));
-        } else if (hm_judge(h, &d.rd, d.tag_names, &payload,
-                            &plen) == HM_HIT) {
+        } else if (hm_judge(h, &d.rd, d.tag_names, &payload, &plen) == HM_HIT) {
             memmove(d.rd.entry, payload, plen);
             d.rd.entry[plen] = '\0';
             *value = d.rd.entry;
@@ -889,8 +886,8 @@ hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
     return rc;
 }
 
-hermes_rc hermes_set(hermes *h, const char *key, const void *value,
-                     size_t len, const char *const *tags, uint32_t ttl)
+hermes_rc hermes_set(hermes *h, const char *key, const void *value, size_t len,
+                     const char *const *tags, uint32_t ttl)
 {
     CHECK_HANDLE(h);
     if (!value && len)
@@ -910,9 +907,10 @@ hermes_rc hermes_set(hermes *h, const char *key, const void *value,
                                 (const char *const *)d.tags, &d.rd, value, len,
                                 ttl ? ttl : h->cfg.ttl, 0);
         if (st != HERMES_BE_OK)
-            rc = hm_error(h, st == HERMES_BE_TOOBIG   ? HERMES_ETOOBIG
-                             : st == HERMES_BE_NOMEM ? HERMES_ENOMEM
-                                                     : HERMES_EBACKEND,
+            rc = hm_error(h,
+                          st == HERMES_BE_TOOBIG  ? HERMES_ETOOBIG
+                          : st == HERMES_BE_NOMEM ? HERMES_ENOMEM
+                                                  : HERMES_EBACKEND,
                           "set %s: %s", key, hm_be_status_str(st));
     }
     direct_free(&d);
@@ -948,8 +946,8 @@ hermes_rc hermes_clean(hermes *h, const char *const *tags)
     if (rc == HERMES_OK && n > 0) {
         int st = hm_be_del(h, keys, n);
         if (st != HERMES_BE_OK)
-            rc = hm_error(h, HERMES_EBACKEND, "clean: %s",
-                          hm_be_status_str(st));
+            rc =
+                hm_error(h, HERMES_EBACKEND, "clean: %s", hm_be_status_str(st));
     }
     for (size_t i = 0; i < n; i++) {
         free(t[i]);

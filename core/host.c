@@ -46,8 +46,7 @@ int hm_random(void *buf, size_t len)
 
 void hm_sleep_ns(uint64_t ns)
 {
-    struct timespec ts = {(time_t)(ns / 1000000000u),
-                          (long)(ns % 1000000000u)};
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
 }
@@ -87,8 +86,7 @@ static void hm_log_msg(hermes *h, int level, const char *msg)
         h->logger.suppressed++;
     pthread_mutex_unlock(&h->logger.mu);
     if (suppressed)
-        fprintf(stderr, "hermes: %u similar messages suppressed\n",
-                suppressed);
+        fprintf(stderr, "hermes: %u similar messages suppressed\n", suppressed);
     if (print)
         fprintf(stderr, "hermes: %s: %s\n", level_name(level), msg);
 }

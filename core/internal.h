@@ -32,7 +32,7 @@ typedef struct hm_counters {
         backend_errors, corrupt;
 } hm_counters;
 
-#define HM_COUNT(h, field, n)                                                \
+#define HM_COUNT(h, field, n)                                                  \
     atomic_fetch_add_explicit(&(h)->stats.field, (n), memory_order_relaxed)
 
 /* In-process coalescing of concurrent computations of one entry. */
@@ -51,40 +51,40 @@ typedef struct hm_logger {
 
 struct hermes_fn {
     hermes *h;
-    char *name;          /* as registered */
-    char *ename;         /* name escaped for use in keys */
+    char *name;  /* as registered */
+    char *ename; /* name escaped for use in keys */
     size_t ntags;
-    char **tags;         /* sorted, unique */
+    char **tags;             /* sorted, unique */
     hermes_bytes *tag_names; /* the same with their lengths */
-    hermes_bytes *tag_keys; /* "<prefix>:tag:<tag>", prebuilt (owned) */
-    uint32_t ttl;        /* seconds; 0 = the handle's default */
-    hermes_key_fn key;   /* custom key or NULL */
-    hermes_fn **slot;    /* HERMES_REGISTER's pointer, cleared at close */
+    hermes_bytes *tag_keys;  /* "<prefix>:tag:<tag>", prebuilt (owned) */
+    uint32_t ttl;            /* seconds; 0 = the handle's default */
+    hermes_key_fn key;       /* custom key or NULL */
+    hermes_fn **slot;        /* HERMES_REGISTER's pointer, cleared at close */
     struct hermes_fn *next;
 };
 
 struct hermes {
-    bool failed;              /* hermes_open failed: only errmsg/close work */
-    char open_err[1024];      /* the reason, when failed */
+    bool failed;         /* hermes_open failed: only errmsg/close work */
+    char open_err[1024]; /* the reason, when failed */
     hm_config cfg;
     hm_plugin plugin;
     const hermes_backend *be; /* plugin.desc once open */
     void *be_state;
-    bool be_serialize;        /* plugin not thread-safe: one call at a time */
+    bool be_serialize; /* plugin not thread-safe: one call at a time */
     pthread_mutex_t be_mu;
     hermes_host host;
     hm_logger logger;
-    pthread_key_t errkey;     /* per-thread last error (errors.c) */
+    pthread_key_t errkey; /* per-thread last error (errors.c) */
     bool errkey_ok;
-    pthread_mutex_t err_mu;   /* guards errbufs */
+    pthread_mutex_t err_mu;    /* guards errbufs */
     struct hm_errbuf *errbufs; /* every thread's buffer, freed at close */
     hm_counters stats;
     hm_flights flights;
     pthread_mutex_t fns_mu;
     struct hermes_fn *fns;
-    char *entry_prefix;       /* "<prefix>:entry:" */
-    char *tag_prefix;         /* "<prefix>:tag:" */
-    char *lock_prefix;        /* "<prefix>:lock:" */
+    char *entry_prefix; /* "<prefix>:entry:" */
+    char *tag_prefix;   /* "<prefix>:tag:" */
+    char *lock_prefix;  /* "<prefix>:lock:" */
     char hostname[64];
 };
 
@@ -105,13 +105,13 @@ void hm_sleep_ns(uint64_t ns);
 
 /* backend.c: calls into the plugin, serialized when it asks, with failures
  * counted and logged.  Return the plugin's hermes_be_status. */
-int hm_be_get(hermes *h, const hermes_bytes *keys, size_t n,
-              hermes_value_cb cb, void *arg);
-int hm_be_set(hermes *h, const hermes_item *items, size_t n,
-              hermes_value_cb cb, void *arg);
+int hm_be_get(hermes *h, const hermes_bytes *keys, size_t n, hermes_value_cb cb,
+              void *arg);
+int hm_be_set(hermes *h, const hermes_item *items, size_t n, hermes_value_cb cb,
+              void *arg);
 int hm_be_del(hermes *h, const hermes_bytes *keys, size_t n);
-int hm_be_lock(hermes *h, hermes_bytes key, hermes_bytes token,
-               uint32_t ttl_ms, int *acquired);
+int hm_be_lock(hermes *h, hermes_bytes key, hermes_bytes token, uint32_t ttl_ms,
+               int *acquired);
 int hm_be_unlock(hermes *h, hermes_bytes key, hermes_bytes token,
                  int *released);
 int hm_be_flush(hermes *h, hermes_bytes prefix);

@@ -11,9 +11,9 @@
 #include <hermes/hermes.h>
 
 typedef struct hm_plugin {
-    void *dl;                    /* lt_dlhandle, NULL for the built-in dict */
-    const hermes_backend *desc;  /* the validated descriptor */
-    char *path;                  /* the file loaded, or "(built-in)" */
+    void *dl;                   /* lt_dlhandle, NULL for the built-in dict */
+    const hermes_backend *desc; /* the validated descriptor */
+    char *path;                 /* the file loaded, or "(built-in)" */
 } hm_plugin;
 
 /*
@@ -24,16 +24,15 @@ typedef struct hm_plugin {
  * '/' is loaded from that file.  Errors (HERMES_EPLUGIN, message in err):
  *   not found         "plugin 'x' not found; looked in: d1/x.{la,so}, ..."
  *   open failure      "PATH: cannot load: <dlopen's reason>"
- *   no entry symbol   "PATH: no hermes_backend_entry symbol: not a Hermes plugin"
- *   entry NULL        "PATH: hermes_backend_entry returned NULL"
- *   major mismatch    "PATH: ABI major N, this core speaks M"
- *   newer minor       "PATH: ABI 1.N is newer than this core's 1.M"
- *   too small         "PATH: descriptor struct_size N smaller than ABI 1.0's M"
- *   NULL operation    "PATH: mandatory operation 'get' is NULL"
- *   bad name          "PATH: descriptor has no valid name"
- *   no version        "PATH: descriptor has no version"
- *   cap without op    "PATH: declares HERMES_CAP_SCAN but operation 'scan' is NULL"
- * Thread-safe: libltdl's global state is guarded by a mutex.
+ *   no entry symbol   "PATH: no hermes_backend_entry symbol: not a Hermes
+ * plugin" entry NULL        "PATH: hermes_backend_entry returned NULL" major
+ * mismatch    "PATH: ABI major N, this core speaks M" newer minor       "PATH:
+ * ABI 1.N is newer than this core's 1.M" too small         "PATH: descriptor
+ * struct_size N smaller than ABI 1.0's M" NULL operation    "PATH: mandatory
+ * operation 'get' is NULL" bad name          "PATH: descriptor has no valid
+ * name" no version        "PATH: descriptor has no version" cap without op
+ * "PATH: declares HERMES_CAP_SCAN but operation 'scan' is NULL" Thread-safe:
+ * libltdl's global state is guarded by a mutex.
  */
 hermes_rc hm_plugin_load(const char *spec, const char *plugin_path,
                          hm_plugin *out, char *err, size_t errlen);

@@ -24,21 +24,21 @@ typedef struct hm_version {
 /* What one batched read of an entry and its tags found. */
 typedef struct hm_read {
     size_t ntags;
-    hm_version *vers;       /* ntags slots */
-    hermes_bytes *vbytes;   /* the same, as hermes_bytes, for the record */
-    unsigned char *entry;   /* the entry's raw bytes (malloc'ed) or NULL */
+    hm_version *vers;     /* ntags slots */
+    hermes_bytes *vbytes; /* the same, as hermes_bytes, for the record */
+    unsigned char *entry; /* the entry's raw bytes (malloc'ed) or NULL */
     size_t entry_len;
-    bool nomem;             /* copying a value ran out of memory */
-    bool tags_only;         /* the batch had no entry key */
-    hm_version small[4];    /* storage for up to 4 tags without malloc */
+    bool nomem;          /* copying a value ran out of memory */
+    bool tags_only;      /* the batch had no entry key */
+    hm_version small[4]; /* storage for up to 4 tags without malloc */
     hermes_bytes small_b[4];
 } hm_read;
 
 typedef enum hm_verdict {
     HM_HIT = 0,
-    HM_ABSENT,  /* no entry */
-    HM_STALE,   /* entry computed under another version of a tag */
-    HM_CORRUPT  /* entry bytes that do not decode, or another tag list */
+    HM_ABSENT, /* no entry */
+    HM_STALE,  /* entry computed under another version of a tag */
+    HM_CORRUPT /* entry bytes that do not decode, or another tag list */
 } hm_verdict;
 
 int hm_read_init(hm_read *rd, size_t ntags);
@@ -82,7 +82,7 @@ typedef struct hm_outcome {
     hermes_rc rc;
     unsigned char *value; /* malloc'ed, NUL-terminated after len */
     size_t len;
-    char *errmsg;         /* for a failed computation, or NULL */
+    char *errmsg; /* for a failed computation, or NULL */
 } hm_outcome;
 
 int hm_flights_init(hm_flights *f);
@@ -102,8 +102,7 @@ void hm_flight_land(hermes *h, hm_flight *f, const hm_outcome *o);
  * with a copy of the outcome in *o, or -1 on timeout.  Either way the
  * follower has left the flight.
  */
-int hm_flight_wait(hermes *h, hm_flight *f, uint64_t timeout_ns,
-                   hm_outcome *o);
+int hm_flight_wait(hermes *h, hm_flight *f, uint64_t timeout_ns, hm_outcome *o);
 
 void hm_outcome_free(hm_outcome *o);
 

@@ -31,7 +31,7 @@
 
 typedef struct hm_record_in {
     size_t ntags;
-    const char *const *tags;     /* names */
+    const char *const *tags;      /* names */
     const hermes_bytes *versions; /* the versions read before computing */
     uint64_t created_ms;
     uint32_t compute_us;

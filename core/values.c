@@ -100,14 +100,14 @@ int hermes__get_flt(const void *p, size_t n, void *out)
     return 0;
 }
 
-#define GET_INT(fname, type)                                                 \
-    int fname(const void *p, size_t n, void *out)                            \
-    {                                                                        \
-        uint64_t v;                                                          \
-        if (get_u64(p, n, VAL_INT, &v) != 0)                                 \
-            return -1;                                                       \
-        *(type *)out = (type)(int64_t)v;                                     \
-        return 0;                                                            \
+#define GET_INT(fname, type)                                                   \
+    int fname(const void *p, size_t n, void *out)                              \
+    {                                                                          \
+        uint64_t v;                                                            \
+        if (get_u64(p, n, VAL_INT, &v) != 0)                                   \
+            return -1;                                                         \
+        *(type *)out = (type)(int64_t)v;                                       \
+        return 0;                                                              \
     }
 
 GET_INT(hermes__get_sc, signed char)

@@ -316,8 +316,8 @@ int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
     size_t i;
     void *r;
     sigset_t old;
-    uint64_t deadline = clock_ns(CLOCK_MONOTONIC) +
-                        (uint64_t)p->command_timeout_ms * 1000000u;
+    uint64_t deadline =
+        clock_ns(CLOCK_MONOTONIC) + (uint64_t)p->command_timeout_ms * 1000000u;
 
     sigpipe_block(&old);
     for (i = 0; i < n; i++) {

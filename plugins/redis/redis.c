@@ -467,8 +467,7 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
             if (big[i])
                 continue;
             rc = append_set(st, conn, &items[i]);
-            if (rc == HERMES_BE_OK &&
-                (items[i].flags & HERMES_SET_IF_ABSENT)) {
+            if (rc == HERMES_BE_OK && (items[i].flags & HERMES_SET_IF_ABSENT)) {
                 const char *argv[2] = {"GET", bytes_ptr(items[i].key)};
                 size_t lens[2] = {3, items[i].key.len};
 

@@ -509,8 +509,8 @@ static int cmp_double(const void *a, const void *b)
  */
 #define RATIO_ROUNDS 7
 static int interleaved_ratio(bench *b, const workload *base, const workload *w,
-                             unsigned n, uint64_t ops, bool latency,
-                             int *phase, double *ratio)
+                             unsigned n, uint64_t ops, bool latency, int *phase,
+                             double *ratio)
 {
     double r[RATIO_ROUNDS];
     for (int i = 0; i < RATIO_ROUNDS; i++) {
@@ -526,8 +526,8 @@ static int interleaved_ratio(bench *b, const workload *base, const workload *w,
             r[i] = rb.ops_per_s > 0 ? rw.ops_per_s / rb.ops_per_s : 0;
     }
     qsort(r, RATIO_ROUNDS, sizeof *r, cmp_double);
-    printf("# %s/%s %s ratio, %u thread%s, rounds sorted:", w->name,
-           base->name, latency ? "p50" : "throughput", n, n == 1 ? "" : "s");
+    printf("# %s/%s %s ratio, %u thread%s, rounds sorted:", w->name, base->name,
+           latency ? "p50" : "throughput", n, n == 1 ? "" : "s");
     for (int i = 0; i < RATIO_ROUNDS; i++)
         printf(" %.2f", r[i]);
     printf("\n");

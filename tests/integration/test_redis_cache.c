@@ -103,7 +103,7 @@ static long long redis_int(redisContext *r, const char *cmd)
 {
     redisReply *rep = redisCommand(r, cmd);
     assert_non_null(rep);
-    long long v = rep->type == REDIS_REPLY_INTEGER ? rep->integer
+    long long v = rep->type == REDIS_REPLY_INTEGER  ? rep->integer
                   : rep->type == REDIS_REPLY_STRING ? atoll(rep->str)
                                                     : 0;
     freeReplyObject(rep);
@@ -211,8 +211,8 @@ static int crowd_in_child(int start_fd)
     return bad ? 1 : 0;
 }
 
-static void four_processes_of_eight_threads_compute_a_cold_key_once(
-    void **state)
+static void
+four_processes_of_eight_threads_compute_a_cold_key_once(void **state)
 {
     int pipefd[2];
     assert_int_equal(pipe(pipefd), 0);
@@ -240,8 +240,8 @@ static void four_processes_of_eight_threads_compute_a_cold_key_once(
     redisFree(r);
 }
 
-static void server_down_at_start_computes_then_caches_when_it_returns(
-    void **state)
+static void
+server_down_at_start_computes_then_caches_when_it_returns(void **state)
 {
     redis_server_kill(&server);
     hermes_fn *fn;
@@ -264,8 +264,8 @@ static void server_down_at_start_computes_then_caches_when_it_returns(
     assert_true(cached);
 }
 
-static void every_call_is_right_while_the_server_is_killed_and_restarted(
-    void **state)
+static void
+every_call_is_right_while_the_server_is_killed_and_restarted(void **state)
 {
     hermes_fn *fn;
     hermes_fn_options o = {.tags = HERMES_TAGS("t")};

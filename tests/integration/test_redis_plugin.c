@@ -726,12 +726,11 @@ static void overwrite_that_is_too_big_removes_the_old_value(void **state)
     };
     assert_int_equal(be->set(st, items, 2, NULL, NULL), HERMES_BE_TOOBIG);
     assert_value(st, "ok", "NEW-OK"); /* the rest of the batch was stored */
-    assert_missing(st, "big");       /* not left at its old value */
+    assert_missing(st, "big");        /* not left at its old value */
     be->close(st);
 }
 
-static void overwrite_refused_by_the_server_removes_the_old_value(
-    void **state)
+static void overwrite_refused_by_the_server_removes_the_old_value(void **state)
 {
     void *st = OPEN("port", g_port);
     redisContext *c = raw_connect(g_srv.port);
@@ -755,8 +754,8 @@ static void batch_longer_than_one_request_may_be_is_too_big(void **state)
 {
     void *st = OPEN("port", g_port);
     static const char tiny[] = "x";
-    hermes_bytes keys[3] = {{tiny, 200u << 20}, {tiny, 200u << 20},
-                            {tiny, 200u << 20}};
+    hermes_bytes keys[3] = {
+        {tiny, 200u << 20}, {tiny, 200u << 20}, {tiny, 200u << 20}};
 
     (void)state;
     assert_int_equal(be->get(st, keys, 3, got_cb, NULL), HERMES_BE_TOOBIG);

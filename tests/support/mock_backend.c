@@ -209,17 +209,16 @@ static int mock_scan(void *state, hermes_bytes prefix, hermes_scan_cb cb,
     return m->inner->scan(m->inner_state, prefix, cb, arg);
 }
 
-#define MOCK_DESC(max)                                                       \
-    {                                                                        \
-        .abi_major = HERMES_BACKEND_ABI_MAJOR,                               \
-        .abi_minor = HERMES_BACKEND_ABI_MINOR,                               \
-        .struct_size = sizeof(hermes_backend), .name = "dict",               \
-        .version = "mock", .description = "dict with call recording",        \
-        .caps = HERMES_CAP_THREADSAFE | HERMES_CAP_SCAN,                     \
-        .max_key_len = (max), .open = mock_open, .close = mock_close,        \
-        .get = mock_get, .set = mock_set, .del = mock_del,                   \
-        .lock = mock_lock, .unlock = mock_unlock, .flush = mock_flush,       \
-        .scan = mock_scan,                                                   \
+#define MOCK_DESC(max)                                                         \
+    {                                                                          \
+        .abi_major = HERMES_BACKEND_ABI_MAJOR,                                 \
+        .abi_minor = HERMES_BACKEND_ABI_MINOR,                                 \
+        .struct_size = sizeof(hermes_backend), .name = "dict",                 \
+        .version = "mock", .description = "dict with call recording",          \
+        .caps = HERMES_CAP_THREADSAFE | HERMES_CAP_SCAN, .max_key_len = (max), \
+        .open = mock_open, .close = mock_close, .get = mock_get,               \
+        .set = mock_set, .del = mock_del, .lock = mock_lock,                   \
+        .unlock = mock_unlock, .flush = mock_flush, .scan = mock_scan,         \
     }
 
 static const hermes_backend mock_desc = MOCK_DESC(0);

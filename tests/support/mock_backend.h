@@ -25,8 +25,8 @@ mock_state *mock_current(void);
 /* Calls counted since open or the last mock_reset_counts(). */
 typedef struct mock_counts {
     unsigned get, set, del, lock, unlock, flush;
-    size_t get_keys;          /* keys asked for in all gets */
-    size_t longest_key;       /* longest key seen in any operation */
+    size_t get_keys;    /* keys asked for in all gets */
+    size_t longest_key; /* longest key seen in any operation */
 } mock_counts;
 
 mock_counts mock_get_counts(const mock_state *m);

@@ -34,10 +34,10 @@ static redis_server server;
 
 typedef struct counter {
     atomic_int calls;
-    int delay_ms;       /* sleep while computing */
-    int fail;           /* return failure */
-    int nocache;        /* ask not to cache */
-    uint32_t ttl;       /* hermes_result_ttl when non-zero */
+    int delay_ms;         /* sleep while computing */
+    int fail;             /* return failure */
+    int nocache;          /* ask not to cache */
+    uint32_t ttl;         /* hermes_result_ttl when non-zero */
     hermes *clean_during; /* invalidate tag `clean_tag` while computing */
     const char *clean_tag;
 } counter;
@@ -84,8 +84,8 @@ static hermes_rc call(hermes_fn *fn, counter *c, int64_t x)
     call_arg a = {c, x};
     void *v;
     size_t n;
-    hermes_rc rc = hermes_call(fn, args.data, args.len, compute_value, &a, &v,
-                               &n);
+    hermes_rc rc =
+        hermes_call(fn, args.data, args.len, compute_value, &a, &v, &n);
     hermes_args_free(&args);
     if (rc == HERMES_OK) {
         char want[32];
@@ -123,8 +123,8 @@ static hermes *open_cache(const char *hermes_extra)
 #ifdef MEMO_REDIS
     hermes_rc rc = hermes_open_string(&c, config_text(hermes_extra), "test");
 #else
-    hermes_rc rc = hermes_open_with(&c, config_text(hermes_extra), "test",
-                                    mock_backend());
+    hermes_rc rc =
+        hermes_open_with(&c, config_text(hermes_extra), "test", mock_backend());
 #endif
     if (rc != HERMES_OK)
         fail_msg("open: %s: %s", hermes_strerror(rc), hermes_errmsg(c));
@@ -289,9 +289,9 @@ static void custom_key_names_the_entry(void **state)
     /* The entry is "<prefix>:entry:avg:2:10": readable by the plain API. */
     void *v;
     size_t n;
-    assert_int_equal(hermes_get(h, "avg:2:10", HERMES_TAGS("avg", "math"), &v,
-                                &n),
-                     HERMES_OK);
+    assert_int_equal(
+        hermes_get(h, "avg:2:10", HERMES_TAGS("avg", "math"), &v, &n),
+        HERMES_OK);
     assert_int_equal(n, 2);
     assert_memory_equal(v, "v2", 2);
     hermes_free(v);
@@ -414,7 +414,8 @@ static void sixteen_threads_on_a_cold_key_compute_once(void **state)
 static void compute_failure_reaches_every_waiting_caller(void **state)
 {
     hermes_fn *fn = reg("broken", NULL, 0);
-    counter c = {.delay_ms = 600, .fail = 1}; /* long enough for all 8 to join */
+    counter c = {.delay_ms = 600,
+                 .fail = 1}; /* long enough for all 8 to join */
     crowd w[8];
     run_crowd(fn, &c, 8, w);
     for (int i = 0; i < 8; i++)
@@ -530,14 +531,17 @@ static void corrupt_record_bytes_are_a_miss(void **state)
 {
     hermes_fn *fn = reg("victim", HERMES_TAGS("t"), 0);
     counter c = {0};
-#define BYTES(lit) {lit, sizeof lit - 1}
+#define BYTES(lit)                                                             \
+    {                                                                          \
+        lit, sizeof lit - 1                                                    \
+    }
     static const struct {
         const char *p;
         size_t n;
     } garbage[] = {
-        BYTES(""),                                   /* empty */
-        BYTES("HRM1"),                               /* truncated header */
-        BYTES("\x80\x04\x95pickle-from-python"),     /* foreign */
+        BYTES(""),                               /* empty */
+        BYTES("HRM1"),                           /* truncated header */
+        BYTES("\x80\x04\x95pickle-from-python"), /* foreign */
         BYTES("HRM1\x01\x00\xff\xff......................"), /* 65535 tags */
     };
 #undef BYTES
@@ -814,9 +818,10 @@ static void open_reports_config_errors_with_file_line_and_key(void **state)
 
 static void open_reports_plugin_errors_naming_where_it_looked(void **state)
 {
-    open_fails_with("[hermes]\nbackend = nosuch\nplugin_path = /nonexistent\n",
-                    HERMES_EPLUGIN,
-                    "plugin 'nosuch' not found; looked in: /nonexistent/nosuch");
+    open_fails_with(
+        "[hermes]\nbackend = nosuch\nplugin_path = /nonexistent\n",
+        HERMES_EPLUGIN,
+        "plugin 'nosuch' not found; looked in: /nonexistent/nosuch");
     hermes *bad;
     assert_int_equal(hermes_open_string(&bad, NULL, NULL), HERMES_EINVAL);
     assert_non_null(strstr(hermes_errmsg(bad), "text is NULL"));

@@ -78,8 +78,8 @@ static void untagged_hit_is_one_get_of_one_key(void **state)
     mock_strict(mock_current(), false);
 }
 
-static void cold_tagged_miss_reads_locks_rereads_creates_tags_writes_unlocks(
-    void **state)
+static void
+cold_tagged_miss_reads_locks_rereads_creates_tags_writes_unlocks(void **state)
 {
     hermes_fn *fn = reg("tagged", HERMES_TAGS("rock", "tree"));
     mock_strict(mock_current(), true);

@@ -15,8 +15,9 @@
 #include <time.h>
 
 #define KEYCAP 256
-#define OP_TIMEOUT_MS 10000 /* generous: a plugin's own timeouts are shorter   \
-                             */
+#define OP_TIMEOUT_MS                                                          \
+    10000 /* generous: a plugin's own timeouts are shorter                     \
+           */
 #define BACK_WITHIN_MS 5000
 
 enum op {

@@ -71,13 +71,13 @@ extern "C" {
 
 /* Status codes returned by every backend operation (ABI 1.0). */
 typedef enum hermes_be_status {
-    HERMES_BE_OK = 0,       /* the operation completed */
-    HERMES_BE_IO = 1,       /* server unreachable, timed out or reset:
-                               the core fails open and counts it */
-    HERMES_BE_NOMEM = 2,    /* out of memory inside the plugin */
-    HERMES_BE_TOOBIG = 3,   /* a key or value exceeds the store's limits */
-    HERMES_BE_INVALID = 4,  /* bad arguments or configuration */
-    HERMES_BE_PROTOCOL = 5, /* the server answered something unexpected */
+    HERMES_BE_OK = 0,         /* the operation completed */
+    HERMES_BE_IO = 1,         /* server unreachable, timed out or reset:
+                                 the core fails open and counts it */
+    HERMES_BE_NOMEM = 2,      /* out of memory inside the plugin */
+    HERMES_BE_TOOBIG = 3,     /* a key or value exceeds the store's limits */
+    HERMES_BE_INVALID = 4,    /* bad arguments or configuration */
+    HERMES_BE_PROTOCOL = 5,   /* the server answered something unexpected */
     HERMES_BE_UNSUPPORTED = 6 /* optional operation not provided */
 } hermes_be_status;
 
@@ -174,8 +174,9 @@ typedef void (*hermes_stat_cb)(void *arg, const char *name, const char *value);
 #define HERMES_CAP_THREADSAFE 0x1u /* ops may be called concurrently */
 #define HERMES_CAP_SCAN 0x2u       /* scan() is implemented */
 #define HERMES_CAP_STATS 0x4u      /* stats() is implemented */
-#define HERMES_CAP_SHARED 0x8u     /* the store is shared between processes
-                                      (locks coordinate across processes) */
+#define HERMES_CAP_SHARED                                                      \
+    0x8u /* the store is shared between processes                              \
+            (locks coordinate across processes) */
 
 /*
  * The descriptor.  Fields up to and including `reserved` are ABI 1.0.  All
@@ -183,16 +184,16 @@ typedef void (*hermes_stat_cb)(void *arg, const char *name, const char *value);
  * descriptor with a NULL mandatory operation.
  */
 typedef struct hermes_backend {
-    uint16_t abi_major;   /* HERMES_BACKEND_ABI_MAJOR the plugin was built with */
-    uint16_t abi_minor;   /* HERMES_BACKEND_ABI_MINOR the plugin was built with */
+    uint16_t abi_major; /* HERMES_BACKEND_ABI_MAJOR the plugin was built with */
+    uint16_t abi_minor; /* HERMES_BACKEND_ABI_MINOR the plugin was built with */
     uint32_t struct_size; /* sizeof(struct hermes_backend) of the plugin */
     const char *name;     /* short name, [a-z0-9_]+, names the config section */
     const char *version;  /* the plugin's own version, free text, not NULL */
     const char *description; /* one line for `hermesctl plugins` (the
                                 conformance kit requires it) */
-    uint32_t caps;        /* HERMES_CAP_* */
-    uint32_t max_key_len; /* longest key accepted, 0 = no limit; the core
-                             hashes longer keys so they fit */
+    uint32_t caps;           /* HERMES_CAP_* */
+    uint32_t max_key_len;    /* longest key accepted, 0 = no limit; the core
+                                hashes longer keys so they fit */
 
     /*
      * Called by hermes_open*() once per handle.  Creates a plugin state from
@@ -293,11 +294,11 @@ typedef const hermes_backend *(*hermes_backend_entry_fn)(void);
  *     static const hermes_backend desc = { ... };
  *     HERMES_BACKEND_DEFINE(desc)
  */
-#define HERMES_BACKEND_DEFINE(desc)                                          \
-    HERMES_BACKEND_EXPORT const hermes_backend *hermes_backend_entry(void);  \
-    HERMES_BACKEND_EXPORT const hermes_backend *hermes_backend_entry(void)   \
-    {                                                                        \
-        return &(desc);                                                      \
+#define HERMES_BACKEND_DEFINE(desc)                                            \
+    HERMES_BACKEND_EXPORT const hermes_backend *hermes_backend_entry(void);    \
+    HERMES_BACKEND_EXPORT const hermes_backend *hermes_backend_entry(void)     \
+    {                                                                          \
+        return &(desc);                                                        \
     }
 
 #ifdef __cplusplus

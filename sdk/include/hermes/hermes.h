@@ -25,18 +25,19 @@ extern "C" {
 
 #define HERMES_VERSION "0.1.0"
 
-/* Result codes.  X(name, value, text): one list, so code and text cannot drift. */
-#define HERMES_RC_MAP(X)                                                     \
-    X(OK, 0, "success")                                                      \
-    X(ENOMEM, 1, "out of memory")                                            \
-    X(EINVAL, 2, "invalid argument")                                         \
-    X(ECONFIG, 3, "configuration error")                                     \
-    X(EPLUGIN, 4, "backend plugin could not be loaded")                      \
-    X(EBACKEND, 5, "backend operation failed")                               \
-    X(ECOMPUTE, 6, "compute callback failed")                                \
-    X(ETIMEOUT, 7, "timed out waiting for another caller's computation")     \
-    X(ENOTFOUND, 8, "not found")                                             \
-    X(EEXIST, 9, "already exists")                                           \
+/* Result codes.  X(name, value, text): one list, so code and text cannot drift.
+ */
+#define HERMES_RC_MAP(X)                                                       \
+    X(OK, 0, "success")                                                        \
+    X(ENOMEM, 1, "out of memory")                                              \
+    X(EINVAL, 2, "invalid argument")                                           \
+    X(ECONFIG, 3, "configuration error")                                       \
+    X(EPLUGIN, 4, "backend plugin could not be loaded")                        \
+    X(EBACKEND, 5, "backend operation failed")                                 \
+    X(ECOMPUTE, 6, "compute callback failed")                                  \
+    X(ETIMEOUT, 7, "timed out waiting for another caller's computation")       \
+    X(ENOTFOUND, 8, "not found")                                               \
+    X(EEXIST, 9, "already exists")                                             \
     X(ETOOBIG, 10, "value or key too large")
 
 typedef enum hermes_rc {
@@ -114,7 +115,10 @@ typedef struct hermes_args {
     unsigned char inline_[96]; /* small argument lists need no allocation */
 } hermes_args;
 
-#define HERMES_ARGS_INIT {0}
+#define HERMES_ARGS_INIT                                                       \
+    {                                                                          \
+        0                                                                      \
+    }
 
 void hermes_args_int(hermes_args *a, int64_t v);
 void hermes_args_uint(hermes_args *a, uint64_t v);
@@ -204,8 +208,8 @@ hermes *hermes_fn_handle(const hermes_fn *fn);
  */
 hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
                      void **value, size_t *len); /* HERMES_ENOTFOUND on miss */
-hermes_rc hermes_set(hermes *h, const char *key, const void *value,
-                     size_t len, const char *const *tags, uint32_t ttl);
+hermes_rc hermes_set(hermes *h, const char *key, const void *value, size_t len,
+                     const char *const *tags, uint32_t ttl);
 hermes_rc hermes_delete(hermes *h, const char *key);
 
 /* Invalidates every entry tagged with any of tags (NULL-terminated). */
@@ -216,20 +220,20 @@ hermes_rc hermes_flush(hermes *h);
 /* ------------------------------------------------------------------ stats */
 
 typedef struct hermes_stats {
-    uint64_t hits;             /* calls answered from the backend */
-    uint64_t misses;           /* calls that found no fresh entry */
-    uint64_t stale;            /* misses where an entry existed but a tag
-                                  version had changed */
-    uint64_t computations;     /* compute callbacks run */
-    uint64_t compute_errors;   /* compute callbacks that failed */
-    uint64_t coalesced;        /* callers served by another thread's
-                                  computation in this process */
-    uint64_t lock_acquired;    /* backend locks taken */
-    uint64_t lock_contended;   /* lock attempts that found it held */
-    uint64_t lock_wait_ns;     /* time spent waiting for held locks */
-    uint64_t lock_timeouts;    /* waits that reached lock_wait_ms */
-    uint64_t backend_errors;   /* backend operations that failed */
-    uint64_t corrupt;          /* records that did not decode */
+    uint64_t hits;           /* calls answered from the backend */
+    uint64_t misses;         /* calls that found no fresh entry */
+    uint64_t stale;          /* misses where an entry existed but a tag
+                                version had changed */
+    uint64_t computations;   /* compute callbacks run */
+    uint64_t compute_errors; /* compute callbacks that failed */
+    uint64_t coalesced;      /* callers served by another thread's
+                                computation in this process */
+    uint64_t lock_acquired;  /* backend locks taken */
+    uint64_t lock_contended; /* lock attempts that found it held */
+    uint64_t lock_wait_ns;   /* time spent waiting for held locks */
+    uint64_t lock_timeouts;  /* waits that reached lock_wait_ms */
+    uint64_t backend_errors; /* backend operations that failed */
+    uint64_t corrupt;        /* records that did not decode */
 } hermes_stats;
 
 void hermes_stats_get(const hermes *h, hermes_stats *out);
@@ -260,7 +264,7 @@ void hermes_stats_get(const hermes *h, hermes_stats *out);
 /* Encoding of scalar and string arguments and results (internal). */
 /* No default: an argument or result of another type (long double,
  * pointers, structs) is a compile error, never a silently lossy key. */
-#define HERMES__ARG(enc, x)                                                  \
+#define HERMES__ARG(enc, x)                                                    \
     _Generic((x),                                                            \
         char *: hermes__args_cstr,                                           \
         const char *: hermes__args_cstr,                                     \
@@ -281,7 +285,7 @@ void hermes_stats_get(const hermes *h, hermes_stats *out);
 
 /* A string result is char * (malloc'ed by the body, freed here after it is
  * stored); const char * is refused so a literal is never freed. */
-#define HERMES__PUT(res, x)                                                  \
+#define HERMES__PUT(res, x)                                                    \
     _Generic((x),                                                            \
         char *: hermes__put_cstr,                                            \
         float: hermes__put_dbl,                                              \
@@ -299,7 +303,7 @@ void hermes_stats_get(const hermes *h, hermes_stats *out);
         unsigned long long: hermes__put_i64,                                 \
         _Bool: hermes__put_i64)(res, x)
 
-#define HERMES__GET(p, n, out)                                               \
+#define HERMES__GET(p, n, out)                                                 \
     _Generic((out),                                                          \
         char **: hermes__get_cstr,                                           \
         float *: hermes__get_flt,                                            \
@@ -348,160 +352,171 @@ hermes_rc hermes__register(hermes *h, const char *name,
 #endif
 
 /* The parts every arity shares: the memo slot and the cached call. */
-#define HERMES__MEMO(RT, NAME, PARAMS, KEYPARAMS)                            \
-    static RT NAME##__compute PARAMS;                                        \
-    static struct {                                                          \
-        hermes_fn *fn;                                                       \
-        int(*key) KEYPARAMS;                                                 \
-    } NAME##__memo;                                                          \
-    static int NAME##__thunk(void *p_, hermes_result *r_);                   \
-    HERMES__UNUSED static int NAME##__keythunk(void *p_, char *buf_,         \
-                                               size_t cap_);                 \
-    static inline int NAME##__run(hermes_args *enc_, void *pack_, RT *out_)  \
-    {                                                                        \
-        void *v_ = NULL;                                                     \
-        size_t n_ = 0;                                                       \
-        int ok_ = 0;                                                         \
-        if (!enc_->failed && NAME##__memo.fn &&                              \
-            hermes_call(NAME##__memo.fn, enc_->data, enc_->len,              \
-                        NAME##__thunk, pack_, &v_, &n_) == HERMES_OK)        \
-            ok_ = HERMES__GET(v_, n_, out_) == 0;                            \
-        hermes_free(v_);                                                     \
-        hermes_args_free(enc_);                                              \
-        return ok_;                                                          \
+#define HERMES__MEMO(RT, NAME, PARAMS, KEYPARAMS)                              \
+    static RT NAME##__compute PARAMS;                                          \
+    static struct {                                                            \
+        hermes_fn *fn;                                                         \
+        int(*key) KEYPARAMS;                                                   \
+    } NAME##__memo;                                                            \
+    static int NAME##__thunk(void *p_, hermes_result *r_);                     \
+    HERMES__UNUSED static int NAME##__keythunk(void *p_, char *buf_,           \
+                                               size_t cap_);                   \
+    static inline int NAME##__run(hermes_args *enc_, void *pack_, RT *out_)    \
+    {                                                                          \
+        void *v_ = NULL;                                                       \
+        size_t n_ = 0;                                                         \
+        int ok_ = 0;                                                           \
+        if (!enc_->failed && NAME##__memo.fn &&                                \
+            hermes_call(NAME##__memo.fn, enc_->data, enc_->len, NAME##__thunk, \
+                        pack_, &v_, &n_) == HERMES_OK)                         \
+            ok_ = HERMES__GET(v_, n_, out_) == 0;                              \
+        hermes_free(v_);                                                       \
+        hermes_args_free(enc_);                                                \
+        return ok_;                                                            \
     }
 
-#define HERMES_FUNC1(RT, NAME, T1, A1)                                       \
-    HERMES__MEMO(RT, NAME, (T1 A1), (char *, size_t, T1))                    \
-    typedef struct { T1 A1; } NAME##__args;                                  \
-    static int NAME##__thunk(void *p_, hermes_result *r_)                    \
-    {                                                                        \
-        NAME##__args *a_ = p_;                                               \
-        return HERMES__PUT(r_, NAME##__compute(a_->A1));                     \
-    }                                                                        \
-    HERMES__UNUSED static int NAME##__keythunk(void *p_, char *buf_,         \
-                                               size_t cap_)                  \
-    {                                                                        \
-        NAME##__args *a_ = p_;                                               \
-        return NAME##__memo.key(buf_, cap_, a_->A1);                         \
-    }                                                                        \
-    HERMES__UNUSED static int NAME##_invalidate(T1 A1)                                      \
-    {                                                                        \
-        NAME##__args a_ = {A1};                                              \
-        hermes_args e_ = HERMES_ARGS_INIT;                                   \
-        HERMES__ARG(&e_, A1);                                                \
-        int rc_ = e_.failed         ? (int)HERMES_ENOMEM                     \
-                  : NAME##__memo.fn ? (int)hermes_invalidate(NAME##__memo.fn,  \
-                                        e_.data, e_.len, &a_)                \
-                                    : (int)HERMES_EINVAL;                    \
-        hermes_args_free(&e_);                                               \
-        return rc_;                                                          \
-    }                                                                        \
-    static RT NAME(T1 A1)                                                    \
-    {                                                                        \
-        NAME##__args a_ = {A1};                                              \
-        hermes_args e_ = HERMES_ARGS_INIT;                                   \
-        RT r_;                                                               \
-        HERMES__ARG(&e_, A1);                                                \
-        return NAME##__run(&e_, &a_, &r_) ? r_ : NAME##__compute(A1);        \
-    }                                                                        \
+#define HERMES_FUNC1(RT, NAME, T1, A1)                                         \
+    HERMES__MEMO(RT, NAME, (T1 A1), (char *, size_t, T1))                      \
+    typedef struct {                                                           \
+        T1 A1;                                                                 \
+    } NAME##__args;                                                            \
+    static int NAME##__thunk(void *p_, hermes_result *r_)                      \
+    {                                                                          \
+        NAME##__args *a_ = p_;                                                 \
+        return HERMES__PUT(r_, NAME##__compute(a_->A1));                       \
+    }                                                                          \
+    HERMES__UNUSED static int NAME##__keythunk(void *p_, char *buf_,           \
+                                               size_t cap_)                    \
+    {                                                                          \
+        NAME##__args *a_ = p_;                                                 \
+        return NAME##__memo.key(buf_, cap_, a_->A1);                           \
+    }                                                                          \
+    HERMES__UNUSED static int NAME##_invalidate(T1 A1)                         \
+    {                                                                          \
+        NAME##__args a_ = {A1};                                                \
+        hermes_args e_ = HERMES_ARGS_INIT;                                     \
+        HERMES__ARG(&e_, A1);                                                  \
+        int rc_ = e_.failed ? (int)HERMES_ENOMEM                               \
+                  : NAME##__memo.fn                                            \
+                      ? (int)hermes_invalidate(NAME##__memo.fn, e_.data,       \
+                                               e_.len, &a_)                    \
+                      : (int)HERMES_EINVAL;                                    \
+        hermes_args_free(&e_);                                                 \
+        return rc_;                                                            \
+    }                                                                          \
+    static RT NAME(T1 A1)                                                      \
+    {                                                                          \
+        NAME##__args a_ = {A1};                                                \
+        hermes_args e_ = HERMES_ARGS_INIT;                                     \
+        RT r_;                                                                 \
+        HERMES__ARG(&e_, A1);                                                  \
+        return NAME##__run(&e_, &a_, &r_) ? r_ : NAME##__compute(A1);          \
+    }                                                                          \
     static RT NAME##__compute(T1 A1)
 
-#define HERMES_FUNC2(RT, NAME, T1, A1, T2, A2)                               \
-    HERMES__MEMO(RT, NAME, (T1 A1, T2 A2), (char *, size_t, T1, T2))         \
-    typedef struct { T1 A1; T2 A2; } NAME##__args;                           \
-    static int NAME##__thunk(void *p_, hermes_result *r_)                    \
-    {                                                                        \
-        NAME##__args *a_ = p_;                                               \
-        return HERMES__PUT(r_, NAME##__compute(a_->A1, a_->A2));             \
-    }                                                                        \
-    HERMES__UNUSED static int NAME##__keythunk(void *p_, char *buf_,         \
-                                               size_t cap_)                  \
-    {                                                                        \
-        NAME##__args *a_ = p_;                                               \
-        return NAME##__memo.key(buf_, cap_, a_->A1, a_->A2);                 \
-    }                                                                        \
-    HERMES__UNUSED static int NAME##_invalidate(T1 A1, T2 A2)                               \
-    {                                                                        \
-        NAME##__args a_ = {A1, A2};                                          \
-        hermes_args e_ = HERMES_ARGS_INIT;                                   \
-        HERMES__ARG(&e_, A1);                                                \
-        HERMES__ARG(&e_, A2);                                                \
-        int rc_ = e_.failed         ? (int)HERMES_ENOMEM                     \
-                  : NAME##__memo.fn ? (int)hermes_invalidate(NAME##__memo.fn,  \
-                                        e_.data, e_.len, &a_)                \
-                                    : (int)HERMES_EINVAL;                    \
-        hermes_args_free(&e_);                                               \
-        return rc_;                                                          \
-    }                                                                        \
-    static RT NAME(T1 A1, T2 A2)                                             \
-    {                                                                        \
-        NAME##__args a_ = {A1, A2};                                          \
-        hermes_args e_ = HERMES_ARGS_INIT;                                   \
-        RT r_;                                                               \
-        HERMES__ARG(&e_, A1);                                                \
-        HERMES__ARG(&e_, A2);                                                \
-        return NAME##__run(&e_, &a_, &r_) ? r_ : NAME##__compute(A1, A2);    \
-    }                                                                        \
+#define HERMES_FUNC2(RT, NAME, T1, A1, T2, A2)                                 \
+    HERMES__MEMO(RT, NAME, (T1 A1, T2 A2), (char *, size_t, T1, T2))           \
+    typedef struct {                                                           \
+        T1 A1;                                                                 \
+        T2 A2;                                                                 \
+    } NAME##__args;                                                            \
+    static int NAME##__thunk(void *p_, hermes_result *r_)                      \
+    {                                                                          \
+        NAME##__args *a_ = p_;                                                 \
+        return HERMES__PUT(r_, NAME##__compute(a_->A1, a_->A2));               \
+    }                                                                          \
+    HERMES__UNUSED static int NAME##__keythunk(void *p_, char *buf_,           \
+                                               size_t cap_)                    \
+    {                                                                          \
+        NAME##__args *a_ = p_;                                                 \
+        return NAME##__memo.key(buf_, cap_, a_->A1, a_->A2);                   \
+    }                                                                          \
+    HERMES__UNUSED static int NAME##_invalidate(T1 A1, T2 A2)                  \
+    {                                                                          \
+        NAME##__args a_ = {A1, A2};                                            \
+        hermes_args e_ = HERMES_ARGS_INIT;                                     \
+        HERMES__ARG(&e_, A1);                                                  \
+        HERMES__ARG(&e_, A2);                                                  \
+        int rc_ = e_.failed ? (int)HERMES_ENOMEM                               \
+                  : NAME##__memo.fn                                            \
+                      ? (int)hermes_invalidate(NAME##__memo.fn, e_.data,       \
+                                               e_.len, &a_)                    \
+                      : (int)HERMES_EINVAL;                                    \
+        hermes_args_free(&e_);                                                 \
+        return rc_;                                                            \
+    }                                                                          \
+    static RT NAME(T1 A1, T2 A2)                                               \
+    {                                                                          \
+        NAME##__args a_ = {A1, A2};                                            \
+        hermes_args e_ = HERMES_ARGS_INIT;                                     \
+        RT r_;                                                                 \
+        HERMES__ARG(&e_, A1);                                                  \
+        HERMES__ARG(&e_, A2);                                                  \
+        return NAME##__run(&e_, &a_, &r_) ? r_ : NAME##__compute(A1, A2);      \
+    }                                                                          \
     static RT NAME##__compute(T1 A1, T2 A2)
 
-#define HERMES_FUNC3(RT, NAME, T1, A1, T2, A2, T3, A3)                       \
-    HERMES__MEMO(RT, NAME, (T1 A1, T2 A2, T3 A3),                            \
-                 (char *, size_t, T1, T2, T3))                               \
-    typedef struct { T1 A1; T2 A2; T3 A3; } NAME##__args;                    \
-    static int NAME##__thunk(void *p_, hermes_result *r_)                    \
-    {                                                                        \
-        NAME##__args *a_ = p_;                                               \
-        return HERMES__PUT(r_, NAME##__compute(a_->A1, a_->A2, a_->A3));     \
-    }                                                                        \
-    HERMES__UNUSED static int NAME##__keythunk(void *p_, char *buf_,         \
-                                               size_t cap_)                  \
-    {                                                                        \
-        NAME##__args *a_ = p_;                                               \
-        return NAME##__memo.key(buf_, cap_, a_->A1, a_->A2, a_->A3);         \
-    }                                                                        \
-    HERMES__UNUSED static int NAME##_invalidate(T1 A1, T2 A2, T3 A3)                        \
-    {                                                                        \
-        NAME##__args a_ = {A1, A2, A3};                                      \
-        hermes_args e_ = HERMES_ARGS_INIT;                                   \
-        HERMES__ARG(&e_, A1);                                                \
-        HERMES__ARG(&e_, A2);                                                \
-        HERMES__ARG(&e_, A3);                                                \
-        int rc_ = e_.failed         ? (int)HERMES_ENOMEM                     \
-                  : NAME##__memo.fn ? (int)hermes_invalidate(NAME##__memo.fn,  \
-                                        e_.data, e_.len, &a_)                \
-                                    : (int)HERMES_EINVAL;                    \
-        hermes_args_free(&e_);                                               \
-        return rc_;                                                          \
-    }                                                                        \
-    static RT NAME(T1 A1, T2 A2, T3 A3)                                      \
-    {                                                                        \
-        NAME##__args a_ = {A1, A2, A3};                                      \
-        hermes_args e_ = HERMES_ARGS_INIT;                                   \
-        RT r_;                                                               \
-        HERMES__ARG(&e_, A1);                                                \
-        HERMES__ARG(&e_, A2);                                                \
-        HERMES__ARG(&e_, A3);                                                \
-        return NAME##__run(&e_, &a_, &r_) ? r_                               \
-                                          : NAME##__compute(A1, A2, A3);     \
-    }                                                                        \
+#define HERMES_FUNC3(RT, NAME, T1, A1, T2, A2, T3, A3)                         \
+    HERMES__MEMO(RT, NAME, (T1 A1, T2 A2, T3 A3),                              \
+                 (char *, size_t, T1, T2, T3))                                 \
+    typedef struct {                                                           \
+        T1 A1;                                                                 \
+        T2 A2;                                                                 \
+        T3 A3;                                                                 \
+    } NAME##__args;                                                            \
+    static int NAME##__thunk(void *p_, hermes_result *r_)                      \
+    {                                                                          \
+        NAME##__args *a_ = p_;                                                 \
+        return HERMES__PUT(r_, NAME##__compute(a_->A1, a_->A2, a_->A3));       \
+    }                                                                          \
+    HERMES__UNUSED static int NAME##__keythunk(void *p_, char *buf_,           \
+                                               size_t cap_)                    \
+    {                                                                          \
+        NAME##__args *a_ = p_;                                                 \
+        return NAME##__memo.key(buf_, cap_, a_->A1, a_->A2, a_->A3);           \
+    }                                                                          \
+    HERMES__UNUSED static int NAME##_invalidate(T1 A1, T2 A2, T3 A3)           \
+    {                                                                          \
+        NAME##__args a_ = {A1, A2, A3};                                        \
+        hermes_args e_ = HERMES_ARGS_INIT;                                     \
+        HERMES__ARG(&e_, A1);                                                  \
+        HERMES__ARG(&e_, A2);                                                  \
+        HERMES__ARG(&e_, A3);                                                  \
+        int rc_ = e_.failed ? (int)HERMES_ENOMEM                               \
+                  : NAME##__memo.fn                                            \
+                      ? (int)hermes_invalidate(NAME##__memo.fn, e_.data,       \
+                                               e_.len, &a_)                    \
+                      : (int)HERMES_EINVAL;                                    \
+        hermes_args_free(&e_);                                                 \
+        return rc_;                                                            \
+    }                                                                          \
+    static RT NAME(T1 A1, T2 A2, T3 A3)                                        \
+    {                                                                          \
+        NAME##__args a_ = {A1, A2, A3};                                        \
+        hermes_args e_ = HERMES_ARGS_INIT;                                     \
+        RT r_;                                                                 \
+        HERMES__ARG(&e_, A1);                                                  \
+        HERMES__ARG(&e_, A2);                                                  \
+        HERMES__ARG(&e_, A3);                                                  \
+        return NAME##__run(&e_, &a_, &r_) ? r_ : NAME##__compute(A1, A2, A3);  \
+    }                                                                          \
     static RT NAME##__compute(T1 A1, T2 A2, T3 A3)
 
 /* Attaches a HERMES_FUNCn function to handle h; options as designated
  * initializers of hermes_fn_options.  Returns a hermes_rc; on failure (e.g.
  * HERMES_EEXIST) an earlier registration stays in place.  hermes_close(h)
  * detaches it again, after which the function computes directly. */
-#define HERMES_REGISTER(h, NAME, ...)                                        \
-    hermes__register((h), #NAME, &(const hermes_fn_options){__VA_ARGS__},    \
+#define HERMES_REGISTER(h, NAME, ...)                                          \
+    hermes__register((h), #NAME, &(const hermes_fn_options){__VA_ARGS__},      \
                      &NAME##__memo.fn)
 
 /* As HERMES_REGISTER with a custom key function KEYFN. */
-#define HERMES_REGISTER_KEYED(h, NAME, KEYFN, ...)                           \
-    (NAME##__memo.key = (KEYFN),                                             \
-     hermes__register((h), #NAME,                                            \
-                      &(const hermes_fn_options){.key = NAME##__keythunk,    \
-                                                 __VA_ARGS__},               \
-                      &NAME##__memo.fn))
+#define HERMES_REGISTER_KEYED(h, NAME, KEYFN, ...)                             \
+    (NAME##__memo.key = (KEYFN),                                               \
+     hermes__register(                                                         \
+         (h), #NAME,                                                           \
+         &(const hermes_fn_options){.key = NAME##__keythunk, __VA_ARGS__},     \
+         &NAME##__memo.fn))
 
 #ifdef __cplusplus
 }
