@@ -87,3 +87,11 @@ int hm_be_flush(hermes *h, hermes_bytes prefix)
     be_enter(h);
     return be_leave(h, h->be->flush(h->be_state, prefix), "flush");
 }
+
+int hm_be_stats(hermes *h, hermes_stat_cb cb, void *arg)
+{
+    if (!h->be->stats)
+        return HERMES_BE_UNSUPPORTED;
+    be_enter(h);
+    return be_leave(h, h->be->stats(h->be_state, cb, arg), "stats");
+}

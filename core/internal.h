@@ -1,7 +1,8 @@
 /*
  * What the core's files share: the handle, registered functions, the
  * per-thread error message, stats counters and the thin wrappers around the
- * backend's operations.  Nothing here is installed.
+ * backend's operations.  Nothing here is installed, and nothing outside
+ * core/ includes it: the tools use handle.h.
  */
 #ifndef HERMES_CORE_INTERNAL_H
 #define HERMES_CORE_INTERNAL_H
@@ -17,6 +18,8 @@
 #include <hermes/hermes.h>
 
 #include "config.h"
+#include "handle.h"
+#include "host.h"
 #include "loader.h"
 
 #if defined(__GNUC__)
@@ -49,17 +52,23 @@ typedef struct hm_logger {
     unsigned used, suppressed;
 } hm_logger;
 
+/* A tag list (built and freed by taglist.c): sorted, unique names with
+ * their lengths and their tag keys. */
+typedef struct hm_taglist {
+    size_t n;
+    char **names;        /* owned */
+    hermes_bytes *bytes; /* names with their lengths (point into names) */
+    hermes_bytes *keys;  /* "<prefix>:tag:<tag>", owned */
+} hm_taglist;
+
 struct hermes_fn {
     hermes *h;
     char *name;  /* as registered */
     char *ename; /* name escaped for use in keys */
-    size_t ntags;
-    char **tags;             /* sorted, unique */
-    hermes_bytes *tag_names; /* the same with their lengths */
-    hermes_bytes *tag_keys;  /* "<prefix>:tag:<tag>", prebuilt (owned) */
-    uint32_t ttl;            /* seconds; 0 = the handle's default */
-    hermes_key_fn key;       /* custom key or NULL */
-    hermes_fn **slot;        /* HERMES_REGISTER's pointer, cleared at close */
+    hm_taglist tags;
+    uint32_t ttl;      /* seconds; 0 = the handle's default */
+    hermes_key_fn key; /* custom key or NULL */
+    hermes_fn **slot;  /* HERMES_REGISTER's pointer, cleared at close */
     struct hermes_fn *next;
 };
 
@@ -95,13 +104,24 @@ void hm_clear_error(const hermes *h);
 int hm_errkey_init(hermes *h);
 void hm_errkey_free(hermes *h);
 
-/* host.c: the services handed to plugins and used by the core. */
+/* host.c: the services handed to plugins (clocks in host.h). */
 void hm_host_init(hermes *h);
 void hm_log(hermes *h, int level, const char *fmt, ...) HM_PRINTF(3, 4);
-uint64_t hm_now_ms(void);
-uint64_t hm_monotonic_ns(void);
-int hm_random(void *buf, size_t len);
-void hm_sleep_ns(uint64_t ns);
+
+/* handle.c: frees a registered function (fn.c builds them). */
+void hm_fn_free(hermes_fn *fn);
+
+/* A public call on a handle whose open failed does nothing. */
+#define HM_CHECK_HANDLE(h)                                                     \
+    do {                                                                       \
+        if (!(h) || (h)->failed)                                               \
+            return HERMES_EINVAL;                                              \
+    } while (0)
+
+static inline hermes_bytes hm_bytes(const char *data, size_t len)
+{
+    return (hermes_bytes){data, len};
+}
 
 /* backend.c: calls into the plugin, serialized when it asks, with failures
  * counted and logged.  Return the plugin's hermes_be_status. */
@@ -115,6 +135,5 @@ int hm_be_lock(hermes *h, hermes_bytes key, hermes_bytes token, uint32_t ttl_ms,
 int hm_be_unlock(hermes *h, hermes_bytes key, hermes_bytes token,
                  int *released);
 int hm_be_flush(hermes *h, hermes_bytes prefix);
-const char *hm_be_status_str(int status);
 
 #endif

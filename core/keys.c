@@ -1,11 +1,8 @@
 /*
- * Argument encoding and key construction.
- *
- * Arguments are encoded as a sequence of (type byte, payload) where every
- * variable-length payload carries its length, so distinct argument lists
- * never encode to the same bytes.  Keys are then built from escaped names
- * and a 128-bit xxHash (XXH3) of those bytes, base64url-encoded like Python
- * HermesCache's 22-character hashes.
+ * Key text: growable buffers, escaping of names into keys, the 128-bit
+ * xxHash (XXH3) of encoded arguments, base64url-encoded like Python
+ * HermesCache's 22-character hashes, and hashing of keys too long for the
+ * backend.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -142,123 +139,4 @@ void hm_key_fit(hm_buf *b, size_t head_len, uint32_t max_len)
     b->len = head_len;
     hm_buf_add(b, "#", 1);
     hm_buf_add(b, h, sizeof h);
-}
-
-/* ---------------------------------------------------- argument encoding */
-
-enum {
-    ARG_INT = 'i',
-    ARG_UINT = 'u',
-    ARG_DOUBLE = 'd',
-    ARG_STR = 's',
-    ARG_NULL = 'n',
-    ARG_BYTES = 'b'
-};
-
-static void args_put(hermes_args *a, const void *p, size_t n)
-{
-    if (a->failed)
-        return;
-    if (!a->data) {
-        a->data = a->inline_;
-        a->cap = sizeof a->inline_;
-        a->len = 0;
-    }
-    if (a->len + n > a->cap) {
-        size_t cap = a->cap * 2;
-        while (cap < a->len + n)
-            cap *= 2;
-        unsigned char *q =
-            a->data == a->inline_ ? malloc(cap) : realloc(a->data, cap);
-        if (!q) {
-            a->failed = 1;
-            return;
-        }
-        if (a->data == a->inline_)
-            memcpy(q, a->inline_, a->len);
-        a->data = q;
-        a->cap = cap;
-    }
-    memcpy(a->data + a->len, p, n);
-    a->len += n;
-}
-
-static void args_put_u64(hermes_args *a, unsigned char type, uint64_t v)
-{
-    unsigned char b[9];
-    b[0] = type;
-    for (int i = 0; i < 8; i++)
-        b[1 + i] = (unsigned char)(v >> (8 * i));
-    args_put(a, b, sizeof b);
-}
-
-static void args_put_blob(hermes_args *a, unsigned char type, const void *p,
-                          size_t n)
-{
-    args_put_u64(a, type, (uint64_t)n);
-    args_put(a, p, n);
-}
-
-void hermes_args_int(hermes_args *a, int64_t v)
-{
-    args_put_u64(a, ARG_INT, (uint64_t)v);
-}
-
-void hermes_args_uint(hermes_args *a, uint64_t v)
-{
-    args_put_u64(a, ARG_UINT, v);
-}
-
-void hermes_args_double(hermes_args *a, double v)
-{
-    uint64_t bits;
-    if (v == 0)
-        v = 0; /* -0.0 and 0.0 compare equal: one key */
-    memcpy(&bits, &v, sizeof bits);
-    args_put_u64(a, ARG_DOUBLE, bits);
-}
-
-void hermes_args_str(hermes_args *a, const char *s)
-{
-    if (!s) {
-        unsigned char t = ARG_NULL;
-        args_put(a, &t, 1);
-        return;
-    }
-    args_put_blob(a, ARG_STR, s, strlen(s));
-}
-
-void hermes_args_bytes(hermes_args *a, const void *p, size_t n)
-{
-    args_put_blob(a, ARG_BYTES, p, n);
-}
-
-void hermes_args_free(hermes_args *a)
-{
-    if (a->data && a->data != a->inline_)
-        free(a->data);
-    a->data = NULL;
-    a->len = a->cap = 0;
-    a->failed = 0;
-}
-
-/* Entry points used by the HERMES_FUNCn macros' _Generic selection. */
-void hermes__args_cstr(hermes_args *a, const char *s)
-{
-    hermes_args_str(a, s);
-}
-
-void hermes__args_dbl(hermes_args *a, double v)
-{
-    hermes_args_double(a, v);
-}
-
-void hermes__args_u64(hermes_args *a, uint64_t v)
-{
-    hermes_args_uint(a, v);
-}
-
-void hermes__args_i64(hermes_args *a, int64_t v)
-{
-    hermes_args_int(a, v);
 }

@@ -24,6 +24,7 @@
 
 #include <ltdl.h>
 
+#include "dict.h"
 #include "loader.h"
 
 #ifndef HERMES_PLUGINDIR

@@ -55,7 +55,4 @@ typedef void (*hm_plugin_list_cb)(void *arg, const char *path,
                                   int shadowed);
 void hm_plugin_list(const char *plugin_path, hm_plugin_list_cb cb, void *arg);
 
-/* The built-in dict backend's descriptor (plugins/dict, linked in). */
-const hermes_backend *hm_dict_backend(void);
-
 #endif

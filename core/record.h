@@ -29,6 +29,12 @@
 #define HM_RECORD_HEADER 24
 #define HM_RECORD_MAX_TAG 65535
 
+/* Tag versions are 16 random bytes in base64url: 22 characters, like the
+ * hashes Python HermesCache stores.  Versions read back are opaque bytes of
+ * any length up to HM_VERSION_MAX. */
+#define HM_VERSION_LEN 22
+#define HM_VERSION_MAX 255
+
 typedef struct hm_record_in {
     size_t ntags;
     const char *const *tags;      /* names */

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "protocol.h"
+#include "tags.h"
 
 int hm_read_init(hm_read *rd, size_t ntags)
 {
@@ -239,13 +239,4 @@ int hm_write_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
     int st = hm_be_set(h, &item, 1, NULL, NULL);
     free(rec);
     return st;
-}
-
-void hm_tag_key(hermes *h, const char *tag, hm_buf *b)
-{
-    hm_buf_reset(b);
-    hm_buf_adds(b, h->tag_prefix);
-    size_t head = b->len;
-    hm_buf_add_escaped(b, tag, strlen(tag));
-    hm_key_fit(b, head, h->be->max_key_len);
 }

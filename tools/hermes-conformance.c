@@ -23,9 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Relative paths: no other config.h on the include path can shadow it. */
-#include "../core/config.h"
-#include "../core/loader.h"
+#include "config.h"
+#include "loader.h"
 
 /* A check still running after this long is reported as hung; generous
  * enough for server_gone's bounded calls (10 s each). */

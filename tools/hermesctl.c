@@ -3,7 +3,7 @@
  * configuration opens, list the backend plugins the loader can see, clean
  * tags, flush the prefix and show the backend's own statistics.
  *
- * It links the library's objects (libhermes-internal.la) rather than the
+ * It links the core's convenience library (libhermes-core.la), not the
  * installed libhermes.so, because `plugins` and `stats` need what the
  * shared library does not export: the loader, the config parser and the
  * open backend behind a handle.  Output is plain text, one fact per line,
@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "handle.h"
+#include "loader.h"
 
 #ifndef HERMES_PLUGINDIR
 #error "HERMES_PLUGINDIR (the installed plugin directory) must be defined"
@@ -88,7 +89,7 @@ static hermes *open_or_report(const char *path)
         return NULL;
     }
     const char *msg = hermes_errmsg(h);
-    const hm_config *cfg = &h->cfg;
+    const hm_config *cfg = hm_handle_config(h);
     if (rc == HERMES_EPLUGIN && cfg->backend_line > 0 && cfg->source &&
         strncmp(msg, cfg->source, strlen(cfg->source)) != 0)
         fprintf(stderr, "%s: %s:%d: backend: %s\n", progname, cfg->source,
@@ -105,19 +106,21 @@ static hermes *open_or_report(const char *path)
  * the operator should be told rather than left to wonder. */
 static void note_if_private(const hermes *h, const char *consequence)
 {
-    if (!(h->be->caps & HERMES_CAP_SHARED))
+    if (!(hm_handle_backend(h)->caps & HERMES_CAP_SHARED))
         fprintf(stderr, "%s: note: backend %s is private to this process: %s\n",
-                progname, h->be->name, consequence);
+                progname, hm_handle_backend(h)->name, consequence);
 }
 
 /* "(built-in)" and "(linked)" are already in parentheses. */
 static void print_ok_line(const hermes *h)
 {
-    const char *path = h->plugin.path ? h->plugin.path : "?";
+    const char *path = hm_handle_plugin_path(h);
     if (path[0] == '(')
-        printf("ok: backend %s %s %s\n", h->be->name, h->be->version, path);
+        printf("ok: backend %s %s %s\n", hm_handle_backend(h)->name,
+               hm_handle_backend(h)->version, path);
     else
-        printf("ok: backend %s %s (%s)\n", h->be->name, h->be->version, path);
+        printf("ok: backend %s %s (%s)\n", hm_handle_backend(h)->name,
+               hm_handle_backend(h)->version, path);
 }
 
 static int cmd_check(const char *path)
@@ -133,13 +136,14 @@ static int cmd_check(const char *path)
     hermes_free(v);
     if (rc != HERMES_OK && rc != HERMES_ENOTFOUND) {
         fprintf(stderr, "%s: backend %s (%s) opened but does not answer: %s\n",
-                progname, h->be->name, h->plugin.path, hermes_errmsg(h));
+                progname, hm_handle_backend(h)->name, hm_handle_plugin_path(h),
+                hermes_errmsg(h));
         hermes_close(h);
         return EXIT_FAILURE;
     }
     print_ok_line(h);
-    printf("config: %s\n", h->cfg.source);
-    printf("prefix: %s\n", h->cfg.prefix);
+    printf("config: %s\n", hm_handle_config(h)->source);
+    printf("prefix: %s\n", hm_handle_config(h)->prefix);
     hermes_close(h);
     return EXIT_SUCCESS;
 }
@@ -245,7 +249,7 @@ static int cmd_flush(const char *path)
         hermes_close(h);
         return EXIT_FAILURE;
     }
-    printf("ok: flushed every key under '%s:'\n", h->cfg.prefix);
+    printf("ok: flushed every key under '%s:'\n", hm_handle_config(h)->prefix);
     hermes_close(h);
     return EXIT_SUCCESS;
 }
@@ -263,23 +267,19 @@ static int cmd_stats(const char *path)
     hermes *h = open_or_report(path);
     if (!h)
         return EXIT_FAILURE;
-    if (!(h->be->caps & HERMES_CAP_STATS)) {
+    if (!(hm_handle_backend(h)->caps & HERMES_CAP_STATS)) {
         fprintf(stderr, "%s: backend %s does not report statistics\n", progname,
-                h->be->name);
+                hm_handle_backend(h)->name);
         hermes_close(h);
         return EXIT_FAILURE;
     }
     note_if_private(h, "these are the counters of a new, empty store");
     /* Called directly, not through backend.c: the same serialization rule
      * applies (the plugin may not be thread-safe). */
-    if (h->be_serialize)
-        pthread_mutex_lock(&h->be_mu);
-    int st = h->be->stats(h->be_state, print_stat, NULL);
-    if (h->be_serialize)
-        pthread_mutex_unlock(&h->be_mu);
+    int st = hm_be_stats(h, print_stat, NULL);
     if (st != HERMES_BE_OK) {
-        fprintf(stderr, "%s: stats: backend %s: %s\n", progname, h->be->name,
-                hm_be_status_str(st));
+        fprintf(stderr, "%s: stats: backend %s: %s\n", progname,
+                hm_handle_backend(h)->name, hm_be_status_str(st));
         hermes_close(h);
         return EXIT_FAILURE;
     }

@@ -8,8 +8,8 @@
  * expired entry is invisible at once and its memory is reclaimed when it
  * is next touched or when its shard needs room.
  *
- * Built into libhermes with -DHERMES_DICT_EMBEDDED (the core reaches it
- * through hm_dict_backend()), and on its own as the dict.la plugin.
+ * Compiled once: built into libhermes (the core reaches it through
+ * hm_dict_backend(), dict.h) and wrapped as the dict.la plugin (entry.c).
  */
 #ifdef HAVE_CONFIG_H
 #include <autoconfig.h>
@@ -27,10 +27,8 @@
 
 #include <hermes/backend.h>
 
+#include "dict.h"
 #include "siphash.h"
-#ifdef HERMES_DICT_EMBEDDED
-#include "loader.h" /* declares hm_dict_backend() */
-#endif
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -884,11 +882,7 @@ static const hermes_backend dict_backend = {
     .stats = dict_stats,
 };
 
-#ifdef HERMES_DICT_EMBEDDED
 const hermes_backend *hm_dict_backend(void)
 {
     return &dict_backend;
 }
-#else
-HERMES_BACKEND_DEFINE(dict_backend)
-#endif

@@ -19,7 +19,7 @@
  * one in N when there are many, for the percentiles.  Not run by `make
  * check`: timings never go in tests.
  *
- * Linked with libhermes-internal.la for the dict descriptor, the config
+ * Linked with libhermes-core.la for the dict descriptor, the config
  * parser and the argument hash used to shape baseline keys.
  */
 #include <errno.h>
@@ -33,7 +33,11 @@
 
 #include <hiredis/hiredis.h>
 
-#include "protocol.h"
+#include "dict.h"
+#include "handle.h"
+#include "host.h"
+#include "keys.h"
+#include "record.h"
 
 #define NKEYS 1024 /* distinct arguments of a hit workload */
 #define MAX_THREADS 256
@@ -411,7 +415,7 @@ static void miss_cleanup(bench *b, const workload *w, unsigned n, uint64_t ops,
     uint64_t per = ops / n ? ops / n : 1;
     uint64_t warm = warmup_ops(per);
 
-    if (!(b->h->be->caps & HERMES_CAP_SHARED)) {
+    if (!(hm_handle_backend(b->h)->caps & HERMES_CAP_SHARED)) {
         hermes_flush(b->h);
         return;
     }
@@ -562,7 +566,7 @@ static size_t hit2_record_size(size_t value_size)
 
 static int dict_baseline_open(bench *b)
 {
-    const hm_section *sec = hm_config_section(&b->h->cfg, "dict");
+    const hm_section *sec = hm_config_section(hm_handle_config(b->h), "dict");
     hermes_open_error oe;
 
     b->desc = hm_dict_backend();
@@ -572,7 +576,7 @@ static int dict_baseline_open(bench *b)
         .now_ms = host_now_ms,
         .monotonic_ns = host_monotonic_ns,
         .random = host_random,
-        .config_source = b->h->cfg.source,
+        .config_source = hm_handle_config(b->h)->source,
     };
     memset(&oe, 0, sizeof oe);
     if (b->desc->open(&b->host, sec ? sec->kv : NULL, sec ? sec->n : 0,
@@ -584,12 +588,12 @@ static int dict_baseline_open(bench *b)
     for (uint64_t k = 0; k < NKEYS; k++) {
         char hash[HM_HASH_B64_LEN];
         hm_hash128_b64(&k, sizeof k, hash);
-        size_t len =
-            strlen(b->h->entry_prefix) + sizeof "bench.base:" + HM_HASH_B64_LEN;
+        size_t len = strlen(hm_handle_entry_prefix(b->h)) +
+                     sizeof "bench.base:" + HM_HASH_B64_LEN;
         char *key = malloc(len);
         if (!key)
             return -1;
-        snprintf(key, len, "%sbench.base:%.*s", b->h->entry_prefix,
+        snprintf(key, len, "%sbench.base:%.*s", hm_handle_entry_prefix(b->h),
                  HM_HASH_B64_LEN, hash);
         b->base_keys[k] = (hermes_bytes){key, strlen(key)};
         /* Same TTL as an entry (clamped as the core does): the store then
@@ -617,7 +621,7 @@ static void dict_baseline_close(bench *b)
 
 static int redis_baseline_open(bench *b)
 {
-    const hm_section *sec = hm_config_section(&b->h->cfg, "redis");
+    const hm_section *sec = hm_config_section(hm_handle_config(b->h), "redis");
 
     b->redis = (redis_addr){.host = "127.0.0.1", .port = 6379};
     for (size_t i = 0; sec && i < sec->n; i++) {
@@ -639,7 +643,7 @@ static int redis_baseline_open(bench *b)
     int rc = 0;
     for (unsigned k = 0; k < NKEYS && rc == 0; k++) {
         int len = snprintf(b->redis_keys[k], sizeof b->redis_keys[k],
-                           "%sbench.base:%u", b->h->entry_prefix, k);
+                           "%sbench.base:%u", hm_handle_entry_prefix(b->h), k);
         if (len < 0 || (size_t)len >= sizeof b->redis_keys[k]) {
             fprintf(stderr, "hermes-bench: redis baseline: prefix too "
                             "long\n");
@@ -831,7 +835,7 @@ int main(int argc, char **argv)
     }
     b.value_size = vsize;
     b.base_size = hit2_record_size(vsize);
-    b.ttl_s = b.h->cfg.ttl;
+    b.ttl_s = hm_handle_config(b.h)->ttl;
     b.value = malloc(vsize);
     b.base_value = malloc(b.base_size);
     if (!b.value || !b.base_value ||

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 
+#include "dict.h"
 #include "loader.h"
 #include "mock_backend.h"
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/loader.h"
+#include "dict.h"
 
 static char builddir[512];
 static char plugdir[560]; /* BUILDDIR/tests/plugins */

@@ -1,6 +1,6 @@
 /*
- * Dogpile control (DESIGN.md "Dogpile control"), the in-process half and
- * the helpers of the cross-process half.
+ * Dogpile control (DESIGN.md "Dogpile control"), the in-process half; the
+ * cross-process half is lock.c.
  *
  * Flights: concurrent callers of one entry in one process share a single
  * computation.  The first caller to miss becomes the leader; the others wait
@@ -8,20 +8,15 @@
  * copy of the leader's outcome (value or error) without touching the
  * backend again.  A flight is reference-counted so that a follower that
  * timed out can leave while the leader is still computing.
- *
- * Backend locks: a token names host, pid and a random part, so only the
- * owner's unlock succeeds; waiters poll with jittered exponential backoff
- * from 1 ms, capped at 50 ms (the loop lives in hermes.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <xxhash.h>
 
-#include "protocol.h"
+#include "flight.h"
 
 struct hm_flight {
     struct hm_flight *next;
@@ -168,27 +163,4 @@ int hm_flight_wait(hermes *h, hm_flight *f, uint64_t timeout_ns, hm_outcome *o)
     flight_release(fs, f);
     pthread_mutex_unlock(&fs->mu);
     return got;
-}
-
-void hm_lock_token(hermes *h, char *buf, size_t cap, size_t *len)
-{
-    unsigned char raw[9];
-    char r[16]; /* base64url of 9 bytes is 12 characters */
-    if (hm_random(raw, sizeof raw) != 0)
-        memset(raw, 0, sizeof raw);
-    r[hm_b64url(raw, sizeof raw, r)] = '\0';
-    int n = snprintf(buf, cap, "%s:%ld:%s", h->hostname, (long)getpid(), r);
-    *len = n < 0 ? 0 : ((size_t)n >= cap ? cap - 1 : (size_t)n);
-}
-
-uint64_t hm_backoff_next(uint64_t prev_ns)
-{
-    const uint64_t first = 1000000u, cap = 50000000u;
-    uint64_t next = prev_ns ? prev_ns * 2 : first;
-    if (next > cap)
-        next = cap;
-    /* Full jitter in [next/2, next): callers that started together spread. */
-    uint32_t r = 0;
-    hm_random(&r, sizeof r);
-    return next / 2 + (uint64_t)r % (next / 2 + 1);
 }

@@ -1,19 +1,14 @@
 /*
- * The tag protocol (tags.c) and dogpile control (dogpile.c), as used by the
- * memoized call and the direct-access API in hermes.c.
+ * The tag protocol (tags.c): reading an entry with its tags, judging it,
+ * creating tags and writing records, as used by the memoized call (memo.c)
+ * and direct access (direct.c).
  */
-#ifndef HERMES_CORE_PROTOCOL_H
-#define HERMES_CORE_PROTOCOL_H
+#ifndef HERMES_CORE_TAGS_H
+#define HERMES_CORE_TAGS_H
 
 #include "internal.h"
 #include "keys.h"
 #include "record.h"
-
-/* Tag versions are 16 random bytes in base64url: 22 characters, like the
- * hashes Python HermesCache stores.  Versions read back are opaque bytes of
- * any length up to HM_VERSION_MAX. */
-#define HM_VERSION_LEN 22
-#define HM_VERSION_MAX 255
 
 typedef struct hm_version {
     bool found;
@@ -72,44 +67,5 @@ int hm_write_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
                    const char *const *tags, const hm_read *rd,
                    const void *payload, size_t len, uint32_t ttl_s,
                    uint32_t compute_us);
-
-/* Builds "<prefix>:tag:<tag>" into b. */
-void hm_tag_key(hermes *h, const char *tag, hm_buf *b);
-
-/* ---------------------------------------------------------- dogpile.c */
-
-typedef struct hm_outcome {
-    hermes_rc rc;
-    unsigned char *value; /* malloc'ed, NUL-terminated after len */
-    size_t len;
-    char *errmsg; /* for a failed computation, or NULL */
-} hm_outcome;
-
-int hm_flights_init(hm_flights *f);
-void hm_flights_free(hm_flights *f);
-
-/*
- * Joins the in-process computation of key.  Returns NULL when the caller is
- * the leader (it must call hm_flight_land) and a flight to wait on
- * otherwise.  *leader_flight receives the leader's flight.
- */
-hm_flight *hm_flight_join(hermes *h, const char *key, size_t klen,
-                          hm_flight **leader_flight);
-/* The leader publishes its outcome (copied) and leaves the flight. */
-void hm_flight_land(hermes *h, hm_flight *f, const hm_outcome *o);
-/*
- * A follower waits until the leader lands or timeout_ns passes.  Returns 0
- * with a copy of the outcome in *o, or -1 on timeout.  Either way the
- * follower has left the flight.
- */
-int hm_flight_wait(hermes *h, hm_flight *f, uint64_t timeout_ns, hm_outcome *o);
-
-void hm_outcome_free(hm_outcome *o);
-
-/* A lock owner token: "<host>:<pid>:<random>", unique per acquisition. */
-void hm_lock_token(hermes *h, char *buf, size_t cap, size_t *len);
-
-/* Jittered exponential backoff: the next sleep after `prev` ns. */
-uint64_t hm_backoff_next(uint64_t prev_ns);
 
 #endif

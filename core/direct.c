@@ -1,0 +1,157 @@
+/*
+ * Direct access (get, set, delete under the entry namespace), clean and
+ * flush.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyspace.h"
+#include "taglist.h"
+#include "tags.h"
+
+/* --------------------------------------------------------- direct access */
+
+/* A direct-access key "<prefix>:entry:<key>" and its sorted tags. */
+typedef struct direct {
+    hm_buf entry;
+    hm_taglist tags;
+    hm_read rd;
+    bool rd_ok;
+} direct;
+
+static hermes_rc direct_init(hermes *h, direct *d, const char *key,
+                             const char *const *tags)
+{
+    memset(d, 0, sizeof *d);
+    hm_buf_init(&d->entry);
+    if (!key)
+        return HERMES_EINVAL;
+    hermes_rc rc = hm_direct_key(h, key, &d->entry);
+    if (rc == HERMES_OK)
+        rc = hm_taglist_build(h, tags, &d->tags);
+    if (rc == HERMES_OK && hm_read_init(&d->rd, d->tags.n) != 0)
+        rc = HERMES_ENOMEM;
+    d->rd_ok = rc == HERMES_OK;
+    return rc;
+}
+
+static void direct_free(direct *d)
+{
+    hm_taglist_free(&d->tags);
+    if (d->rd_ok)
+        hm_read_free(&d->rd);
+    hm_buf_free(&d->entry);
+}
+
+hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
+                     void **value, size_t *len)
+{
+    HM_CHECK_HANDLE(h);
+    if (!value || !len)
+        return HERMES_EINVAL;
+    *value = NULL;
+    *len = 0;
+    direct d;
+    hermes_rc rc = direct_init(h, &d, key, tags);
+    if (rc == HERMES_OK) {
+        int st = hm_read_entry(h, hm_bytes(d.entry.data, d.entry.len), d.tags.n,
+                               d.tags.keys, &d.rd);
+        const void *payload;
+        size_t plen;
+        if (st != HERMES_BE_OK) {
+            rc = hm_error(h, HERMES_EBACKEND, "get %s: %s", key,
+                          hm_be_status_str(st));
+        } else if (hm_judge(h, &d.rd, d.tags.bytes, &payload, &plen) ==
+                   HM_HIT) {
+            memmove(d.rd.entry, payload, plen);
+            d.rd.entry[plen] = '\0';
+            *value = d.rd.entry;
+            *len = plen;
+            d.rd.entry = NULL;
+            HM_COUNT(h, hits, 1);
+        } else {
+            HM_COUNT(h, misses, 1);
+            rc = HERMES_ENOTFOUND;
+        }
+    }
+    direct_free(&d);
+    return rc;
+}
+
+hermes_rc hermes_set(hermes *h, const char *key, const void *value, size_t len,
+                     const char *const *tags, uint32_t ttl)
+{
+    HM_CHECK_HANDLE(h);
+    if (!value && len)
+        return HERMES_EINVAL;
+    direct d;
+    hermes_rc rc = direct_init(h, &d, key, tags);
+    if (rc == HERMES_OK) {
+        int st = HERMES_BE_OK;
+        if (d.tags.n) {
+            hermes_bytes none = {NULL, 0};
+            st = hm_read_entry(h, none, d.tags.n, d.tags.keys, &d.rd);
+            if (st == HERMES_BE_OK)
+                st = hm_tags_ensure(h, d.tags.n, d.tags.keys, &d.rd);
+        }
+        if (st == HERMES_BE_OK)
+            st = hm_write_entry(h, hm_bytes(d.entry.data, d.entry.len),
+                                d.tags.n, (const char *const *)d.tags.names,
+                                &d.rd, value, len, ttl ? ttl : h->cfg.ttl, 0);
+        if (st != HERMES_BE_OK)
+            rc = hm_error(h,
+                          st == HERMES_BE_TOOBIG  ? HERMES_ETOOBIG
+                          : st == HERMES_BE_NOMEM ? HERMES_ENOMEM
+                                                  : HERMES_EBACKEND,
+                          "set %s: %s", key, hm_be_status_str(st));
+    }
+    direct_free(&d);
+    return rc;
+}
+
+hermes_rc hermes_delete(hermes *h, const char *key)
+{
+    HM_CHECK_HANDLE(h);
+    direct d;
+    hermes_rc rc = direct_init(h, &d, key, NULL);
+    if (rc == HERMES_OK) {
+        hermes_bytes k = hm_bytes(d.entry.data, d.entry.len);
+        int st = hm_be_del(h, &k, 1);
+        if (st != HERMES_BE_OK)
+            rc = hm_error(h, HERMES_EBACKEND, "delete %s: %s", key,
+                          hm_be_status_str(st));
+    }
+    direct_free(&d);
+    return rc;
+}
+
+hermes_rc hermes_clean(hermes *h, const char *const *tags)
+{
+    HM_CHECK_HANDLE(h);
+    hm_taglist t;
+    hermes_rc rc = hm_taglist_build(h, tags, &t);
+    if (rc == HERMES_OK && t.n > 0) {
+        int st = hm_be_del(h, t.keys, t.n);
+        if (st != HERMES_BE_OK)
+            rc =
+                hm_error(h, HERMES_EBACKEND, "clean: %s", hm_be_status_str(st));
+    }
+    hm_taglist_free(&t);
+    return rc;
+}
+
+hermes_rc hermes_flush(hermes *h)
+{
+    HM_CHECK_HANDLE(h);
+    hm_buf prefix;
+    hm_buf_init(&prefix);
+    hm_buf_adds(&prefix, h->cfg.prefix);
+    hm_buf_add(&prefix, ":", 1);
+    int st = prefix.failed ? HERMES_BE_NOMEM
+                           : hm_be_flush(h, hm_bytes(prefix.data, prefix.len));
+    hm_buf_free(&prefix);
+    if (st != HERMES_BE_OK)
+        return hm_error(h, HERMES_EBACKEND, "flush: %s", hm_be_status_str(st));
+    return HERMES_OK;
+}

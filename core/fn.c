@@ -1,0 +1,92 @@
+/*
+ * Registering cached functions: name, tags, TTL and key function, kept on
+ * the handle until hermes_close().
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys.h"
+#include "taglist.h"
+
+/* A function name: non-empty, no spaces or control characters. */
+static bool name_ok(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s <= ' ' || *s == 0x7f)
+            return false;
+    return true;
+}
+
+hermes_rc hermes_fn_register(hermes *h, const char *name,
+                             const hermes_fn_options *opts, hermes_fn **out)
+{
+    HM_CHECK_HANDLE(h);
+    if (!out || !name_ok(name))
+        return hm_error(h, HERMES_EINVAL,
+                        "function name must be non-empty and without spaces "
+                        "or control characters");
+    *out = NULL;
+    hermes_fn *fn = calloc(1, sizeof *fn);
+    if (!fn)
+        return HERMES_ENOMEM;
+    fn->h = h;
+    hermes_rc rc = HERMES_ENOMEM;
+    if (!(fn->name = strdup(name)))
+        goto fail;
+    hm_buf b;
+    hm_buf_init(&b);
+    hm_buf_add_escaped(&b, name, strlen(name));
+    fn->ename = b.failed ? NULL : strdup(b.data);
+    hm_buf_free(&b);
+    if (!fn->ename)
+        goto fail;
+    if (opts) {
+        fn->ttl = opts->ttl;
+        fn->key = opts->key;
+        if ((rc = hm_taglist_build(h, opts->tags, &fn->tags)) != HERMES_OK)
+            goto fail;
+    }
+
+    pthread_mutex_lock(&h->fns_mu);
+    for (hermes_fn *f = h->fns; f; f = f->next) {
+        if (strcmp(f->name, name) == 0) {
+            pthread_mutex_unlock(&h->fns_mu);
+            rc = hm_error(h, HERMES_EEXIST,
+                          "function '%s' is already registered", name);
+            goto fail;
+        }
+    }
+    fn->next = h->fns;
+    h->fns = fn;
+    pthread_mutex_unlock(&h->fns_mu);
+    *out = fn;
+    return HERMES_OK;
+fail:
+    hm_fn_free(fn);
+    return rc;
+}
+
+/*
+ * For HERMES_REGISTER: the slot is the macro's static pointer.  It is set
+ * only on success (a second registration leaves the first in place) and
+ * cleared by hermes_close(), so a cached function called after close
+ * computes directly instead of touching freed memory.
+ */
+hermes_rc hermes__register(hermes *h, const char *name,
+                           const hermes_fn_options *opts, hermes_fn **slot)
+{
+    hermes_fn *fn;
+    hermes_rc rc = hermes_fn_register(h, name, opts, &fn);
+    if (rc == HERMES_OK) {
+        fn->slot = slot;
+        *slot = fn;
+    }
+    return rc;
+}
+
+hermes *hermes_fn_handle(const hermes_fn *fn)
+{
+    return fn ? fn->h : NULL;
+}

@@ -1,0 +1,238 @@
+/*
+ * The handle: opening (config, plugin, backend state), closing, and the
+ * accessors the tools use instead of reading struct hermes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dict.h"
+#include "flight.h"
+#include "handle.h"
+#include "taglist.h"
+
+static char *concat(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 1);
+    if (s) {
+        memcpy(s, a, la);
+        memcpy(s + la, b, lb + 1);
+    }
+    return s;
+}
+
+static hermes *handle_new(void)
+{
+    hermes *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    pthread_mutex_init(&h->be_mu, NULL);
+    pthread_mutex_init(&h->fns_mu, NULL);
+    pthread_mutex_init(&h->logger.mu, NULL);
+    hm_flights_init(&h->flights);
+    hm_errkey_init(h);
+    h->cfg.log_level = HERMES_LOG_WARN;
+    return h;
+}
+
+static hermes_rc open_failed(hermes *h, hermes_rc rc, const char *msg)
+{
+    h->failed = true;
+    snprintf(h->open_err, sizeof h->open_err, "%s", msg);
+    return rc;
+}
+
+/* Loads the plugin (unless given a descriptor) and opens the backend. */
+static hermes_rc open_backend(hermes *h, const hermes_backend *linked)
+{
+    char err[1024];
+    hermes_rc rc;
+    if (linked) {
+        rc = hm_plugin_check(linked, "(linked)", err, sizeof err);
+        h->plugin.desc = linked;
+        h->plugin.path = strdup("(linked)");
+        if (rc == HERMES_OK && !h->plugin.path)
+            rc = HERMES_ENOMEM;
+    } else {
+        rc = hm_plugin_load(h->cfg.backend, h->cfg.plugin_path, &h->plugin, err,
+                            sizeof err);
+    }
+    if (rc != HERMES_OK)
+        return open_failed(h, rc, rc == HERMES_ENOMEM ? "out of memory" : err);
+    h->be = h->plugin.desc;
+    h->be_serialize = !(h->be->caps & HERMES_CAP_THREADSAFE);
+    hm_host_init(h);
+
+    h->entry_prefix = concat(h->cfg.prefix, ":entry:");
+    h->tag_prefix = concat(h->cfg.prefix, ":tag:");
+    h->lock_prefix = concat(h->cfg.prefix, ":lock:");
+    if (!h->entry_prefix || !h->tag_prefix || !h->lock_prefix)
+        return open_failed(h, HERMES_ENOMEM, "out of memory");
+    if (gethostname(h->hostname, sizeof h->hostname - 1) != 0)
+        strcpy(h->hostname, "localhost");
+    for (char *c = h->hostname; *c; c++)
+        if (*c == ':' || *c <= ' ')
+            *c = '_';
+
+    const hm_section *sec = hm_config_section(&h->cfg, h->be->name);
+    hermes_open_error oe;
+    memset(&oe, 0, sizeof oe);
+    oe.kv_index = -1;
+    int st = h->be->open(&h->host, sec ? sec->kv : NULL, sec ? sec->n : 0,
+                         &h->be_state, &oe);
+    if (st == HERMES_BE_OK)
+        return HERMES_OK;
+    h->be_state = NULL;
+    oe.msg[sizeof oe.msg - 1] = '\0';
+    if (!oe.msg[0])
+        snprintf(oe.msg, sizeof oe.msg, "%s", hm_be_status_str(st));
+    if (sec && oe.kv_index >= 0 && (size_t)oe.kv_index < sec->n)
+        snprintf(err, sizeof err, "%s:%d: %s: %s (backend %s, %s)",
+                 h->cfg.source, sec->kv[oe.kv_index].line,
+                 sec->kv[oe.kv_index].key, oe.msg, h->be->name, h->plugin.path);
+    else
+        snprintf(err, sizeof err, "%s: backend %s (%s) failed to open: %s",
+                 h->cfg.source, h->be->name, h->plugin.path, oe.msg);
+    return open_failed(h,
+                       st == HERMES_BE_NOMEM     ? HERMES_ENOMEM
+                       : st == HERMES_BE_INVALID ? HERMES_ECONFIG
+                                                 : HERMES_EBACKEND,
+                       err);
+}
+
+static hermes_rc open_common(hermes **out, const char *path, const char *text,
+                             const char *source, const hermes_backend *linked)
+{
+    hermes *h = handle_new();
+    *out = h;
+    if (!h)
+        return HERMES_ENOMEM;
+    char err[1024];
+    hermes_rc rc;
+    if (path)
+        rc = hm_config_load(path, &h->cfg, err, sizeof err);
+    else if (text)
+        rc = hm_config_parse(text, source ? source : "<string>", &h->cfg, err,
+                             sizeof err);
+    else
+        rc = hm_config_defaults(&h->cfg);
+    if (rc != HERMES_OK) {
+        hm_config_defaults(&h->cfg); /* so close() has a consistent cfg */
+        return open_failed(h, rc, rc == HERMES_ENOMEM ? "out of memory" : err);
+    }
+    return open_backend(h, linked);
+}
+
+hermes_rc hermes_open(hermes **out, const char *path)
+{
+    if (!out)
+        return HERMES_EINVAL;
+    if (!path) {
+        const char *env = getenv("HERMES_CONFIG");
+        if (env && *env)
+            path = env;
+    }
+    return open_common(out, path, NULL, NULL, NULL);
+}
+
+/* A failed handle for bad arguments, so that *out is set as documented. */
+static hermes_rc open_invalid(hermes **out, const char *why)
+{
+    hermes *h = handle_new();
+    *out = h;
+    if (!h)
+        return HERMES_ENOMEM;
+    open_failed(h, HERMES_EINVAL, why);
+    return HERMES_EINVAL;
+}
+
+hermes_rc hermes_open_string(hermes **out, const char *text, const char *source)
+{
+    if (!out)
+        return HERMES_EINVAL;
+    if (!text)
+        return open_invalid(out, "hermes_open_string: text is NULL");
+    return open_common(out, NULL, text, source, NULL);
+}
+
+hermes_rc hermes_open_defaults(hermes **out)
+{
+    if (!out)
+        return HERMES_EINVAL;
+    return open_common(out, NULL, NULL, NULL, NULL);
+}
+
+hermes_rc hermes_open_with(hermes **out, const char *text, const char *source,
+                           const hermes_backend *backend)
+{
+    if (!out)
+        return HERMES_EINVAL;
+    if (!backend)
+        return open_invalid(out, "hermes_open_with: backend is NULL");
+    return open_common(out, NULL, text, source, backend);
+}
+
+void hm_fn_free(hermes_fn *fn)
+{
+    hm_taglist_free(&fn->tags);
+    free(fn->name);
+    free(fn->ename);
+    free(fn);
+}
+
+void hermes_close(hermes *h)
+{
+    if (!h)
+        return;
+    for (hermes_fn *fn = h->fns, *next; fn; fn = next) {
+        next = fn->next;
+        if (fn->slot && *fn->slot == fn)
+            *fn->slot = NULL;
+        hm_fn_free(fn);
+    }
+    if (h->be && h->be_state)
+        h->be->close(h->be_state);
+    hm_plugin_unload(&h->plugin);
+    hm_config_free(&h->cfg);
+    free(h->entry_prefix);
+    free(h->tag_prefix);
+    free(h->lock_prefix);
+    hm_flights_free(&h->flights);
+    hm_errkey_free(h);
+    pthread_mutex_destroy(&h->be_mu);
+    pthread_mutex_destroy(&h->fns_mu);
+    pthread_mutex_destroy(&h->logger.mu);
+    free(h);
+}
+
+const char *hermes_backend_name(const hermes *h)
+{
+    return h && h->be ? h->be->name : "";
+}
+
+const char *hermes_backend_version(const hermes *h)
+{
+    return h && h->be ? h->be->version : "";
+}
+
+const hm_config *hm_handle_config(const hermes *h)
+{
+    return &h->cfg;
+}
+
+const hermes_backend *hm_handle_backend(const hermes *h)
+{
+    return h->be;
+}
+
+const char *hm_handle_plugin_path(const hermes *h)
+{
+    return h->plugin.path ? h->plugin.path : "?";
+}
+
+const char *hm_handle_entry_prefix(const hermes *h)
+{
+    return h->entry_prefix;
+}

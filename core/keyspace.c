@@ -1,0 +1,65 @@
+/*
+ * The key space of a handle: the entry keys of cached functions and of
+ * direct access, and tag keys, each fitted to the backend's key length
+ * (keys.h).  Lock keys are built by the lock protocol (lock.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyspace.h"
+
+hermes_rc hm_entry_key(hermes_fn *fn, const void *args, size_t alen, void *arg,
+                       hm_buf *entry)
+{
+    hermes *h = fn->h;
+    hm_buf_adds(entry, h->entry_prefix);
+    size_t head = entry->len;
+    if (fn->key) {
+        char small[256], *k = small;
+        int n = fn->key(arg, small, sizeof small);
+        if (n >= 0 && (size_t)n >= sizeof small) {
+            size_t want = (size_t)n;
+            k = malloc(want + 1);
+            if (!k)
+                return HERMES_ENOMEM;
+            n = fn->key(arg, k, want + 1);
+            if (n >= 0 && (size_t)n != want)
+                n = -1; /* the key changed between two calls */
+        }
+        if (n < 0 || memchr(k, '\0', (size_t)n) != NULL) {
+            if (k != small)
+                free(k);
+            return hm_error(h, HERMES_EINVAL, "%s: the key function failed",
+                            fn->name);
+        }
+        hm_buf_add_escaped(entry, k, (size_t)n);
+        if (k != small)
+            free(k);
+    } else {
+        char hash[HM_HASH_B64_LEN];
+        hm_hash128_b64(args, alen, hash);
+        hm_buf_adds(entry, fn->ename);
+        hm_buf_add(entry, ":", 1);
+        hm_buf_add(entry, hash, sizeof hash);
+    }
+    hm_key_fit(entry, head, h->be->max_key_len);
+    return entry->failed ? HERMES_ENOMEM : HERMES_OK;
+}
+
+hermes_rc hm_direct_key(hermes *h, const char *key, hm_buf *entry)
+{
+    hm_buf_adds(entry, h->entry_prefix);
+    size_t head = entry->len;
+    hm_buf_add_escaped(entry, key, strlen(key));
+    hm_key_fit(entry, head, h->be->max_key_len);
+    return entry->failed ? HERMES_ENOMEM : HERMES_OK;
+}
+
+void hm_tag_key(hermes *h, const char *tag, hm_buf *b)
+{
+    hm_buf_reset(b);
+    hm_buf_adds(b, h->tag_prefix);
+    size_t head = b->len;
+    hm_buf_add_escaped(b, tag, strlen(tag));
+    hm_key_fit(b, head, h->be->max_key_len);
+}

@@ -1,0 +1,122 @@
+/*
+ * The cross-process half of dogpile control (DESIGN.md "Dogpile control"):
+ * the leader of a miss takes the backend lock, named by the entry's lock
+ * key and owned through a token that names host, pid and a random part, so
+ * only the owner's unlock succeeds.  While another process holds it the
+ * leader polls with jittered exponential backoff from 1 ms, capped at 50 ms,
+ * reading the entry again after each sleep, for at most lock_wait_ms; then
+ * it falls back as on_lock_timeout says.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lock.h"
+
+/* The lock key of an entry: the same suffix under "<prefix>:lock:".  Built
+ * only on a miss; a hit never needs it. */
+static hermes_rc lock_key(hermes *h, const hm_buf *entry, hm_buf *lock)
+{
+    size_t head = strlen(h->entry_prefix);
+    hm_buf_adds(lock, h->lock_prefix);
+    size_t lhead = lock->len;
+    hm_buf_add(lock, entry->data + head, entry->len - head);
+    hm_key_fit(lock, lhead, h->be->max_key_len);
+    return lock->failed ? HERMES_ENOMEM : HERMES_OK;
+}
+
+void hm_lock_timed_out(hm_call *c, hm_outcome *o)
+{
+    HM_COUNT(c->h, lock_timeouts, 1);
+    if (c->h->cfg.on_lock_timeout == HM_FALLBACK_FAIL) {
+        memset(o, 0, sizeof *o);
+        o->rc = HERMES_ETIMEOUT;
+        return;
+    }
+    hm_call_compute(c, false, o);
+}
+
+void hm_lock_lead(hm_call *c, hm_outcome *o)
+{
+    hermes *h = c->h;
+    if (lock_key(h, &c->entry, &c->lock) != HERMES_OK) {
+        memset(o, 0, sizeof *o);
+        o->rc = HERMES_ENOMEM;
+        return;
+    }
+    char token[128];
+    size_t toklen;
+    hm_lock_token(h, token, sizeof token, &toklen);
+    hermes_bytes tok = {token, toklen};
+    uint64_t start = hm_monotonic_ns(), waited_from = 0, backoff = 0;
+    uint64_t deadline = start + (uint64_t)h->cfg.lock_wait_ms * 1000000u;
+    int acquired = 0, st;
+
+    for (;;) {
+        st = hm_be_lock(h, hm_bytes(c->lock.data, c->lock.len), tok,
+                        h->cfg.lock_ttl_ms, &acquired);
+        if (st != HERMES_BE_OK) {
+            hm_call_backend_failed(c, st, o);
+            return;
+        }
+        if (acquired) {
+            HM_COUNT(h, lock_acquired, 1);
+            break;
+        }
+        uint64_t now = hm_monotonic_ns();
+        if (!waited_from) {
+            waited_from = now;
+            HM_COUNT(h, lock_contended, 1);
+        }
+        if (now >= deadline) {
+            HM_COUNT(h, lock_wait_ns, now - waited_from);
+            hm_lock_timed_out(c, o);
+            return;
+        }
+        backoff = hm_backoff_next(backoff);
+        hm_sleep_ns(backoff < deadline - now ? backoff : deadline - now);
+        int hit = hm_call_read_hit(c, &st, o);
+        if (hit || st != HERMES_BE_OK) {
+            HM_COUNT(h, lock_wait_ns, hm_monotonic_ns() - waited_from);
+            if (!hit)
+                hm_call_backend_failed(c, st, o);
+            return;
+        }
+    }
+    if (waited_from)
+        HM_COUNT(h, lock_wait_ns, hm_monotonic_ns() - waited_from);
+
+    /* Better to read twice than to compute twice: another process may have
+     * stored the value between our miss and our lock. */
+    if (!hm_call_read_hit(c, &st, o)) {
+        if (st == HERMES_BE_OK)
+            st = hm_tags_ensure(h, c->fn->tags.n, c->fn->tags.keys, &c->rd);
+        hm_call_compute(c, st == HERMES_BE_OK, o);
+    }
+    int released;
+    hm_be_unlock(h, hm_bytes(c->lock.data, c->lock.len), tok, &released);
+}
+
+void hm_lock_token(hermes *h, char *buf, size_t cap, size_t *len)
+{
+    unsigned char raw[9];
+    char r[16]; /* base64url of 9 bytes is 12 characters */
+    if (hm_random(raw, sizeof raw) != 0)
+        memset(raw, 0, sizeof raw);
+    r[hm_b64url(raw, sizeof raw, r)] = '\0';
+    int n = snprintf(buf, cap, "%s:%ld:%s", h->hostname, (long)getpid(), r);
+    *len = n < 0 ? 0 : ((size_t)n >= cap ? cap - 1 : (size_t)n);
+}
+
+uint64_t hm_backoff_next(uint64_t prev_ns)
+{
+    const uint64_t first = 1000000u, cap = 50000000u;
+    uint64_t next = prev_ns ? prev_ns * 2 : first;
+    if (next > cap)
+        next = cap;
+    /* Full jitter in [next/2, next): callers that started together spread. */
+    uint32_t r = 0;
+    hm_random(&r, sizeof r);
+    return next / 2 + (uint64_t)r % (next / 2 + 1);
+}

@@ -1,0 +1,25 @@
+/*
+ * The cross-process lock protocol (lock.c), used by the memoized call.
+ */
+#ifndef HERMES_CORE_LOCK_H
+#define HERMES_CORE_LOCK_H
+
+#include "memo.h"
+
+/*
+ * The leader of a miss: take the backend lock or wait for its holder, read
+ * again, create missing tags, compute, store, unlock.  The outcome is in o.
+ */
+void hm_lock_lead(hm_call *c, hm_outcome *o);
+
+/* A wait for another caller's computation reached lock_wait_ms: counted,
+ * then computed directly or failed, as on_lock_timeout says. */
+void hm_lock_timed_out(hm_call *c, hm_outcome *o);
+
+/* A lock owner token: "<host>:<pid>:<random>", unique per acquisition. */
+void hm_lock_token(hermes *h, char *buf, size_t cap, size_t *len);
+
+/* Jittered exponential backoff: the next sleep after `prev` ns. */
+uint64_t hm_backoff_next(uint64_t prev_ns);
+
+#endif
