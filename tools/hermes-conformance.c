@@ -3,8 +3,12 @@
  * <hermes/backend.h>, purely through the ABI: it loads the plugin the way
  * the core does (by name or path), gives it a host, and runs a table of
  * small checks, printing "ok   NAME", "FAIL NAME: REASON" or (rarely)
- * "skip NAME: REASON" for each and a final "N passed, N failed" line.  The
- * exit status is 0 only when nothing failed, so vendors can run it in CI.
+ * "skip NAME: REASON" for each and a final "N passed, N failed" line
+ * (", N skipped" added when some were), which counts every check of the
+ * run.  Each check runs in its own process with its own deadline (see
+ * run_group), so one that hangs or crashes is one failure and the others
+ * still run.  The exit status is 0 only when nothing failed, so vendors
+ * can run it in CI.
  *
  * Every key it writes is under a prefix unique to the run
  * ("hconf:<pid>:<random>:"), flushed at the end, so it can run against a
@@ -14,195 +18,428 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "loader.h"
 
-/* A check still running after this long is reported as hung; generous
- * enough for server_gone's bounded calls (10 s each). */
-#define CHECK_DEADLINE_S 180
+/* How long one check may run before it is declared hung and its process
+ * killed; server_gone makes up to eight calls bounded at 10 s each.
+ * --timeout overrides both. */
+#define CHECK_DEADLINE_S 60
+#define SERVER_DEADLINE_S 120
 
 enum {
-    NEEDS_STATE = 0x1, /* runs only after open succeeded */
-    IS_OPEN = 0x2,     /* when it fails, nothing else can run */
+    NEEDS_STATE = 0x1, /* runs on a state open() created in its process */
+    IS_OPEN = 0x2,     /* when it fails, the NEEDS_STATE checks cannot run */
     NEEDS_KILL = 0x4,  /* runs only with --kill-cmd */
-    NEEDS_RESTART = 0x8
+    NEEDS_RESTART = 0x8,
+    WITH_NEXT = 0x10, /* shares its process and state with the next check */
 };
 
 static const struct check {
     const char *name;
     conf_check_fn fn;
     unsigned flags;
+    unsigned deadline_s; /* 0: CHECK_DEADLINE_S */
 } checks[] = {
-    {"descriptor", check_descriptor, 0},
-    {"open_rejects_unknown_key", check_open_rejects_unknown_key, 0},
-    {"open", check_open, IS_OPEN},
-    {"get_missing", check_get_missing, NEEDS_STATE},
-    {"set_get_binary", check_set_get_binary, NEEDS_STATE},
-    {"empty_value", check_empty_value, NEEDS_STATE},
-    {"long_key", check_long_key, NEEDS_STATE},
-    {"value_4mib", check_value_4mib, NEEDS_STATE},
-    {"get_batch", check_get_batch, NEEDS_STATE},
-    {"overwrite", check_overwrite, NEEDS_STATE},
-    {"set_if_absent", check_set_if_absent, NEEDS_STATE},
-    {"set_if_absent_race", check_set_if_absent_race, NEEDS_STATE},
-    {"ttl_expiry", check_ttl_expiry, NEEDS_STATE},
-    {"delete", check_delete, NEEDS_STATE},
-    {"lock_exclusive", check_lock_exclusive, NEEDS_STATE},
-    {"lock_race", check_lock_race, NEEDS_STATE},
-    {"unlock_wrong_token", check_unlock_wrong_token, NEEDS_STATE},
-    {"unlock_owner", check_unlock_owner, NEEDS_STATE},
-    {"lock_ttl_takeover", check_lock_ttl_takeover, NEEDS_STATE},
-    {"flush_prefix", check_flush_prefix, NEEDS_STATE},
-    {"scan", check_scan, NEEDS_STATE},
-    {"stats", check_stats, NEEDS_STATE},
-    {"concurrency", check_concurrency, NEEDS_STATE},
-    {"server_gone", check_server_gone, NEEDS_STATE | NEEDS_KILL},
-    {"server_back", check_server_back, NEEDS_STATE | NEEDS_RESTART},
+    {"descriptor", check_descriptor, 0, 0},
+    {"open_rejects_unknown_key", check_open_rejects_unknown_key, 0, 0},
+    {"open", check_open, IS_OPEN, 0},
+    {"get_missing", check_get_missing, NEEDS_STATE, 0},
+    {"set_get_binary", check_set_get_binary, NEEDS_STATE, 0},
+    {"empty_value", check_empty_value, NEEDS_STATE, 0},
+    {"long_key", check_long_key, NEEDS_STATE, 0},
+    {"value_4mib", check_value_4mib, NEEDS_STATE, 0},
+    {"get_batch", check_get_batch, NEEDS_STATE, 0},
+    {"overwrite", check_overwrite, NEEDS_STATE, 0},
+    {"set_if_absent", check_set_if_absent, NEEDS_STATE, 0},
+    {"set_if_absent_race", check_set_if_absent_race, NEEDS_STATE, 0},
+    {"ttl_expiry", check_ttl_expiry, NEEDS_STATE, 0},
+    {"delete", check_delete, NEEDS_STATE, 0},
+    {"lock_exclusive", check_lock_exclusive, NEEDS_STATE, 0},
+    {"lock_race", check_lock_race, NEEDS_STATE, 0},
+    {"unlock_wrong_token", check_unlock_wrong_token, NEEDS_STATE, 0},
+    {"unlock_owner", check_unlock_owner, NEEDS_STATE, 0},
+    {"lock_ttl_takeover", check_lock_ttl_takeover, NEEDS_STATE, 0},
+    {"flush_prefix", check_flush_prefix, NEEDS_STATE, 0},
+    {"scan", check_scan, NEEDS_STATE, 0},
+    {"stats", check_stats, NEEDS_STATE, 0},
+    {"concurrency", check_concurrency, NEEDS_STATE, 0},
+    /* server_back checks that the same state recovers, so with
+     * --restart-cmd the two share a process. */
+    {"server_gone", check_server_gone, NEEDS_STATE | NEEDS_KILL | WITH_NEXT,
+     SERVER_DEADLINE_S},
+    {"server_back", check_server_back, NEEDS_STATE | NEEDS_RESTART,
+     SERVER_DEADLINE_S},
 };
+
+#define NCHECKS (sizeof checks / sizeof checks[0])
 
 /* --------------------------------------------------------- the report */
 
-/*
- * The progress of the run, shared with the watchdog thread and the crash
- * handler so that even a hung or crashing plugin leaves a complete report
- * naming the check it was in.  Written by the main thread only.
- */
 static struct {
-    pthread_mutex_t mu;           /* serializes report lines */
-    const char *volatile current; /* the check running, or NULL */
-    volatile time_t started;
-    volatile int passed, failed;
-} run = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0};
+    int passed, failed, skipped;
+} tally;
 
 static void report(const char *verdict, const char *name, const char *why)
 {
-    pthread_mutex_lock(&run.mu);
     if (why)
         printf("%s %s: %s\n", verdict, name, why);
     else
         printf("%s %s\n", verdict, name);
     fflush(stdout);
-    pthread_mutex_unlock(&run.mu);
 }
 
-static void summary(int passed, int failed)
+static void summary(void)
 {
-    printf("%d passed, %d failed\n", passed, failed);
+    if (tally.skipped)
+        printf("%d passed, %d failed, %d skipped\n", tally.passed, tally.failed,
+               tally.skipped);
+    else
+        printf("%d passed, %d failed\n", tally.passed, tally.failed);
     fflush(stdout);
 }
 
-/* Async-signal-safe decimal formatting for the crash handler. */
-static size_t put_uint(char *p, unsigned v)
+static void count(int rc, const char *name, const char *why)
 {
-    char tmp[16];
-    size_t n = 0, i = 0;
-
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        p[i++] = tmp[--n];
-    return i;
+    if (rc == CONF_PASS) {
+        tally.passed++;
+        report("ok  ", name, NULL);
+    } else if (rc == CONF_FAIL) {
+        tally.failed++;
+        report("FAIL", name, why && *why ? why : "(no reason given)");
+    } else {
+        tally.skipped++;
+        report("skip", name, why && *why ? why : "(no reason given)");
+    }
 }
 
-static size_t put_str(char *p, const char *s)
+static const char *signal_name(int sig)
 {
-    size_t n = strlen(s);
-
-    memcpy(p, s, n);
-    return n;
+    switch (sig) {
+    case SIGSEGV:
+        return "SIGSEGV";
+    case SIGABRT:
+        return "SIGABRT";
+    case SIGPIPE:
+        return "SIGPIPE: writing to a closed socket";
+    case SIGBUS:
+        return "SIGBUS";
+    case SIGFPE:
+        return "SIGFPE";
+    case SIGILL:
+        return "SIGILL";
+    case SIGKILL:
+        return "SIGKILL";
+    case SIGTERM:
+        return "SIGTERM";
+    default:
+        return "?";
+    }
 }
 
-static const int fatal_signals[] = {SIGSEGV, SIGBUS,  SIGFPE,
-                                    SIGILL,  SIGABRT, SIGPIPE};
-static struct sigaction
-    old_action[sizeof fatal_signals / sizeof fatal_signals[0]];
+/* ----------------------------------------------- one process per check */
 
 /*
- * A plugin that crashes the process still gets a FAIL line naming the
- * check and the summary, then the signal takes its normal course (the
- * previous handler - a sanitizer's, say - or the default action).
- * SIGPIPE counts: a plugin writing to a dead server's socket without
- * MSG_NOSIGNAL kills its application.
+ * Every check runs in a child process of its own (a group of WITH_NEXT
+ * checks in one), which opens its own plugin state, so that a check that
+ * hangs, crashes or exits is one failed check and the others still run on
+ * a sound state.  The parent stays single-threaded and never calls into
+ * the plugin: it waits for each verdict with a deadline, kills a child
+ * that misses it, and attributes what the plugin wrote to its standard
+ * output (redirected to a file in the child) to the check that was
+ * running: a plugin must never print.
  */
-static void on_fatal_signal(int sig, siginfo_t *si, void *uc)
-{
-    char buf[512];
-    size_t n = 0;
-    const char *cur = run.current ? run.current : "(between checks)";
+struct verdict {
+    int rc;
+    char reason[512];
+};
 
-    (void)uc;
-    n += put_str(buf + n, "FAIL ");
-    n += put_str(buf + n, strlen(cur) < 100 ? cur : "?");
-    n += put_str(buf + n, ": the process was killed by signal ");
-    n += put_uint(buf + n, (unsigned)sig);
-    n += put_str(buf + n, sig == SIGSEGV   ? " (SIGSEGV)"
-                          : sig == SIGABRT ? " (SIGABRT)"
-                          : sig == SIGPIPE ? " (SIGPIPE: writing to a closed "
-                                             "socket)"
-                          : sig == SIGBUS  ? " (SIGBUS)"
-                          : sig == SIGFPE  ? " (SIGFPE)"
-                                           : " (SIGILL)");
-    buf[n++] = '\n';
-    n += put_uint(buf + n, (unsigned)run.passed);
-    n += put_str(buf + n, " passed, ");
-    n += put_uint(buf + n, (unsigned)run.failed + 1);
-    n += put_str(buf + n, " failed\n");
-    if (write(STDOUT_FILENO, buf, n) < 0) {
-        /* nothing more can be done */
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *s = p;
+
+    while (n) {
+        ssize_t w = write(fd, s, n);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        s += w;
+        n -= (size_t)w;
     }
-    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++)
-        if (fatal_signals[i] == sig)
-            sigaction(sig, &old_action[i], NULL);
-    /* A fault raised by the CPU recurs when the handler returns, now
-     * reaching the previous handler with its real context; others are
-     * raised again. */
-    if (sig == SIGABRT || sig == SIGPIPE || si->si_code <= 0)
-        raise(sig);
+    return 0;
 }
 
-static void install_crash_handler(void)
+static void child(conf_ctx *c, size_t first, size_t last, int vfd, int capfd)
 {
-    struct sigaction sa;
+    c->out_fd = dup(STDOUT_FILENO);
+    if (c->out_fd < 0 || dup2(capfd, STDOUT_FILENO) < 0)
+        _exit(3);
+    close(capfd);
+    for (size_t i = first; i <= last; i++) {
+        const struct check *ck = &checks[i];
+        struct verdict v;
+        int rc = CONF_PASS;
 
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_fatal_signal;
-    sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++)
-        sigaction(fatal_signals[i], &sa, &old_action[i]);
-}
-
-/* Reports a check that never finishes and ends the run: the plugin is
- * stuck in a call, so nothing else can safely run or close it. */
-static void *watchdog(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        sleep(1);
-        pthread_mutex_lock(&run.mu);
-        const char *cur = run.current;
-
-        if (cur && time(NULL) - run.started > CHECK_DEADLINE_S) {
-            printf("FAIL %s: did not finish within %d s (a call into the "
-                   "plugin hangs?)\n",
-                   cur, CHECK_DEADLINE_S);
-            summary(run.passed, run.failed + 1);
-            _exit(1);
+        c->have_reason = 0;
+        c->reason[0] = 0;
+        if ((ck->flags & NEEDS_STATE) && !c->state)
+            rc = conf_open(c);
+        if (rc == CONF_PASS)
+            rc = ck->fn(c);
+        /* A check that fails must say why; one that records a reason but
+         * returns PASS has found a failure on another thread. */
+        if (rc == CONF_PASS && c->have_reason)
+            rc = CONF_FAIL;
+        /* close() belongs to the last check, so that what it prints or a
+         * hang in it is seen; never with a call still in flight. */
+        if (i == last && c->state && !c->hung) {
+            c->be->close(c->state);
+            c->state = NULL;
         }
-        pthread_mutex_unlock(&run.mu);
+        fflush(stdout);
+        memset(&v, 0, sizeof v);
+        v.rc = rc;
+        snprintf(v.reason, sizeof v.reason, "%s",
+                 c->have_reason ? c->reason : "");
+        if (write_all(vfd, &v, sizeof v) < 0)
+            _exit(3);
+        if (c->hung) {
+            /* The state is unusable: the rest of the group cannot run. */
+            for (size_t j = i + 1; j <= last; j++) {
+                v.rc = CONF_SKIP;
+                snprintf(v.reason, sizeof v.reason,
+                         "not run: a call of %s never returned", ck->name);
+                if (write_all(vfd, &v, sizeof v) < 0)
+                    _exit(3);
+            }
+            break;
+        }
     }
-    return NULL;
+    /* With a call still in flight nothing may be torn down; otherwise a
+     * normal exit lets a leak checker look at what the plugin left. */
+    if (c->hung)
+        _exit(0);
+    exit(0);
+}
+
+/* "WHO was killed by signal N (NAME)" or "WHO exited with status N". */
+static void describe_exit(int status, const char *who, char *buf, size_t cap)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, cap, "%s was killed by signal %d (%s)", who,
+                 WTERMSIG(status), signal_name(WTERMSIG(status)));
+    else
+        snprintf(buf, cap,
+                 "%s exited with status %d (the plugin called exit()? a "
+                 "sanitizer report? see stderr)",
+                 who, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+/* Reads one verdict until deadline_ms (monotonic): 1 read, 0 EOF,
+ * -1 deadline passed. */
+static int read_verdict(int fd, struct verdict *v, uint64_t deadline_ms)
+{
+    size_t got = 0;
+
+    while (got < sizeof *v) {
+        uint64_t now = conf_now_ms();
+
+        if (now >= deadline_ms)
+            return -1;
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int n = poll(&pfd, 1, (int)(deadline_ms - now));
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0)
+            return -1;
+        ssize_t r = read(fd, (char *)v + got, sizeof *v - got);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return 0;
+        got += (size_t)r;
+    }
+    v->reason[sizeof v->reason - 1] = 0;
+    return 1;
+}
+
+/* What the plugin wrote to stdout since *seen, for the report. */
+static int stdout_written(int capfd, off_t *seen, char *why, size_t cap)
+{
+    struct stat sb;
+    unsigned char head[48];
+
+    if (fstat(capfd, &sb) != 0 || sb.st_size <= *seen)
+        return 0;
+    ssize_t n = pread(capfd, head, sizeof head, *seen);
+
+    snprintf(why, cap,
+             "the plugin wrote %lld bytes to standard output (%s); a "
+             "plugin never prints, it logs through host->log",
+             (long long)(sb.st_size - *seen),
+             conf_show(head, n > 0 ? (size_t)n : 0));
+    *seen = sb.st_size;
+    return 1;
+}
+
+/* Runs checks first..last (one group) in a child; counts each. */
+static void run_group(conf_ctx *c, size_t first, size_t last,
+                      unsigned timeout_s, int *open_ok)
+{
+    int pfd[2];
+    FILE *cap = tmpfile();
+
+    fflush(NULL);
+    if (!cap || pipe(pfd) != 0) {
+        fprintf(stderr, "hermes-conformance: cannot create a pipe or a "
+                        "temporary file\n");
+        exit(2);
+    }
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        fprintf(stderr, "hermes-conformance: cannot fork\n");
+        exit(2);
+    }
+    if (pid == 0) {
+        close(pfd[0]);
+        child(c, first, last, pfd[1], fileno(cap));
+    }
+    close(pfd[1]);
+
+    int capfd = fileno(cap), status = 0, reaped = 0;
+    off_t seen = 0;
+    const char *ended = NULL; /* why the rest of the group did not run */
+    char endbuf[600];
+
+    for (size_t i = first; i <= last; i++) {
+        const struct check *ck = &checks[i];
+        unsigned limit = timeout_s        ? timeout_s
+                         : ck->deadline_s ? ck->deadline_s
+                                          : CHECK_DEADLINE_S;
+        struct verdict v;
+        char why[1200];
+        uint64_t t0 = conf_now_ms();
+
+        if (ended) {
+            count(CONF_SKIP, ck->name, ended);
+            continue;
+        }
+        int r = read_verdict(pfd[0], &v, t0 + (uint64_t)limit * 1000u);
+
+        if (r < 0) {
+            kill(pid, SIGKILL);
+            snprintf(why, sizeof why,
+                     "did not finish within %u s (a call into the plugin "
+                     "hangs?); its process was killed",
+                     limit);
+            v.rc = CONF_FAIL;
+            snprintf(endbuf, sizeof endbuf,
+                     "not run: %s, run in the same "
+                     "process before it, hung",
+                     ck->name);
+            ended = endbuf;
+        } else if (r == 0) {
+            waitpid(pid, &status, 0);
+            reaped = 1;
+            describe_exit(status, "the process", why, sizeof why);
+            v.rc = CONF_FAIL;
+            snprintf(endbuf, sizeof endbuf,
+                     "not run: the process ended in "
+                     "%s",
+                     ck->name);
+            ended = endbuf;
+        } else {
+            snprintf(why, sizeof why, "%s", v.reason);
+        }
+        char out[400];
+
+        if (stdout_written(capfd, &seen, out, sizeof out)) {
+            if (v.rc == CONF_FAIL)
+                snprintf(why + strlen(why), sizeof why - strlen(why),
+                         "; and %s", out);
+            else
+                snprintf(why, sizeof why, "%s", out);
+            v.rc = CONF_FAIL;
+        }
+        if (ck->flags & IS_OPEN)
+            *open_ok = v.rc == CONF_PASS;
+        count(v.rc, ck->name, why);
+        conf_note(c, "%s took %llu ms", ck->name,
+                  (unsigned long long)(conf_now_ms() - t0));
+    }
+    if (!reaped) {
+        waitpid(pid, &status, 0);
+        /* Every verdict arrived, but the exit still tells: a sanitizer's
+         * leak report, say, after close(). */
+        if (!ended && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+            char why[200];
+
+            describe_exit(status, "after the check, its process", why,
+                          sizeof why);
+            /* Counted as one more failure of the group's last check. */
+            tally.failed++;
+            report("FAIL", checks[last].name, why);
+        }
+    }
+    close(pfd[0]);
+    fclose(cap);
+}
+
+/* Flushes the run's prefix through a fresh state, bounded like a check. */
+static void cleanup(conf_ctx *c, unsigned timeout_s)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+
+    if (pid < 0)
+        return;
+    if (pid == 0) {
+        if (conf_open(c) == CONF_PASS) {
+            int st = conf_flush(c, conf_bytes(c->prefix, c->prefix_len));
+
+            if (st != HERMES_BE_OK)
+                fprintf(stderr,
+                        "hermes-conformance: cleanup: flush of \"%s\" "
+                        "returned %s\n",
+                        c->prefix, conf_status(st));
+            c->be->close(c->state);
+        }
+        _exit(0);
+    }
+    uint64_t deadline =
+        conf_now_ms() +
+        (uint64_t)(timeout_s ? timeout_s : CHECK_DEADLINE_S) * 1000u;
+    int status;
+
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (conf_now_ms() >= deadline) {
+            fprintf(stderr,
+                    "hermes-conformance: cleanup: the flush of "
+                    "\"%s\" hangs; killed\n",
+                    c->prefix);
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            break;
+        }
+        conf_sleep_ms(10);
+    }
 }
 
 /* ------------------------------------------------------------ the host */
@@ -260,8 +497,9 @@ static int host_random(void *ctx, void *buf, size_t len)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: hermes-conformance [-v] [-c CONFIG] [--kill-cmd CMD "
-               "[--restart-cmd CMD]] PLUGIN\n"
+    fprintf(f, "usage: hermes-conformance [-v] [-c CONFIG] [--timeout S] "
+               "[--kill-cmd CMD\n"
+               "                         [--restart-cmd CMD]] PLUGIN\n"
                "\n"
                "Checks a Hermes backend plugin against the backend ABI.\n"
                "PLUGIN is a name (\"dict\", \"redis\": searched like "
@@ -282,10 +520,15 @@ static void usage(FILE *f)
                "adds the\n"
                "                      check that operations recover within "
                "5 s\n"
+               "      --timeout S     a check still running after S seconds "
+               "fails as hung\n"
+               "                      (default 60, 120 for the server "
+               "checks)\n"
                "  -h, --help          this text\n"
                "\n"
-               "Prints one line per check and \"N passed, N failed\"; exits 0 "
-               "only when\n"
+               "Prints one line per check and \"N passed, N failed\" (\", N "
+               "skipped\"); exits 0\nonly when"
+               " "
                "nothing failed, 1 when a check failed, 2 on a usage or config "
                "error.\n");
 }
@@ -314,16 +557,18 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"kill-cmd", required_argument, NULL, 'K'},
         {"restart-cmd", required_argument, NULL, 'R'},
+        {"timeout", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    /* Static: a call abandoned by server_gone may still use it at exit. */
     static conf_ctx ctx;
     conf_ctx *c = &ctx;
     const char *config_path = NULL;
     hm_config cfg;
     int have_cfg = 0, opt;
-    char err[1024];
+    unsigned timeout_s = 0;
+    char err[1024], *end;
 
+    c->out_fd = -1;
     while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
@@ -337,6 +582,19 @@ int main(int argc, char **argv)
             break;
         case 'R':
             c->restart_cmd = optarg;
+            break;
+        case 'T':
+            errno = 0;
+            unsigned long t = strtoul(optarg, &end, 10);
+
+            if (errno || *end || t < 1 || t > 3600) {
+                fprintf(stderr,
+                        "hermes-conformance: --timeout: not a "
+                        "number of seconds from 1 to 3600: '%s'\n",
+                        optarg);
+                return 2;
+            }
+            timeout_s = (unsigned)t;
             break;
         case 'h':
             usage(stdout);
@@ -368,15 +626,13 @@ int main(int argc, char **argv)
     char *spec = normalize_spec(optind < argc ? argv[optind] : cfg.backend);
 
     setvbuf(stdout, NULL, _IOLBF, 0);
-    install_crash_handler();
-
     hm_plugin plugin;
 
     memset(&plugin, 0, sizeof plugin);
     if (hm_plugin_load(spec, have_cfg ? cfg.plugin_path : NULL, &plugin, err,
                        sizeof err) != HERMES_OK) {
-        report("FAIL", "load", err);
-        summary(0, 1);
+        count(CONF_FAIL, "load", err);
+        summary();
         free(spec);
         if (have_cfg)
             hm_config_free(&cfg);
@@ -413,88 +669,38 @@ int main(int argc, char **argv)
            c->be->version ? c->be->version : "?", plugin.path, c->prefix,
            c->serialize ? "; calls serialized (not thread-safe)" : "");
 
-    pthread_t wd;
+    /* The checks of this run, in table order, each counted once. */
+    int selected[NCHECKS], open_ok = 0;
 
-    pthread_create(&wd, NULL, watchdog, NULL);
-    pthread_detach(wd);
-
-    int opened = 0, stop = 0;
-
-    for (size_t i = 0; i < sizeof checks / sizeof checks[0] && !stop; i++) {
-        const struct check *ck = &checks[i];
-
-        if ((ck->flags & NEEDS_KILL) && !c->kill_cmd)
+    for (size_t i = 0; i < NCHECKS; i++)
+        selected[i] = !((checks[i].flags & NEEDS_KILL) && !c->kill_cmd) &&
+                      !((checks[i].flags & NEEDS_RESTART) && !c->restart_cmd);
+    for (size_t i = 0; i < NCHECKS; i++) {
+        if (!selected[i])
             continue;
-        if ((ck->flags & NEEDS_RESTART) && !c->restart_cmd)
+        if ((checks[i].flags & NEEDS_STATE) && !open_ok) {
+            count(CONF_SKIP, checks[i].name, "not run: open failed");
             continue;
-        if ((ck->flags & NEEDS_STATE) && !opened)
-            continue;
-        c->have_reason = 0;
-        c->reason[0] = 0;
-        uint64_t t0 = conf_now_ms();
-
-        pthread_mutex_lock(&run.mu);
-        run.current = ck->name;
-        run.started = time(NULL);
-        pthread_mutex_unlock(&run.mu);
-        int rc = ck->fn(c);
-
-        /* A check that fails must say why; one that records a reason but
-         * returns PASS has found a failure on another thread. */
-        if (rc == CONF_PASS && c->have_reason)
-            rc = CONF_FAIL;
-        pthread_mutex_lock(&run.mu);
-        run.current = NULL;
-        if (rc == CONF_PASS)
-            run.passed++;
-        else if (rc == CONF_FAIL)
-            run.failed++;
-        pthread_mutex_unlock(&run.mu);
-        if (rc == CONF_PASS)
-            report("ok  ", ck->name, NULL);
-        else
-            report(rc == CONF_FAIL ? "FAIL" : "skip", ck->name,
-                   c->have_reason ? c->reason : "(no reason given)");
-        conf_note(c, "%s took %llu ms", ck->name,
-                  (unsigned long long)(conf_now_ms() - t0));
-        if (ck->flags & IS_OPEN) {
-            opened = rc == CONF_PASS;
-            stop = !opened;
         }
-        if (c->hung)
-            stop = 1;
+        size_t last = i;
+
+        while (last + 1 < NCHECKS && selected[last + 1] &&
+               (checks[last].flags & WITH_NEXT))
+            last++;
+        run_group(c, i, last, timeout_s, &open_ok);
+        i = last;
     }
 
-    /* Leave nothing behind, unless the server was left down on purpose or
-     * a call is still in flight (close() then must not run). */
-    if (opened && c->hung) {
-        fprintf(stderr, "hermes-conformance: a call into the plugin never "
-                        "returned; not closing it\n");
-    } else if (opened) {
-        if (!c->kill_cmd || c->restart_cmd) {
-            int st = conf_flush(c, conf_bytes(c->prefix, c->prefix_len));
-
-            if (st != HERMES_BE_OK)
-                fprintf(stderr,
-                        "hermes-conformance: cleanup: flush of "
-                        "\"%s\" returned %s\n",
-                        c->prefix, conf_status(st));
-        }
-        c->be->close(c->state);
-    }
-    summary(run.passed, run.failed);
-    int failed = run.failed;
-
-    /* With a call still in flight, the plugin, its host and config must
-     * stay as they are until the process exits. */
-    if (!c->hung) {
-        hm_plugin_unload(&plugin);
-        pthread_mutex_destroy(&c->serial);
-        pthread_mutex_destroy(&c->reason_mu);
-        free(spec);
-        if (have_cfg)
-            hm_config_free(&cfg);
-    }
+    /* Leave nothing behind, unless the server was left down on purpose. */
+    if (open_ok && (!c->kill_cmd || c->restart_cmd))
+        cleanup(c, timeout_s);
+    summary();
+    hm_plugin_unload(&plugin);
+    pthread_mutex_destroy(&c->serial);
+    pthread_mutex_destroy(&c->reason_mu);
+    free(spec);
+    if (have_cfg)
+        hm_config_free(&cfg);
     fflush(stdout);
-    return failed ? 1 : 0;
+    return tally.failed ? 1 : 0;
 }

@@ -12,6 +12,8 @@
  *   -DBROKEN_FLUSH    broken_flush:   flush() ignores the prefix
  *   -DBROKEN_BATCH    broken_batch:   get() reports values at index n-1-i
  *   -DBROKEN_LOCKTTL  broken_lockttl: lock() ignores its TTL
+ *   -DBROKEN_HANG     broken_hang:    scan() never returns
+ *   -DBROKEN_PRINT    broken_print:   get() prints to stdout
  *
  * The example is included whole (its functions are static) with its entry
  * function renamed, so this file only adds the defect and a descriptor.
@@ -182,6 +184,43 @@ static int lock_without_ttl(void *state, hermes_bytes key, hermes_bytes token,
 #define BROKEN_DESCRIPTION "test plugin: lock ignores its TTL"
 #define OP_LOCK lock_without_ttl
 
+#elif defined(BROKEN_HANG)
+/*
+ * Breaks: "must not block for longer than its own configured timeouts".
+ * scan() waits forever, like a call stuck on a server that never answers;
+ * the suite must fail that one check within its deadline and still run
+ * the others.
+ */
+#include <unistd.h>
+
+static int hanging_scan(void *state, hermes_bytes prefix, hermes_scan_cb cb,
+                        void *arg)
+{
+    (void)state, (void)prefix, (void)cb, (void)arg;
+    for (;;) /* The bug: no timeout. */
+        sleep(1);
+    return HERMES_BE_IO;
+}
+#define BROKEN_NAME "broken_hang"
+#define BROKEN_DESCRIPTION "test plugin: scan never returns"
+#define OP_SCAN hanging_scan
+
+#elif defined(BROKEN_PRINT)
+/*
+ * Breaks: "a plugin never prints to stdout".  A debugging printf left in
+ * the hot path corrupts the output of every application writing to
+ * stdout (a CGI program, a pipe, a terminal UI).
+ */
+static int chatty_get(void *state, const hermes_bytes *keys, size_t n,
+                      hermes_value_cb cb, void *arg)
+{
+    printf("get of %zu keys\n", n); /* The bug. */
+    return memory_get(state, keys, n, cb, arg);
+}
+#define BROKEN_NAME "broken_print"
+#define BROKEN_DESCRIPTION "test plugin: get prints to stdout"
+#define OP_GET chatty_get
+
 #else
 #error "define one BROKEN_* flag (see the list at the top of this file)"
 #endif
@@ -202,6 +241,9 @@ static int lock_without_ttl(void *state, hermes_bytes key, hermes_bytes token,
 #ifndef OP_FLUSH
 #define OP_FLUSH memory_flush
 #endif
+#ifndef OP_SCAN
+#define OP_SCAN memory_scan
+#endif
 
 static const hermes_backend broken_backend = {
     .abi_major = HERMES_BACKEND_ABI_MAJOR,
@@ -219,7 +261,7 @@ static const hermes_backend broken_backend = {
     .lock = OP_LOCK,
     .unlock = OP_UNLOCK,
     .flush = OP_FLUSH,
-    .scan = memory_scan,
+    .scan = OP_SCAN,
     .stats = memory_stats,
 };
 

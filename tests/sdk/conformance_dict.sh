@@ -31,6 +31,14 @@ run() {
     status=$?
     cat "$tmp/out"
     summary=$(tail -n 1 "$tmp/out")
+    # The summary counts every check reported, none dropped.
+    lines=$(grep -Ec '^(ok  |FAIL|skip) ' "$tmp/out")
+    counted=$(echo "$summary" |
+        sed -En 's/^([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$/\1 \2 \4/p' |
+        awk '{ print $1 + $2 + $3 }')
+    if [ -z "$counted" ] || [ "$counted" -ne "$lines" ]; then
+        fail "$what: summary '$summary' does not count the $lines checks reported"
+    fi
 }
 
 # Every check passes: exit 0, no FAIL line, "N passed, 0 failed" last.
@@ -48,17 +56,19 @@ expect_pass() {
 # A plugin with one defect, tests/sdk/$1.la: exit 1, failures counted in
 # the summary, and "FAIL $2: ..." for the check guarding the broken rule.
 # Other checks may fail too when the defect shows through them; $3, when
-# given, names one unrelated check that must still pass.
+# given, names one unrelated check that must still pass; the rest are
+# more arguments for hermes-conformance.
 expect_broken() {
     plugin=$1
     check=$2
     unrelated=${3:-}
-    run "$plugin" "$builddir/tests/sdk/$plugin.la"
+    shift 3
+    run "$plugin" "$@" "$builddir/tests/sdk/$plugin.la"
     if [ "$status" -ne 1 ]; then
         fail "$plugin: exit status $status, want 1"
     elif ! grep -q "^FAIL $check: " "$tmp/out"; then
         fail "$plugin: no 'FAIL $check:' line"
-    elif ! echo "$summary" | grep -Eq '^[0-9]+ passed, [1-9][0-9]* failed$'; then
+    elif ! echo "$summary" | grep -Eq '^[0-9]+ passed, [1-9][0-9]* failed(, [0-9]+ skipped)?$'; then
         fail "$plugin: last line '$summary' reports no failure"
     elif [ -n "$unrelated" ] && ! grep -q "^ok   $unrelated\$" "$tmp/out"; then
         fail "$plugin: unrelated check $unrelated did not pass"
@@ -88,6 +98,18 @@ expect_broken broken_flush flush_prefix delete
 expect_broken broken_batch get_batch set_get_binary
 # lock ignores its TTL: an expired lock is never free.
 expect_broken broken_lockttl lock_ttl_takeover unlock_wrong_token
+
+# scan never returns: that check fails at its deadline, the process
+# running it is killed, and the checks after it still run and pass.
+expect_broken broken_hang scan stats --timeout 5
+grep -q '^FAIL scan: did not finish within 5 s' "$tmp/out" ||
+    fail "broken_hang: scan not reported as hung"
+grep -q '^ok   concurrency$' "$tmp/out" ||
+    fail "broken_hang: the last check did not run after the hung one"
+# get prints to stdout.
+expect_broken broken_print get_missing descriptor
+grep -q '^FAIL get_missing: the plugin wrote 14 bytes to standard output' \
+    "$tmp/out" || fail "broken_print: the bytes printed are not reported"
 
 # A plugin that cannot be loaded is one failed check, not a crash.
 run "missing plugin" no_such_plugin_hconf

@@ -139,21 +139,7 @@ int check_open_rejects_unknown_key(conf_ctx *c)
 
 int check_open(conf_ctx *c)
 {
-    hermes_open_error err;
-
-    memset(&err, 0, sizeof err);
-    err.kv_index = -1;
-    int st = c->be->open(&c->host, c->kv, c->nkv, &c->state, &err);
-
-    if (st != HERMES_BE_OK) {
-        c->state = NULL;
-        if (err.kv_index >= 0 && (size_t)err.kv_index < c->nkv)
-            return conf_fail(c, "open returned %s: %s: %.256s", conf_status(st),
-                             c->kv[err.kv_index].key, err.msg);
-        return conf_fail(c, "open returned %s: %.256s", conf_status(st),
-                         err.msg);
-    }
-    return CONF_PASS;
+    return conf_open(c);
 }
 
 /* ----------------------------------------------------------- get, set */

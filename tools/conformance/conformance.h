@@ -33,6 +33,8 @@ typedef struct conf_ctx {
     const char *kill_cmd;    /* --kill-cmd, or NULL */
     const char *restart_cmd; /* --restart-cmd, or NULL */
     int hung;                /* an operation never returned: no close() */
+    int out_fd; /* in a check's process, the real stdout (notes go there);
+                   -1 in the parent */
     pthread_mutex_t reason_mu;
     char reason[512]; /* why the current check failed or skipped */
     int have_reason;
@@ -69,6 +71,10 @@ hermes_bytes conf_key(conf_ctx *c, char *buf, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 hermes_bytes conf_bytes(const void *p, size_t n);
 hermes_bytes conf_str(const char *s);
+
+/* Opens c->state from the run's config section; fails the check (with
+ * open's message) when open() does. */
+int conf_open(conf_ctx *c);
 
 /* Calls into the plugin, serialized when the plugin is not thread-safe. */
 int conf_get(conf_ctx *c, const hermes_bytes *keys, size_t n,

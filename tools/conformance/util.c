@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------- reporting */
 
@@ -53,11 +54,15 @@ void conf_note(conf_ctx *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    /* One fputs per line keeps lines whole when threads note at once. */
-    flockfile(stdout);
+    /* One write per line keeps lines whole when threads note at once.  In
+     * a check's process stdout is the capture of what the plugin prints,
+     * so notes go to the real one. */
+    if (c->out_fd >= 0) {
+        dprintf(c->out_fd, "#   %s\n", line);
+        return;
+    }
     printf("#   %s\n", line);
     fflush(stdout);
-    funlockfile(stdout);
 }
 
 const char *conf_status(int st)
@@ -231,6 +236,25 @@ int conf_stats(conf_ctx *c, hermes_stat_cb cb, void *arg)
 
     CALL(c, c->be->stats(c->state, cb, arg));
     return st;
+}
+
+int conf_open(conf_ctx *c)
+{
+    hermes_open_error err;
+
+    memset(&err, 0, sizeof err);
+    err.kv_index = -1;
+    int st = c->be->open(&c->host, c->kv, c->nkv, &c->state, &err);
+
+    if (st != HERMES_BE_OK) {
+        c->state = NULL;
+        if (err.kv_index >= 0 && (size_t)err.kv_index < c->nkv)
+            return conf_fail(c, "open returned %s: %s: %.256s", conf_status(st),
+                             c->kv[err.kv_index].key, err.msg);
+        return conf_fail(c, "open returned %s: %.256s", conf_status(st),
+                         err.msg);
+    }
+    return CONF_PASS;
 }
 
 /* ------------------------------------------------- value collection */
