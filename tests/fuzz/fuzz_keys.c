@@ -25,7 +25,7 @@
 
 #include "config.h"
 #include "fuzz.h"
-#include "loader.h"
+#include "dict.h"
 
 #define MAX_CALLS 8
 
@@ -134,7 +134,7 @@ static hermes_backend rec_backend = {
 typedef struct call {
     const uint8_t *name, *payload;
     size_t name_len, payload_len;
-    bool custom;  /* the key is the payload text */
+    bool custom; /* the key is the payload text */
     char key[2048];
     size_t key_len;
     bool done;
@@ -279,8 +279,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (f == nfns) {
                 char *tag = cstr(tp, tl);
                 hermes_fn_options o = {
-                    .tags = (kind & 2) ? (const char *const[]){tag, NULL}
-                                       : NULL,
+                    .tags =
+                        (kind & 2) ? (const char *const[]){tag, NULL} : NULL,
                     .key = (kind & 1) ? custom_key : NULL,
                 };
                 rc = hermes_fn_register(h, name, &o, &fns[f]);

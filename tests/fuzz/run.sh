@@ -43,8 +43,8 @@ fi
 
 san="-fsanitize=address,undefined -fno-sanitize-recover=all"
 cflags="-g -O1 -std=c11 -pthread $san -fsanitize=fuzzer-no-link
-    -D_GNU_SOURCE -DHERMES_DICT_EMBEDDED -DHERMES_PLUGINDIR=\"/nonexistent\"
-    -I$src/sdk/include -I$src/core -I$src/tests/fuzz
+    -D_GNU_SOURCE -DHERMES_PLUGINDIR=\"/nonexistent\"
+    -I$src/sdk/include -I$src/core -I$src/plugins/dict -I$src/tests/fuzz
     $(pkg-config --cflags libxxhash hiredis)"
 libs="$(pkg-config --libs libxxhash hiredis) -lltdl -lpthread"
 
@@ -59,7 +59,7 @@ compile() { # source object [flags...]
 # Which sources each target links, besides its own file.
 core_objs() {
     local objs="" s o
-    for s in "$src"/core/*.c "$src"/plugins/dict/*.c; do
+    for s in "$src"/core/*.c "$src"/plugins/dict/dict.c "$src"/plugins/dict/siphash.c; do
         o=$work/obj/$(basename "$(dirname "$s")")_$(basename "${s%.c}").o
         compile "$s" "$o"
         objs="$objs $o"
