@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ltdl.h>
@@ -232,10 +233,42 @@ static hermes_rc load_builtin(hm_plugin *out, char *err, size_t errlen)
     return HERMES_OK;
 }
 
+/*
+ * Refuses what is not a plugin file before libltdl sees it: libltdl
+ * asserts (and aborts the process) on a path whose last component is
+ * empty, such as "/" or "dir/", and would block in open() on a FIFO.  A
+ * path that does not exist is left to lt_dlopen, whose message says so.
+ */
+static hermes_rc check_path(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    size_t n = strlen(path);
+
+    if (n == 0)
+        return seterr(err, errlen, "no backend given");
+    if (path[n - 1] == '/')
+        return seterr(err, errlen,
+                      "%s: cannot load: ends in '/': a directory, not a "
+                      "plugin file",
+                      path);
+    if (stat(path, &st) != 0)
+        return HERMES_OK;
+    if (S_ISDIR(st.st_mode))
+        return seterr(err, errlen,
+                      "%s: cannot load: is a directory, not a plugin file",
+                      path);
+    if (!S_ISREG(st.st_mode))
+        return seterr(err, errlen, "%s: cannot load: not a regular file", path);
+    return HERMES_OK;
+}
+
 /* Opens one file, finds its entry, validates the descriptor. */
 static hermes_rc load_file(const char *path, hm_plugin *out, char *err,
                            size_t errlen)
 {
+    hermes_rc rc = check_path(path, err, errlen);
+    if (rc != HERMES_OK)
+        return rc;
     pthread_once(&lt_once, lt_setup);
     if (lt_init_error[0] != '\0')
         return seterr(err, errlen, "%s: cannot load: %s", path, lt_init_error);
@@ -279,7 +312,7 @@ static hermes_rc load_file(const char *path, hm_plugin *out, char *err,
     } entry;
     entry.p = sym;
     const hermes_backend *d = entry.fn();
-    hermes_rc rc = hm_plugin_check(d, path, err, errlen);
+    rc = hm_plugin_check(d, path, err, errlen);
     if (rc != HERMES_OK) {
         pthread_mutex_lock(&lt_mutex);
         lt_dlclose(h);
@@ -387,6 +420,11 @@ hermes_rc hm_plugin_load(const char *spec, const char *plugin_path,
     }
     if (strcmp(spec, BUILTIN_NAME) == 0)
         return load_builtin(out, err, errlen);
+    if (strcmp(spec, ".") == 0 || strcmp(spec, "..") == 0)
+        return seterr(err, errlen,
+                      "backend '%s' is a directory, not a plugin name or a "
+                      "path to a .so/.la file",
+                      spec);
     if (strchr(spec, '/') != NULL)
         return load_file(spec, out, err, errlen);
 

@@ -21,8 +21,12 @@ typedef struct hm_plugin {
  * name without a '/' is searched as NAME.la then NAME.so in each directory
  * of plugin_path (colon-separated, may be NULL), then of the environment's
  * HERMES_PLUGIN_PATH, then the installed plugin directory; a spec with a
- * '/' is loaded from that file.  Errors (HERMES_EPLUGIN, message in err):
+ * '/' is loaded from that file.  A spec ending in '/', naming a directory
+ * or anything but a regular file, and the names "." and "..", are refused
+ * before libltdl sees them (it aborts on an empty file name).  Errors
+ * (HERMES_EPLUGIN, message in err):
  *   not found         "plugin 'x' not found; looked in: d1/x.{la,so}, ..."
+ *   not a file        "PATH: cannot load: is a directory, not a plugin file"
  *   open failure      "PATH: cannot load: <dlopen's reason>"
  *   no entry symbol   "PATH: no hermes_backend_entry symbol: not a Hermes
  * plugin" entry NULL        "PATH: hermes_backend_entry returned NULL" major

@@ -91,6 +91,16 @@ if run 1 -c "$tmp/unknown.ini" check; then
         "$tmp/unknown.ini:2: backend:"
 fi
 
+# --- odd backend paths are refused with a message, never an abort inside
+# libltdl (exit status 1, not 134)
+for spec in / // . .. "$tmp" "$tmp/" "$builddir/plugins/dict/dict.la/"; do
+    printf '[hermes]\nbackend = %s\n' "$spec" >"$tmp/odd.ini"
+    if run 1 -c "$tmp/odd.ini" check; then
+        expect "check with backend = $spec names the config line" \
+            "$tmp/odd.ini:2: backend:"
+    fi
+done
+
 # --- a backend that opens but whose server is down is not "ok": plugins
 # connect lazily, so check reads a key.  Port 1 on loopback refuses at once.
 if [ -f "$builddir/plugins/redis/redis.la" ]; then

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/loader.h"
@@ -598,6 +599,69 @@ static void concurrent_loads_report_their_own_errors(void **state)
     assert_int_equal(failures, 0);
 }
 
+/* Loads spec and expects rc with a message starting with want. */
+static void odd_spec_refused(const char *spec, const char *plugin_path,
+                             hermes_rc rc, const char *want)
+{
+    char err[1024] = "";
+    hm_plugin p;
+
+    assert_int_equal(hm_plugin_load(spec, plugin_path, &p, err, sizeof err),
+                     rc);
+    if (strncmp(err, want, strlen(want)) != 0)
+        fail_msg("spec '%s': message '%s' does not start with '%s'", spec, err,
+                 want);
+    assert_null(p.dl);
+    assert_null(p.desc);
+}
+
+/* libltdl asserts (aborting the process) on a path with an empty last
+ * component: such specs must be refused before they reach it. */
+static void odd_paths_are_refused_without_aborting(void **state)
+{
+    char dir[64], spec[600], want[700];
+
+    odd_spec_refused("/", NULL, HERMES_EPLUGIN,
+                     "/: cannot load: ends in '/': a directory");
+    odd_spec_refused("//", NULL, HERMES_EPLUGIN,
+                     "//: cannot load: ends in '/': a directory");
+    odd_spec_refused(".", NULL, HERMES_EPLUGIN,
+                     "backend '.' is a directory, not a plugin name");
+    odd_spec_refused("..", NULL, HERMES_EPLUGIN,
+                     "backend '..' is a directory, not a plugin name");
+    odd_spec_refused("", NULL, HERMES_EINVAL, "no backend given");
+    odd_spec_refused("./", NULL, HERMES_EPLUGIN,
+                     "./: cannot load: ends in '/'");
+    odd_spec_refused("/tmp/.", NULL, HERMES_EPLUGIN,
+                     "/tmp/.: cannot load: is a directory");
+    odd_spec_refused("/tmp/..", NULL, HERMES_EPLUGIN,
+                     "/tmp/..: cannot load: is a directory");
+    /* A directory, with and without a trailing slash. */
+    snprintf(want, sizeof want, "%s: cannot load: is a directory", dictdir);
+    odd_spec_refused(dictdir, NULL, HERMES_EPLUGIN, want);
+    snprintf(spec, sizeof spec, "%s/", dictdir);
+    snprintf(want, sizeof want, "%s: cannot load: ends in '/'", spec);
+    odd_spec_refused(spec, NULL, HERMES_EPLUGIN, want);
+    /* A real plugin file followed by a slash is not that file. */
+    snprintf(spec, sizeof spec, "%s/dict.la/", dictdir);
+    snprintf(want, sizeof want, "%s: cannot load: ends in '/'", spec);
+    odd_spec_refused(spec, NULL, HERMES_EPLUGIN, want);
+    /* A directory named like a plugin on the search path, and a FIFO
+     * (which would block dlopen's open() forever). */
+    make_tempdir(dir, sizeof dir);
+    snprintf(spec, sizeof spec, "%s/x.la", dir);
+    assert_int_equal(mkdir(spec, 0700), 0);
+    snprintf(want, sizeof want, "%s/x.la: cannot load: is a directory", dir);
+    odd_spec_refused("x", dir, HERMES_EPLUGIN, want);
+    rmdir(spec);
+    snprintf(spec, sizeof spec, "%s/y.so", dir);
+    assert_int_equal(mkfifo(spec, 0600), 0);
+    snprintf(want, sizeof want, "%s/y.so: cannot load: not a regular file",
+             dir);
+    odd_spec_refused("y", dir, HERMES_EPLUGIN, want);
+    remove_tempdir(dir, (const char *const[]){"y.so", NULL});
+}
+
 #define T(f) cmocka_unit_test_teardown(f, reset_env)
 
 int main(void)
@@ -633,6 +697,7 @@ int main(void)
         T(plugin_list_finds_builtin_and_test_plugins),
         T(unload_is_safe_on_empty_plugin),
         T(concurrent_loads_report_their_own_errors),
+        T(odd_paths_are_refused_without_aborting),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
