@@ -129,9 +129,15 @@ hermes_rc hermes_delete(hermes *h, const char *key)
 hermes_rc hermes_clean(hermes *h, const char *const *tags)
 {
     HM_CHECK_HANDLE(h);
+    /* Python's clean() with no tags empties the whole store; here that is
+     * hermes_flush(), never an accident of an empty list. */
+    if (!tags || !tags[0])
+        return hm_error(h, HERMES_EINVAL,
+                        "clean: no tags given (to delete every entry, call "
+                        "hermes_flush)");
     hm_taglist t;
     hermes_rc rc = hm_taglist_build(h, tags, &t);
-    if (rc == HERMES_OK && t.n > 0) {
+    if (rc == HERMES_OK) {
         int st = hm_be_del(h, t.keys, t.n);
         if (st != HERMES_BE_OK)
             rc =

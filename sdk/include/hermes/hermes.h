@@ -212,7 +212,9 @@ hermes_rc hermes_set(hermes *h, const char *key, const void *value, size_t len,
                      const char *const *tags, uint32_t ttl);
 hermes_rc hermes_delete(hermes *h, const char *key);
 
-/* Invalidates every entry tagged with any of tags (NULL-terminated). */
+/* Invalidates every entry tagged with any of tags (NULL-terminated).
+ * HERMES_EINVAL when tags is NULL or empty: to delete every entry, call
+ * hermes_flush(). */
 hermes_rc hermes_clean(hermes *h, const char *const *tags);
 /* Deletes every key under the prefix: entries, tags and locks. */
 hermes_rc hermes_flush(hermes *h);
