@@ -100,6 +100,7 @@ int rpool_init(rpool *p, const hermes_host *host, const rpool_settings *s)
     p->connect_timeout_ms = s->connect_timeout_ms;
     p->command_timeout_ms = s->command_timeout_ms;
     p->size = s->size;
+    p->max_value_bytes = s->max_value_bytes;
     p->hostname = dup_or_null(s->host, &failed);
     p->socket_path = dup_or_null(s->socket_path, &failed);
     p->password = dup_or_null(s->password, &failed);
@@ -193,6 +194,166 @@ void rpool_destroy(rpool *p)
     memset(p, 0, sizeof *p);
 }
 
+/* ------------------------------------------------- bounded replies */
+
+/*
+ * The reply object functions of hiredis 0.14, with a budget: each one
+ * checks the reply being built against the exchange's rpool_shape before
+ * allocating anything, and refuses (returns NULL, which hiredis reports as
+ * out of memory) what a legitimate reply to our commands cannot contain.
+ * The objects are the ones hiredis's own functions build (malloc'ed
+ * redisReply trees), so freeReplyObject() frees them.
+ */
+static rpool_guard *guard_of(const redisReadTask *task)
+{
+    return task->privdata;
+}
+
+static int refuse(rpool_guard *g, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int refuse(rpool_guard *g, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!g->why[0]) {
+        va_start(ap, fmt);
+        vsnprintf(g->why, sizeof g->why, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Charges cost bytes to the reply; -1 when that exceeds its budget. */
+static int charge(rpool_guard *g, size_t cost)
+{
+    if (cost > g->shape.bytes || g->used > g->shape.bytes - cost)
+        return refuse(g, "reply longer than %zu bytes", g->shape.bytes);
+    g->used += cost;
+    return 0;
+}
+
+/* A new reply object of type, hooked into its parent array. */
+static redisReply *new_obj(const redisReadTask *task, int type)
+{
+    redisReply *r = calloc(1, sizeof *r);
+
+    if (!r)
+        return NULL;
+    r->type = type;
+    if (task->parent) {
+        redisReply *parent = task->parent->obj;
+
+        parent->element[task->idx] = r;
+    }
+    return r;
+}
+
+static void *guarded_string(const redisReadTask *task, char *str, size_t len)
+{
+    rpool_guard *g = guard_of(task);
+    redisReply *r;
+    char *copy;
+
+    if (len > g->shape.bulk) {
+        refuse(g, "a string of %zu bytes, longer than the %zu expected", len,
+               g->shape.bulk);
+        return NULL;
+    }
+    if (charge(g, len + RPOOL_FRAME) != 0)
+        return NULL;
+    copy = malloc(len + 1);
+    if (!copy)
+        return NULL;
+    r = new_obj(task, task->type);
+    if (!r) {
+        free(copy);
+        return NULL;
+    }
+    memcpy(copy, str, len);
+    copy[len] = '\0';
+    r->str = copy;
+    r->len = len;
+    return r;
+}
+
+static void *guarded_array(const redisReadTask *task, int elements)
+{
+    rpool_guard *g = guard_of(task);
+    const redisReadTask *t;
+    unsigned depth = 1;
+    redisReply *r;
+
+    for (t = task->parent; t; t = t->parent)
+        depth++;
+    if (depth > g->shape.depth) {
+        refuse(g, "an array nested %u deep where %u is expected", depth,
+               g->shape.depth);
+        return NULL;
+    }
+    if (elements < 0 || (uint64_t)elements > g->shape.elements) {
+        refuse(g, "an array of %d elements where at most %u are expected",
+               elements, (unsigned)g->shape.elements);
+        return NULL;
+    }
+    if (charge(g, RPOOL_FRAME) != 0)
+        return NULL;
+    r = new_obj(task, REDIS_REPLY_ARRAY);
+    if (!r)
+        return NULL;
+    if (elements > 0) {
+        r->element = calloc((size_t)elements, sizeof *r->element);
+        if (!r->element) {
+            if (task->parent)
+                ((redisReply *)task->parent->obj)->element[task->idx] = NULL;
+            free(r);
+            return NULL;
+        }
+    }
+    r->elements = (size_t)elements;
+    return r;
+}
+
+static void *guarded_integer(const redisReadTask *task, long long value)
+{
+    redisReply *r;
+
+    if (charge(guard_of(task), RPOOL_FRAME) != 0)
+        return NULL;
+    r = new_obj(task, REDIS_REPLY_INTEGER);
+    if (r)
+        r->integer = value;
+    return r;
+}
+
+static void *guarded_nil(const redisReadTask *task)
+{
+    if (charge(guard_of(task), RPOOL_FRAME) != 0)
+        return NULL;
+    return new_obj(task, REDIS_REPLY_NIL);
+}
+
+static redisReplyObjectFunctions guarded_functions = {
+    guarded_string, guarded_array,   guarded_integer,
+    guarded_nil,    freeReplyObject,
+};
+
+rpool_shape rpool_scalar(const rpool *p)
+{
+    rpool_shape s = {0, 0, p->max_value_bytes,
+                     p->max_value_bytes + RPOOL_FRAME};
+
+    return s;
+}
+
+rpool_shape rpool_array(const rpool *p, size_t n)
+{
+    rpool_shape s = {(uint32_t)n, 1, p->max_value_bytes,
+                     (n + 1) * (p->max_value_bytes + RPOOL_FRAME)};
+
+    return s;
+}
+
 static int status_of(const redisContext *c)
 {
     switch (c->err) {
@@ -280,6 +441,9 @@ static int wait_ready(redisContext *c, short events, uint64_t deadline_ns)
     }
 }
 
+/* hiredis reads at most this much per redisBufferRead(). */
+#define READ_CHUNK (16u * 1024u)
+
 /*
  * Sends what is queued on c and reads one reply into *reply, all within
  * one deadline.  hiredis's blocking redisGetReply() restarts the socket
@@ -287,8 +451,14 @@ static int wait_ready(redisContext *c, short events, uint64_t deadline_ns)
  * bytes, or a stream of signals, could stretch a call without bound; here
  * the socket is only touched once poll() says it is ready, and poll() waits
  * for what is left of command_timeout_ms for the whole exchange.
+ *
+ * We read only while the buffer holds no complete reply, so what it holds
+ * is the unfinished part of this reply (plus at most one read of what
+ * follows): more than the reply's budget means the server sends more than
+ * any legitimate reply would, and reading stops there.
  */
-static int get_reply(redisContext *c, void **reply, uint64_t deadline_ns)
+static int get_reply(redisContext *c, rpool_guard *g, void **reply,
+                     uint64_t deadline_ns)
 {
     int done = 0;
 
@@ -307,11 +477,18 @@ static int get_reply(redisContext *c, void **reply, uint64_t deadline_ns)
         if (wait_ready(c, POLLIN, deadline_ns) != 0 ||
             redisBufferRead(c) != REDIS_OK)
             return REDIS_ERR;
+        if (c->reader->len - c->reader->pos >
+            g->shape.bytes - g->used + READ_CHUNK) {
+            refuse(g, "reply longer than %zu bytes", g->shape.bytes);
+            c->err = REDIS_ERR_PROTOCOL;
+            snprintf(c->errstr, sizeof c->errstr, "%s", g->why);
+            return REDIS_ERR;
+        }
     }
 }
 
 int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
-               const char *what)
+               const rpool_shape *shape, const char *what)
 {
     size_t i;
     void *r;
@@ -319,19 +496,27 @@ int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
     uint64_t deadline =
         clock_ns(CLOCK_MONOTONIC) + (uint64_t)p->command_timeout_ms * 1000000u;
 
+    conn->guard.shape = *shape;
     sigpipe_block(&old);
     for (i = 0; i < n; i++) {
         r = NULL;
-        if (get_reply(conn->c, &r, deadline) != REDIS_OK || !r) {
-            int rc = status_of(conn->c);
+        conn->guard.used = 0;
+        conn->guard.why[0] = '\0';
+        if (get_reply(conn->c, &conn->guard, &r, deadline) != REDIS_OK || !r) {
+            int refused = conn->guard.why[0] != '\0';
+            int rc = refused ? HERMES_BE_PROTOCOL : status_of(conn->c);
 
             sigpipe_unblock(&old, conn->c->err == REDIS_ERR_IO);
 
             /* The stream is out of step (or gone): never reuse it. */
             conn->broken = 1;
             atomic_fetch_add(&p->errors, 1);
-            rpool_log(p, HERMES_LOG_ERROR, "%s failed: %s", what,
-                      conn->c->errstr[0] ? conn->c->errstr : "no reply");
+            if (refused)
+                rpool_log(p, HERMES_LOG_ERROR, "%s failed: refused a reply: %s",
+                          what, conn->guard.why);
+            else
+                rpool_log(p, HERMES_LOG_ERROR, "%s failed: %s", what,
+                          conn->c->errstr[0] ? conn->c->errstr : "no reply");
             while (i > 0) {
                 i--;
                 freeReplyObject(replies[i]);
@@ -353,6 +538,7 @@ static int handshake(rpool *p, rpool_conn *conn)
     const char *argv[2];
     size_t lens[2];
     size_t n = 0, i;
+    rpool_shape shape = {0, 0, 4096, 4096 + RPOOL_FRAME};
     int rc;
 
     if (p->password) {
@@ -377,7 +563,7 @@ static int handshake(rpool *p, rpool_conn *conn)
     }
     if (n == 0)
         return HERMES_BE_OK;
-    rc = rpool_read(p, conn, n, replies, "AUTH/SELECT");
+    rc = rpool_read(p, conn, n, replies, &shape, "AUTH/SELECT");
     if (rc != HERMES_BE_OK)
         return rc;
     for (i = 0; i < n; i++) {
@@ -426,6 +612,9 @@ static int connect_one(rpool *p, rpool_conn **out)
     }
     conn->c = c;
     conn->pid = getpid();
+    /* Every reply on this context is built within the current shape. */
+    c->reader->fn = &guarded_functions;
+    c->reader->privdata = &conn->guard;
     rc = handshake(p, conn);
     if (rc != HERMES_BE_OK) {
         redisFree(c);

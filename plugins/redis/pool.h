@@ -3,8 +3,9 @@
  * so every operation takes a private context from the pool, uses it and
  * hands it back.  The pool connects lazily, bounds the number of contexts,
  * backs off after a failed connect (so a dead server costs no network time
- * per call), drops any context that saw an I/O or protocol error, and never
- * touches a socket inherited across fork().
+ * per call), drops any context that saw an I/O or protocol error, bounds
+ * what a reply may make it allocate (rpool_shape), and never touches a
+ * socket inherited across fork().
  *
  * Ownership: the pool owns every context; a caller borrows one between
  * rpool_take() and rpool_put() and must return it exactly once.
@@ -30,13 +31,43 @@ typedef struct rpool_settings {
     uint32_t connect_timeout_ms;
     uint32_t command_timeout_ms; /* per socket read/write, and pool wait */
     unsigned size;               /* most contexts alive at once */
+    size_t max_value_bytes;      /* longest string a reply may carry */
 } rpool_settings;
+
+/*
+ * What the replies of one exchange may legitimately look like.  hiredis
+ * builds replies through object functions that the pool replaces with its
+ * own, which refuse anything beyond the shape before allocating it: an
+ * array header "*1000000000" from a broken or hostile server costs nothing.
+ * The reader's buffer is bounded by `bytes` as well, so a server that
+ * floods one endless string is cut off once it has sent that much.  A
+ * refused reply fails the exchange with HERMES_BE_PROTOCOL and drops the
+ * connection.
+ */
+typedef struct rpool_shape {
+    uint32_t elements; /* most elements of one array, at any depth */
+    unsigned depth;    /* most nesting: 0 = no array, 1 = MGET, 2 = SCAN */
+    size_t bulk;       /* longest string (values, keys, error texts) */
+    size_t bytes;      /* most bytes of one reply: its strings, plus
+                          RPOOL_FRAME per element for framing */
+} rpool_shape;
+
+/* What one element of a reply is charged besides its string. */
+#define RPOOL_FRAME 32u
+
+/* The reader's view of the reply being read (see rpool_shape). */
+typedef struct rpool_guard {
+    rpool_shape shape;
+    size_t used;   /* bytes charged to the reply so far */
+    char why[128]; /* why the reply was refused, "" while it is not */
+} rpool_guard;
 
 /* One pooled connection. */
 typedef struct rpool_conn {
     redisContext *c;
     pid_t pid;  /* the process that connected; no other may use the socket */
     int broken; /* set on I/O or protocol error: freed instead of reused */
+    rpool_guard guard;       /* the reader's privdata */
     struct rpool_conn *next; /* idle list link */
 } rpool_conn;
 
@@ -50,6 +81,7 @@ typedef struct rpool {
     uint32_t connect_timeout_ms;
     uint32_t command_timeout_ms;
     unsigned size;
+    size_t max_value_bytes;
     char *endpoint; /* "host:port" or "unix:path", for messages */
 
     pthread_mutex_t mu;   /* guards everything below up to the counters */
@@ -69,6 +101,12 @@ typedef struct rpool {
 
 /* Set up p (no connection is made).  Returns HERMES_BE_OK or _NOMEM. */
 int rpool_init(rpool *p, const hermes_host *host, const rpool_settings *s);
+
+/* Replies made of one status, integer, nil, error or string of at most
+ * max_value_bytes (SET, GET, DEL, EVALSHA...). */
+rpool_shape rpool_scalar(const rpool *p);
+/* A flat array of at most n such strings (MGET of n keys). */
+rpool_shape rpool_array(const rpool *p, size_t n);
 
 /* Free every idle context and everything rpool_init allocated.  No
  * context may be borrowed. */
@@ -92,15 +130,16 @@ int rpool_append(rpool *p, rpool_conn *conn, int argc, const char **argv,
 
 /*
  * Send everything queued on conn and read n replies into replies[], one per
- * queued command: one round trip for the whole pipeline.  Error replies
- * from the server are returned as replies (the connection stays in step).
- * On an I/O or protocol failure nothing is returned (replies[] is zeroed),
- * conn is marked broken, the failure is logged naming `what`, and the
- * status is HERMES_BE_IO, _PROTOCOL or _NOMEM.  The caller frees each reply
- * with freeReplyObject().
+ * queued command: one round trip for the whole pipeline.  Each reply must
+ * fit `shape`.  Error replies from the server are returned as replies (the
+ * connection stays in step).  On an I/O or protocol failure, or a reply
+ * that does not fit, nothing is returned (replies[] is zeroed), conn is
+ * marked broken, the failure is logged naming `what`, and the status is
+ * HERMES_BE_IO, _PROTOCOL or _NOMEM.  The caller frees each reply with
+ * freeReplyObject().
  */
 int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
-               const char *what);
+               const rpool_shape *shape, const char *what);
 
 /* Log through the host, prefixed with "redis <endpoint>: ". */
 void rpool_log(rpool *p, int level, const char *fmt, ...)

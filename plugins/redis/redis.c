@@ -31,6 +31,18 @@
  * that one step never blocks the server for long. */
 #define SCAN_COUNT "1000"
 
+/* COUNT is a hint: a step may return a few more keys (a whole hash bucket,
+ * both tables while rehashing), never ten times as many.  A reply with
+ * more keys is refused (rpool_shape). */
+#define SCAN_MAX_KEYS 10000u
+
+/* max_value_bytes: the default, and the smallest accepted. */
+#define MAX_VALUE_DEFAULT (64u * 1024u * 1024u)
+#define MAX_VALUE_MIN 1024u
+
+/* INFO is a few kilobytes; this leaves room for many databases. */
+#define INFO_MAX_BYTES (1024u * 1024u)
+
 /* Deletes KEYS[1] only while it holds ARGV[1]: the owner check and the
  * delete must be one atomic step, or a lock that expired and was taken by
  * someone else could be released by its previous owner. */
@@ -50,7 +62,7 @@ typedef struct redis_state {
 
 static const char known_keys[] =
     "host, port, socket, db, password, connect_timeout_ms, "
-    "command_timeout_ms, pool_size, flushdb";
+    "command_timeout_ms, pool_size, max_value_bytes, flushdb";
 
 static int open_fail(hermes_open_error *err, int kv_index, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -91,6 +103,40 @@ static int parse_num(const char *s, unsigned long long min,
     return 0;
 }
 
+/* A size: a plain decimal optionally followed by k, m or g (binary
+ * multiples), in [min, max]. */
+static int parse_size(const char *s, unsigned long long min,
+                      unsigned long long max, unsigned long long *out)
+{
+    char digits[24];
+    size_t n = s ? strlen(s) : 0;
+    unsigned long long v, mult = 1;
+
+    if (n == 0 || n >= sizeof digits)
+        return -1;
+    memcpy(digits, s, n + 1);
+    switch (digits[n - 1]) {
+    case 'k':
+    case 'K':
+        mult = 1ull << 10;
+        break;
+    case 'm':
+    case 'M':
+        mult = 1ull << 20;
+        break;
+    case 'g':
+    case 'G':
+        mult = 1ull << 30;
+        break;
+    }
+    if (mult != 1)
+        digits[n - 1] = '\0';
+    if (parse_num(digits, 0, max / mult, &v) != 0 || v * mult < min)
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
 /* Parses one numeric key; on a bad value fills err and returns non-zero. */
 static int num_key(const hermes_kv *kv, size_t i, unsigned long long min,
                    unsigned long long max, unsigned long long *out,
@@ -112,6 +158,7 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
         .connect_timeout_ms = 1000,
         .command_timeout_ms = 1000,
         .size = 8,
+        .max_value_bytes = MAX_VALUE_DEFAULT,
     };
     unsigned long long v;
     int flushdb = 0;
@@ -161,6 +208,13 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
             if (num_key(&kv[i], i, 1, 1024, &v, err))
                 return HERMES_BE_INVALID;
             s.size = (unsigned)v;
+        } else if (strcmp(k, "max_value_bytes") == 0) {
+            if (parse_size(val, MAX_VALUE_MIN, REDIS_MAX_BULK, &v) != 0)
+                return open_fail(err, (int)i,
+                                 "max_value_bytes: \"%s\" is not a size "
+                                 "from 1k to 512m",
+                                 val ? val : "");
+            s.max_value_bytes = (size_t)v;
         } else if (strcmp(k, "flushdb") == 0) {
             if (val && strcmp(val, "yes") == 0)
                 flushdb = 1;
@@ -260,29 +314,30 @@ static void free_replies(redisReply **replies, size_t n)
     free(replies);
 }
 
-/* One command, one reply, on a borrowed connection. */
+/* One command, one reply of the given shape, on a borrowed connection. */
 static int command1(redis_state *st, rpool_conn *conn, int argc,
                     const char **argv, const size_t *lens, redisReply **r,
-                    const char *what)
+                    const rpool_shape *shape, const char *what)
 {
     int rc = rpool_append(&st->pool, conn, argc, argv, lens);
 
     if (rc != HERMES_BE_OK)
         return rc;
-    return rpool_read(&st->pool, conn, 1, r, what);
+    return rpool_read(&st->pool, conn, 1, r, shape, what);
 }
 
 /* Borrow a connection, run one command, return the connection: the reply
  * outlives the connection, so callbacks never run while holding one. */
 static int run1(redis_state *st, int argc, const char **argv,
-                const size_t *lens, redisReply **r, const char *what)
+                const size_t *lens, redisReply **r, const rpool_shape *shape,
+                const char *what)
 {
     rpool_conn *conn;
     int rc = rpool_take(&st->pool, &conn);
 
     if (rc != HERMES_BE_OK)
         return rc;
-    rc = command1(st, conn, argc, argv, lens, r, what);
+    rc = command1(st, conn, argc, argv, lens, r, shape, what);
     rpool_put(&st->pool, conn);
     return rc;
 }
@@ -297,13 +352,14 @@ static int delete_keys(redis_state *st, rpool_conn *conn, int argc,
 {
     redisReply *r;
     int use_del = atomic_load(&st->no_unlink);
+    rpool_shape shape = rpool_scalar(&st->pool);
     int rc;
 
     for (;;) {
         argv[0] = use_del ? "DEL" : "UNLINK";
         lens[0] = strlen(argv[0]);
         r = NULL;
-        rc = command1(st, conn, argc, argv, lens, &r, argv[0]);
+        rc = command1(st, conn, argc, argv, lens, &r, &shape, argv[0]);
         if (rc != HERMES_BE_OK)
             return rc;
         if (r->type == REDIS_REPLY_INTEGER) {
@@ -367,7 +423,9 @@ static int redis_get(void *state, const hermes_bytes *keys, size_t n,
         return HERMES_BE_OK;
     if ((rc = batch_argv("MGET", keys, n, &argv, &lens)) != HERMES_BE_OK)
         return rc;
-    rc = run1(st, (int)n + 1, argv, lens, &r, "MGET");
+    /* A reply to MGET of n keys has n elements, each at most a value. */
+    rpool_shape shape = rpool_array(&st->pool, n);
+    rc = run1(st, (int)n + 1, argv, lens, &r, &shape, "MGET");
     free(argv);
     free(lens);
     if (rc != HERMES_BE_OK)
@@ -445,7 +503,10 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
         return HERMES_BE_NOMEM;
     }
     for (i = 0; i < n; i++) {
-        big[i] = too_big(items[i].key.len) || too_big(items[i].value.len);
+        /* A value longer than max_value_bytes would be refused when read
+         * back, so it is not stored either. */
+        big[i] = too_big(items[i].key.len) ||
+                 items[i].value.len > st->pool.max_value_bytes;
         if (big[i]) {
             first = HERMES_BE_TOOBIG;
             /* An overwrite that fails must not leave the old value. */
@@ -474,8 +535,9 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
                 rc = rpool_append(&st->pool, conn, 2, argv, lens);
             }
         }
+        rpool_shape shape = rpool_scalar(&st->pool);
         if (rc == HERMES_BE_OK)
-            rc = rpool_read(&st->pool, conn, nreplies, replies, "SET");
+            rc = rpool_read(&st->pool, conn, nreplies, replies, &shape, "SET");
         if (took)
             rpool_put(&st->pool, conn);
     }
@@ -574,7 +636,8 @@ static int redis_lock(void *state, hermes_bytes key, hermes_bytes token,
     if (too_big(key.len) || too_big(token.len))
         return HERMES_BE_TOOBIG;
     lens[5] = (size_t)snprintf(ttl, sizeof ttl, "%lu", (unsigned long)ttl_ms);
-    rc = run1(st, 6, argv, lens, &r, "lock SET NX");
+    rpool_shape shape = rpool_scalar(&st->pool);
+    rc = run1(st, 6, argv, lens, &r, &shape, "lock SET NX");
     if (rc != HERMES_BE_OK)
         return rc;
     if (r->type == REDIS_REPLY_STATUS)
@@ -592,8 +655,10 @@ static void load_unlock_sha(redis_state *st, rpool_conn *conn, char *sha)
     const char *argv[3] = {"SCRIPT", "LOAD", unlock_script};
     size_t lens[3] = {6, 4, sizeof unlock_script - 1};
     redisReply *r = NULL;
+    rpool_shape shape = rpool_scalar(&st->pool);
 
-    if (command1(st, conn, 3, argv, lens, &r, "SCRIPT LOAD") != HERMES_BE_OK)
+    if (command1(st, conn, 3, argv, lens, &r, &shape, "SCRIPT LOAD") !=
+        HERMES_BE_OK)
         return;
     if (r->type == REDIS_REPLY_STRING && r->len == 40) {
         pthread_mutex_lock(&st->sha_mu);
@@ -617,6 +682,7 @@ static int redis_unlock(void *state, hermes_bytes key, hermes_bytes token,
                            bytes_ptr(token)};
     size_t lens[5] = {7, 40, 1, key.len, token.len};
     redisReply *r = NULL;
+    rpool_shape shape = rpool_scalar(&st->pool);
     rpool_conn *conn;
     int rc;
 
@@ -632,7 +698,7 @@ static int redis_unlock(void *state, hermes_bytes key, hermes_bytes token,
     if (!sha[0])
         load_unlock_sha(st, conn, sha);
     if (sha[0] && !conn->broken) {
-        rc = command1(st, conn, 5, argv, lens, &r, "EVALSHA");
+        rc = command1(st, conn, 5, argv, lens, &r, &shape, "EVALSHA");
         /* After SCRIPT FLUSH or a server restart the script is gone; EVAL
          * runs it and caches it again under the same SHA1. */
         if (rc == HERMES_BE_OK && r->type == REDIS_REPLY_ERROR &&
@@ -646,7 +712,7 @@ static int redis_unlock(void *state, hermes_bytes key, hermes_bytes token,
         lens[0] = 4;
         argv[1] = unlock_script;
         lens[1] = sizeof unlock_script - 1;
-        rc = command1(st, conn, 5, argv, lens, &r, "EVAL");
+        rc = command1(st, conn, 5, argv, lens, &r, &shape, "EVAL");
     }
     if (rc == HERMES_BE_OK && !r)
         rc = HERMES_BE_IO; /* the connection broke while loading */
@@ -694,12 +760,17 @@ static int scan_step(redis_state *st, rpool_conn *conn, char *cursor,
 {
     const char *argv[6] = {"SCAN", cursor, "MATCH", pat, "COUNT", SCAN_COUNT};
     size_t lens[6] = {4, strlen(cursor), 5, plen, 5, sizeof SCAN_COUNT - 1};
+    /* [cursor, [key...]]: one key may be as long as a value; the whole
+     * step holds at most that plus SCAN_MAX_KEYS keys of 1 KiB. */
+    rpool_shape shape = {SCAN_MAX_KEYS, 2, st->pool.max_value_bytes,
+                         st->pool.max_value_bytes +
+                             (SCAN_MAX_KEYS + 3) * (RPOOL_FRAME + 1024)};
     redisReply *r = NULL;
     const redisReply *c, *k;
     size_t i;
     int rc;
 
-    rc = command1(st, conn, 6, argv, lens, &r, "SCAN");
+    rc = command1(st, conn, 6, argv, lens, &r, &shape, "SCAN");
     if (rc != HERMES_BE_OK)
         return rc;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
@@ -755,8 +826,9 @@ static int redis_flush(void *state, hermes_bytes prefix)
         const char *argv[1] = {"FLUSHDB"};
         size_t lens[1] = {7};
         redisReply *r = NULL;
+        rpool_shape shape = rpool_scalar(&st->pool);
 
-        rc = run1(st, 1, argv, lens, &r, "FLUSHDB");
+        rc = run1(st, 1, argv, lens, &r, &shape, "FLUSHDB");
         if (rc != HERMES_BE_OK)
             return rc;
         if (r->type != REDIS_REPLY_STATUS)
@@ -818,8 +890,9 @@ static int fetch_batch(redis_state *st, rpool_conn *conn,
             rc = rpool_append(&st->pool, conn, 2, argv, lens);
         }
     }
+    rpool_shape shape = rpool_scalar(&st->pool);
     if (rc == HERMES_BE_OK)
-        rc = rpool_read(&st->pool, conn, 2 * n, rep, "GET/PTTL");
+        rc = rpool_read(&st->pool, conn, 2 * n, rep, &shape, "GET/PTTL");
     if (rc != HERMES_BE_OK) {
         free(rep);
         return rc;
@@ -910,7 +983,8 @@ static int redis_stats(void *state, hermes_stat_cb cb, void *arg)
     stat_u64(cb, arg, "commands", atomic_load(&st->pool.commands));
     stat_u64(cb, arg, "errors", atomic_load(&st->pool.errors));
 
-    rc = run1(st, 1, argv, lens, &r, "INFO");
+    rpool_shape shape = {0, 0, INFO_MAX_BYTES, INFO_MAX_BYTES + RPOOL_FRAME};
+    rc = run1(st, 1, argv, lens, &r, &shape, "INFO");
     if (rc != HERMES_BE_OK)
         return rc;
     if (r->type != REDIS_REPLY_STRING) {

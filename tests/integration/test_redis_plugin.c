@@ -18,6 +18,7 @@
 #include <hermes/backend.h>
 #include <hiredis/hiredis.h>
 
+#include "../support/fake_redis.h"
 #include "../support/redis_server.h"
 
 #include <errno.h>
@@ -413,11 +414,20 @@ static void config_rejects_unknown_key_with_kv_index(void **state)
 static void config_rejects_bad_values_with_kv_index(void **state)
 {
     static const char *const bad[][2] = {
-        {"port", "abc"},      {"port", "0"},
-        {"port", "65536"},    {"db", "-1"},
-        {"pool_size", "0"},   {"connect_timeout_ms", "1s"},
-        {"flushdb", "maybe"}, {"command_timeout_ms", ""},
-        {"host", ""},         {"port", "99999999999999999999999"},
+        {"port", "abc"},
+        {"port", "0"},
+        {"port", "65536"},
+        {"db", "-1"},
+        {"pool_size", "0"},
+        {"connect_timeout_ms", "1s"},
+        {"flushdb", "maybe"},
+        {"command_timeout_ms", ""},
+        {"host", ""},
+        {"port", "99999999999999999999999"},
+        {"max_value_bytes", "1"},
+        {"max_value_bytes", "600m"},
+        {"max_value_bytes", "k"},
+        {"max_value_bytes", "-1m"},
     };
     size_t i;
 
@@ -1383,6 +1393,218 @@ server_restart_costs_one_failed_call_not_one_per_connection(void **state)
     be->close(st);
 }
 
+/* ------------------------------------------- broken and hostile servers */
+
+/* What a fake server answers to every command: head, then (when unit is
+ * set) unit again and again until the client hangs up. */
+typedef struct hostile {
+    const char *head;
+    size_t head_len; /* 0: strlen(head) */
+    const char *unit;
+} hostile;
+
+/* The most a flood sends: enough to show unbounded growth (an array of 8
+ * million elements, a string of 32 MiB) without exhausting a shared
+ * machine when the bounds are missing. */
+#define FLOOD_LIMIT ((uint64_t)32 << 20)
+
+static int answer_hostile(fake_redis *f, int fd, int argc, char **argv,
+                          const size_t *lens, void *arg)
+{
+    const hostile *h = arg;
+    size_t n = h->head_len ? h->head_len : strlen(h->head);
+
+    (void)argc;
+    (void)argv;
+    (void)lens;
+    if (fake_redis_send(fd, h->head, n) != 0)
+        return 1;
+    if (!h->unit)
+        return 0;
+    fake_redis_flood(f, fd, h->unit, strlen(h->unit), FLOOD_LIMIT);
+    return 1;
+}
+
+static fake_redis *start_fake(hostile *h, char *port, size_t size)
+{
+    fake_redis *f = fake_redis_start(answer_hostile, h);
+
+    if (!f)
+        fail_msg("cannot start the fake redis server");
+    snprintf(port, size, "%d", fake_redis_port(f));
+    return f;
+}
+
+/*
+ * Ten MGETs against a server that answers head and then floods: each must
+ * be refused at once, not after command_timeout_ms (long here), and the
+ * process must not grow during a call by more than a small multiple of
+ * max_value_bytes (1 MiB here) while the server floods.  Growth is
+ * measured per call because freed memory need not leave the process
+ * (AddressSanitizer keeps it in quarantine).
+ */
+static void mgets_are_refused_quickly_in_bounded_memory(hostile *h)
+{
+    char port[16];
+    fake_redis *f = start_fake(h, port, sizeof port);
+    void *st = OPEN("port", port, "command_timeout_ms", "3000",
+                    "max_value_bytes", "1m");
+    hermes_bytes k = B("cache:entry:f:x");
+    uint64_t t0 = now_ms(), took;
+    long long grew, most = 0;
+    int i;
+
+    for (i = 0; i < 10; i++) {
+        uint64_t base = fake_redis_rss_now();
+        got g = {0};
+
+        fake_redis_reset_peak_rss(f);
+        assert_int_equal(be->get(st, &k, 1, got_cb, &g), HERMES_BE_PROTOCOL);
+        assert_int_equal(g.hits[0], 0);
+        /* No sample when the reply was refused before the flood began. */
+        grew = fake_redis_peak_rss(f)
+                   ? (long long)fake_redis_peak_rss(f) - (long long)base
+                   : 0;
+        if (grew > most)
+            most = grew;
+    }
+    took = now_ms() - t0;
+    be->close(st);
+    fake_redis_stop(f);
+    print_message("%d calls in %llu ms, RSS grew by at most %lld KiB in a "
+                  "call\n",
+                  i, (unsigned long long)took, most / 1024);
+    assert_true(log_contains("refused a reply"));
+    /* Ten calls in well under one command timeout. */
+    assert_true(took < 1500);
+    assert_true(most < (16 << 20));
+}
+
+static void hostile_array_header_allocates_nothing(void **state)
+{
+    /* One header promising a billion elements, then elements forever. */
+    hostile h = {"*1000000000\r\n", 0, ":1\r\n"};
+
+    (void)state;
+    mgets_are_refused_quickly_in_bounded_memory(&h);
+}
+
+static void hostile_endless_string_is_cut_off(void **state)
+{
+    /* A bulk string of a billion bytes, sent for ever. */
+    hostile h = {"*1\r\n$1000000000\r\n", 0, "xxxxxxxxxxxxxxxx"};
+
+    (void)state;
+    mgets_are_refused_quickly_in_bounded_memory(&h);
+}
+
+/* One command answered with one reply that its command cannot produce. */
+typedef struct misfit {
+    const char *op; /* "get1", "get2", "lock", "flush", "set" */
+    const char *reply;
+} misfit;
+
+static int run_op(void *st, const char *op)
+{
+    hermes_bytes keys[2] = {B("k1"), B("k2")};
+    hermes_item it = {B("k1"), B("v"), 0, HERMES_SET_IF_ABSENT};
+    got g = {0};
+    int rc, acquired;
+
+    if (strcmp(op, "get1") == 0)
+        rc = be->get(st, keys, 1, got_cb, &g);
+    else if (strcmp(op, "get2") == 0)
+        rc = be->get(st, keys, 2, got_cb, &g);
+    else if (strcmp(op, "lock") == 0)
+        rc = be->lock(st, keys[0], keys[1], 1000, &acquired);
+    else if (strcmp(op, "set") == 0)
+        rc = be->set(st, &it, 1, got_cb, &g);
+    else
+        rc = be->flush(st, B("cache:"));
+    got_free(&g);
+    return rc;
+}
+
+static void replies_that_do_not_fit_their_command_are_refused(void **state)
+{
+    static char big_string[2100], many_keys[20100 * 7 + 64];
+    static const misfit bad[] = {
+        /* three elements for two keys */
+        {"get2", "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"},
+        /* an array inside MGET's array */
+        {"get1", "*1\r\n*1\r\n:1\r\n"},
+        /* a value longer than max_value_bytes (1k) */
+        {"get1", big_string},
+        /* SET NX answers a status or nil, never an array */
+        {"lock", "*1\r\n:1\r\n"},
+        /* the value read back by set-if-absent, too long */
+        {"set", big_string + 4},
+        /* one SCAN step with 20000 keys for COUNT 1000 */
+        {"flush", many_keys},
+    };
+    size_t i, off;
+
+    (void)state;
+    off = (size_t)snprintf(big_string, sizeof big_string, "*1\r\n$2048\r\n");
+    memset(big_string + off, 'v', 2048);
+    memcpy(big_string + off + 2048, "\r\n", 3);
+    off = (size_t)snprintf(many_keys, sizeof many_keys,
+                           "*2\r\n$1\r\n0\r\n*20000\r\n");
+    for (i = 0; i < 20000; i++)
+        off += (size_t)snprintf(many_keys + off, sizeof many_keys - off,
+                                "$1\r\nk\r\n");
+
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hostile h = {bad[i].reply, 0, NULL};
+        char port[16];
+        fake_redis *f = start_fake(&h, port, sizeof port);
+        void *st = OPEN("port", port, "max_value_bytes", "1k");
+        int rc = run_op(st, bad[i].op);
+
+        be->close(st);
+        fake_redis_stop(f);
+        if (rc != HERMES_BE_PROTOCOL)
+            fail_msg("case %zu (%s): status %d, not PROTOCOL", i, bad[i].op,
+                     rc);
+    }
+    assert_true(log_contains("refused a reply"));
+}
+
+static void replies_that_fit_are_accepted_from_the_fake_server(void **state)
+{
+    /* The same fake server, answering like redis: the guard is not what
+     * made the cases above fail. */
+    hostile h = {"*2\r\n$1\r\na\r\n$-1\r\n", 0, NULL};
+    hermes_bytes keys[2] = {B("k1"), B("k2")};
+    char port[16];
+    fake_redis *f = start_fake(&h, port, sizeof port);
+    void *st = OPEN("port", port, "max_value_bytes", "1k");
+    got g = {0};
+
+    (void)state;
+    assert_int_equal(be->get(st, keys, 2, got_cb, &g), HERMES_BE_OK);
+    assert_int_equal(g.hits[0], 1);
+    assert_string_equal(g.val[0], "a");
+    assert_int_equal(g.hits[1], 0);
+    got_free(&g);
+    be->close(st);
+    fake_redis_stop(f);
+}
+
+static void value_longer_than_max_value_bytes_is_too_big(void **state)
+{
+    static char v[2048];
+    void *st = OPEN("port", g_port, "max_value_bytes", "1k");
+    hermes_item it = {B("k"), {v, sizeof v}, 0, 0};
+
+    (void)state;
+    memset(v, 'v', sizeof v);
+    assert_int_equal(be->set(st, &it, 1, NULL, NULL), HERMES_BE_TOOBIG);
+    it.value.len = 1024;
+    assert_int_equal(be->set(st, &it, 1, NULL, NULL), HERMES_BE_OK);
+    be->close(st);
+}
+
 /* In the child: 0 when all went well, else the step that failed. */
 static int child_work(void *st)
 {
@@ -1473,6 +1695,11 @@ int main(void)
         T(pool_of_one_serves_many_threads),
         T(server_restart_costs_one_failed_call_not_one_per_connection),
         T(fork_child_uses_its_own_connection),
+        T(hostile_array_header_allocates_nothing),
+        T(hostile_endless_string_is_cut_off),
+        T(replies_that_do_not_fit_their_command_are_refused),
+        T(replies_that_fit_are_accepted_from_the_fake_server),
+        T(value_longer_than_max_value_bytes_is_too_big),
     };
 #undef T
     return cmocka_run_group_tests_name("redis plugin", tests, group_setup,
