@@ -564,6 +564,14 @@ void hm_plugin_list(const char *plugin_path, hm_plugin_list_cb cb, void *arg)
         for (size_t j = 0; ok && j < files.n; j++) {
             const char *name = files.v[j];
             size_t base = strlen(name) - 3;
+            /* NAME.so next to NAME.la is the same plugin (libtool installs
+             * both), and loading by name never picks it: list it once. */
+            if (strcmp(name + base, ".so") == 0 && base + 4 <= sizeof err) {
+                memcpy(err, name, base);
+                memcpy(err + base, ".la", 4);
+                if (strlist_has(&files, err, base + 3))
+                    continue;
+            }
             int shadowed = strlist_has(&seen, name, base);
             char *path = join(dirs.v[i], name, "");
             if (path == NULL ||

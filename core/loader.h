@@ -48,7 +48,8 @@ hermes_rc hm_plugin_check(const hermes_backend *d, const char *path, char *err,
 void hm_plugin_unload(hm_plugin *p);
 
 /* Calls cb for every plugin file found on the search path (a directory
- * named twice is walked once), loaded and checked; err is NULL when it
+ * named twice is walked once; NAME.so is skipped where NAME.la sits next
+ * to it, as libtool installs them), loaded and checked; err is NULL when it
  * loaded, or the reason it did not.  The built-in dict comes first.
  * shadowed is set for a file that loading by name would never pick: its
  * name came earlier on the path, or is "dict", which always means the

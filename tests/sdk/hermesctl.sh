@@ -136,6 +136,19 @@ if HERMES_PLUGIN_PATH=$tmp/plugins run 0 plugins; then
         "$(printf 'error\tbroken\t-\t-\t%s/plugins/broken.so\tcannot load:' "$tmp")"
 fi
 
+# --- NAME.la and NAME.so side by side (as libtool installs a plugin) are
+# one plugin: listed once, as the .la
+mkdir "$tmp/twice" && echo junk >"$tmp/twice/x.la" && echo junk >"$tmp/twice/x.so"
+if HERMES_PLUGIN_PATH=$tmp/twice run 0 plugins; then
+    n=$(grep -c "$(printf '\tx\t')" "$tmp/out")
+    if [ "$n" -eq 1 ]; then
+        pass "plugins lists x.la and x.so once"
+    else
+        fail "plugins lists x.la and x.so $n times, expected once"
+    fi
+    expect "plugins lists the .la of the pair" "$tmp/twice/x.la"
+fi
+
 # --- plugin_path from the config is searched too
 printf '[hermes]\nplugin_path = %s/plugins\n' "$tmp" >"$tmp/pp.ini"
 if run 0 -c "$tmp/pp.ini" plugins; then

@@ -536,6 +536,59 @@ static void plugin_list_finds_builtin_and_test_plugins(void **state)
     assert_true(l.calls >= 15);
 }
 
+/* How often each of x, y, z was listed, and z's second listing. */
+typedef struct twice {
+    int x, y, z, z_shadowed;
+    char x_path[600];
+} twice;
+
+static void twice_cb(void *arg, const char *path, const hermes_backend *desc,
+                     const char *err, int shadowed)
+{
+    twice *t = arg;
+    const char *base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+    if (strncmp(base, "x.", 2) == 0) {
+        t->x++;
+        snprintf(t->x_path, sizeof t->x_path, "%s", path);
+    }
+    t->y += strncmp(base, "y.", 2) == 0;
+    if (strncmp(base, "z.", 2) == 0) {
+        t->z++;
+        t->z_shadowed += shadowed;
+    }
+}
+
+/* libtool installs NAME.la and NAME.so side by side: one plugin, listed
+ * once (as the .la, which loading by name picks).  The same name in a
+ * later directory is still listed, as shadowed. */
+static void plugin_list_shows_la_and_so_of_one_plugin_once(void **state)
+{
+    char d1[64], d2[64], search[200], want[200];
+    twice t;
+
+    make_tempdir(d1, sizeof d1);
+    make_tempdir(d2, sizeof d2);
+    write_file(d1, "x.la", "junk\n");
+    write_file(d1, "x.so", "junk\n");
+    write_file(d1, "x.m.la", "junk\n"); /* sorts between x.la and x.so */
+    write_file(d1, "y.so", "junk\n");
+    write_file(d1, "z.la", "junk\n");
+    write_file(d2, "z.so", "junk\n");
+    memset(&t, 0, sizeof t);
+    snprintf(search, sizeof search, "%s:%s", d1, d2);
+    hm_plugin_list(search, twice_cb, &t);
+    assert_int_equal(t.x, 2); /* x.la and x.m.la, not x.so */
+    snprintf(want, sizeof want, "%s/x.m.la", d1);
+    assert_string_equal(t.x_path, want);
+    assert_int_equal(t.y, 1); /* a lone .so is listed */
+    assert_int_equal(t.z, 2); /* once per directory */
+    assert_int_equal(t.z_shadowed, 1);
+    remove_tempdir(d1, (const char *const[]){"x.la", "x.so", "x.m.la", "y.so",
+                                             "z.la", NULL});
+    remove_tempdir(d2, (const char *const[]){"z.so", NULL});
+}
+
 static void unload_is_safe_on_empty_plugin(void **state)
 {
     hm_plugin p;
@@ -698,6 +751,7 @@ int main(void)
         T(unload_is_safe_on_empty_plugin),
         T(concurrent_loads_report_their_own_errors),
         T(odd_paths_are_refused_without_aborting),
+        T(plugin_list_shows_la_and_so_of_one_plugin_once),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
