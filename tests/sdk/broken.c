@@ -12,6 +12,9 @@
  *   -DBROKEN_FLUSH    broken_flush:   flush() ignores the prefix
  *   -DBROKEN_BATCH    broken_batch:   get() reports values at index n-1-i
  *   -DBROKEN_LOCKTTL  broken_lockttl: lock() ignores its TTL
+ *   -DBROKEN_TTLEARLY broken_ttlearly: set() cuts ttl_ms to 1%
+ *   -DBROKEN_TTLLONG  broken_ttllong: set() triples ttl_ms (and has no scan)
+ *   -DBROKEN_LOCKEARLY broken_lockearly: lock() cuts its TTL to 1%
  *   -DBROKEN_HANG     broken_hang:    scan() never returns
  *   -DBROKEN_PRINT    broken_print:   get() prints to stdout
  *
@@ -24,9 +27,21 @@
 
 /* The example's own operations with the items altered: one defect each,
  * and no copy of the store's code to drift. */
+/* ttl_ms scaled by num/den: 0/1 drops TTLs, 1/100 cuts them to 1%. */
+__attribute__((unused)) static uint32_t scale_ttl(uint32_t ttl_ms, unsigned num,
+                                                  unsigned den)
+{
+    uint64_t t = (uint64_t)ttl_ms * num / den;
+
+    if (ttl_ms && num && t == 0)
+        t = 1;
+    return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
+
 __attribute__((unused)) static int
 set_altered(void *state, const hermes_item *items, size_t n,
-            uint32_t drop_flags, int zero_ttl, hermes_value_cb cb, void *arg)
+            uint32_t drop_flags, unsigned ttl_num, unsigned ttl_den,
+            hermes_value_cb cb, void *arg)
 {
     hermes_item *copy = calloc(n ? n : 1, sizeof *copy);
 
@@ -35,8 +50,7 @@ set_altered(void *state, const hermes_item *items, size_t n,
     for (size_t i = 0; i < n; i++) {
         copy[i] = items[i];
         copy[i].flags &= ~drop_flags;
-        if (zero_ttl)
-            copy[i].ttl_ms = 0;
+        copy[i].ttl_ms = scale_ttl(items[i].ttl_ms, ttl_num, ttl_den);
     }
     int rc = memory_set(state, copy, n, cb, arg);
     free(copy);
@@ -76,7 +90,8 @@ static int broken_set(void *state, const hermes_item *items, size_t n,
 {
     /* The bug: the flag is ignored, so the item overwrites, and the
      * "winner" reported is always the caller's own value. */
-    int rc = set_altered(state, items, n, HERMES_SET_IF_ABSENT, 0, NULL, NULL);
+    int rc =
+        set_altered(state, items, n, HERMES_SET_IF_ABSENT, 1, 1, NULL, NULL);
 
     for (size_t i = 0; rc == HERMES_BE_OK && cb && i < n; i++)
         if (items[i].flags & HERMES_SET_IF_ABSENT)
@@ -97,7 +112,7 @@ static int broken_set(void *state, const hermes_item *items, size_t n,
                       hermes_value_cb cb, void *arg)
 {
     /* The bug: ttl_ms 0 (never) instead of the item's. */
-    return set_altered(state, items, n, 0, 1, cb, arg);
+    return set_altered(state, items, n, 0, 0, 1, cb, arg);
 }
 #define BROKEN_NAME "broken_ttl"
 #define BROKEN_DESCRIPTION "test plugin: set ignores ttl_ms"
@@ -184,6 +199,56 @@ static int lock_without_ttl(void *state, hermes_bytes key, hermes_bytes token,
 #define BROKEN_DESCRIPTION "test plugin: lock ignores its TTL"
 #define OP_LOCK lock_without_ttl
 
+#elif defined(BROKEN_TTLEARLY)
+/*
+ * Breaks: "a value must not vanish before its TTL".  A unit slip
+ * (centiseconds read as milliseconds, say): values vanish after 1% of
+ * their TTL, so a cache barely caches and tags seem to be cleaned.
+ */
+static int early_set(void *state, const hermes_item *items, size_t n,
+                     hermes_value_cb cb, void *arg)
+{
+    /* The bug: ttl_ms / 100. */
+    return set_altered(state, items, n, 0, 1, 100, cb, arg);
+}
+#define BROKEN_NAME "broken_ttlearly"
+#define BROKEN_DESCRIPTION "test plugin: set cuts ttl_ms to 1%"
+#define OP_SET early_set
+
+#elif defined(BROKEN_TTLLONG)
+/*
+ * Breaks: "TTLs are milliseconds" (a store rounds up, but not threefold).
+ * Values live three times their TTL.  Without scan (and its reported
+ * TTLs) only the expiry itself shows it.
+ */
+static int long_set(void *state, const hermes_item *items, size_t n,
+                    hermes_value_cb cb, void *arg)
+{
+    /* The bug: ttl_ms * 3. */
+    return set_altered(state, items, n, 0, 3, 1, cb, arg);
+}
+#define BROKEN_NAME "broken_ttllong"
+#define BROKEN_DESCRIPTION "test plugin: set triples ttl_ms"
+#define OP_SET long_set
+#define BROKEN_CAPS (HERMES_CAP_THREADSAFE | HERMES_CAP_STATS)
+#define OP_SCAN NULL
+
+#elif defined(BROKEN_LOCKEARLY)
+/*
+ * Breaks: "a lock past its TTL is free" read the wrong way round: the lock
+ * is free after 1% of its TTL, so a second process computes the same value
+ * while the first still holds the lock (the dogpile the lock prevents).
+ */
+static int early_lock(void *state, hermes_bytes key, hermes_bytes token,
+                      uint32_t ttl_ms, int *acquired)
+{
+    /* The bug: ttl_ms / 100. */
+    return memory_lock(state, key, token, scale_ttl(ttl_ms, 1, 100), acquired);
+}
+#define BROKEN_NAME "broken_lockearly"
+#define BROKEN_DESCRIPTION "test plugin: lock cuts its TTL to 1%"
+#define OP_LOCK early_lock
+
 #elif defined(BROKEN_HANG)
 /*
  * Breaks: "must not block for longer than its own configured timeouts".
@@ -244,6 +309,9 @@ static int chatty_get(void *state, const hermes_bytes *keys, size_t n,
 #ifndef OP_SCAN
 #define OP_SCAN memory_scan
 #endif
+#ifndef BROKEN_CAPS
+#define BROKEN_CAPS (HERMES_CAP_THREADSAFE | HERMES_CAP_SCAN | HERMES_CAP_STATS)
+#endif
 
 static const hermes_backend broken_backend = {
     .abi_major = HERMES_BACKEND_ABI_MAJOR,
@@ -252,7 +320,7 @@ static const hermes_backend broken_backend = {
     .name = BROKEN_NAME,
     .version = "0",
     .description = BROKEN_DESCRIPTION,
-    .caps = HERMES_CAP_THREADSAFE | HERMES_CAP_SCAN | HERMES_CAP_STATS,
+    .caps = BROKEN_CAPS,
     .open = memory_open,
     .close = memory_close,
     .get = OP_GET,

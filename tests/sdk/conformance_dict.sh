@@ -99,6 +99,13 @@ expect_broken broken_batch get_batch set_get_binary
 # lock ignores its TTL: an expired lock is never free.
 expect_broken broken_lockttl lock_ttl_takeover unlock_wrong_token
 
+# set cuts TTLs to 1%: values vanish early.
+expect_broken broken_ttlearly ttl_expiry set_if_absent
+# set triples TTLs, and has no scan whose reported TTLs would show it.
+expect_broken broken_ttllong ttl_expiry set_if_absent
+# lock cuts its TTL to 1%: a second owner gets a lock still held.
+expect_broken broken_lockearly lock_ttl_takeover unlock_wrong_token
+
 # scan never returns: that check fails at its deadline, the process
 # running it is killed, and the checks after it still run and pass.
 expect_broken broken_hang scan stats --timeout 5

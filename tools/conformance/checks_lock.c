@@ -107,23 +107,48 @@ int check_lock_ttl_takeover(conf_ctx *c)
 {
     char kb[KEYCAP];
     hermes_bytes k = conf_key(c, kb, sizeof kb, "lock:ttl");
-    uint64_t t0 = conf_now_ms();
+    uint64_t began = conf_now_us();
 
-    if (lock_is(c, k, "owner-A", 100, 1, "a free lock (100 ms TTL)") !=
-        CONF_PASS)
+    if (lock_is(c, k, "owner-A", CONF_TTL_MS, 1, "a free lock") != CONF_PASS)
         return CONF_FAIL;
-    /* Only meaningful before the 100 ms run out. */
-    if (conf_now_ms() - t0 < 80 &&
-        lock_is(c, k, "owner-B", LONG_TTL, 0, "a lock within its TTL") !=
-            CONF_PASS)
-        return CONF_FAIL;
-    uint64_t elapsed = conf_now_ms() - t0;
+    uint64_t done = conf_now_us();
 
-    if (elapsed < 400)
-        conf_sleep_ms((unsigned)(400 - elapsed));
-    if (lock_is(c, k, "owner-B", LONG_TTL, 1,
-                "a lock 400 ms into its 100 ms TTL") != CONF_PASS ||
-        unlock_is(c, k, "owner-A", 0, "the expired owner, after a takeover") !=
+    /* Others must be refused by every lock() that ends before the TTL ran
+     * out and granted by one that begins CONF_TTL_LATE_MS after it. */
+    for (;;) {
+        int acquired;
+        uint64_t t0 = conf_now_us();
+        int st = conf_lock(c, k, conf_str("owner-B"), LONG_TTL, &acquired);
+        uint64_t t1 = conf_now_us();
+
+        if (st != HERMES_BE_OK)
+            return conf_fail(c, "lock of a lock in or past its TTL returned %s",
+                             conf_status(st));
+        if (acquired == 1) {
+            if (t1 < began + CONF_TTL_MS * 1000u)
+                return conf_fail(c,
+                                 "a lock taken with a %u ms TTL was granted "
+                                 "to another owner %llu ms later (early "
+                                 "expiry: two owners at once)",
+                                 CONF_TTL_MS,
+                                 (unsigned long long)(t1 - began) / 1000u);
+            conf_note(c, "a %u ms lock was free after %llu ms", CONF_TTL_MS,
+                      (unsigned long long)(t1 - done) / 1000u);
+            break;
+        }
+        if (acquired != 0)
+            return conf_fail(c, "lock set *acquired to %d, want 0 or 1",
+                             acquired);
+        if (t0 > done + (uint64_t)(CONF_TTL_MS + CONF_TTL_LATE_MS) * 1000u)
+            return conf_fail(c,
+                             "a lock taken with a %u ms TTL was still held "
+                             "%llu ms later (allowed: %u ms)",
+                             CONF_TTL_MS,
+                             (unsigned long long)(t0 - done) / 1000u,
+                             CONF_TTL_MS + CONF_TTL_LATE_MS);
+        conf_sleep_ms(20);
+    }
+    if (unlock_is(c, k, "owner-A", 0, "the expired owner, after a takeover") !=
             CONF_PASS ||
         lock_is(
             c, k, "owner-C", LONG_TTL, 0,

@@ -59,6 +59,7 @@ const char *conf_status(int st);
 
 /* Monotonic clock and sleeping, in the units the checks think in. */
 uint64_t conf_now_ms(void);
+uint64_t conf_now_us(void);
 void conf_sleep_ms(unsigned ms);
 
 /* Aborts the run when the tool itself runs out of memory: that is not
@@ -122,6 +123,9 @@ int conf_got_is(const conf_got *g, size_t i, const void *p, size_t n);
 /* Convenience: set one key (plain, ttl_ms) and fail the check on error. */
 int conf_put(conf_ctx *c, hermes_bytes key, const void *v, size_t n,
              uint32_t ttl_ms);
+/* Gets n keys into g (initialized here; the caller frees it when this
+ * returns CONF_PASS), failing on an error or a broken callback. */
+int conf_get_all(conf_ctx *c, const hermes_bytes *keys, size_t n, conf_got *g);
 /*
  * Gets one key: returns CONF_PASS with *present and, when present, a
  * malloc'd copy in *val and *len (free it; NULL when absent), or CONF_FAIL
@@ -137,6 +141,17 @@ int conf_expect_absent(conf_ctx *c, hermes_bytes key, const char *what);
 
 /* Describes a value for messages: its length and first bytes escaped. */
 const char *conf_show(const void *p, size_t n);
+
+/*
+ * How TTLs are judged (ttl_expiry, lock_ttl_takeover): a key or lock must
+ * live at least its TTL counted from the moment its set() or lock() call
+ * began - strictly, since a store rounds up, never down - and must be gone
+ * from calls that begin CONF_TTL_LATE_MS after its set() returned.  The
+ * lower bound needs no slack (a loaded machine only makes the kit see
+ * later); the upper one allows for a store that counts whole seconds.
+ */
+#define CONF_TTL_MS 1000
+#define CONF_TTL_LATE_MS 1000
 
 /* The checks, one behaviour each (tools/conformance/checks_*.c). */
 int check_descriptor(conf_ctx *c);

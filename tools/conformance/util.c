@@ -109,6 +109,14 @@ uint64_t conf_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t conf_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 void conf_sleep_ms(unsigned ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -342,6 +350,22 @@ int conf_put(conf_ctx *c, hermes_bytes key, const void *v, size_t n,
     return CONF_PASS;
 }
 
+int conf_get_all(conf_ctx *c, const hermes_bytes *keys, size_t n, conf_got *g)
+{
+    conf_got_init(g, n);
+    int st = conf_get(c, keys, n, conf_got_cb, g);
+
+    if (st != HERMES_BE_OK) {
+        conf_got_free(g);
+        return conf_fail(c, "get returned %s", conf_status(st));
+    }
+    if (conf_got_check(c, g, "get") != CONF_PASS) {
+        conf_got_free(g);
+        return CONF_FAIL;
+    }
+    return CONF_PASS;
+}
+
 int conf_get1(conf_ctx *c, hermes_bytes key, int *present, unsigned char **val,
               size_t *len)
 {
@@ -350,17 +374,8 @@ int conf_get1(conf_ctx *c, hermes_bytes key, int *present, unsigned char **val,
     *present = 0;
     *val = NULL;
     *len = 0;
-    conf_got_init(&g, 1);
-    int st = conf_get(c, &key, 1, conf_got_cb, &g);
-
-    if (st != HERMES_BE_OK) {
-        conf_got_free(&g);
-        return conf_fail(c, "get returned %s", conf_status(st));
-    }
-    if (conf_got_check(c, &g, "get") != CONF_PASS) {
-        conf_got_free(&g);
+    if (conf_get_all(c, &key, 1, &g) != CONF_PASS)
         return CONF_FAIL;
-    }
     if (g.slot[0].hits) {
         *present = 1;
         *val = g.slot[0].data;
