@@ -52,6 +52,7 @@ void hm_outcome_free(hm_outcome *o)
 static int outcome_copy(hm_outcome *dst, const hm_outcome *src)
 {
     dst->rc = src->rc;
+    dst->retry = src->retry;
     dst->len = src->len;
     dst->value = NULL;
     dst->errmsg = NULL;

@@ -12,6 +12,7 @@ typedef struct hm_outcome {
     unsigned char *value; /* malloc'ed, NUL-terminated after len */
     size_t len;
     char *errmsg; /* for a failed computation, or NULL */
+    bool retry;   /* followers must read again instead of taking it */
 } hm_outcome;
 
 int hm_flights_init(hm_flights *f);

@@ -85,25 +85,82 @@ void hm_call_backend_failed(hm_call *c, int status, hm_outcome *o)
     hm_call_compute(c, false, o);
 }
 
-/* A miss: lead the computation or follow the one in flight. */
-static void miss(hm_call *c, hm_outcome *o)
+/*
+ * The flight a miss may share: the entry key and the tag versions this
+ * caller read.  A caller that read other versions (a clean happened in
+ * between) must not be handed a value computed under the old ones, so it
+ * joins, or leads, another flight.  The entry key holds no NUL and each
+ * version carries its length, so two different reads never make one key.
+ */
+static void flight_key(const hm_call *c, hm_buf *k)
+{
+    hm_buf_add(k, c->entry.data, c->entry.len);
+    hm_buf_add(k, "", 1);
+    for (size_t i = 0; i < c->rd.ntags; i++) {
+        const hm_version *v = &c->rd.vers[i];
+        unsigned char head[2] = {v->found, v->found ? v->len : 0};
+        hm_buf_add(k, head, sizeof head);
+        if (v->found)
+            hm_buf_add(k, v->data, v->len);
+    }
+}
+
+/* Whether the leader's value may be handed to its followers: it was
+ * computed (or found) under exactly the versions they read, all present.
+ * An absent tag is ambiguous (not created yet, or cleaned since), so a
+ * flight that read one never hands its value on. */
+static bool shareable(const hm_call *c, const hm_buf *fkey)
+{
+    for (size_t i = 0; i < c->rd.ntags; i++)
+        if (!c->rd.vers[i].found)
+            return false;
+    hm_buf now;
+    hm_buf_init(&now);
+    flight_key(c, &now);
+    bool same = !now.failed && now.len == fkey->len &&
+                memcmp(now.data, fkey->data, now.len) == 0;
+    hm_buf_free(&now);
+    return same;
+}
+
+/*
+ * A miss: lead the computation or follow the one in flight.  Returns 1
+ * when the caller followed a leader whose value it may not take (see
+ * shareable()) and must read again.
+ */
+static int miss(hm_call *c, hm_outcome *o)
 {
     hermes *h = c->h;
-    hm_flight *mine;
-    hm_flight *f = hm_flight_join(h, c->entry.data, c->entry.len, &mine);
+    hm_flight *mine = NULL, *f = NULL;
+    hm_buf fkey;
+    hm_buf_init(&fkey);
+    flight_key(c, &fkey);
+    /* Out of memory for the key: lead without a flight. */
+    if (!fkey.failed)
+        f = hm_flight_join(h, fkey.data, fkey.len, &mine);
     if (f) {
+        hm_buf_free(&fkey);
         uint64_t t0 = hm_monotonic_ns();
         int got =
             hm_flight_wait(h, f, (uint64_t)h->cfg.lock_wait_ms * 1000000u, o);
         HM_COUNT(h, lock_wait_ns, hm_monotonic_ns() - t0);
-        if (got == 0)
-            HM_COUNT(h, coalesced, 1);
-        else
+        if (got != 0) {
             hm_lock_timed_out(c, o);
-        return;
+            return 0;
+        }
+        if (o->retry) {
+            hm_outcome_free(o);
+            return 1;
+        }
+        HM_COUNT(h, coalesced, 1);
+        return 0;
     }
     hm_lock_lead(c, o);
+    o->retry = mine && !shareable(c, &fkey);
+    hm_buf_free(&fkey);
     hm_flight_land(h, mine, o);
+    o->retry = false;
+    return 0;
 }
 
 static hermes_rc deliver(hm_call *c, hm_outcome *o, void **value, size_t *len)
@@ -158,16 +215,32 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
         hm_buf_free(&c.lock);
         return rc == HERMES_ENOMEM ? hm_error(fn->h, rc, "out of memory") : rc;
     }
+    /* A follower told to read again usually finds the leader's value; a
+     * caller that keeps being sent back (tags cleaned over and over)
+     * computes directly after a few rounds instead of looping. */
     int st;
-    if (hm_call_read_hit(&c, &st, &o)) {
-        HM_COUNT(c.h, hits, 1);
-    } else if (st != HERMES_BE_OK) {
-        hm_call_backend_failed(&c, st, &o);
-    } else {
-        HM_COUNT(c.h, misses, 1);
-        if (c.verdict == HM_STALE)
-            HM_COUNT(c.h, stale, 1);
-        miss(&c, &o);
+    for (int round = 0;; round++) {
+        if (hm_call_read_hit(&c, &st, &o)) {
+            if (round)
+                HM_COUNT(c.h, coalesced, 1);
+            else
+                HM_COUNT(c.h, hits, 1);
+            break;
+        }
+        if (st != HERMES_BE_OK) {
+            hm_call_backend_failed(&c, st, &o);
+            break;
+        }
+        if (round == 0) {
+            HM_COUNT(c.h, misses, 1);
+            if (c.verdict == HM_STALE)
+                HM_COUNT(c.h, stale, 1);
+        } else if (round == 3) {
+            hm_call_compute(&c, false, &o);
+            break;
+        }
+        if (!miss(&c, &o))
+            break;
     }
     rc = deliver(&c, &o, value, len);
     hm_read_free(&c.rd);

@@ -408,7 +408,10 @@ static void sixteen_threads_on_a_cold_key_compute_once(void **state)
     assert_int_equal(c.calls, 1);
     hermes_stats s = stats();
     assert_int_equal(s.computations, 1);
-    assert_true(s.coalesced + s.hits >= 15);
+    /* Each of the others took the leader's value (a follower whose read
+     * was older than the leader's tags reads again and hits) or, having
+     * read the new tags, waited on the backend lock and then hit. */
+    assert_true(s.coalesced + s.hits + s.lock_contended >= 15);
 }
 
 static void compute_failure_reaches_every_waiting_caller(void **state)

@@ -1,0 +1,221 @@
+/*
+ * Concurrency contracts of the memoized call that involve more than one
+ * thread or process: who may share an in-process computation, and fork()
+ * while other threads use the handle.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <hermes/hermes.h>
+
+#include "mock_backend.h"
+
+static hermes *h;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (hermes_open_with(&h, "[hermes]\nlock_wait_ms = 20000\n", "test",
+                         mock_backend()) != HERMES_OK)
+        fail_msg("open: %s", hermes_errmsg(h));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    hermes_close(h);
+    h = NULL;
+    return 0;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void pause_briefly(void)
+{
+    struct timespec ts = {0, 1000000L}; /* polling interval, not a wait */
+    nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------- sharing a computation */
+
+/*
+ * A computation that reports "g<generation>" with the generation read when
+ * it starts, and can be held at a gate until the test opens it.
+ */
+typedef struct gate {
+    atomic_int generation;
+    atomic_int computing; /* computations started */
+    atomic_int hold;      /* computations wait while set */
+} gate;
+
+static int gated_value(void *p, hermes_result *res)
+{
+    gate *g = p;
+    char v[16];
+    int n = snprintf(v, sizeof v, "g%d", atomic_load(&g->generation));
+    atomic_fetch_add(&g->computing, 1);
+    while (atomic_load(&g->hold))
+        pause_briefly();
+    return hermes_result_set(res, v, (size_t)n) == HERMES_OK ? 0 : 1;
+}
+
+typedef struct caller {
+    hermes_fn *fn;
+    gate *g;
+    char value[16];
+    hermes_rc rc;
+} caller;
+
+static void *call_gated(void *p)
+{
+    caller *c = p;
+    void *v;
+    size_t n;
+    c->rc = hermes_call(c->fn, "k", 1, gated_value, c->g, &v, &n);
+    if (c->rc == HERMES_OK) {
+        snprintf(c->value, sizeof c->value, "%.*s", (int)n, (char *)v);
+        hermes_free(v);
+    }
+    return NULL;
+}
+
+/* Creates the function's tags with one call on other arguments. */
+static void create_tags(hermes_fn *fn)
+{
+    gate g = {0};
+    void *v;
+    size_t n;
+    assert_int_equal(hermes_call(fn, "warm", 4, gated_value, &g, &v, &n),
+                     HERMES_OK);
+    hermes_free(v);
+}
+
+static void wait_for_second_caller(void)
+{
+    hermes_stats st;
+    uint64_t deadline = now_ms() + 5000;
+    do {
+        pause_briefly();
+        hermes_stats_get(h, &st);
+    } while (st.misses < 2 + 1 && st.lock_contended == 0 &&
+             now_ms() < deadline);
+}
+
+/*
+ * A caller that starts after hermes_clean() returned must not be handed
+ * the value of a computation that started before the clean.  warm: the
+ * tag existed before the first call; cold: the first call creates it.
+ */
+static void clean_during_a_computation(bool warm)
+{
+    hermes_fn *fn;
+    hermes_fn_options o = {.tags = HERMES_TAGS("data")};
+    assert_int_equal(hermes_fn_register(h, "gated", &o, &fn), HERMES_OK);
+    /* One miss either way, so that wait_for_second_caller counts alike. */
+    if (warm)
+        create_tags(fn);
+    else
+        create_tags(fn), hermes_clean(h, HERMES_TAGS("data"));
+    gate g = {0};
+    atomic_store(&g.hold, 1);
+
+    caller before = {fn, &g, "", HERMES_OK}, after = {fn, &g, "", HERMES_OK};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, call_gated, &before);
+    while (atomic_load(&g.computing) < 1)
+        pause_briefly();
+
+    assert_int_equal(hermes_clean(h, HERMES_TAGS("data")), HERMES_OK);
+    atomic_store(&g.generation, 1); /* the data changed with the clean */
+    pthread_create(&tb, NULL, call_gated, &after);
+    /* Let the first computation finish once the late caller has missed
+     * (it then follows the first flight or leads its own). */
+    wait_for_second_caller();
+    atomic_store(&g.hold, 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+
+    assert_int_equal(before.rc, HERMES_OK);
+    assert_string_equal(before.value, "g0");
+    assert_int_equal(after.rc, HERMES_OK);
+    assert_string_equal(after.value, "g1");
+}
+
+static void caller_after_clean_does_not_share_an_older_computation(void **s)
+{
+    (void)s;
+    clean_during_a_computation(true);
+}
+
+static void
+caller_after_clean_does_not_share_a_computation_on_new_tags(void **s)
+{
+    (void)s;
+    clean_during_a_computation(false);
+}
+
+/* Callers that read the same versions still share one computation. */
+static void callers_with_the_same_versions_share_one_computation(void **s)
+{
+    (void)s;
+    hermes_fn *fn;
+    hermes_fn_options o = {.tags = HERMES_TAGS("data")};
+    assert_int_equal(hermes_fn_register(h, "shared", &o, &fn), HERMES_OK);
+    create_tags(fn);
+    gate g = {0};
+    atomic_store(&g.hold, 1);
+    caller c[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        c[i] = (caller){fn, &g, "", HERMES_OK};
+        pthread_create(&t[i], NULL, call_gated, &c[i]);
+    }
+    while (atomic_load(&g.computing) < 1)
+        pause_briefly();
+    hermes_stats st;
+    uint64_t deadline = now_ms() + 5000;
+    do {
+        pause_briefly();
+        hermes_stats_get(h, &st);
+    } while (st.misses < 1 + 4 && now_ms() < deadline);
+    atomic_store(&g.hold, 0);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(c[i].rc, HERMES_OK);
+        assert_string_equal(c[i].value, "g0");
+    }
+    assert_int_equal(atomic_load(&g.computing), 1);
+    hermes_stats_get(h, &st);
+    assert_int_equal(st.computations, 1 + 1);
+    assert_int_equal(st.coalesced + st.hits, 3);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(caller_after_clean_does_not_share_an_older_computation),
+        T(caller_after_clean_does_not_share_a_computation_on_new_tags),
+        T(callers_with_the_same_versions_share_one_computation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
