@@ -50,6 +50,11 @@ static uint64_t mono_ns(const rpool *p)
     return clock_ns(CLOCK_MONOTONIC);
 }
 
+uint64_t rpool_now_ns(const rpool *p)
+{
+    return mono_ns(p);
+}
+
 static struct timeval ms_to_tv(uint32_t ms)
 {
     struct timeval tv;

@@ -141,6 +141,9 @@ int rpool_append(rpool *p, rpool_conn *conn, int argc, const char **argv,
 int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
                const rpool_shape *shape, const char *what);
 
+/* The host's monotonic clock, in nanoseconds. */
+uint64_t rpool_now_ns(const rpool *p);
+
 /* Log through the host, prefixed with "redis <endpoint>: ". */
 void rpool_log(rpool *p, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

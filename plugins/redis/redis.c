@@ -52,7 +52,8 @@ static const char unlock_script[] =
 
 typedef struct redis_state {
     rpool pool;
-    int flushdb; /* flush("") may use FLUSHDB */
+    int flushdb;               /* flush("") may use FLUSHDB */
+    uint32_t flush_timeout_ms; /* longest walk of flush() or scan() */
     pthread_mutex_t sha_mu;
     char unlock_sha[41];  /* SHA1 of unlock_script once loaded, else "" */
     atomic_int no_unlink; /* the server lacks UNLINK (redis < 4): use DEL */
@@ -62,7 +63,8 @@ typedef struct redis_state {
 
 static const char known_keys[] =
     "host, port, socket, db, password, connect_timeout_ms, "
-    "command_timeout_ms, pool_size, max_value_bytes, flushdb";
+    "command_timeout_ms, pool_size, max_value_bytes, flush_timeout_ms, "
+    "flushdb";
 
 static int open_fail(hermes_open_error *err, int kv_index, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -161,6 +163,7 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
         .max_value_bytes = MAX_VALUE_DEFAULT,
     };
     unsigned long long v;
+    uint32_t flush_timeout_ms = 60000;
     int flushdb = 0;
     redis_state *st;
     size_t i;
@@ -215,6 +218,10 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
                                  "from 1k to 512m",
                                  val ? val : "");
             s.max_value_bytes = (size_t)v;
+        } else if (strcmp(k, "flush_timeout_ms") == 0) {
+            if (num_key(&kv[i], i, 1, 86400000, &v, err))
+                return HERMES_BE_INVALID;
+            flush_timeout_ms = (uint32_t)v;
         } else if (strcmp(k, "flushdb") == 0) {
             if (val && strcmp(val, "yes") == 0)
                 flushdb = 1;
@@ -240,6 +247,7 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
         return HERMES_BE_NOMEM;
     }
     st->flushdb = flushdb;
+    st->flush_timeout_ms = flush_timeout_ms;
     pthread_mutex_init(&st->sha_mu, NULL);
     atomic_init(&st->no_unlink, 0);
     *state = st;
@@ -813,11 +821,77 @@ static int keys_argv(const redisReply *keys, const char ***argv, size_t **lens)
     return HERMES_BE_OK;
 }
 
+/*
+ * The bounds of one walk over the keyspace (flush, scan).  A SCAN returns
+ * cursor 0 after visiting every hash bucket once; a step visits up to ten
+ * times COUNT buckets unless it has found COUNT keys, and the table has at
+ * most about ten buckets per key before the server shrinks it, so a walk
+ * takes well under DBSIZE / 100 steps.  A server whose cursor never comes
+ * back to 0 (broken, hostile, or a keyspace growing faster than we walk
+ * it) is given up after that many steps, or after flush_timeout_ms.
+ */
+typedef struct walk {
+    const char *what;
+    uint64_t deadline_ns;
+    uint64_t steps, max_steps;
+    long long dbsize; /* -1 when the server did not say */
+} walk;
+
+static int walk_begin(redis_state *st, rpool_conn *conn, walk *w,
+                      const char *what)
+{
+    const char *argv[1] = {"DBSIZE"};
+    size_t lens[1] = {6};
+    rpool_shape shape = rpool_scalar(&st->pool);
+    redisReply *r = NULL;
+    int rc;
+
+    w->what = what;
+    w->deadline_ns =
+        rpool_now_ns(&st->pool) + (uint64_t)st->flush_timeout_ms * 1000000u;
+    w->steps = 0;
+    w->dbsize = -1;
+    w->max_steps = UINT64_MAX; /* only the time bound, unless DBSIZE works */
+    rc = command1(st, conn, 1, argv, lens, &r, &shape, "DBSIZE");
+    if (rc != HERMES_BE_OK)
+        return rc;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
+        w->dbsize = r->integer;
+        w->max_steps = 64 + (uint64_t)r->integer / 100;
+    }
+    freeReplyObject(r);
+    return HERMES_BE_OK;
+}
+
+/* Counts one more step; refuses it once the walk is past its bounds. */
+static int walk_step(redis_state *st, walk *w)
+{
+    if (++w->steps > w->max_steps) {
+        atomic_fetch_add(&st->pool.errors, 1);
+        rpool_log(&st->pool, HERMES_LOG_ERROR,
+                  "%s: SCAN did not finish in %llu steps (DBSIZE %lld): "
+                  "gave up, keys may remain",
+                  w->what, (unsigned long long)w->max_steps, w->dbsize);
+        return HERMES_BE_PROTOCOL;
+    }
+    if (rpool_now_ns(&st->pool) >= w->deadline_ns) {
+        atomic_fetch_add(&st->pool.errors, 1);
+        rpool_log(&st->pool, HERMES_LOG_ERROR,
+                  "%s: SCAN did not finish within flush_timeout_ms (%u ms, "
+                  "%llu steps): gave up, keys may remain",
+                  w->what, (unsigned)st->flush_timeout_ms,
+                  (unsigned long long)(w->steps - 1));
+        return HERMES_BE_IO;
+    }
+    return HERMES_BE_OK;
+}
+
 static int redis_flush(void *state, hermes_bytes prefix)
 {
     redis_state *st = state;
     char cursor[32] = "0";
     rpool_conn *conn;
+    walk w;
     size_t plen;
     char *pat;
     int rc;
@@ -851,7 +925,13 @@ static int redis_flush(void *state, hermes_bytes prefix)
         rc = rpool_take(&st->pool, &conn);
         if (rc != HERMES_BE_OK)
             break;
-        rc = scan_step(st, conn, cursor, sizeof cursor, pat, plen, &r, &keys);
+        if (strcmp(cursor, "0") == 0)
+            rc = walk_begin(st, conn, &w, "flush");
+        if (rc == HERMES_BE_OK)
+            rc = walk_step(st, &w);
+        if (rc == HERMES_BE_OK)
+            rc = scan_step(st, conn, cursor, sizeof cursor, pat, plen, &r,
+                           &keys);
         if (rc == HERMES_BE_OK && keys->elements > 0) {
             rc = keys_argv(keys, &argv, &lens);
             if (rc == HERMES_BE_OK) {
@@ -907,6 +987,7 @@ static int redis_scan(void *state, hermes_bytes prefix, hermes_scan_cb cb,
     redis_state *st = state;
     char cursor[32] = "0";
     int stop = 0;
+    walk w;
     size_t plen;
     char *pat;
     int rc;
@@ -923,7 +1004,13 @@ static int redis_scan(void *state, hermes_bytes prefix, hermes_scan_cb cb,
         rc = rpool_take(&st->pool, &conn);
         if (rc != HERMES_BE_OK)
             break;
-        rc = scan_step(st, conn, cursor, sizeof cursor, pat, plen, &r, &keys);
+        if (strcmp(cursor, "0") == 0)
+            rc = walk_begin(st, conn, &w, "scan");
+        if (rc == HERMES_BE_OK)
+            rc = walk_step(st, &w);
+        if (rc == HERMES_BE_OK)
+            rc = scan_step(st, conn, cursor, sizeof cursor, pat, plen, &r,
+                           &keys);
         if (rc == HERMES_BE_OK && keys->elements > 0) {
             n = keys->elements;
             rc = fetch_batch(st, conn, keys, &rep);

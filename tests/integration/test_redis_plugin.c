@@ -1605,6 +1605,105 @@ static void value_longer_than_max_value_bytes_is_too_big(void **state)
     be->close(st);
 }
 
+/* A server whose SCAN cursor never comes back to 0; DBSIZE says `dbsize`. */
+typedef struct endless_scan {
+    const char *dbsize; /* the DBSIZE reply */
+    atomic_int scans;
+} endless_scan;
+
+static int answer_endless_scan(fake_redis *f, int fd, int argc, char **argv,
+                               const size_t *lens, void *arg)
+{
+    endless_scan *e = arg;
+    static const char step[] = "*2\r\n$2\r\n42\r\n*1\r\n$7\r\ncache:k\r\n";
+    const char *reply = "+OK\r\n";
+
+    (void)f;
+    (void)argc;
+    (void)lens;
+    if (strcmp(argv[0], "SCAN") == 0) {
+        atomic_fetch_add(&e->scans, 1);
+        reply = step;
+    } else if (strcmp(argv[0], "DBSIZE") == 0) {
+        reply = e->dbsize;
+    } else if (strcmp(argv[0], "UNLINK") == 0 || strcmp(argv[0], "DEL") == 0) {
+        reply = ":1\r\n";
+    } else if (strcmp(argv[0], "GET") == 0) {
+        reply = "$1\r\nv\r\n";
+    } else if (strcmp(argv[0], "PTTL") == 0) {
+        reply = ":-1\r\n";
+    }
+    return fake_redis_send(fd, reply, strlen(reply)) != 0;
+}
+
+static int count_keys(void *arg, const void *key, size_t klen,
+                      const void *value, size_t vlen, int64_t ttl_ms)
+{
+    (void)key;
+    (void)klen;
+    (void)value;
+    (void)vlen;
+    (void)ttl_ms;
+    ++*(long *)arg;
+    return 0;
+}
+
+static void flush_gives_up_on_a_cursor_that_never_ends(void **state)
+{
+    /* DBSIZE 0: a real walk would take one step; give up after 64. */
+    endless_scan e = {":0\r\n", 0};
+    fake_redis *f = fake_redis_start(answer_endless_scan, &e);
+    char port[16];
+    uint64_t t0;
+    long reported = 0;
+    void *st;
+
+    (void)state;
+    assert_non_null(f);
+    snprintf(port, sizeof port, "%d", fake_redis_port(f));
+    st = OPEN("port", port);
+    t0 = now_ms();
+    assert_int_equal(be->flush(st, B("cache:")), HERMES_BE_PROTOCOL);
+    assert_true(now_ms() - t0 < 2000);
+    assert_int_equal(atomic_load(&e.scans), 64);
+    assert_true(log_contains("flush: SCAN did not finish in 64 steps"));
+    /* scan() is bounded the same way. */
+    atomic_store(&e.scans, 0);
+    assert_int_equal(be->scan(st, B("cache:"), count_keys, &reported),
+                     HERMES_BE_PROTOCOL);
+    assert_int_equal(atomic_load(&e.scans), 64);
+    assert_int_equal(reported, 64);
+    be->close(st);
+    fake_redis_stop(f);
+}
+
+static void flush_gives_up_after_flush_timeout_ms(void **state)
+{
+    /* DBSIZE claims a billion keys: only the time bound is left. */
+    endless_scan e = {":1000000000\r\n", 0};
+    fake_redis *f = fake_redis_start(answer_endless_scan, &e);
+    char port[16];
+    uint64_t t0, took;
+    void *st;
+
+    (void)state;
+    assert_non_null(f);
+    snprintf(port, sizeof port, "%d", fake_redis_port(f));
+    st = OPEN("port", port, "flush_timeout_ms", "300");
+    t0 = now_ms();
+    assert_int_equal(be->flush(st, B("cache:")), HERMES_BE_IO);
+    took = now_ms() - t0;
+    print_message("gave up after %llu ms and %d SCAN steps\n",
+                  (unsigned long long)took, atomic_load(&e.scans));
+    assert_true(took >= 300);
+    /* One step past the deadline at most: a step is one command. */
+    assert_true(took < 300 + 1000);
+    assert_true(atomic_load(&e.scans) > 64);
+    assert_true(log_contains("within flush_timeout_ms (300 ms"));
+    be->close(st);
+    fake_redis_stop(f);
+}
+
 /* In the child: 0 when all went well, else the step that failed. */
 static int child_work(void *st)
 {
@@ -1700,6 +1799,8 @@ int main(void)
         T(replies_that_do_not_fit_their_command_are_refused),
         T(replies_that_fit_are_accepted_from_the_fake_server),
         T(value_longer_than_max_value_bytes_is_too_big),
+        T(flush_gives_up_on_a_cursor_that_never_ends),
+        T(flush_gives_up_after_flush_timeout_ms),
     };
 #undef T
     return cmocka_run_group_tests_name("redis plugin", tests, group_setup,
