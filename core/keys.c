@@ -130,13 +130,30 @@ void hm_hash128_b64(const void *p, size_t n, char out[HM_HASH_B64_LEN])
     hm_b64url(c.digest, sizeof c.digest, out);
 }
 
-void hm_key_fit(hm_buf *b, size_t head_len, uint32_t max_len)
+bool hm_key_text_ok(const char *s, size_t n)
 {
-    if (max_len == 0 || b->len <= max_len || b->failed)
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+void hm_key_hash(hm_buf *b, size_t head_len)
+{
+    if (b->failed)
         return;
     char h[HM_HASH_B64_LEN];
     hm_hash128_b64(b->data, b->len, h);
     b->len = head_len;
     hm_buf_add(b, "#", 1);
     hm_buf_add(b, h, sizeof h);
+}
+
+void hm_key_fit(hm_buf *b, size_t head_len, uint32_t max_len)
+{
+    if (max_len == 0 || b->len <= max_len)
+        return;
+    hm_key_hash(b, head_len);
 }

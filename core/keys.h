@@ -37,11 +37,19 @@ void hm_hash128_b64(const void *p, size_t n, char out[HM_HASH_B64_LEN]);
  * returns the length written. */
 size_t hm_b64url(const unsigned char *in, size_t n, char *out);
 
+/* True when every byte of s can appear in a key as is: no space, control
+ * character or DEL (bytes 0x21-0x7e and 0x80-0xff). */
+bool hm_key_text_ok(const char *s, size_t n);
+
+/* Replaces what follows the first head_len bytes of b with "#<hash of the
+ * whole of b>" (22 characters of base64url). */
+void hm_key_hash(hm_buf *b, size_t head_len);
+
 /*
  * Fits key b to a backend that accepts at most max_len bytes (0 = any):
  * a longer key "<head><rest>" becomes "<head>#<hash of the whole key>",
  * where head is the first head_len bytes ("<prefix>:entry:"), so a prefix
- * flush still finds it.
+ * flush still finds it (hm_key_hash).
  */
 void hm_key_fit(hm_buf *b, size_t head_len, uint32_t max_len);
 

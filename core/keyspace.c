@@ -55,11 +55,24 @@ hermes_rc hm_direct_key(hermes *h, const char *key, hm_buf *entry)
     return entry->failed ? HERMES_ENOMEM : HERMES_OK;
 }
 
+/*
+ * A tag key is "<prefix>:tag:<tag>" with the tag verbatim, byte for byte the
+ * key Python HermesCache uses (Mangler.nameTag), whenever the store can
+ * hold it as is.  A tag holding a byte no key may hold (space, control
+ * character, DEL), or too long for the backend, becomes
+ * "<prefix>:tag:#<hash of the verbatim key>" instead.  Two different tags
+ * therefore never share a key: verbatim keys differ because the tags do,
+ * hashed ones because the hashed texts do; only a tag chosen to read
+ * "#<that hash>" could meet a hashed one.
+ */
 void hm_tag_key(hermes *h, const char *tag, hm_buf *b)
 {
     hm_buf_reset(b);
     hm_buf_adds(b, h->tag_prefix);
-    size_t head = b->len;
-    hm_buf_add_escaped(b, tag, strlen(tag));
-    hm_key_fit(b, head, h->be->max_key_len);
+    size_t head = b->len, n = strlen(tag);
+    hm_buf_add(b, tag, n);
+    if (!hm_key_text_ok(tag, n))
+        hm_key_hash(b, head);
+    else
+        hm_key_fit(b, head, h->be->max_key_len);
 }

@@ -29,10 +29,10 @@
 #define HM_RECORD_HEADER 24
 #define HM_RECORD_MAX_TAG 65535
 
-/* Tag versions are 16 random bytes in base64url: 22 characters, like the
- * hashes Python HermesCache stores.  Versions read back are opaque bytes of
- * any length up to HM_VERSION_MAX. */
-#define HM_VERSION_LEN 22
+/* A tag version the core writes: the pickle of a 22-character str (see
+ * hm_version_new in tags.h), 37 bytes.  Versions read back are opaque bytes
+ * of any length, kept up to HM_VERSION_MAX (longer ones are hashed). */
+#define HM_VERSION_LEN 37
 #define HM_VERSION_MAX 255
 
 typedef struct hm_record_in {

@@ -1,22 +1,13 @@
 /*
  * Tag lists (taglist.h): validation, sorting, de-duplication and the tag
- * keys, in one place for registered functions and direct access.
+ * keys, in one place for registered functions and direct access.  Any
+ * non-empty string is a tag; hm_tag_key() makes a key of it.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "keyspace.h"
 #include "taglist.h"
-
-static bool tag_ok(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if ((unsigned char)*s <= ' ' || *s == 0x7f)
-            return false;
-    return true;
-}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -40,11 +31,11 @@ hermes_rc hm_taglist_build(hermes *h, const char *const *in, hm_taglist *t)
     size_t cnt = 0;
     memset(t, 0, sizeof *t);
     for (; in && in[cnt]; cnt++)
-        if (!tag_ok(in[cnt]))
+        if (!*in[cnt])
             return hm_error(h, HERMES_EINVAL,
-                            "tag '%s': tags must be non-empty and without "
-                            "spaces or control characters",
-                            in[cnt]);
+                            "tag %zu of the list is empty: a tag is any "
+                            "non-empty string",
+                            cnt + 1);
     if (cnt == 0)
         return HERMES_OK;
     const char **sorted = malloc(cnt * sizeof *sorted);

@@ -144,6 +144,22 @@ hm_verdict hm_judge(hermes *h, hm_read *rd, const hermes_bytes *tags,
     return HM_HIT;
 }
 
+int hm_version_new(unsigned char out[HM_VERSION_LEN])
+{
+    static const unsigned char head[13] = {0x80, 0x04, 0x95, 26, 0,    0, 0,
+                                           0,    0,    0,    0,  0x8c, 22};
+    _Static_assert(sizeof head + HM_HASH_B64_LEN + 2 == HM_VERSION_LEN,
+                   "a pickled 22-character str is 37 bytes");
+    unsigned char raw[16];
+    if (hm_random(raw, sizeof raw) != 0)
+        return -1;
+    memcpy(out, head, sizeof head);
+    hm_b64url(raw, sizeof raw, (char *)out + sizeof head);
+    out[sizeof head + 22] = 0x94;
+    out[sizeof head + 23] = 0x2e;
+    return 0;
+}
+
 typedef struct ensure_ctx {
     hm_read *rd;
     size_t *slot; /* item index -> tag index */
@@ -168,7 +184,7 @@ int hm_tags_ensure(hermes *h, size_t ntags, const hermes_bytes *tag_keys,
         return HERMES_BE_OK;
     hermes_item *items = calloc(missing, sizeof *items);
     size_t *slot = calloc(missing, sizeof *slot);
-    char(*fresh)[HM_VERSION_LEN] = calloc(missing, HM_VERSION_LEN);
+    unsigned char(*fresh)[HM_VERSION_LEN] = calloc(missing, HM_VERSION_LEN);
     int st = HERMES_BE_NOMEM;
     if (!items || !slot || !fresh)
         goto out;
@@ -176,10 +192,8 @@ int hm_tags_ensure(hermes *h, size_t ntags, const hermes_bytes *tag_keys,
     for (size_t i = 0; i < ntags; i++) {
         if (rd->vers[i].found)
             continue;
-        unsigned char raw[16];
-        if (hm_random(raw, sizeof raw) != 0)
+        if (hm_version_new(fresh[k]) != 0)
             goto out;
-        hm_b64url(raw, sizeof raw, fresh[k]);
         items[k].key = tag_keys[i];
         items[k].value.data = fresh[k];
         items[k].value.len = HM_VERSION_LEN;

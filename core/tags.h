@@ -55,6 +55,23 @@ hm_verdict hm_judge(hermes *h, hm_read *rd, const hermes_bytes *tags,
                     const void **payload, size_t *len);
 
 /*
+ * A new tag version, in the bytes Python HermesCache reads back: 16 random
+ * bytes in base64url (22 characters, the length of HermesCache's own md5
+ * hashes), stored as the pickle of that str.  HermesCache stores every
+ * value with pickle.dumps() and its default protocol, 4 on Python 3.8 to
+ * 3.13, which every Python 3.4+ reads; a tag version is 37 bytes:
+ *
+ *   80 04           PROTO 4
+ *   95 <u64 LE 26>  FRAME of the 26 bytes that follow
+ *   8c 16 <22 B>    SHORT_BINUNICODE, the 22 characters
+ *   94              MEMOIZE
+ *   2e              STOP
+ *
+ * Writes HM_VERSION_LEN bytes to out; -1 when no random bytes were had.
+ */
+int hm_version_new(unsigned char out[HM_VERSION_LEN]);
+
+/*
  * Creates every tag the read did not find, set-if-absent with a fresh
  * random version, and records in rd the version that won (one batched
  * round trip).  Returns the backend status.

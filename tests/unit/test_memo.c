@@ -23,6 +23,7 @@
 
 #include "internal.h"
 #include "keys.h"
+#include "keyspace.h"
 #include "mock_backend.h"
 
 #ifdef MEMO_REDIS
@@ -662,8 +663,176 @@ static void registering_a_name_twice_fails(void **state)
     assert_non_null(strstr(hermes_errmsg(h), "dup"));
     assert_int_equal(hermes_fn_register(h, "bad name", NULL, &fn),
                      HERMES_EINVAL);
-    hermes_fn_options o = {.tags = HERMES_TAGS("bad tag")};
+    hermes_fn_options o = {.tags = HERMES_TAGS("fine", "")};
     assert_int_equal(hermes_fn_register(h, "ok", &o, &fn), HERMES_EINVAL);
+    assert_non_null(strstr(hermes_errmsg(h), "empty"));
+}
+
+/* ------------------------------------------- tags and Python HermesCache */
+
+/* The raw value of a key in the store; NULL when absent. */
+static blob get_raw(const char *key)
+{
+    blob b = {0};
+    hermes_bytes k = {key, strlen(key)};
+    assert_int_equal(h->be->get(h->be_state, &k, 1, copy_value, &b),
+                     HERMES_BE_OK);
+    return b;
+}
+
+static void put_raw(const char *key, const void *bytes, size_t n)
+{
+    hermes_item it = {{key, strlen(key)}, {bytes, n}, 0, 0};
+    assert_int_equal(h->be->set(h->be_state, &it, 1, NULL, NULL), HERMES_BE_OK);
+}
+
+static void tags_with_spaces_and_percent_signs_are_accepted(void **state)
+{
+    hermes_fn *fn = reg("spaced", HERMES_TAGS("50%", "a b", "new\nline"), 0);
+    counter c = {0};
+    call(fn, &c, 1);
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, 1);
+    /* Each tag invalidates on its own. */
+    const char *each[] = {"a b", "50%", "new\nline"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(hermes_clean(h, HERMES_TAGS(each[i])), HERMES_OK);
+        call(fn, &c, 1);
+        call(fn, &c, 1);
+        assert_int_equal(c.calls, 2 + i);
+    }
+    /* A tag that differs only by the escaping it would once have had is
+     * another tag. */
+    hermes_fn *other = reg("escaped", HERMES_TAGS("a%20b"), 0);
+    counter c2 = {0};
+    call(other, &c2, 1);
+    hermes_clean(h, HERMES_TAGS("a b"));
+    call(other, &c2, 1);
+    assert_int_equal(c2.calls, 1);
+}
+
+static void tag_keys_are_python_hermes_keys(void **state)
+{
+    hermes_fn *fn = reg("keyed", HERMES_TAGS("50%", "#hash:tag", "a b"), 0);
+    counter c = {0};
+    call(fn, &c, 1);
+    char key[256];
+    /* Mangler.nameTag: ':'.join([prefix, 'tag', tag]), the tag as is. */
+    const char *verbatim[] = {"50%", "#hash:tag"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(key, sizeof key, "%s%s", h->tag_prefix, verbatim[i]);
+        blob b = get_raw(key);
+        assert_non_null(b.data);
+        free(b.data);
+    }
+    /* No key may hold a space: that tag's key is hashed. */
+    snprintf(key, sizeof key, "%sa b", h->tag_prefix);
+    assert_null(get_raw(key).data);
+    hm_buf k;
+    hm_buf_init(&k);
+    hm_tag_key(h, "a b", &k);
+    assert_null(memchr(k.data, ' ', k.len));
+    assert_int_equal(k.data[strlen(h->tag_prefix)], '#');
+    blob b = get_raw(k.data);
+    assert_non_null(b.data);
+    free(b.data);
+    hm_buf_free(&k);
+}
+
+/* Runs python3 with a script and arguments (no quotes in either); returns
+ * its first output line, without the newline. */
+static void python(const char *script, const char *args, char *out, size_t cap)
+{
+    if (system("python3 -c 'import pickle' >/dev/null 2>&1") != 0)
+        fail_msg("python3 (with pickle) is needed for the Python "
+                 "interoperability tests: apt-get install python3");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "python3 -c \"%s\" %s", script, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    if (!fgets(out, (int)cap, p))
+        out[0] = '\0';
+    int st = pclose(p);
+    if (st != 0)
+        fail_msg("python3 failed (status %d) on: %s", st, cmd);
+    out[strcspn(out, "\n")] = '\0';
+}
+
+static void to_hex(const unsigned char *p, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", p[i]);
+    out[2 * n] = '\0';
+}
+
+static size_t from_hex(const char *hex, unsigned char *out, size_t cap)
+{
+    size_t n = strlen(hex) / 2;
+    assert_true(n <= cap);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+        out[i] = (unsigned char)v;
+    }
+    return n;
+}
+
+static void python_reads_the_tag_versions_c_writes(void **state)
+{
+    hermes_fn *fn = reg("for_python", HERMES_TAGS("50%"), 0);
+    counter c = {0};
+    call(fn, &c, 1); /* creates the tag */
+    char key[256], hex[256], out[256];
+    snprintf(key, sizeof key, "%s50%%", h->tag_prefix);
+    blob b = get_raw(key);
+    assert_non_null(b.data);
+    to_hex(b.data, b.len, hex);
+    /* What HermesCache's Mangler.loads does with it (no zlib below 100
+     * bytes): pickle.loads, which must give a 22-character str... */
+    python("import pickle,sys; v=pickle.loads(bytes.fromhex(sys.argv[1])); "
+           "assert type(v) is str and len(v) == 22, repr(v); print(v)",
+           hex, out, sizeof out);
+    assert_int_equal(strlen(out), 22);
+    /* ...written exactly as pickle.dumps(that str) writes it. */
+    char args[64];
+    snprintf(args, sizeof args, "%s", out);
+    python("import pickle,sys; print(pickle.dumps(sys.argv[1]).hex())", args,
+           out, sizeof out);
+    assert_string_equal(out, hex);
+    free(b.data);
+}
+
+static void c_uses_the_tag_versions_python_writes(void **state)
+{
+    hermes_fn *fn = reg("from_python", HERMES_TAGS("50%"), 0);
+    counter c = {0};
+    char key[256], out[512], args[64];
+    snprintf(key, sizeof key, "%s50%%", h->tag_prefix);
+    int calls = 0;
+    /* Every pickle protocol, the way HermesCache's mapTags seeds a tag. */
+    for (int proto = 0; proto <= 5; proto++) {
+        snprintf(args, sizeof args, "PythonTagVersion-proto%d %d", proto,
+                 proto);
+        python("import pickle,sys; "
+               "print(pickle.dumps(sys.argv[1], int(sys.argv[2])).hex())",
+               args, out, sizeof out);
+        unsigned char bytes[256];
+        size_t n = from_hex(out, bytes, sizeof bytes);
+        put_raw(key, bytes, n);
+        call(fn, &c, 1); /* a new version: computed */
+        call(fn, &c, 1); /* cached under it */
+        assert_int_equal(c.calls, ++calls);
+        /* C kept Python's version (set-if-absent never overwrites it). */
+        blob b = get_raw(key);
+        assert_int_equal(b.len, n);
+        assert_memory_equal(b.data, bytes, n);
+        free(b.data);
+    }
+    /* Python cleans the tag (deletes the key): C's entries go stale. */
+    hermes_bytes k = {key, strlen(key)};
+    assert_int_equal(h->be->del(h->be_state, &k, 1), HERMES_BE_OK);
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, calls + 1);
 }
 
 /* The decorator-style layer: a plain C function, cached in a few lines. */
@@ -930,6 +1099,10 @@ int main(void)
         T(stats_counters_move_as_expected),
         T(plain_get_set_delete_with_tags),
         T(registering_a_name_twice_fails),
+        T(tags_with_spaces_and_percent_signs_are_accepted),
+        T(tag_keys_are_python_hermes_keys),
+        T(python_reads_the_tag_versions_c_writes),
+        T(c_uses_the_tag_versions_python_writes),
         T(macro_layer_caches_scalars_and_strings),
 #ifndef MEMO_REDIS
         T(backend_down_computes_directly),
