@@ -168,8 +168,11 @@ fi
 if run 0 flush; then
     expect "flush names the prefix" "ok: flushed every key under 'cache:'"
 fi
-if run 1 clean "bad tag"; then
-    expect "clean rejects a tag with a space" "tag 'bad tag'"
+if run 0 clean "a tag with spaces"; then
+    expect "clean takes a tag with spaces" "ok: cleaned 1 tag"
+fi
+if run 1 clean ""; then
+    expect "clean rejects an empty tag" "empty"
 fi
 
 # --- usage: help on stdout, mistakes on stderr with status 2
