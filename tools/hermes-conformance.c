@@ -60,7 +60,7 @@ static const struct check {
     {"set_get_binary", check_set_get_binary, NEEDS_STATE, 0},
     {"empty_value", check_empty_value, NEEDS_STATE, 0},
     {"long_key", check_long_key, NEEDS_STATE, 0},
-    {"value_4mib", check_value_4mib, NEEDS_STATE, 0},
+    {"value_limit", check_value_limit, NEEDS_STATE, 0},
     {"get_batch", check_get_batch, NEEDS_STATE, 0},
     {"overwrite", check_overwrite, NEEDS_STATE, 0},
     {"set_if_absent", check_set_if_absent, NEEDS_STATE, 0},

@@ -15,6 +15,8 @@
  *   -DBROKEN_TTLEARLY broken_ttlearly: set() cuts ttl_ms to 1%
  *   -DBROKEN_TTLLONG  broken_ttllong: set() triples ttl_ms (and has no scan)
  *   -DBROKEN_LOCKEARLY broken_lockearly: lock() cuts its TTL to 1%
+ *   -DBROKEN_STOPFIRST broken_stopfirst: set() stops at the first error
+ *   -DBROKEN_KEEPOLD  broken_keepold: a TOOBIG overwrite keeps the old value
  *   -DBROKEN_HANG     broken_hang:    scan() never returns
  *   -DBROKEN_PRINT    broken_print:   get() prints to stdout
  *
@@ -248,6 +250,73 @@ static int early_lock(void *state, hermes_bytes key, hermes_bytes token,
 #define BROKEN_NAME "broken_lockearly"
 #define BROKEN_DESCRIPTION "test plugin: lock cuts its TTL to 1%"
 #define OP_LOCK early_lock
+
+#elif defined(BROKEN_STOPFIRST) || defined(BROKEN_KEEPOLD)
+/*
+ * The example's set() called one item at a time, so that a variant can
+ * change what happens around a failing item.
+ */
+struct shifted {
+    hermes_value_cb cb;
+    void *arg;
+    size_t index;
+};
+
+static void shift_index(void *arg, size_t i, const void *value, size_t len)
+{
+    struct shifted *s = arg;
+    (void)i;
+    s->cb(s->arg, s->index, value, len);
+}
+
+static int broken_set(void *state, const hermes_item *items, size_t n,
+                      hermes_value_cb cb, void *arg)
+{
+    struct memory *m = state;
+    int rc = HERMES_BE_OK;
+
+    for (size_t i = 0; i < n; i++) {
+        struct shifted s = {cb, arg, i};
+#if defined(BROKEN_KEEPOLD)
+        /* The bug: a value known to be too big is refused before the
+         * store is touched, so the key keeps serving its old value. */
+        if (items[i].value.len > m->max_value) {
+            rc = rc ? rc : HERMES_BE_TOOBIG;
+            continue;
+        }
+#else
+        (void)m;
+#endif
+        int r = memory_set(state, &items[i], 1, cb ? shift_index : NULL, &s);
+
+        if (r != HERMES_BE_OK) {
+#if defined(BROKEN_STOPFIRST)
+            return r; /* The bug: the rest of the batch is dropped. */
+#else
+            rc = rc ? rc : r;
+#endif
+        }
+    }
+    return rc;
+}
+#if defined(BROKEN_STOPFIRST)
+/*
+ * Breaks: "every item is attempted; the first error is returned".  The
+ * items after a failing one are silently not stored, so one oversized
+ * result also loses the tags written with it.
+ */
+#define BROKEN_NAME "broken_stopfirst"
+#define BROKEN_DESCRIPTION "test plugin: set stops at the first error"
+#else
+/*
+ * Breaks: "an overwrite that fails must not leave the old value readable".
+ * A refused (too big) new value leaves the previous one in place, which
+ * the core would then serve as current.
+ */
+#define BROKEN_NAME "broken_keepold"
+#define BROKEN_DESCRIPTION "test plugin: a TOOBIG overwrite keeps the old value"
+#endif
+#define OP_SET broken_set
 
 #elif defined(BROKEN_HANG)
 /*

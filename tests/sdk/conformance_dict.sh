@@ -77,8 +77,8 @@ expect_broken() {
 
 [ -x "$conf" ] || { echo "$conf not built"; exit 99; }
 
-# dict's default memory limit (64 MiB over 16 shards) leaves each shard a
-# 4 MiB budget, too small for the suite's 4 MiB value, so it gets more.
+# Out of the box, then with a config (whose section reaches the plugin).
+expect_pass "built-in dict, no config" dict
 printf '[hermes]\nbackend = dict\n\n[dict]\nmax_bytes = 268435456\n' \
     >"$tmp/dict.ini"
 expect_pass "built-in dict" -c "$tmp/dict.ini" dict
@@ -105,6 +105,15 @@ expect_broken broken_ttlearly ttl_expiry set_if_absent
 expect_broken broken_ttllong ttl_expiry set_if_absent
 # lock cuts its TTL to 1%: a second owner gets a lock still held.
 expect_broken broken_lockearly lock_ttl_takeover unlock_wrong_token
+
+# set stops at the first failing item of a batch.
+expect_broken broken_stopfirst value_limit get_batch
+grep -q '^FAIL value_limit: .*every item is attempted' "$tmp/out" ||
+    fail "broken_stopfirst: not caught for the item after the refused one"
+# An overwrite refused as too big leaves the old value readable.
+expect_broken broken_keepold value_limit get_batch
+grep -q '^FAIL value_limit: .*old value must not stay readable' "$tmp/out" ||
+    fail "broken_keepold: not caught for the old value left readable"
 
 # scan never returns: that check fails at its deadline, the process
 # running it is killed, and the checks after it still run and pass.

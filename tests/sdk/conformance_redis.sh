@@ -38,6 +38,8 @@ plugin_path = $builddir/plugins/redis
 socket = $sock
 connect_timeout_ms = 200
 command_timeout_ms = 1000
+# A limit the value_limit check finds, so that it also checks TOOBIG.
+max_value_bytes = 1048576
 EOI
 
 # After the restart the socket takes a moment to appear.

@@ -230,36 +230,175 @@ int check_long_key(conf_ctx *c)
     return rc;
 }
 
-int check_value_4mib(conf_ctx *c)
-{
-    const size_t n = 4u << 20;
-    unsigned char *v = conf_xmalloc(n), *got;
-    char kb[KEYCAP];
-    hermes_bytes k = conf_key(c, kb, sizeof kb, "big");
-    int present, rc = CONF_FAIL;
-    size_t len;
+/*
+ * The value limit is learnt, not declared: sizes double from
+ * VALUE_PROBE_MIN until the plugin answers TOOBIG (or VALUE_PROBE_MAX is
+ * stored), then a bisection finds the largest size it stores.  Values up
+ * to that limit must come back intact; one byte more must be TOOBIG, must
+ * not leave the key's old value readable, and must not stop the rest of
+ * its batch.  A store refusing VALUE_PROBE_MIN is too small for a cache.
+ */
+#define VALUE_PROBE_MIN ((size_t)64 << 10)
+#define VALUE_PROBE_MAX ((size_t)16 << 20)
 
-    /* A pattern that does not repeat on any power-of-two period short of
-     * the whole value, so that misplaced chunks show. */
+/* A pattern that does not repeat on any power-of-two period short of the
+ * whole value, so that misplaced chunks show. */
+static void fill_pattern(unsigned char *v, size_t n)
+{
     for (size_t i = 0; i < n; i++)
         v[i] = (unsigned char)((i * 2654435761u) >> 13 ^ i >> 20);
-    if (conf_put(c, k, v, n, 0) == CONF_PASS &&
-        conf_get1(c, k, &present, &got, &len) == CONF_PASS) {
-        if (!present) {
-            conf_fail(c, "get reported nothing after a 4 MiB set");
-        } else if (len != n) {
-            conf_fail(c, "get reported %zu bytes, want %zu", len, n);
-        } else if (memcmp(got, v, n) != 0) {
-            size_t i = 0;
+}
 
-            while (got[i] == v[i])
-                i++;
-            conf_fail(c, "value differs from byte %zu on", i);
-        } else {
-            rc = CONF_PASS;
-        }
-        free(got);
+/* Sets key to the first n bytes of v; *st gets the status.  Fails the
+ * check on a status other than OK and TOOBIG. */
+static int try_size(conf_ctx *c, hermes_bytes k, const unsigned char *v,
+                    size_t n, int *st)
+{
+    hermes_item it = {k, conf_bytes(v, n), 0, 0};
+
+    *st = conf_set(c, &it, 1, NULL, NULL);
+    if (*st != HERMES_BE_OK && *st != HERMES_BE_TOOBIG)
+        return conf_fail(c,
+                         "set of a %zu-byte value returned %s, want OK "
+                         "or TOOBIG",
+                         n, conf_status(*st));
+    return CONF_PASS;
+}
+
+/* Fails unless key holds exactly the first n bytes of v. */
+static int expect_big(conf_ctx *c, hermes_bytes k, const unsigned char *v,
+                      size_t n)
+{
+    int present, rc = CONF_FAIL;
+    unsigned char *got;
+    size_t len;
+
+    if (conf_get1(c, k, &present, &got, &len) != CONF_PASS)
+        return CONF_FAIL;
+    if (!present) {
+        conf_fail(c, "get reported nothing after a set of %zu bytes", n);
+    } else if (len != n) {
+        conf_fail(c, "get reported %zu bytes after a set of %zu", len, n);
+    } else if (n && memcmp(got, v, n) != 0) {
+        size_t i = 0;
+
+        while (got[i] == v[i])
+            i++;
+        conf_fail(c, "a %zu-byte value differs from byte %zu on", n, i);
+    } else {
+        rc = CONF_PASS;
     }
+    free(got);
+    return rc;
+}
+
+/* Past the limit: the refused overwrite and the batch around it. */
+static int check_toobig(conf_ctx *c, const unsigned char *v, size_t limit)
+{
+    char kb[4][KEYCAP];
+    hermes_bytes k = conf_key(c, kb[0], KEYCAP, "big:limit");
+    int st;
+
+    if (conf_put(c, k, "old", 3, 0) != CONF_PASS)
+        return CONF_FAIL;
+    if (try_size(c, k, v, limit + 1, &st) != CONF_PASS)
+        return CONF_FAIL;
+    if (st != HERMES_BE_TOOBIG)
+        return conf_fail(c,
+                         "a %zu-byte value was stored once but %zu bytes "
+                         "(the limit) plus 1 now returned %s, want TOOBIG",
+                         limit, limit, conf_status(st));
+    if (conf_expect_absent(c, k,
+                           "after an overwrite refused as TOOBIG (the old "
+                           "value must not stay readable)") != CONF_PASS)
+        return CONF_FAIL;
+
+    /* Every item of a batch is attempted, around a refused one too. */
+    hermes_item items[3] = {
+        {conf_key(c, kb[1], KEYCAP, "big:before"), conf_str("before"), 0, 0},
+        {conf_key(c, kb[2], KEYCAP, "big:refused"), conf_bytes(v, limit + 1), 0,
+         0},
+        {conf_key(c, kb[3], KEYCAP, "big:after"), conf_str("after"), 0, 0},
+    };
+
+    if (conf_put(c, items[2].key, "old", 3, 0) != CONF_PASS ||
+        conf_put(c, items[1].key, "old", 3, 0) != CONF_PASS)
+        return CONF_FAIL;
+    st = conf_set(c, items, 3, NULL, NULL);
+    if (st != HERMES_BE_TOOBIG)
+        return conf_fail(c,
+                         "a batch with a value of the limit plus 1 in the "
+                         "middle returned %s, want TOOBIG",
+                         conf_status(st));
+    if (conf_expect(c, items[0].key, "before", 6,
+                    "the item before a TOOBIG one in its batch") != CONF_PASS ||
+        conf_expect(c, items[2].key, "after", 5,
+                    "the item after a TOOBIG one in its batch (every item "
+                    "is attempted)") != CONF_PASS ||
+        conf_expect_absent(c, items[1].key,
+                           "the TOOBIG item of a batch (the old value must "
+                           "not stay readable)") != CONF_PASS)
+        return CONF_FAIL;
+    return CONF_PASS;
+}
+
+int check_value_limit(conf_ctx *c)
+{
+    unsigned char *v = conf_xmalloc(VALUE_PROBE_MAX + 1);
+    char kb[KEYCAP];
+    hermes_bytes k = conf_key(c, kb, sizeof kb, "big");
+    size_t ok = 0, refused = 0;
+    int st, rc = CONF_FAIL;
+
+    fill_pattern(v, VALUE_PROBE_MAX + 1);
+    for (size_t n = VALUE_PROBE_MIN; n <= VALUE_PROBE_MAX; n *= 2) {
+        if (try_size(c, k, v, n, &st) != CONF_PASS)
+            goto out;
+        if (st == HERMES_BE_TOOBIG) {
+            refused = n;
+            break;
+        }
+        if (expect_big(c, k, v, n) != CONF_PASS)
+            goto out;
+        ok = n;
+    }
+    if (refused && !ok) {
+        conf_fail(c,
+                  "a %zu-byte value was refused as TOOBIG; a cache store "
+                  "takes at least %zu KiB",
+                  refused, VALUE_PROBE_MIN >> 10);
+        goto out;
+    }
+    if (!refused) {
+        conf_note(c, "values up to %zu MiB work; no limit below",
+                  VALUE_PROBE_MAX >> 20);
+        rc = CONF_PASS;
+        goto out;
+    }
+    /* ok is stored, refused is not: bisect to the exact limit. */
+    while (refused - ok > 1) {
+        size_t mid = ok + (refused - ok) / 2;
+
+        if (try_size(c, k, v, mid, &st) != CONF_PASS)
+            goto out;
+        if (st == HERMES_BE_OK)
+            ok = mid;
+        else
+            refused = mid;
+    }
+    conf_note(c, "the largest value stored is %zu bytes", ok);
+    if (try_size(c, k, v, ok, &st) != CONF_PASS)
+        goto out;
+    if (st != HERMES_BE_OK) {
+        conf_fail(c,
+                  "a %zu-byte value was stored once but %s the second time "
+                  "(the limit must not depend on what the store holds)",
+                  ok, conf_status(st));
+        goto out;
+    }
+    if (expect_big(c, k, v, ok) == CONF_PASS)
+        rc = check_toobig(c, v, ok);
+out:
     free(v);
     return rc;
 }

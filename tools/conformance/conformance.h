@@ -161,7 +161,7 @@ int check_get_missing(conf_ctx *c);
 int check_set_get_binary(conf_ctx *c);
 int check_empty_value(conf_ctx *c);
 int check_long_key(conf_ctx *c);
-int check_value_4mib(conf_ctx *c);
+int check_value_limit(conf_ctx *c);
 int check_get_batch(conf_ctx *c);
 int check_overwrite(conf_ctx *c);
 int check_set_if_absent(conf_ctx *c);

@@ -29,7 +29,7 @@
 #include <string.h>
 
 #define MEMORY_VERSION "1.0.0"
-#define MEMORY_DEFAULT_MAX_VALUE (64u * 1024 * 1024)
+#define MEMORY_DEFAULT_MAX_VALUE (4u * 1024 * 1024)
 #define MEMORY_MIN_BUCKETS 64
 
 /*
@@ -185,7 +185,8 @@ static void maybe_grow(struct memory *m, uint64_t now)
 
 /*
  * Stores key = value, replacing the entry at *link when link is not NULL.
- * Returns HERMES_BE_OK or HERMES_BE_NOMEM (the old value is then kept).
+ * Returns HERMES_BE_OK or HERMES_BE_NOMEM (the old entry is then left for
+ * the caller to remove).
  */
 static int store(struct memory *m, struct entry **link, hermes_bytes key,
                  uint64_t hash, const void *value, size_t vlen,
@@ -353,48 +354,61 @@ static int memory_get(void *state, const hermes_bytes *keys, size_t n,
  * afterwards - the item's own value if it won, the existing one if it lost -
  * so that two racing creators agree on one value.  Checking and storing
  * happen under one mutex: that is the atomicity the race needs (a network
- * backend uses SET NX / add and reads the winner back).  Keys or values
- * over the store's limits are HERMES_BE_TOOBIG; they are checked before
- * anything is stored, so a rejected batch changes nothing.
+ * backend uses SET NX / add and reads the winner back).  Every item is
+ * attempted, and the first error is returned: a value over max_value_size
+ * is HERMES_BE_TOOBIG, no memory HERMES_BE_NOMEM.  A plain item that fails
+ * deletes the key, since its old value is no longer the current one.
  */
 static int memory_set(void *state, const hermes_item *items, size_t n,
                       hermes_value_cb cb, void *arg)
 {
     struct memory *m = state;
     int rc = HERMES_BE_OK;
+    size_t toobig = 0, nomem = 0;
 
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].value.len > m->max_value) {
-            memory_log(m, HERMES_LOG_WARN,
-                       "value of %zu bytes exceeds max_value_size %zu",
-                       items[i].value.len, m->max_value);
-            return HERMES_BE_TOOBIG;
-        }
-    }
     pthread_mutex_lock(&m->mu);
     uint64_t now = now_ns(m);
 
-    for (size_t i = 0; i < n && rc == HERMES_BE_OK; i++) {
+    for (size_t i = 0; i < n; i++) {
         const hermes_item *it = &items[i];
         uint64_t h = hash_bytes(it->key.data, it->key.len);
         struct entry **link = find(m, it->key.data, it->key.len, h, now);
+        int r;
 
         if ((it->flags & HERMES_SET_IF_ABSENT) && link) {
             if (cb)
                 cb(arg, i, (*link)->data + (*link)->klen, (*link)->vlen);
             continue;
         }
-        rc = store(m, link, it->key, h, it->value.data, it->value.len,
-                   deadline(m, it->ttl_ms));
-        if (rc == HERMES_BE_OK) {
-            m->sets++;
-            if ((it->flags & HERMES_SET_IF_ABSENT) && cb)
-                cb(arg, i, it->value.data, it->value.len);
+        if (it->value.len > m->max_value) {
+            r = HERMES_BE_TOOBIG;
+            toobig++;
+        } else {
+            r = store(m, link, it->key, h, it->value.data, it->value.len,
+                      deadline(m, it->ttl_ms));
+            if (r != HERMES_BE_OK)
+                nomem++;
         }
+        if (r != HERMES_BE_OK) {
+            if (link)
+                unlink_entry(m, link);
+            if (rc == HERMES_BE_OK)
+                rc = r;
+            continue;
+        }
+        m->sets++;
+        if ((it->flags & HERMES_SET_IF_ABSENT) && cb)
+            cb(arg, i, it->value.data, it->value.len);
     }
     pthread_mutex_unlock(&m->mu);
-    if (rc != HERMES_BE_OK)
-        memory_log(m, HERMES_LOG_ERROR, "set: out of memory");
+    /* Logged after the mutex is released: the host's logger may be slow. */
+    if (toobig)
+        memory_log(m, HERMES_LOG_INFO,
+                   "set: %zu value(s) over max_value_size %zu refused", toobig,
+                   m->max_value);
+    if (nomem)
+        memory_log(m, HERMES_LOG_ERROR, "set: out of memory for %zu item(s)",
+                   nomem);
     return rc;
 }
 
