@@ -60,8 +60,9 @@ hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
         const void *payload;
         size_t plen;
         if (st != HERMES_BE_OK) {
-            rc = hm_error(h, HERMES_EBACKEND, "get %s: %s", key,
-                          hm_be_status_str(st));
+            rc = hm_error(
+                h, st == HERMES_BE_NOMEM ? HERMES_ENOMEM : HERMES_EBACKEND,
+                "get %s: %s", key, hm_be_status_str(st));
         } else if (hm_judge(h, &d.rd, d.tags.bytes, &payload, &plen) ==
                    HM_HIT) {
             memmove(d.rd.entry, payload, plen);

@@ -26,7 +26,9 @@ void hm_call_compute(hm_call *c, bool store, hm_outcome *o)
     memset(o, 0, sizeof *o);
     if (failed) {
         HM_COUNT(h, compute_errors, 1);
-        o->rc = HERMES_ECOMPUTE;
+        /* A callback that failed because hermes_result_set() could not
+         * allocate reports the library's out-of-memory, not its own. */
+        o->rc = res.nomem ? HERMES_ENOMEM : HERMES_ECOMPUTE;
         o->errmsg = res.errmsg;
         free(res.data);
         return;

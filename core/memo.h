@@ -16,6 +16,7 @@ struct hermes_result {
     bool has_ttl;
     uint32_t ttl;
     char *errmsg;
+    bool nomem; /* hermes_result_set ran out of memory */
 };
 
 typedef struct hm_call {

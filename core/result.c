@@ -11,8 +11,10 @@ hermes_rc hermes_result_set(hermes_result *res, const void *p, size_t n)
     if (!res || (!p && n))
         return HERMES_EINVAL;
     unsigned char *d = malloc(n + 1);
-    if (!d)
+    if (!d) {
+        res->nomem = true;
         return HERMES_ENOMEM;
+    }
     if (n)
         memcpy(d, p, n);
     d[n] = '\0';

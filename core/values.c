@@ -40,8 +40,10 @@ int hermes__put_cstr(hermes_result *r, const char *s)
     }
     size_t n = strlen(s);
     unsigned char *b = malloc(n + 1);
-    if (!b)
+    if (!b) {
+        free((void *)s); /* owned here whatever happens */
         return -1;
+    }
     b[0] = VAL_STR;
     memcpy(b + 1, s, n);
     int rc = hermes_result_set(r, b, n + 1) == HERMES_OK ? 0 : -1;

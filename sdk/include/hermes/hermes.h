@@ -141,7 +141,9 @@ typedef struct hermes_result hermes_result;
  */
 typedef int (*hermes_compute_fn)(void *arg, hermes_result *res);
 
-/* Copies n bytes as the computed value. */
+/* Copies n bytes as the computed value.  HERMES_ENOMEM when the copy cannot
+ * be allocated; a callback that then fails makes hermes_call() return
+ * HERMES_ENOMEM rather than HERMES_ECOMPUTE. */
 hermes_rc hermes_result_set(hermes_result *res, const void *p, size_t n);
 /* The value is returned to the callers but not stored (Hermes never caches
  * None). */
