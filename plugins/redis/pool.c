@@ -127,6 +127,7 @@ int rpool_init(rpool *p, const hermes_host *host, const rpool_settings *s)
     atomic_init(&p->connect_failures, 0);
     atomic_init(&p->commands, 0);
     atomic_init(&p->errors, 0);
+    atomic_init(&p->hung, 0);
     return HERMES_BE_OK;
 }
 
@@ -424,14 +425,15 @@ static void set_timed_out(redisContext *c)
     snprintf(c->errstr, sizeof c->errstr, "timed out");
 }
 
-/* Waits until c's socket is ready for events or the deadline passes. */
+/* Waits until c's socket is ready for events or the deadline passes;
+ * -1 on an error, -2 when the deadline passed. */
 static int wait_ready(redisContext *c, short events, uint64_t deadline_ns)
 {
     for (;;) {
         uint64_t now = clock_ns(CLOCK_MONOTONIC);
         if (now >= deadline_ns) {
             set_timed_out(c);
-            return -1;
+            return -2;
         }
         struct pollfd pfd = {.fd = c->fd, .events = events};
         int ms = (int)((deadline_ns - now + 999999u) / 1000000u);
@@ -463,14 +465,17 @@ static int wait_ready(redisContext *c, short events, uint64_t deadline_ns)
  * any legitimate reply would, and reading stops there.
  */
 static int get_reply(redisContext *c, rpool_guard *g, void **reply,
-                     uint64_t deadline_ns)
+                     uint64_t deadline_ns, int *timed_out)
 {
-    int done = 0;
+    int done = 0, w;
 
     *reply = NULL;
     while (!done) { /* the pipeline's first reply sends it all */
-        if (sdslen(c->obuf) > 0 && wait_ready(c, POLLOUT, deadline_ns) != 0)
+        if (sdslen(c->obuf) > 0 &&
+            (w = wait_ready(c, POLLOUT, deadline_ns)) != 0) {
+            *timed_out = w == -2;
             return REDIS_ERR;
+        }
         if (redisBufferWrite(c, &done) != REDIS_OK)
             return REDIS_ERR;
     }
@@ -479,8 +484,11 @@ static int get_reply(redisContext *c, rpool_guard *g, void **reply,
             return REDIS_ERR;
         if (*reply)
             return REDIS_OK;
-        if (wait_ready(c, POLLIN, deadline_ns) != 0 ||
-            redisBufferRead(c) != REDIS_OK)
+        if ((w = wait_ready(c, POLLIN, deadline_ns)) != 0) {
+            *timed_out = w == -2;
+            return REDIS_ERR;
+        }
+        if (redisBufferRead(c) != REDIS_OK)
             return REDIS_ERR;
         if (c->reader->len - c->reader->pos >
             g->shape.bytes - g->used + READ_CHUNK) {
@@ -490,6 +498,19 @@ static int get_reply(redisContext *c, rpool_guard *g, void **reply,
             return REDIS_ERR;
         }
     }
+}
+
+/* The server answered a request: if it was taken for hung, it is not. */
+static void answered(rpool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    if (atomic_load(&p->hung)) {
+        atomic_store(&p->hung, 0);
+        p->backoff_ms = 0;
+        p->retry_at_ns = 0;
+        rpool_log(p, HERMES_LOG_INFO, "answers again");
+    }
+    pthread_mutex_unlock(&p->mu);
 }
 
 int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
@@ -507,7 +528,9 @@ int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
         r = NULL;
         conn->guard.used = 0;
         conn->guard.why[0] = '\0';
-        if (get_reply(conn->c, &conn->guard, &r, deadline) != REDIS_OK || !r) {
+        if (get_reply(conn->c, &conn->guard, &r, deadline, &conn->timed_out) !=
+                REDIS_OK ||
+            !r) {
             int refused = conn->guard.why[0] != '\0';
             int rc = refused ? HERMES_BE_PROTOCOL : status_of(conn->c);
 
@@ -532,6 +555,8 @@ int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
         replies[i] = r;
     }
     sigpipe_unblock(&old, 0);
+    if (atomic_load(&p->hung))
+        answered(p);
     return HERMES_BE_OK;
 }
 
@@ -630,20 +655,62 @@ static int connect_one(rpool *p, rpool_conn **out)
     return HERMES_BE_OK;
 }
 
+/*
+ * Called with mu held after a failed connect, or a request that timed
+ * out: no connection is handed out for backoff_ms.  A failure of the call
+ * that probed the server after a backoff doubles it (up to the cap); the
+ * first timeout of a run starts it at BACKOFF_FIRST_MS, and the timeouts of
+ * other requests that were in flight meanwhile do not stretch it.
+ */
+static void back_off_locked(rpool *p, int probe_failed)
+{
+    if (p->backoff_ms == 0)
+        p->backoff_ms = BACKOFF_FIRST_MS;
+    else if (probe_failed)
+        p->backoff_ms *= 2;
+    if (p->backoff_ms > BACKOFF_MAX_MS)
+        p->backoff_ms = BACKOFF_MAX_MS;
+    uint64_t until = mono_ns(p) + (uint64_t)p->backoff_ms * 1000000u;
+    if (probe_failed || until > p->retry_at_ns)
+        p->retry_at_ns = until;
+}
+
 int rpool_take(rpool *p, rpool_conn **out)
 {
     struct timespec deadline;
-    int have_deadline = 0;
+    int have_deadline = 0, probe;
     rpool_conn *conn;
-    uint64_t now;
     int rc;
 
     pthread_mutex_lock(&p->mu);
     check_fork_locked(p);
     for (;;) {
+        probe = 0;
+        if (p->backoff_ms != 0) {
+            uint64_t now = mono_ns(p);
+
+            /* While backing off (after a failed connect or a request that
+             * timed out) every call fails at once, without touching the
+             * network: neither a dead nor a hung server costs a timeout
+             * per call. */
+            if (now < p->retry_at_ns) {
+                pthread_mutex_unlock(&p->mu);
+                return HERMES_BE_IO;
+            }
+            /* Past the backoff: this call probes the server, and the
+             * others keep failing fast for as long as its connect and (a
+             * hung server's port still accepts connections) its first
+             * request may take. */
+            p->retry_at_ns =
+                now + ((uint64_t)p->connect_timeout_ms + p->backoff_ms +
+                       (atomic_load(&p->hung) ? p->command_timeout_ms : 0)) *
+                          1000000u;
+            probe = 1;
+        }
         if ((conn = p->idle) != NULL) {
             p->idle = conn->next;
             conn->next = NULL;
+            conn->probe = probe && atomic_load(&p->hung);
             pthread_mutex_unlock(&p->mu);
             *out = conn;
             return HERMES_BE_OK;
@@ -667,18 +734,6 @@ int rpool_take(rpool *p, rpool_conn **out)
         }
     }
 
-    now = mono_ns(p);
-    if (p->backoff_ms != 0) {
-        if (now < p->retry_at_ns) {
-            /* Refuse without touching the network: a dead server must not
-             * cost a connect timeout per call. */
-            pthread_mutex_unlock(&p->mu);
-            return HERMES_BE_IO;
-        }
-        /* This thread probes; the others keep failing fast meanwhile. */
-        p->retry_at_ns =
-            now + ((uint64_t)p->connect_timeout_ms + p->backoff_ms) * 1000000u;
-    }
     p->live++;
     pthread_mutex_unlock(&p->mu);
 
@@ -687,23 +742,24 @@ int rpool_take(rpool *p, rpool_conn **out)
     pthread_mutex_lock(&p->mu);
     if (rc == HERMES_BE_OK) {
         atomic_fetch_add(&p->connects, 1);
-        if (p->backoff_ms != 0)
-            rpool_log(p, HERMES_LOG_INFO, "connected again");
-        p->backoff_ms = 0;
-        p->retry_at_ns = 0;
+        if (atomic_load(&p->hung)) {
+            /* A hung server's port accepts connections: only an answer
+             * ends the backoff (rpool_read), a timeout doubles it. */
+            conn->probe = probe;
+        } else {
+            if (p->backoff_ms != 0)
+                rpool_log(p, HERMES_LOG_INFO, "connected again");
+            p->backoff_ms = 0;
+            p->retry_at_ns = 0;
+        }
         pthread_mutex_unlock(&p->mu);
         *out = conn;
         return HERMES_BE_OK;
     }
     atomic_fetch_add(&p->connect_failures, 1);
     p->live--;
-    if (rc != HERMES_BE_NOMEM) {
-        p->backoff_ms =
-            p->backoff_ms == 0 ? BACKOFF_FIRST_MS : p->backoff_ms * 2;
-        if (p->backoff_ms > BACKOFF_MAX_MS)
-            p->backoff_ms = BACKOFF_MAX_MS;
-        p->retry_at_ns = mono_ns(p) + (uint64_t)p->backoff_ms * 1000000u;
-    }
+    if (rc != HERMES_BE_NOMEM)
+        back_off_locked(p, 1);
     /* Every waiter may now use the slot we gave up, or fail fast on the
      * backoff rather than sit out its whole timeout. */
     pthread_cond_broadcast(&p->cv);
@@ -722,6 +778,17 @@ void rpool_put(rpool *p, rpool_conn *conn)
         int lost =
             conn->c->err == REDIS_ERR_EOF || conn->c->err == REDIS_ERR_IO;
 
+        if (conn->timed_out) {
+            /* The server accepted the request and did not answer within
+             * command_timeout_ms: hung, or too slow to be worth waiting
+             * for.  Calls compute directly until a probe gets an answer. */
+            if (!atomic_load(&p->hung))
+                rpool_log(p, HERMES_LOG_WARN,
+                          "no answer within %u ms: backing off",
+                          (unsigned)p->command_timeout_ms);
+            atomic_store(&p->hung, 1);
+            back_off_locked(p, conn->probe);
+        }
         free_conn(conn);
         p->live--;
         /* The server closed or stopped answering one connection: it most

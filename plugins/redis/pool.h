@@ -3,7 +3,9 @@
  * so every operation takes a private context from the pool, uses it and
  * hands it back.  The pool connects lazily, bounds the number of contexts,
  * backs off after a failed connect (so a dead server costs no network time
- * per call), drops any context that saw an I/O or protocol error, bounds
+ * per call) and after a request that timed out (so a hung server does not
+ * cost a timeout per call either), drops any context that saw an I/O or
+ * protocol error, bounds
  * what a reply may make it allocate (rpool_shape), and never touches a
  * socket inherited across fork().
  *
@@ -65,8 +67,10 @@ typedef struct rpool_guard {
 /* One pooled connection. */
 typedef struct rpool_conn {
     redisContext *c;
-    pid_t pid;  /* the process that connected; no other may use the socket */
-    int broken; /* set on I/O or protocol error: freed instead of reused */
+    pid_t pid;     /* the process that connected; no other may use the socket */
+    int broken;    /* set on I/O or protocol error: freed instead of reused */
+    int timed_out; /* the failure was command_timeout_ms passing */
+    int probe;     /* connected while the server was taken for hung */
     rpool_guard guard;       /* the reader's privdata */
     struct rpool_conn *next; /* idle list link */
 } rpool_conn;
@@ -89,8 +93,10 @@ typedef struct rpool {
     rpool_conn *idle;     /* contexts ready for use */
     unsigned live;        /* contexts of this process, idle or borrowed */
     pid_t pid;            /* process the idle list and live belong to */
-    uint32_t backoff_ms;  /* 0 when the last connect succeeded */
-    uint64_t retry_at_ns; /* no connect before this monotonic time */
+    uint32_t backoff_ms;  /* 0 when the server is not in doubt */
+    uint64_t retry_at_ns; /* no connection handed out before this time */
+    atomic_int hung;      /* a request timed out and none has been answered
+                             since: connects prove nothing until one is */
 
     /* Counters for stats(); atomics so that reading them needs no lock. */
     atomic_uint_fast64_t connects;
@@ -115,8 +121,10 @@ void rpool_destroy(rpool *p);
 /*
  * Borrow a connected context into *out.  Returns HERMES_BE_OK, or
  * HERMES_BE_IO when the server is unreachable, the pool is backing off
- * after a failed connect, or no context became free within
- * command_timeout_ms; HERMES_BE_NOMEM when memory ran out.
+ * after a failed connect or a timed-out request, or no context became free
+ * within command_timeout_ms; HERMES_BE_NOMEM when memory ran out.  No
+ * thread runs in the background (the pool stays fork-safe): once the
+ * backoff has passed, the next call probes the server.
  */
 int rpool_take(rpool *p, rpool_conn **out);
 

@@ -1250,6 +1250,60 @@ static void paused_server_times_out_then_recovers(void **state)
     be->close(st);
 }
 
+/*
+ * A hung server (SIGSTOP: its port still accepts connections, nothing
+ * answers) costs one call a timeout; the calls after it fail at once while
+ * the pool backs off, a few probes (one per backoff period) pay a timeout
+ * each, and once the server answers again the pool uses it again.
+ */
+static void hung_server_costs_one_timeout_then_calls_fail_fast(void **state)
+{
+    char port[16];
+    hermes_bytes k = B("back");
+    uint64_t t0, t, took, window_end;
+    long calls = 0, slow = 0;
+    long long resumed;
+    got g = {0};
+    void *st;
+
+    (void)state;
+    start_extra(NULL, port, sizeof port);
+    st = OPEN("port", port, "command_timeout_ms", "200", "connect_timeout_ms",
+              "200", "pool_size", "4");
+    assert_true(wait_until_working(st, 1000) >= 0);
+
+    kill(g_extra.pid, SIGSTOP);
+    t0 = now_ms();
+    assert_int_equal(be->get(st, &k, 1, got_cb, &g), HERMES_BE_IO);
+    took = now_ms() - t0;
+    assert_true(took >= 150 && took < 1000);
+    assert_true(log_contains("no answer within 200 ms"));
+
+    /* One second of calls: before backing off, every one took 200 ms. */
+    window_end = now_ms() + 1000;
+    while ((t = now_ms()) < window_end) {
+        assert_int_equal(be->get(st, &k, 1, got_cb, &g), HERMES_BE_IO);
+        calls++;
+        if (now_ms() - t >= 150)
+            slow++;
+    }
+    print_message("after the first timeout: %ld calls in 1 s, %ld slow "
+                  "(probes)\n",
+                  calls, slow);
+    assert_true(calls >= 1000);
+    /* Probes after 50, 100, 200 ms of backoff, each costing 200 ms. */
+    assert_true(slow <= 4);
+
+    kill(g_extra.pid, SIGCONT);
+    /* At most one backoff period (capped at 2 s) plus a probe. */
+    resumed = wait_until_working(st, 5000);
+    print_message("working again %lld ms after SIGCONT\n", resumed);
+    assert_true(resumed >= 0);
+    assert_true(log_contains("answers again"));
+    assert_int_equal(g.hits[0], 0);
+    be->close(st);
+}
+
 /* A signal every 10 ms at one thread, with a handler installed without
  * SA_RESTART, so every blocking call in that thread sees EINTR. */
 static void on_usr1(int sig)
@@ -1790,6 +1844,7 @@ int main(void)
         T(db_selection_isolates_keys),
         T(server_killed_mid_run_fails_fast_then_recovers),
         T(paused_server_times_out_then_recovers),
+        T(hung_server_costs_one_timeout_then_calls_fail_fast),
         T(signals_do_not_stretch_a_call_past_its_timeout),
         T(pool_of_one_serves_many_threads),
         T(server_restart_costs_one_failed_call_not_one_per_connection),
