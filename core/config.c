@@ -18,6 +18,8 @@
  * HERMES_ENOMEM.  The parser never leaves a half-filled hm_config behind.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,13 +57,14 @@ static const char *const hermes_keys[K_COUNT] = {
 
 typedef struct parser {
     const char *source;
-    int line;
+    size_t line; /* 0 for settings given in code */
     char *err;
     size_t errlen;
     hm_config cfg;
-    int section;       /* 0 before any header, 1 in [hermes], 2 other */
-    int hermes_line;   /* line of the [hermes] header, 0 if none yet */
-    int seen[K_COUNT]; /* line where each [hermes] key was set, or 0 */
+    int section;        /* 0 before any header, 1 in [hermes], 2 other */
+    size_t current;     /* in a plugin section: its index in cfg.sections */
+    bool hermes_seen;   /* a [hermes] header was read */
+    bool seen[K_COUNT]; /* each [hermes] key that was set */
 } parser;
 
 static int is_blank(char c)
@@ -96,19 +99,18 @@ static int is_word(const char *s, size_t n)
 }
 
 /*
- * Writes s as 'text' into buf for an error message, escaping control
- * characters and shortening long values, so that a message is always one
- * readable line whatever the file holds.
+ * Writes n bytes of s into buf (len >= 8), control characters as \xNN,
+ * shortened with "..." when they do not fit, NUL-terminated; returns the
+ * length written.
  */
-static const char *quote(const char *s, size_t n, char *buf, size_t len)
+static size_t escape(const char *s, size_t n, char *buf, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
 
-    buf[o++] = '\'';
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (o + 8 >= len) { /* room for "\xNN", "...'" and NUL */
+        if (o + 8 > len) { /* room for "\xNN", "..." and NUL */
             memcpy(buf + o, "...", 3);
             o += 3;
             break;
@@ -122,21 +124,55 @@ static const char *quote(const char *s, size_t n, char *buf, size_t len)
             buf[o++] = (char)c;
         }
     }
+    buf[o] = '\0';
+    return o;
+}
+
+const char *hm_config_escape(const char *s, char *buf, size_t len)
+{
+    if (len < 8) {
+        if (len > 0)
+            buf[0] = '\0';
+        return buf;
+    }
+    escape(s, strlen(s), buf, len);
+    return buf;
+}
+
+int hm_config_where(char *buf, size_t len, const char *source, size_t line)
+{
+    if (line == 0)
+        return snprintf(buf, len, "%s", source);
+    return snprintf(buf, len, "%s:%zu", source, line);
+}
+
+/*
+ * Writes s as 'text' into buf (len >= 10) for an error message, escaping
+ * control characters and shortening long values, so that a message is
+ * always one readable line whatever the file holds.
+ */
+static const char *quote(const char *s, size_t n, char *buf, size_t len)
+{
+    size_t o = 1;
+
+    buf[0] = '\'';
+    o += escape(s, n, buf + 1, len - 2);
     buf[o++] = '\'';
     buf[o] = '\0';
     return buf;
 }
 
-/* Formats "SOURCE:LINE: [KEY: ]reason" into the caller's buffer. */
+/* Formats "SOURCE:LINE: [KEY: ]reason" into the caller's buffer (without
+ * ":LINE" for settings given in code). */
 static hermes_rc fail(parser *p, const char *key, const char *fmt, ...)
 {
     if (p->err == NULL || p->errlen == 0)
         return HERMES_ECONFIG;
-    int n;
-    if (key != NULL)
-        n = snprintf(p->err, p->errlen, "%s:%d: %s: ", p->source, p->line, key);
-    else
-        n = snprintf(p->err, p->errlen, "%s:%d: ", p->source, p->line);
+    int n = hm_config_where(p->err, p->errlen, p->source, p->line);
+    if (n >= 0 && (size_t)n < p->errlen)
+        n += snprintf(p->err + n, p->errlen - (size_t)n, ": ");
+    if (key != NULL && n >= 0 && (size_t)n < p->errlen)
+        n += snprintf(p->err + n, p->errlen - (size_t)n, "%s: ", key);
     if (n >= 0 && (size_t)n < p->errlen) {
         va_list ap;
         va_start(ap, fmt);
@@ -179,6 +215,7 @@ static void free_section(hm_section *s)
         free((char *)s->kv[i].value);
     }
     free(s->kv);
+    free(s->lines);
     free(s->name);
 }
 
@@ -327,7 +364,7 @@ static hermes_rc hermes_setting(parser *p, const char *key, const char *v)
     }
     if (p->seen[k])
         return fail(p, NULL, "duplicate key '%s' in [hermes]", key);
-    p->seen[k] = p->line;
+    p->seen[k] = true;
 
     switch (k) {
     case K_BACKEND:
@@ -345,6 +382,7 @@ static hermes_rc hermes_setting(parser *p, const char *key, const char *v)
                         "must be non-empty, without spaces, control "
                         "characters, ':', '%%' or '#': %s",
                         quote(v, strlen(v), q, sizeof q));
+        c->prefix_line = p->line;
         return set_string(p, &c->prefix, v, 0);
     case K_PLUGIN_PATH:
         return set_string(p, &c->plugin_path, v, 1);
@@ -364,7 +402,7 @@ static hermes_rc hermes_setting(parser *p, const char *key, const char *v)
 /* One "key = value" line of a plugin section, kept as written. */
 static hermes_rc plugin_setting(parser *p, char *key, char *v)
 {
-    hm_section *s = &p->cfg.sections[p->cfg.nsections - 1];
+    hm_section *s = &p->cfg.sections[p->current];
 
     for (size_t i = 0; i < s->n; i++) {
         if (strcmp(s->kv[i].key, key) == 0) {
@@ -375,15 +413,69 @@ static hermes_rc plugin_setting(parser *p, char *key, char *v)
             return rc;
         }
     }
-    if (grow((void **)&s->kv, s->n, sizeof *s->kv) != 0) {
+    /* Both arrays have the capacity grow() implies for s->n, so a failed
+     * second grow leaves them consistent. */
+    if (grow((void **)&s->kv, s->n, sizeof *s->kv) != 0 ||
+        grow((void **)&s->lines, s->n, sizeof *s->lines) != 0) {
         free(key);
         free(v);
         return nomem(p);
     }
     s->kv[s->n].key = key;
     s->kv[s->n].value = v;
-    s->kv[s->n].line = p->line;
+    /* The ABI's line is an int: 0 ("not from a file") past INT_MAX. */
+    s->kv[s->n].line = p->line <= INT_MAX ? (int)p->line : 0;
+    s->lines[s->n] = p->line;
     s->n++;
+    return HERMES_OK;
+}
+
+/*
+ * Makes the section called ns (n bytes) the current one: [hermes], a new
+ * plugin section, or, when reopen is set (settings given in code), one
+ * that exists already; a file may name each section once.
+ */
+static hermes_rc enter_section(parser *p, const char *ns, size_t n, bool reopen)
+{
+    char q[80];
+
+    if (n == 0)
+        return fail(p, NULL, "empty section name");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)ns[i];
+        if (c < 0x20 || c == 0x7f || c == '[' || c == ']')
+            return fail(p, NULL, "invalid section name %s",
+                        quote(ns, n, q, sizeof q));
+    }
+
+    if (n == 6 && memcmp(ns, "hermes", 6) == 0) {
+        if (p->hermes_seen && !reopen)
+            return fail(p, NULL, "duplicate section [hermes]");
+        p->hermes_seen = true;
+        p->section = 1;
+        return HERMES_OK;
+    }
+    for (size_t i = 0; i < p->cfg.nsections; i++) {
+        const char *name = p->cfg.sections[i].name;
+        if (strlen(name) == n && memcmp(name, ns, n) == 0) {
+            if (!reopen)
+                return fail(p, NULL, "duplicate section [%s]", name);
+            p->current = i;
+            p->section = 2;
+            return HERMES_OK;
+        }
+    }
+    if (grow((void **)&p->cfg.sections, p->cfg.nsections,
+             sizeof *p->cfg.sections) != 0)
+        return nomem(p);
+    hm_section *sec = &p->cfg.sections[p->cfg.nsections];
+    memset(sec, 0, sizeof *sec);
+    sec->name = strndup(ns, n);
+    if (sec->name == NULL)
+        return nomem(p);
+    sec->line = p->line;
+    p->current = p->cfg.nsections++;
+    p->section = 2;
     return HERMES_OK;
 }
 
@@ -400,40 +492,30 @@ static hermes_rc section_header(parser *p, const char *s, const char *e)
                     quote(close + 1, (size_t)(e - close - 1), q, sizeof q));
     const char *ns = s + 1, *ne = close;
     trim(&ns, &ne);
-    size_t n = (size_t)(ne - ns);
-    if (n == 0)
-        return fail(p, NULL, "empty section name");
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)ns[i];
-        if (c < 0x20 || c == 0x7f || c == '[')
-            return fail(p, NULL, "invalid section name %s",
-                        quote(ns, n, q, sizeof q));
-    }
+    return enter_section(p, ns, (size_t)(ne - ns), false);
+}
 
-    if (n == 6 && memcmp(ns, "hermes", 6) == 0) {
-        if (p->hermes_line)
-            return fail(p, NULL, "duplicate section [hermes]");
-        p->hermes_line = p->line;
-        p->section = 1;
-        return HERMES_OK;
-    }
-    for (size_t i = 0; i < p->cfg.nsections; i++) {
-        const char *name = p->cfg.sections[i].name;
-        if (strlen(name) == n && memcmp(name, ns, n) == 0)
-            return fail(p, NULL, "duplicate section [%s]", name);
-    }
-    if (grow((void **)&p->cfg.sections, p->cfg.nsections,
-             sizeof *p->cfg.sections) != 0)
-        return nomem(p);
-    hm_section *sec = &p->cfg.sections[p->cfg.nsections];
-    memset(sec, 0, sizeof *sec);
-    sec->name = strndup(ns, n);
-    if (sec->name == NULL)
-        return nomem(p);
-    sec->line = p->line;
-    p->cfg.nsections++;
-    p->section = 2;
-    return HERMES_OK;
+/* Whether the n bytes at k may be a key; when not, the error is set. */
+static bool valid_key(parser *p, const char *k, size_t n)
+{
+    char q[80];
+
+    if (is_word(k, n))
+        return true;
+    fail(p, NULL, "invalid key %s (no spaces or control characters)",
+         quote(k, n, q, sizeof q));
+    return false;
+}
+
+/* A key and its value in the current section; takes both strings. */
+static hermes_rc setting(parser *p, char *key, char *v)
+{
+    if (p->section == 2)
+        return plugin_setting(p, key, v); /* takes key and v */
+    hermes_rc rc = hermes_setting(p, key, v);
+    free(key);
+    free(v);
+    return rc;
 }
 
 /* A "key = value" line; s..e is the trimmed line. */
@@ -454,9 +536,8 @@ static hermes_rc key_value(parser *p, const char *s, const char *e)
     trim(&vs, &ve);
     if (ks == ke)
         return fail(p, NULL, "missing key before '='");
-    if (!is_word(ks, (size_t)(ke - ks)))
-        return fail(p, NULL, "invalid key %s (no spaces or control characters)",
-                    quote(ks, (size_t)(ke - ks), q, sizeof q));
+    if (!valid_key(p, ks, (size_t)(ke - ks)))
+        return HERMES_ECONFIG;
 
     char *key = strndup(ks, (size_t)(ke - ks));
     if (key == NULL)
@@ -477,12 +558,7 @@ static hermes_rc key_value(parser *p, const char *s, const char *e)
         return nomem(p);
     }
 
-    if (p->section == 2)
-        return plugin_setting(p, key, v); /* takes key and v */
-    hermes_rc rc = hermes_setting(p, key, v);
-    free(key);
-    free(v);
-    return rc;
+    return setting(p, key, v);
 }
 
 static hermes_rc parse_line(parser *p, const char *s, const char *e)
@@ -495,22 +571,75 @@ static hermes_rc parse_line(parser *p, const char *s, const char *e)
     return key_value(p, s, e);
 }
 
+/* A parser holding the defaults; on failure cfg is zeroed. */
+static hermes_rc parser_init(parser *p, const char *source, hm_config *cfg,
+                             char *err, size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    p->source = source;
+    p->err = err;
+    p->errlen = errlen;
+    if (fill_defaults(&p->cfg, source) != HERMES_OK) {
+        memset(cfg, 0, sizeof *cfg);
+        return nomem(p);
+    }
+    return HERMES_OK;
+}
+
+/* Hands the parser's config to cfg when rc is HERMES_OK, else frees it. */
+static hermes_rc parser_finish(parser *p, hermes_rc rc, hm_config *cfg)
+{
+    if (rc != HERMES_OK) {
+        hm_config_free(&p->cfg);
+        memset(cfg, 0, sizeof *cfg);
+        return rc;
+    }
+    *cfg = p->cfg;
+    return HERMES_OK;
+}
+
+hermes_rc hm_config_from_settings(const hm_setting *set, size_t n,
+                                  const char *source, hm_config *cfg, char *err,
+                                  size_t errlen)
+{
+    parser p;
+    hermes_rc rc = parser_init(&p, source, cfg, err, errlen);
+    if (rc != HERMES_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        const char *sec = set[i].section ? set[i].section : "hermes";
+        rc = enter_section(&p, sec, strlen(sec), true);
+        if (rc != HERMES_OK)
+            break;
+        if (set[i].key == NULL ||
+            !valid_key(&p, set[i].key, strlen(set[i].key))) {
+            rc = set[i].key == NULL ? fail(&p, NULL, "no key") : HERMES_ECONFIG;
+            break;
+        }
+        if (set[i].value == NULL) {
+            rc = fail(&p, set[i].key, "no value");
+            break;
+        }
+        char *key = strdup(set[i].key), *v = strdup(set[i].value);
+        if (key == NULL || v == NULL) {
+            free(key);
+            free(v);
+            rc = nomem(&p);
+            break;
+        }
+        rc = setting(&p, key, v);
+    }
+    return parser_finish(&p, rc, cfg);
+}
+
 /* Parses len bytes of text (which may hold no NUL) into cfg. */
 static hermes_rc parse(const char *text, size_t len, const char *source,
                        hm_config *cfg, char *err, size_t errlen)
 {
     parser p;
-    hermes_rc rc;
-
-    memset(&p, 0, sizeof p);
-    p.source = source;
-    p.err = err;
-    p.errlen = errlen;
-    rc = fill_defaults(&p.cfg, source);
-    if (rc != HERMES_OK) {
-        memset(cfg, 0, sizeof *cfg);
-        return nomem(&p);
-    }
+    hermes_rc rc = parser_init(&p, source, cfg, err, errlen);
+    if (rc != HERMES_OK)
+        return rc;
 
     const char *s = text, *end = text + len;
     if (len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
@@ -520,15 +649,11 @@ static hermes_rc parse(const char *text, size_t len, const char *source,
         const char *e = nl != NULL ? nl : end;
         p.line++;
         rc = parse_line(&p, s, e);
-        if (rc != HERMES_OK) {
-            hm_config_free(&p.cfg);
-            memset(cfg, 0, sizeof *cfg);
-            return rc;
-        }
+        if (rc != HERMES_OK)
+            break;
         s = e + 1;
     }
-    *cfg = p.cfg;
-    return HERMES_OK;
+    return parser_finish(&p, rc, cfg);
 }
 
 hermes_rc hm_config_parse(const char *text, const char *source, hm_config *cfg,
@@ -556,6 +681,54 @@ static const char *errno_text(int e, char *buf, size_t len)
         snprintf(buf, len, "error %d", e);
     return buf;
 #endif
+}
+
+/*
+ * Makes each relative directory of plugin_path relative to the directory
+ * of the config file at path, which is what a reader of the file expects
+ * (and what keeps working when the program runs from elsewhere).  A file
+ * named without a '/' is in the current directory: nothing changes.
+ * Returns -1 when memory runs out.
+ */
+static int resolve_plugin_path(hm_config *cfg, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *pp = cfg->plugin_path;
+    if (pp == NULL || slash == NULL)
+        return 0;
+    size_t dlen = slash == path ? 1 : (size_t)(slash - path);
+    size_t nrel = 0;
+    for (const char *c = pp;; c++) {
+        nrel += *c != '\0' && *c != ':' && *c != '/';
+        if ((c = strchr(c, ':')) == NULL)
+            break;
+    }
+    if (nrel == 0)
+        return 0;
+    size_t cap = strlen(pp) + nrel * (dlen + 1) + 1;
+    char *out = malloc(cap), *o = out;
+    if (out == NULL)
+        return -1;
+    for (const char *c = pp;;) {
+        const char *colon = strchr(c, ':');
+        size_t n = colon != NULL ? (size_t)(colon - c) : strlen(c);
+        if (n > 0 && *c != '/') {
+            memcpy(o, path, dlen);
+            o += dlen;
+            if (o[-1] != '/')
+                *o++ = '/';
+        }
+        memcpy(o, c, n);
+        o += n;
+        if (colon == NULL)
+            break;
+        *o++ = ':';
+        c = colon + 1;
+    }
+    *o = '\0';
+    free(cfg->plugin_path);
+    cfg->plugin_path = out;
+    return 0;
 }
 
 hermes_rc hm_config_load(const char *path, hm_config *cfg, char *err,
@@ -622,16 +795,22 @@ hermes_rc hm_config_load(const char *path, hm_config *cfg, char *err,
     /* A NUL would silently end a line early: name it instead. */
     const char *nul = memchr(buf, '\0', len);
     if (nul != NULL) {
-        int line = 1;
+        size_t line = 1;
         for (const char *c = buf; c < nul; c++)
             line += *c == '\n';
         free(buf);
         if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "%s:%d: NUL byte in file", path, line);
+            snprintf(err, errlen, "%s:%zu: NUL byte in file", path, line);
         return HERMES_ECONFIG;
     }
 
     hermes_rc rc = parse(buf, len, path, cfg, err, errlen);
     free(buf);
+    if (rc == HERMES_OK && resolve_plugin_path(cfg, path) != 0) {
+        hm_config_free(cfg);
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "%s: out of memory", path);
+        return HERMES_ENOMEM;
+    }
     return rc;
 }

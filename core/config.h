@@ -19,20 +19,27 @@ typedef enum hm_fallback {
     HM_FALLBACK_FAIL = 1     /* return HERMES_ETIMEOUT / HERMES_EBACKEND */
 } hm_fallback;
 
+/* Line numbers are size_t throughout; 0 means "not from a file" (text
+ * given in code has no lines to name). */
 typedef struct hm_section {
     char *name;
-    int line;      /* line of the "[name]" header */
-    hermes_kv *kv; /* key/value strings are owned by the section */
+    size_t line;   /* line of the "[name]" header */
+    hermes_kv *kv; /* key/value strings are owned by the section; kv[i].line
+                    * is an int for the plugin ABI (0 past INT_MAX) */
+    size_t *lines; /* lines[i] is the line of kv[i] */
     size_t n;
 } hm_section;
 
 typedef struct hm_config {
     char *source;          /* file path, or "<string>"/"<defaults>" */
     char *backend;         /* "dict", a plugin name, or a path to a .so/.la */
-    int backend_line;      /* 0 when defaulted */
+    size_t backend_line;   /* 0 when defaulted or not from a file */
     uint32_t ttl;          /* default entry TTL, seconds (default 3600) */
     char *prefix;          /* key prefix (default "cache") */
-    char *plugin_path;     /* colon-separated directories, or NULL */
+    size_t prefix_line;    /* 0 when defaulted or not from a file */
+    char *plugin_path;     /* colon-separated directories, or NULL; from a
+                            * file, relative ones are made relative to the
+                            * file's directory */
     uint32_t lock_ttl_ms;  /* backend lock lifetime (default 10000) */
     uint32_t lock_wait_ms; /* longest wait for another's lock (default 5000) */
     hm_fallback on_lock_timeout;  /* default compute */
@@ -56,9 +63,36 @@ hermes_rc hm_config_parse(const char *text, const char *source, hm_config *cfg,
                           char *err, size_t errlen);
 
 /* Reads and parses the file at path; a file that cannot be read is
- * HERMES_ECONFIG with "PATH: strerror(errno)". */
+ * HERMES_ECONFIG with "PATH: strerror(errno)".  A relative directory in
+ * plugin_path is taken relative to the directory holding the file. */
 hermes_rc hm_config_load(const char *path, hm_config *cfg, char *err,
                          size_t errlen);
+
+/* One setting given in code: section NULL means [hermes]. */
+typedef struct hm_setting {
+    const char *section;
+    const char *key;
+    const char *value;
+} hm_setting;
+
+/*
+ * Builds cfg from n settings, each checked exactly as the same line of a
+ * file would be (same keys, values and messages), in order.  A section may
+ * be named any number of times, but a key only once per section.
+ * Messages name the source instead of a file and line: "SOURCE: KEY:
+ * reason".  Sections keep their first mention's order; lines are 0.
+ */
+hermes_rc hm_config_from_settings(const hm_setting *set, size_t n,
+                                  const char *source, hm_config *cfg, char *err,
+                                  size_t errlen);
+
+/* Writes "SOURCE:LINE", or "SOURCE" when line is 0, like snprintf. */
+int hm_config_where(char *buf, size_t len, const char *source, size_t line);
+
+/* Copies s into buf (len >= 8) with control characters written as \xNN
+ * and "..." when it is cut short, so that text from a file or a plugin
+ * stays one readable line in a message.  Returns buf. */
+const char *hm_config_escape(const char *s, char *buf, size_t len);
 
 /* The section called name, or NULL. */
 const hm_section *hm_config_section(const hm_config *cfg, const char *name);

@@ -2,6 +2,7 @@
  * The handle: opening (config, plugin, backend state), closing, and the
  * accessors the tools use instead of reading struct hermes.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "dict.h"
 #include "flight.h"
 #include "handle.h"
+#include "keys.h"
 #include "taglist.h"
 
 static char *concat(const char *a, const char *b)
@@ -37,11 +39,89 @@ static hermes *handle_new(void)
     return h;
 }
 
+/* Marks the open failed with the message; a message too long for
+ * open_err is cut short. */
+HM_PRINTF(3, 4)
+static hermes_rc open_failedf(hermes *h, hermes_rc rc, const char *fmt, ...)
+{
+    va_list ap;
+    h->failed = true;
+    va_start(ap, fmt);
+    vsnprintf(h->open_err, sizeof h->open_err, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 static hermes_rc open_failed(hermes *h, hermes_rc rc, const char *msg)
 {
-    h->failed = true;
-    snprintf(h->open_err, sizeof h->open_err, "%s", msg);
-    return rc;
+    return open_failedf(h, rc, "%s", msg);
+}
+
+/* The loader's message, behind "SOURCE:LINE: backend: " like every other
+ * config error, since the backend key chose the file. */
+static hermes_rc plugin_failed(hermes *h, hermes_rc rc, const char *why)
+{
+    char where[512];
+    if (rc == HERMES_ENOMEM)
+        return open_failed(h, rc, "out of memory");
+    hm_config_where(where, sizeof where, h->cfg.source, h->cfg.backend_line);
+    return open_failedf(h, rc, "%s: backend: %s", where, why);
+}
+
+/*
+ * Every section is [hermes], the backend's own, or one of a plugin that
+ * loading by name would find (so one file may hold the settings of
+ * several backends): anything else is a typo ([redsi]) that would
+ * otherwise be ignored without a word.
+ */
+static hermes_rc check_sections(hermes *h)
+{
+    char where[512];
+    for (size_t i = 0; i < h->cfg.nsections; i++) {
+        const hm_section *sec = &h->cfg.sections[i];
+        if (strcmp(sec->name, h->be->name) == 0)
+            continue;
+        int found = hm_plugin_exists(sec->name, h->cfg.plugin_path);
+        if (found < 0)
+            return open_failed(h, HERMES_ENOMEM, "out of memory");
+        if (found)
+            continue;
+        hm_config_where(where, sizeof where, h->cfg.source, sec->line);
+        return open_failedf(h, HERMES_ECONFIG,
+                            "%s: unknown section [%s]: not [hermes], the "
+                            "backend's [%s], or a plugin on the search path",
+                            where, sec->name, h->be->name);
+    }
+    return HERMES_OK;
+}
+
+/*
+ * A key too long for the backend is replaced by "<prefix>:entry:#<hash>"
+ * (the longest of the hashed forms); when even that does not fit, keys
+ * would reach the backend over its limit, so the prefix is refused.
+ */
+static hermes_rc check_prefix(hermes *h)
+{
+    char where[512];
+    size_t max = h->be->max_key_len, plen = strlen(h->cfg.prefix);
+    size_t fixed = strlen(":entry:#") + HM_HASH_B64_LEN;
+    if (max == 0 || plen + fixed <= max)
+        return HERMES_OK;
+    hm_config_where(where, sizeof where, h->cfg.source, h->cfg.prefix_line);
+    if (max <= fixed)
+        return open_failedf(h, HERMES_ECONFIG,
+                            "%s: prefix: backend %s's key limit of %zu bytes "
+                            "is too small for any prefix: hashed keys "
+                            "('<prefix>:entry:#' and a %d-character hash) "
+                            "need more than %zu",
+                            where, h->be->name, max, HM_HASH_B64_LEN, fixed);
+    return open_failedf(h, HERMES_ECONFIG,
+                        "%s: prefix: '%s' is too long for backend %s's key "
+                        "limit of %zu bytes: hashed keys ('<prefix>:entry:#' "
+                        "and a %d-character hash) would take %zu; use at "
+                        "most %zu characters",
+                        where, h->cfg.prefix, h->be->name, max, HM_HASH_B64_LEN,
+                        plen + fixed, max - fixed);
 }
 
 /* Loads the plugin (unless given a descriptor) and opens the backend. */
@@ -55,14 +135,22 @@ static hermes_rc open_backend(hermes *h, const hermes_backend *linked)
         h->plugin.path = strdup("(linked)");
         if (rc == HERMES_OK && !h->plugin.path)
             rc = HERMES_ENOMEM;
+        if (rc != HERMES_OK)
+            return open_failed(h, rc,
+                               rc == HERMES_ENOMEM ? "out of memory" : err);
     } else {
         rc = hm_plugin_load(h->cfg.backend, h->cfg.plugin_path, &h->plugin, err,
                             sizeof err);
+        if (rc != HERMES_OK)
+            return plugin_failed(h, rc, err);
     }
-    if (rc != HERMES_OK)
-        return open_failed(h, rc, rc == HERMES_ENOMEM ? "out of memory" : err);
     h->be = h->plugin.desc;
     h->be_serialize = !(h->be->caps & HERMES_CAP_THREADSAFE);
+    if ((rc = check_sections(h)) != HERMES_OK ||
+        (rc = check_prefix(h)) != HERMES_OK) {
+        h->be = NULL;
+        return rc;
+    }
     hm_host_init(h);
 
     h->entry_prefix = concat(h->cfg.prefix, ":entry:");
@@ -88,18 +176,22 @@ static hermes_rc open_backend(hermes *h, const hermes_backend *linked)
     oe.msg[sizeof oe.msg - 1] = '\0';
     if (!oe.msg[0])
         snprintf(oe.msg, sizeof oe.msg, "%s", hm_be_status_str(st));
-    if (sec && oe.kv_index >= 0 && (size_t)oe.kv_index < sec->n)
-        snprintf(err, sizeof err, "%s:%d: %s: %s (backend %s, %s)",
-                 h->cfg.source, sec->kv[oe.kv_index].line,
-                 sec->kv[oe.kv_index].key, oe.msg, h->be->name, h->plugin.path);
-    else
-        snprintf(err, sizeof err, "%s: backend %s (%s) failed to open: %s",
-                 h->cfg.source, h->be->name, h->plugin.path, oe.msg);
-    return open_failed(h,
-                       st == HERMES_BE_NOMEM     ? HERMES_ENOMEM
-                       : st == HERMES_BE_INVALID ? HERMES_ECONFIG
-                                                 : HERMES_EBACKEND,
-                       err);
+    /* The plugin may echo a value from the file: escape its control bytes
+     * as the core's own messages do, whichever plugin wrote it. */
+    char msg[sizeof oe.msg * 4], where[512];
+    hm_config_escape(oe.msg, msg, sizeof msg);
+    rc = st == HERMES_BE_NOMEM     ? HERMES_ENOMEM
+         : st == HERMES_BE_INVALID ? HERMES_ECONFIG
+                                   : HERMES_EBACKEND;
+    if (sec && oe.kv_index >= 0 && (size_t)oe.kv_index < sec->n) {
+        hm_config_where(where, sizeof where, h->cfg.source,
+                        sec->lines[oe.kv_index]);
+        return open_failedf(h, rc, "%s: %s: %s (backend %s, %s)", where,
+                            sec->kv[oe.kv_index].key, msg, h->be->name,
+                            h->plugin.path);
+    }
+    return open_failedf(h, rc, "%s: backend %s (%s) failed to open: %s",
+                        h->cfg.source, h->be->name, h->plugin.path, msg);
 }
 
 static hermes_rc open_common(hermes **out, const char *path, const char *text,

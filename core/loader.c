@@ -458,6 +458,33 @@ nomem:
     return HERMES_ENOMEM;
 }
 
+int hm_plugin_exists(const char *name, const char *plugin_path)
+{
+    static const char *const exts[] = {".la", ".so"};
+    dirlist l;
+    int found = 0;
+
+    if (strcmp(name, BUILTIN_NAME) == 0)
+        return 1;
+    if (*name == '\0' || strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
+        strcmp(name, "..") == 0)
+        return 0; /* never a plugin name, and never a path here */
+    if (dirlist_build(&l, plugin_path) != 0)
+        return -1;
+    for (size_t i = 0; found == 0 && i < l.n; i++) {
+        for (size_t j = 0; found == 0 && j < 2; j++) {
+            char *path = join(l.v[i], name, exts[j]);
+            if (path == NULL)
+                found = -1;
+            else if (access(path, F_OK) == 0)
+                found = 1;
+            free(path);
+        }
+    }
+    dirlist_free(&l);
+    return found;
+}
+
 void hm_plugin_unload(hm_plugin *p)
 {
     if (p == NULL)

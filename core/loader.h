@@ -47,6 +47,11 @@ hermes_rc hm_plugin_check(const hermes_backend *d, const char *path, char *err,
 
 void hm_plugin_unload(hm_plugin *p);
 
+/* Whether loading name would find a file (or the built-in dict): 1 when
+ * NAME.la or NAME.so is in a directory of the search path, 0 when not, -1
+ * when memory runs out.  Nothing is loaded. */
+int hm_plugin_exists(const char *name, const char *plugin_path);
+
 /* Calls cb for every plugin file found on the search path (a directory
  * named twice is walked once; NAME.so is skipped where NAME.la sits next
  * to it, as libtool installs them), loaded and checked; err is NULL when it

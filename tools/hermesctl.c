@@ -72,11 +72,8 @@ static const char *config_path(const char *opt)
 
 /* ------------------------------------------------------------- opening */
 
-/*
- * Opens the handle or explains why not.  A plugin error does not say which
- * line of the config chose the plugin, so it gets "FILE:LINE: backend: "
- * in front, like every other config error.
- */
+/* Opens the handle or explains why not, in the library's words (which
+ * name FILE:LINE: KEY: for config and plugin errors alike). */
 static hermes *open_or_report(const char *path)
 {
     hermes *h = NULL;
@@ -89,14 +86,7 @@ static hermes *open_or_report(const char *path)
         return NULL;
     }
     const char *msg = hermes_errmsg(h);
-    const hm_config *cfg = hm_handle_config(h);
-    if (rc == HERMES_EPLUGIN && cfg->backend_line > 0 && cfg->source &&
-        strncmp(msg, cfg->source, strlen(cfg->source)) != 0)
-        fprintf(stderr, "%s: %s:%d: backend: %s\n", progname, cfg->source,
-                cfg->backend_line, msg);
-    else
-        fprintf(stderr, "%s: %s\n", progname,
-                msg[0] ? msg : hermes_strerror(rc));
+    fprintf(stderr, "%s: %s\n", progname, msg[0] ? msg : hermes_strerror(rc));
     hermes_close(h);
     return NULL;
 }

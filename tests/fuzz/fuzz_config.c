@@ -68,17 +68,17 @@ static void check_message(const char *err, size_t errlen, const char *source)
 static void check_config(const hm_config *cfg, size_t lines)
 {
     FUZZ_CHECK(cfg->source && cfg->backend && cfg->prefix);
-    FUZZ_CHECK(cfg->backend_line >= 0 && (size_t)cfg->backend_line <= lines);
+    FUZZ_CHECK(cfg->backend_line <= lines && cfg->prefix_line <= lines);
     FUZZ_CHECK(cfg->nsections == 0 || cfg->sections);
     for (size_t i = 0; i < cfg->nsections; i++) {
         const hm_section *s = &cfg->sections[i];
         FUZZ_CHECK(s->name && strcmp(s->name, "hermes") != 0);
-        FUZZ_CHECK(s->line > 0 && (size_t)s->line <= lines);
+        FUZZ_CHECK(s->line > 0 && s->line <= lines);
         FUZZ_CHECK(hm_config_section(cfg, s->name) == s);
         for (size_t k = 0; k < s->n; k++) {
             FUZZ_CHECK(s->kv[k].key && s->kv[k].value);
-            FUZZ_CHECK(s->kv[k].line > s->line &&
-                       (size_t)s->kv[k].line <= lines);
+            FUZZ_CHECK(s->lines[k] > s->line && s->lines[k] <= lines);
+            FUZZ_CHECK((size_t)s->kv[k].line == s->lines[k]);
         }
     }
 }

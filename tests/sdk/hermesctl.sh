@@ -156,6 +156,20 @@ if run 0 -c "$tmp/pp.ini" plugins; then
         "$tmp/plugins/broken.so"
 fi
 
+# --- a relative plugin_path is relative to the config file, wherever
+# hermesctl runs
+printf '[hermes]\nplugin_path = plugins\n' >"$tmp/rel.ini"
+(cd / && "$ctl" -c "$tmp/rel.ini" plugins) >"$tmp/out" 2>&1
+expect "plugins resolves a relative plugin_path from the config's directory" \
+    "$tmp/plugins/broken.so"
+
+# --- a section that names no plugin is a typo, reported with its line
+printf '[hermes]\nbackend = dict\n\n[redsi]\nhost = x\n' >"$tmp/typo.ini"
+if run 1 -c "$tmp/typo.ini" check; then
+    expect "check reports a section naming no plugin" \
+        "$tmp/typo.ini:4: unknown section [redsi]"
+fi
+
 # --- stats prints the dict backend's counters as "name: value"
 if run 0 stats; then
     expect "stats prints the dict's entry count" "entries: 0"

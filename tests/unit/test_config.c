@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -556,6 +557,72 @@ static void nul_byte_in_file_is_an_error(void **state)
     assert_string_equal(err, want);
 }
 
+/* Line numbers are size_t end to end (a file of 2^31 lines must not
+ * report negative ones); a line past INT_MAX formats as itself. */
+static void line_numbers_are_size_t(void **state)
+{
+    hm_config cfg;
+    char buf[64];
+
+    parse_ok("[hermes]\nbackend = dict\nprefix = p\n[x]\nk = v\n", &cfg);
+    assert_true(_Generic(cfg.backend_line, size_t : 1, default : 0));
+    assert_true(_Generic(cfg.prefix_line, size_t : 1, default : 0));
+    assert_true(_Generic(cfg.sections[0].line, size_t : 1, default : 0));
+    assert_true(_Generic(cfg.sections[0].lines[0], size_t : 1, default : 0));
+    assert_int_equal(cfg.backend_line, 2);
+    assert_int_equal(cfg.prefix_line, 3);
+    assert_int_equal(cfg.sections[0].lines[0], 5);
+    assert_int_equal(cfg.sections[0].kv[0].line, 5);
+    hm_config_free(&cfg);
+    hm_config_where(buf, sizeof buf, "big.ini", (size_t)INT_MAX + 2);
+    assert_string_equal(buf, "big.ini:2147483649");
+    hm_config_where(buf, sizeof buf, "<options>", 0);
+    assert_string_equal(buf, "<options>");
+}
+
+/* Loads text from DIR/app.ini and returns the plugin_path it yields. */
+static void plugin_path_from(const char *dir, const char *value, char *out,
+                             size_t outlen)
+{
+    char path[256], text[512], err[512] = "";
+    hm_config cfg;
+
+    snprintf(path, sizeof path, "%s/app.ini", dir);
+    snprintf(text, sizeof text, "[hermes]\nplugin_path = %s\n", value);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+    if (hm_config_load(path, &cfg, err, sizeof err) != HERMES_OK)
+        fail_msg("%s", err);
+    snprintf(out, outlen, "%s", cfg.plugin_path);
+    hm_config_free(&cfg);
+    unlink(path);
+}
+
+static void relative_plugin_path_is_relative_to_the_file(void **state)
+{
+    char dir[64], got[512], want[512];
+
+    snprintf(dir, sizeof dir, "/tmp/hermes-test-config-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    plugin_path_from(dir, "plugins", got, sizeof got);
+    snprintf(want, sizeof want, "%s/plugins", dir);
+    assert_string_equal(got, want);
+    /* Absolute ones stay, empty ones stay empty, each relative one moves. */
+    plugin_path_from(dir, "a:/abs/b::../c:", got, sizeof got);
+    snprintf(want, sizeof want, "%s/a:/abs/b::%s/../c:", dir, dir);
+    assert_string_equal(got, want);
+    plugin_path_from(dir, "/only/absolute", got, sizeof got);
+    assert_string_equal(got, "/only/absolute");
+    rmdir(dir);
+    /* Text has no directory: as written (relative to the process). */
+    hm_config cfg;
+    parse_ok("[hermes]\nplugin_path = plugins\n", &cfg);
+    assert_string_equal(cfg.plugin_path, "plugins");
+    hm_config_free(&cfg);
+}
+
 static void free_is_safe_twice(void **state)
 {
     hm_config cfg;
@@ -570,6 +637,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_are_the_documented_ones),
+        cmocka_unit_test(line_numbers_are_size_t),
+        cmocka_unit_test(relative_plugin_path_is_relative_to_the_file),
         cmocka_unit_test(empty_text_gives_defaults_named_string),
         cmocka_unit_test(full_valid_file_loads),
         cmocka_unit_test(backend_is_parsed),
