@@ -1,8 +1,12 @@
 /*
  * The "dict" backend: an in-process cache store behind the plugin ABI
  * (<hermes/backend.h>).  Keys are spread over a power-of-two number of
- * shards, each a chained hash table with its own mutex, LRU list and share
- * of the memory budget, so threads touching different keys rarely meet.
+ * shards, each a chained hash table with its own mutex and LRU list, so
+ * threads touching different keys rarely meet.  One memory budget,
+ * max_bytes, covers them all: it bounds what the entries really cost - the
+ * allocator's rounding and headers and the bucket arrays included - so the
+ * process's memory stays within about 1.3 times max_bytes (README, "dict").
+ * One entry may take up to a quarter of it.
  * Keys are hashed with SipHash-1-3 under a random key drawn at open(), so
  * chosen keys cannot pile up in one chain.  Entries may carry a TTL; an
  * expired entry is invisible at once and its memory is reclaimed when it
@@ -17,6 +21,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h> /* malloc_usable_size */
+#endif
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -37,9 +47,23 @@
 #define DICT_DEFAULT_SHARDS 16
 #define DICT_MAX_SHARDS 1024
 #define DICT_DEFAULT_MAX_BYTES ((uint64_t)64 << 20)
-/* Below this per-shard budget hardly any item fits; refusing it at open()
- * beats a store where every set fails with TOOBIG. */
+/* Below this much of max_bytes per shard the bucket arrays alone would
+ * fill it; refusing it at open() beats a store where every set fails. */
 #define DICT_MIN_SHARD_BUDGET 1024
+/* One entry costs at most max_bytes / this (HERMES_BE_TOOBIG beyond). */
+#define DICT_ENTRY_FRACTION 4
+/* Entries this large are mapped on their own (page-rounded, returned to
+ * the system when freed) instead of taken from the heap, where freed
+ * large blocks fragment it and keep the process's memory high: with
+ * 64 KiB, a flood of mixed sizes peaked at 1.26 x max_bytes, with 16 KiB
+ * at 1.07 x (tests/unit/test_dict.c).  At most DICT_MAX_MAPPINGS at once,
+ * far below the kernel's vm.max_map_count (65530 by default), which the
+ * application's own mappings need too; beyond it they go to the heap. */
+#define DICT_MMAP_MIN ((size_t)16 << 10)
+#define DICT_MAX_MAPPINGS 16384
+/* What malloc adds to each block beyond its usable size (glibc: one size
+ * word; a conservative guess elsewhere). */
+#define DICT_MALLOC_HEADER 16
 #define DICT_INITIAL_BUCKETS 16
 /* A shard full of TTL entries is swept for expired ones at most this
  * often: the sweep is linear in the shard, eviction must stay cheap. */
@@ -59,6 +83,8 @@ struct entry {
     struct entry *next; /* hash chain */
     uint64_t hash;
     uint64_t expires; /* monotonic ms, 0 = never */
+    size_t cost;      /* what it takes from max_bytes: see entry_cost() */
+    bool mapped;      /* its own mapping (munmap), not a heap block */
     size_t klen;
     size_t vlen;
     unsigned char data[]; /* key bytes, then value bytes */
@@ -71,8 +97,8 @@ struct shard {
     struct entry **buckets;
     size_t mask; /* buckets - 1 */
     size_t count;
-    size_t ttl_count; /* entries with a TTL; 0 lets eviction skip sweeps */
-    size_t bytes;
+    size_t ttl_count;    /* entries with a TTL; 0 lets eviction skip sweeps */
+    size_t bytes;        /* the cost of its entries */
     struct link lru;     /* sentinel */
     uint64_t next_sweep; /* monotonic ms */
     uint64_t evictions;
@@ -85,7 +111,13 @@ typedef struct dict {
     struct shard *shards;
     size_t nshards;
     uint64_t max_bytes; /* 0 = unlimited */
-    size_t budget;      /* per shard, 0 = unlimited */
+    size_t max_entry;   /* largest entry cost, 0 = unlimited */
+    /* The cost of every entry and bucket array, plus what set() has
+     * reserved for entries it is about to insert.  Kept at or below
+     * max_bytes by evicting before allocating. */
+    _Atomic size_t used;
+    _Atomic size_t evict_cursor; /* spreads cross-shard eviction */
+    _Atomic size_t mappings;     /* entries with mapped set */
 } dict;
 
 /* "now" is read from the clock only when an entry with a TTL is met. */
@@ -122,15 +154,61 @@ static bool bytes_equal(const void *a, const void *b, size_t len)
     return len == 0 || memcmp(a, b, len) == 0;
 }
 
-/* The accounted size of an entry; false when it does not fit a size_t. */
+/* The bytes an entry holds; false when it does not fit a size_t. */
 static bool entry_size(size_t klen, size_t vlen, size_t *size)
 {
     size_t base = sizeof(struct entry);
 
-    if (klen > SIZE_MAX - base || vlen > SIZE_MAX - base - klen)
+    if (klen > SIZE_MAX - base - DICT_MMAP_MIN ||
+        vlen > SIZE_MAX - base - DICT_MMAP_MIN - klen)
         return false;
     *size = base + klen + vlen;
     return true;
+}
+
+static size_t page_size(void)
+{
+    static size_t page;
+
+    if (page == 0) {
+        long p = sysconf(_SC_PAGESIZE);
+        page = p > 0 ? (size_t)p : 4096;
+    }
+    return page;
+}
+
+/*
+ * What an entry of size bytes costs before it is allocated: a mapping is
+ * whole pages; a heap block is rounded up to 16 bytes plus a header.  An
+ * upper bound, corrected to the allocator's real figure once allocated.
+ */
+static size_t entry_cost(size_t size)
+{
+    if (size >= DICT_MMAP_MIN)
+        return (size + page_size() - 1) / page_size() * page_size();
+    return (size + 15) / 16 * 16 + DICT_MALLOC_HEADER;
+}
+
+/* The cost of an allocated heap entry, as the allocator sees it. */
+static size_t heap_cost(void *p, size_t size)
+{
+#if defined(__GLIBC__)
+    (void)size;
+    return malloc_usable_size(p) + DICT_MALLOC_HEADER;
+#else
+    (void)p;
+    return entry_cost(size);
+#endif
+}
+
+static void entry_free(dict *d, struct entry *e)
+{
+    if (e->mapped) {
+        munmap(e, e->cost);
+        atomic_fetch_sub(&d->mappings, 1);
+    } else {
+        free(e);
+    }
 }
 
 static uint64_t hash_key(const dict *d, hermes_bytes key)
@@ -185,7 +263,7 @@ static struct entry **find_link(struct shard *s, uint64_t hash,
 }
 
 /* Unlinks *link from its chain and the LRU list and frees it. */
-static void remove_at(struct shard *s, struct entry **link)
+static void remove_at(dict *d, struct shard *s, struct entry **link)
 {
     struct entry *e = *link;
 
@@ -194,22 +272,23 @@ static void remove_at(struct shard *s, struct entry **link)
     s->count--;
     if (e->expires)
         s->ttl_count--;
-    s->bytes -= sizeof(struct entry) + e->klen + e->vlen;
-    free(e);
+    s->bytes -= e->cost;
+    atomic_fetch_sub(&d->used, e->cost);
+    entry_free(d, e);
 }
 
-static void remove_entry(struct shard *s, struct entry *e)
+static void remove_entry(dict *d, struct shard *s, struct entry *e)
 {
     struct entry **link = &s->buckets[e->hash & s->mask];
 
     while (*link != e)
         link = &(*link)->next;
-    remove_at(s, link);
+    remove_at(d, s, link);
 }
 
 /* Doubles the bucket array once the chains average more than one entry.
  * Failing to allocate only makes chains longer, so it is not an error. */
-static void maybe_grow(struct shard *s)
+static void maybe_grow(dict *d, struct shard *s)
 {
     size_t n = s->mask + 1, i;
     struct entry **nb;
@@ -230,9 +309,12 @@ static void maybe_grow(struct shard *s)
     free(s->buckets);
     s->buckets = nb;
     s->mask = n * 2 - 1;
+    /* The table is part of the cost; eviction makes up for it later. */
+    atomic_fetch_add(&d->used, n * sizeof(*nb));
 }
 
-static void insert_entry(struct shard *s, struct entry *e)
+/* Inserts e, whose cost is already in d->used. */
+static void insert_entry(dict *d, struct shard *s, struct entry *e)
 {
     struct entry **head = &s->buckets[e->hash & s->mask];
 
@@ -242,11 +324,11 @@ static void insert_entry(struct shard *s, struct entry *e)
     s->count++;
     if (e->expires)
         s->ttl_count++;
-    s->bytes += sizeof(struct entry) + e->klen + e->vlen;
-    maybe_grow(s);
+    s->bytes += e->cost;
+    maybe_grow(d, s);
 }
 
-static void sweep_expired(const dict *d, struct shard *s, uint64_t *now)
+static void sweep_expired(dict *d, struct shard *s, uint64_t *now)
 {
     size_t i;
 
@@ -254,7 +336,7 @@ static void sweep_expired(const dict *d, struct shard *s, uint64_t *now)
         struct entry **link = &s->buckets[i];
         while (*link != NULL) {
             if (is_expired(d, *link, now)) {
-                remove_at(s, link);
+                remove_at(d, s, link);
                 s->expired++;
             } else {
                 link = &(*link)->next;
@@ -263,41 +345,89 @@ static void sweep_expired(const dict *d, struct shard *s, uint64_t *now)
     }
 }
 
-/*
- * Frees room for need more bytes: expired entries first (they are garbage
- * anyway), then the least recently used.  Called with the shard locked
- * and need <= budget, so the loop always ends.
- */
-static void make_room(const dict *d, struct shard *s, size_t need,
-                      uint64_t *now)
+static bool over_budget(dict *d)
 {
-    if (d->budget == 0 || s->bytes + need <= d->budget)
-        return;
-    if (s->ttl_count > 0 && now_ms(d, now) >= s->next_sweep) {
-        sweep_expired(d, s, now);
-        s->next_sweep = *now + DICT_SWEEP_INTERVAL_MS;
-    }
-    while (s->bytes + need > d->budget) {
-        struct entry *victim = (struct entry *)s->lru.prev;
-        if (is_expired(d, victim, now))
-            s->expired++;
-        else
-            s->evictions++;
-        remove_entry(s, victim);
+    return d->max_bytes != 0 && atomic_load(&d->used) > d->max_bytes;
+}
+
+/*
+ * Evicts until d->used fits max_bytes: expired entries first (they are
+ * garbage anyway), then the least recently used of each shard, starting
+ * with home and going on round the others.  Called with no shard locked
+ * (it locks one at a time).  What it cannot free is held by other
+ * threads' reservations, which their own eviction deals with.
+ */
+static void evict(dict *d, struct shard *home)
+{
+    size_t start = atomic_fetch_add(&d->evict_cursor, 1);
+
+    for (size_t k = 0; k <= d->nshards && over_budget(d); k++) {
+        struct shard *s =
+            k == 0 ? home : &d->shards[(start + k) & (d->nshards - 1)];
+        uint64_t now = NOW_UNSET;
+
+        pthread_mutex_lock(&s->mu);
+        if (s->ttl_count > 0 && now_ms(d, &now) >= s->next_sweep) {
+            sweep_expired(d, s, &now);
+            s->next_sweep = now + DICT_SWEEP_INTERVAL_MS;
+        }
+        while (over_budget(d) && s->lru.prev != &s->lru) {
+            struct entry *victim = (struct entry *)s->lru.prev;
+            if (is_expired(d, victim, &now))
+                s->expired++;
+            else
+                s->evictions++;
+            remove_entry(d, s, victim);
+        }
+        pthread_mutex_unlock(&s->mu);
     }
 }
 
-/* Builds an unlinked entry outside any lock, so a large value is copied
- * without stalling the shard. */
-static struct entry *entry_new(uint64_t hash, hermes_bytes key,
-                               hermes_bytes value, size_t size)
+/*
+ * Allocates an unlinked entry outside any lock, so a large value is copied
+ * without stalling the shard, after reserving its cost (evicting first,
+ * so the store never holds more than max_bytes, even for a moment).
+ * Returns NULL when out of memory, with nothing reserved.
+ */
+static struct entry *entry_new(dict *d, struct shard *s, uint64_t hash,
+                               hermes_bytes key, hermes_bytes value,
+                               size_t size)
 {
-    struct entry *e = malloc(size);
+    size_t cost = entry_cost(size);
+    struct entry *e;
 
-    if (e == NULL)
-        return NULL;
+    atomic_fetch_add(&d->used, cost);
+    evict(d, s);
+    e = NULL;
+    if (size >= DICT_MMAP_MIN &&
+        atomic_fetch_add(&d->mappings, 1) < DICT_MAX_MAPPINGS) {
+        void *p = mmap(NULL, cost, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED)
+            e = p;
+    }
+    if (e != NULL) {
+        e->mapped = true;
+    } else {
+        if (size >= DICT_MMAP_MIN)
+            atomic_fetch_sub(&d->mappings, 1);
+        e = malloc(size);
+        if (e == NULL) {
+            atomic_fetch_sub(&d->used, cost);
+            return NULL;
+        }
+        /* The allocator's own figure, which the estimate bounds. */
+        size_t real = heap_cost(e, size);
+        if (real < cost)
+            atomic_fetch_sub(&d->used, cost - real);
+        else
+            atomic_fetch_add(&d->used, real - cost);
+        cost = real;
+        e->mapped = false;
+    }
     e->hash = hash;
     e->expires = 0;
+    e->cost = cost;
     e->klen = key.len;
     e->vlen = value.len;
     if (key.len)
@@ -305,6 +435,13 @@ static struct entry *entry_new(uint64_t hash, hermes_bytes key,
     if (value.len)
         memcpy(e->data + key.len, value.data, value.len);
     return e;
+}
+
+/* Frees an entry never inserted, returning its reservation. */
+static void entry_discard(dict *d, struct entry *e)
+{
+    atomic_fetch_sub(&d->used, e->cost);
+    entry_free(d, e);
 }
 
 /* ------------------------------------------------------------ operations */
@@ -328,7 +465,7 @@ static int dict_get(void *state, const hermes_bytes *keys, size_t n,
         e = *link;
         if (e != NULL) {
             if (is_expired(d, e, &now)) {
-                remove_at(s, link);
+                remove_at(d, s, link);
                 s->expired++;
             } else {
                 lru_touch(s, e);
@@ -351,7 +488,7 @@ static void del_one(dict *d, hermes_bytes key)
     pthread_mutex_lock(&s->mu);
     link = find_link(s, hash, key);
     if (*link != NULL)
-        remove_at(s, link);
+        remove_at(d, s, link);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -370,11 +507,25 @@ static int store(dict *d, hermes_bytes key, hermes_bytes value, uint32_t ttl_ms,
 
     *stored = false;
     if (!entry_size(key.len, value.len, &size) ||
-        (d->budget != 0 && size > d->budget))
+        (d->max_entry != 0 && entry_cost(size) > d->max_entry))
         return HERMES_BE_TOOBIG;
     hash = hash_key(d, key);
     s = shard_of(d, hash);
-    e = entry_new(hash, key, value, size);
+    if (if_absent) {
+        /* A live key wins at once: no allocation, and no eviction that
+         * might remove the very lock this call competes for. */
+        pthread_mutex_lock(&s->mu);
+        link = find_link(s, hash, key);
+        if (*link != NULL && !is_expired(d, *link, &now)) {
+            lru_touch(s, *link);
+            if (cb != NULL)
+                cb(arg, index, entry_value(*link), (*link)->vlen);
+            pthread_mutex_unlock(&s->mu);
+            return HERMES_BE_OK;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    e = entry_new(d, s, hash, key, value, size);
     if (e == NULL)
         return HERMES_BE_NOMEM;
     if (ttl_ms != 0)
@@ -389,16 +540,15 @@ static int store(dict *d, hermes_bytes key, hermes_bytes value, uint32_t ttl_ms,
                 if (cb != NULL)
                     cb(arg, index, entry_value(*link), (*link)->vlen);
                 pthread_mutex_unlock(&s->mu);
-                free(e);
+                entry_discard(d, e);
                 return HERMES_BE_OK;
             }
         } else {
             s->expired++;
         }
-        remove_at(s, link);
+        remove_at(d, s, link);
     }
-    make_room(d, s, size, &now);
-    insert_entry(s, e);
+    insert_entry(d, s, e);
     if (if_absent && cb != NULL)
         cb(arg, index, entry_value(e), e->vlen);
     pthread_mutex_unlock(&s->mu);
@@ -471,11 +621,11 @@ static int dict_unlock(void *state, hermes_bytes key, hermes_bytes token,
     e = *link;
     if (e != NULL) {
         if (is_expired(d, e, &now)) {
-            remove_at(s, link);
+            remove_at(d, s, link);
             s->expired++;
         } else if (e->vlen == token.len &&
                    bytes_equal(entry_value(e), token.data, token.len)) {
-            remove_at(s, link);
+            remove_at(d, s, link);
             *released = 1;
         }
     }
@@ -502,7 +652,7 @@ static int dict_flush(void *state, hermes_bytes prefix)
             struct entry **link = &s->buckets[b];
             while (*link != NULL) {
                 if (has_prefix(*link, prefix))
-                    remove_at(s, link);
+                    remove_at(d, s, link);
                 else
                     link = &(*link)->next;
             }
@@ -577,7 +727,7 @@ static size_t next_cursor(size_t v, size_t mask)
 
 /* Copies the live entries of whole buckets from *cursor on until a chunk
  * is full; *cursor becomes 0 when the shard is done. */
-static bool scan_chunk(const dict *d, struct shard *s, hermes_bytes prefix,
+static bool scan_chunk(dict *d, struct shard *s, hermes_bytes prefix,
                        size_t *cursor, struct scan_buf *b)
 {
     uint64_t now = NOW_UNSET;
@@ -590,7 +740,7 @@ static bool scan_chunk(const dict *d, struct shard *s, hermes_bytes prefix,
         while (*link != NULL) {
             struct entry *e = *link;
             if (is_expired(d, e, &now)) {
-                remove_at(s, link);
+                remove_at(d, s, link);
                 s->expired++;
                 continue;
             }
@@ -774,7 +924,7 @@ static void dict_close(void *state)
             struct entry *e = s->buckets[b], *next;
             for (; e != NULL; e = next) {
                 next = e->next;
-                free(e);
+                entry_free(d, e);
             }
         }
         free(s->buckets);
@@ -836,7 +986,11 @@ static int dict_open(const hermes_host *host, const hermes_kv *kv, size_t n,
     d->host = host;
     hm_sipkey_init(&d->sipkey, seed);
     d->max_bytes = max_bytes;
-    d->budget = (size_t)(max_bytes / nshards);
+    d->max_entry = (size_t)(max_bytes / DICT_ENTRY_FRACTION);
+    atomic_init(&d->used,
+                nshards * DICT_INITIAL_BUCKETS * sizeof(struct entry *));
+    atomic_init(&d->evict_cursor, 0);
+    atomic_init(&d->mappings, 0);
     d->shards =
         aligned_alloc(_Alignof(struct shard), nshards * sizeof(struct shard));
     if (d->shards == NULL) {

@@ -77,7 +77,8 @@ expect_broken() {
 
 [ -x "$conf" ] || { echo "$conf not built"; exit 99; }
 
-# Out of the box, then with a config (whose section reaches the plugin).
+# Out of the box (value_limit finds a quarter of the 64 MiB default), then
+# with a config (whose section reaches the plugin).
 expect_pass "built-in dict, no config" dict
 printf '[hermes]\nbackend = dict\n\n[dict]\nmax_bytes = 268435456\n' \
     >"$tmp/dict.ini"
