@@ -64,6 +64,45 @@ static struct timeval ms_to_tv(uint32_t ms)
     return tv;
 }
 
+const char *rpool_quote(const char *s, size_t n, char *buf, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i, o = 0;
+
+    buf[o++] = '\'';
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int plain = c >= 0x20 && c != 0x7f && c != '\\';
+        size_t need = plain ? 1 : 4;
+
+        /* Keep room for "...", the closing quote and the NUL. */
+        if (o + need + 5 > cap) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (plain) {
+            buf[o++] = (char)c;
+        } else {
+            buf[o++] = '\\';
+            buf[o++] = 'x';
+            buf[o++] = hex[c >> 4];
+            buf[o++] = hex[c & 15];
+        }
+    }
+    buf[o++] = '\'';
+    buf[o] = '\0';
+    return buf;
+}
+
+int rpool_has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
 void rpool_log(rpool *p, int level, const char *fmt, ...)
 {
     char msg[512];
@@ -598,9 +637,12 @@ static int handshake(rpool *p, rpool_conn *conn)
         return rc;
     for (i = 0; i < n; i++) {
         if (replies[i]->type == REDIS_REPLY_ERROR) {
-            rpool_log(p, HERMES_LOG_ERROR, "%s refused: %s",
-                      (p->password && i == 0) ? "AUTH" : "SELECT",
-                      replies[i]->str);
+            char q[128];
+
+            rpool_log(
+                p, HERMES_LOG_ERROR, "%s refused: %s",
+                (p->password && i == 0) ? "AUTH" : "SELECT",
+                rpool_quote(replies[i]->str, replies[i]->len, q, sizeof q));
             rc = HERMES_BE_IO;
         }
         freeReplyObject(replies[i]);

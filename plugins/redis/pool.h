@@ -152,6 +152,15 @@ int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
 /* The host's monotonic clock, in nanoseconds. */
 uint64_t rpool_now_ns(const rpool *p);
 
+/* Writes s[0..n) into buf (cap >= 16) as 'text' for a message: control
+ * bytes and backslashes as \xNN, cut with "..." when too long; returns
+ * buf.  A value from a config file or a server's reply never puts raw
+ * escape sequences or line breaks into a message. */
+const char *rpool_quote(const char *s, size_t n, char *buf, size_t cap);
+
+/* Does the NUL-terminated s hold control bytes? */
+int rpool_has_control(const char *s);
+
 /* Log through the host, prefixed with "redis <endpoint>: ". */
 void rpool_log(rpool *p, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -82,6 +82,11 @@ static int open_fail(hermes_open_error *err, int kv_index, const char *fmt, ...)
     return HERMES_BE_INVALID;
 }
 
+/* Room for a quoted value in a message (see rpool_quote). */
+#define QUOTE_CAP 128
+#define QUOTE(v, q)                                                            \
+    rpool_quote((v) ? (v) : "", (v) ? strlen(v) : 0, q, sizeof q)
+
 /* A plain decimal in [min, max]: no sign, no spaces, no overflow. */
 static int parse_num(const char *s, unsigned long long min,
                      unsigned long long max, unsigned long long *out)
@@ -146,8 +151,10 @@ static int num_key(const hermes_kv *kv, size_t i, unsigned long long min,
 {
     if (parse_num(kv->value, min, max, out) == 0)
         return 0;
-    open_fail(err, (int)i, "%s: \"%s\" is not an integer in %llu..%llu",
-              kv->key, kv->value ? kv->value : "", min, max);
+    char q[QUOTE_CAP];
+
+    open_fail(err, (int)i, "%s: %s is not an integer in %llu..%llu", kv->key,
+              QUOTE(kv->value, q), min, max);
     return -1;
 }
 
@@ -175,22 +182,27 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
     for (i = 0; i < n; i++) {
         const char *k = kv[i].key ? kv[i].key : "";
         const char *val = kv[i].value;
+        char q[QUOTE_CAP];
 
         if (strcmp(k, "host") == 0) {
             if (!val || !*val)
                 return open_fail(err, (int)i, "host: must not be empty");
+            if (rpool_has_control(val))
+                return open_fail(err, (int)i,
+                                 "host: %s holds control characters",
+                                 QUOTE(val, q));
             s.host = val;
         } else if (strcmp(k, "port") == 0) {
             if (num_key(&kv[i], i, 1, 65535, &v, err))
                 return HERMES_BE_INVALID;
             s.port = (int)v;
         } else if (strcmp(k, "socket") == 0) {
-            if (!val || !*val ||
+            if (!val || !*val || rpool_has_control(val) ||
                 strlen(val) >= sizeof(((struct sockaddr_un *)0)->sun_path))
                 return open_fail(err, (int)i,
-                                 "socket: \"%s\" is not a usable unix "
-                                 "socket path",
-                                 val ? val : "");
+                                 "socket: %s is not a usable unix socket "
+                                 "path",
+                                 QUOTE(val, q));
             s.socket_path = val;
         } else if (strcmp(k, "db") == 0) {
             if (num_key(&kv[i], i, 0, INT_MAX, &v, err))
@@ -214,9 +226,9 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
         } else if (strcmp(k, "max_value_bytes") == 0) {
             if (parse_size(val, MAX_VALUE_MIN, REDIS_MAX_BULK, &v) != 0)
                 return open_fail(err, (int)i,
-                                 "max_value_bytes: \"%s\" is not a size "
-                                 "from 1k to 512m",
-                                 val ? val : "");
+                                 "max_value_bytes: %s is not a size from 1k "
+                                 "to 512m",
+                                 QUOTE(val, q));
             s.max_value_bytes = (size_t)v;
         } else if (strcmp(k, "flush_timeout_ms") == 0) {
             if (num_key(&kv[i], i, 1, 86400000, &v, err))
@@ -229,11 +241,11 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
                 flushdb = 0;
             else
                 return open_fail(err, (int)i,
-                                 "flushdb: \"%s\" is neither yes nor no",
-                                 val ? val : "");
+                                 "flushdb: %s is neither yes nor no",
+                                 QUOTE(val, q));
         } else {
-            return open_fail(err, (int)i, "unknown key \"%s\" (known: %s)", k,
-                             known_keys);
+            return open_fail(err, (int)i, "unknown key %s (known: %s)",
+                             QUOTE(k, q), known_keys);
         }
     }
 
@@ -301,10 +313,12 @@ static int batch_too_big(const hermes_bytes *keys, size_t n)
 static int bad_reply(redis_state *st, const char *what, const redisReply *r)
 {
     atomic_fetch_add(&st->pool.errors, 1);
-    if (r->type == REDIS_REPLY_ERROR)
-        rpool_log(&st->pool, HERMES_LOG_ERROR, "%s: %.*s", what, (int)r->len,
-                  r->str);
-    else
+    if (r->type == REDIS_REPLY_ERROR) {
+        char q[QUOTE_CAP];
+
+        rpool_log(&st->pool, HERMES_LOG_ERROR, "%s: %s", what,
+                  rpool_quote(r->str, r->len, q, sizeof q));
+    } else
         rpool_log(&st->pool, HERMES_LOG_ERROR,
                   "%s: unexpected reply of type %d", what, r->type);
     return HERMES_BE_PROTOCOL;

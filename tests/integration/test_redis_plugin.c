@@ -443,6 +443,36 @@ static void config_rejects_bad_values_with_kv_index(void **state)
     }
 }
 
+static void config_errors_escape_control_bytes(void **state)
+{
+    static const char *const bad[][2] = {
+        {"port", "1\x1b[2J"},
+        {"flushdb", "yes\r\nno"},
+        {"max_value_bytes", "\x1b]0;x\a"},
+        {"socket", "/tmp/s\x1b"},
+        {"host", "evil\r\nhost"},
+        {"col\x1bour", "x"},
+        {"db", "\x7f\\"},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hermes_kv kv[] = {{bad[i][0], bad[i][1], 1}};
+        hermes_open_error err;
+        void *st = NULL;
+        const char *c;
+
+        assert_int_equal(be->open(&host, kv, 1, &st, &err), HERMES_BE_INVALID);
+        for (c = err.msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                fail_msg("case %zu: raw byte 0x%02x in \"%s\"", i,
+                         (unsigned char)*c, err.msg);
+        assert_true(strstr(err.msg, "\\x1b") || strstr(err.msg, "\\x0d") ||
+                    strstr(err.msg, "\\x7f"));
+    }
+}
+
 static void open_with_server_down_succeeds_and_get_fails_fast(void **state)
 {
     redis_server tmp = {0};
@@ -1816,6 +1846,7 @@ int main(void)
         T(batch_longer_than_one_request_may_be_is_too_big),
         T(config_rejects_unknown_key_with_kv_index),
         T(config_rejects_bad_values_with_kv_index),
+        T(config_errors_escape_control_bytes),
         T(open_with_server_down_succeeds_and_get_fails_fast),
         T(open_does_not_connect),
         T(get_of_missing_key_reports_nothing),
