@@ -70,15 +70,21 @@ fail:
 
 /*
  * For HERMES_REGISTER: the slot is the macro's static pointer.  It is set
- * only on success (a second registration leaves the first in place) and
+ * only on success (a second registration leaves the first in place, key
+ * function included: the macro records its key only on HERMES_OK) and
  * cleared by hermes_close(), so a cached function called after close
  * computes directly instead of touching freed memory.
  */
 hermes_rc hermes__register(hermes *h, const char *name,
-                           const hermes_fn_options *opts, hermes_fn **slot)
+                           const hermes_fn_options *opts, hermes_key_fn key,
+                           hermes_fn **slot)
 {
+    hermes_fn_options o = {0};
+    if (opts)
+        o = *opts;
+    o.key = key;
     hermes_fn *fn;
-    hermes_rc rc = hermes_fn_register(h, name, opts, &fn);
+    hermes_rc rc = hermes_fn_register(h, name, &o, &fn);
     if (rc == HERMES_OK) {
         fn->slot = slot;
         *slot = fn;

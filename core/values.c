@@ -1,13 +1,41 @@
 /*
- * Scalar and string values for the HERMES_FUNCn macros: a one-byte type tag
- * followed by the value (integers and doubles as 8 bytes little-endian,
- * strings as their bytes).  A payload of another type or size is refused,
- * so the macro wrapper computes directly instead of misreading it.
+ * The library's side of the HERMES_FUNC macros: their calls, and their
+ * scalar and string values, stored as a one-byte type tag followed by the
+ * value (integers and doubles as 8 bytes little-endian, strings as their
+ * bytes).  A payload of another type or size is refused, so the macro
+ * wrapper computes directly instead of misreading it.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include <hermes/hermes.h>
+
+hermes_rc hermes__call(hermes_fn *fn, hermes_args *enc,
+                       hermes_compute_fn compute, void *pack, void **value,
+                       size_t *len)
+{
+    hermes_rc rc;
+    *value = NULL;
+    *len = 0;
+    if (!fn)
+        rc = HERMES_EINVAL; /* not registered, or the handle was closed */
+    else if (enc->failed)
+        rc = HERMES_ENOMEM;
+    else
+        rc = hermes_call(fn, enc->data, enc->len, compute, pack, value, len);
+    hermes_args_free(enc);
+    return rc;
+}
+
+hermes_rc hermes__invalidate(hermes_fn *fn, hermes_args *enc, void *pack)
+{
+    hermes_rc rc = !fn ? HERMES_EINVAL
+                   : enc->failed
+                       ? HERMES_ENOMEM
+                       : hermes_invalidate(fn, enc->data, enc->len, pack);
+    hermes_args_free(enc);
+    return rc;
+}
 
 enum { VAL_INT = 'i', VAL_DOUBLE = 'd', VAL_STR = 's', VAL_NULL = 'n' };
 
@@ -35,7 +63,10 @@ int hermes__put_dbl(hermes_result *r, double v)
 int hermes__put_cstr(hermes_result *r, const char *s)
 {
     if (!s) {
+        /* NULL is returned to the callers, never stored (Hermes never
+         * caches None). */
         unsigned char t = VAL_NULL;
+        hermes_result_nocache(r);
         return hermes_result_set(r, &t, 1) == HERMES_OK ? 0 : -1;
     }
     size_t n = strlen(s);

@@ -15,13 +15,13 @@
 
 static int computed; /* how many function bodies ran, to show hits */
 
-HERMES_FUNC2(int64_t, foo, int64_t, a, int64_t, b)
+HERMES_FUNC(int64_t, foo, int64_t, a, int64_t, b)
 {
     computed++;
     return a * b;
 }
 
-HERMES_FUNC2(int64_t, bar, int64_t, a, int64_t, b)
+HERMES_FUNC(int64_t, bar, int64_t, a, int64_t, b)
 {
     computed++;
     int64_t r = 1;
@@ -30,7 +30,7 @@ HERMES_FUNC2(int64_t, bar, int64_t, a, int64_t, b)
     return r;
 }
 
-HERMES_FUNC2(double, baz, int64_t, a, int64_t, b)
+HERMES_FUNC(double, baz, int64_t, a, int64_t, b)
 {
     computed++;
     return (a + b) / 2.0;
@@ -92,6 +92,17 @@ int main(int argc, char **argv)
 
     hermes_flush(cache);
     call_all("after flush:");
+
+    /* foo() always returns a value; foo_try() also says how it got it, so
+     * that on_backend_error = fail or on_lock_timeout = fail can be
+     * honoured by the caller. */
+    int64_t v;
+    rc = foo_try(2, 333, &v);
+    if (rc == HERMES_OK)
+        printf("foo_try(2, 333) = %" PRId64 "\n", v);
+    else
+        printf("foo_try(2, 333): %s: %s\n", hermes_strerror(rc),
+               hermes_errmsg(cache));
 
     hermes_stats st;
     hermes_stats_get(cache, &st);

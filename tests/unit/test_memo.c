@@ -838,13 +838,13 @@ static void c_uses_the_tag_versions_python_writes(void **state)
 /* The decorator-style layer: a plain C function, cached in a few lines. */
 static atomic_int macro_calls;
 
-HERMES_FUNC2(int64_t, mul, int64_t, a, int64_t, b)
+HERMES_FUNC(int64_t, mul, int64_t, a, int64_t, b)
 {
     atomic_fetch_add(&macro_calls, 1);
     return a * b;
 }
 
-HERMES_FUNC2(char *, greet, const char *, who, int, times)
+HERMES_FUNC(char *, greet, const char *, who, int, times)
 {
     atomic_fetch_add(&macro_calls, 1);
     char *s = malloc(64);
@@ -852,7 +852,7 @@ HERMES_FUNC2(char *, greet, const char *, who, int, times)
     return s;
 }
 
-HERMES_FUNC1(double, half, double, x)
+HERMES_FUNC(double, half, double, x)
 {
     atomic_fetch_add(&macro_calls, 1);
     return x / 2;

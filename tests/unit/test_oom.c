@@ -145,7 +145,7 @@ static int square(void *arg, hermes_result *res)
     return hermes_result_set(res, &y, sizeof y) == HERMES_OK ? 0 : 1;
 }
 
-HERMES_FUNC1(char *, greet, int64_t, n)
+HERMES_FUNC(char *, greet, int64_t, n)
 {
     char buf[32];
     snprintf(buf, sizeof buf, "hello %lld", (long long)n);

@@ -115,10 +115,16 @@ typedef struct hermes_args {
     unsigned char inline_[96]; /* small argument lists need no allocation */
 } hermes_args;
 
+#ifdef __cplusplus
+#define HERMES_ARGS_INIT                                                       \
+    {                                                                          \
+    }
+#else
 #define HERMES_ARGS_INIT                                                       \
     {                                                                          \
         0                                                                      \
     }
+#endif
 
 void hermes_args_int(hermes_args *a, int64_t v);
 void hermes_args_uint(hermes_args *a, uint64_t v);
@@ -167,8 +173,11 @@ typedef struct hermes_fn_options {
     hermes_key_fn key;       /* custom key, or NULL for "<name>:<arghash>" */
 } hermes_fn_options;
 
-/* A NULL-terminated tag list literal: HERMES_TAGS("math", "power"). */
+/* A NULL-terminated tag list literal: HERMES_TAGS("math", "power").  C only
+ * (a compound literal); in C++ pass a named array ending in NULL. */
+#ifndef __cplusplus
 #define HERMES_TAGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#endif
 
 /*
  * Registers a cached function called name (printable, no spaces) with
@@ -245,27 +254,173 @@ void hermes_stats_get(const hermes *h, hermes_stats *out);
 /* ------------------------------------------------- decorator-style macros */
 
 /*
- * HERMES_FUNCn(RT, name, T1, a1, ...) defines a cached C function
- *     RT name(T1 a1, ...)
- * whose body follows the macro, plus name_invalidate(T1 a1, ...).  RT and
- * the argument types are integers, double, or strings (const char * for
- * arguments, char * for a result).  A string result is malloc'ed: the body
- * returns a malloc'ed string, and the caller of name() frees what it gets
- * with free() (a cached copy or the body's own string).  Before
- * the first call, attach it to a handle:
+ * HERMES_FUNC(RT, name, T1, a1, ..., Tn, an) { body }     (n = 0 to 6)
  *
- *     HERMES_FUNC2(int64_t, foo, int64_t, a, int64_t, b) { return a * b; }
- *     ...
- *     HERMES_REGISTER(h, foo, .tags = HERMES_TAGS("math"), .ttl = 1200);
+ * defines a cached C function whose body follows the macro, with these
+ * functions, all static (local to the file):
  *
- * A custom key is a function int k(char *buf, size_t cap, T1 a1, ...)
- * returning snprintf's value, attached with HERMES_REGISTER_KEYED(h, name,
- * k, ...).  When the cache cannot be used (not registered, backend down,
- * out of memory) the function computes directly: a cached function always
- * returns its value.
+ *     RT name(T1 a1, ...);
+ *         The value: cached, or computed by the body.  It always returns a
+ *         value: when the cache cannot be used (not registered, handle
+ *         closed, backend down or a lock wait timed out even with "fail"
+ *         configured, out of memory) it runs the body directly.
+ *     hermes_rc name_try(T1 a1, ..., RT *out);
+ *         The same call, telling the truth: HERMES_OK with *out set, or the
+ *         error hermes_call() returned (HERMES_ETIMEOUT with
+ *         on_lock_timeout = fail, HERMES_EBACKEND with on_backend_error =
+ *         fail, HERMES_ENOMEM) and *out untouched; HERMES_EINVAL when the
+ *         function is not registered (nothing is computed then).
+ *     hermes_rc name_invalidate(T1 a1, ...);
+ *         Deletes the entry of these arguments.
+ *
+ * With no arguments: HERMES_FUNC(RT, name) { body } defines RT name(void).
+ *
+ * RT and the argument types are integers (including _Bool), float, double
+ * or strings (const char * or char * arguments; char * results).  Any
+ * other type (pointers, structs, long double, a const char * result) does
+ * not compile.  A string result is malloc'ed: the body returns a malloc'ed
+ * string, which the library frees after storing it, and the caller of
+ * name() or name_try() frees what it gets with free().  A body returning a
+ * NULL string returns NULL to its callers, and NULL is never cached
+ * (Hermes never caches None): the next call runs the body again.
+ *
+ * A cached function shared between files: HERMES_DECLARE with the same
+ * arguments in a header declares name(), name_try(), name_invalidate() and
+ * what HERMES_REGISTER needs, and HERMES_DEFINE(...) { body } in one .c
+ * file (which includes the header) defines them with external linkage:
+ *
+ *     math.h:  HERMES_DECLARE(int64_t, power, int64_t, a, int64_t, b);
+ *     math.c:  HERMES_DEFINE(int64_t, power, int64_t, a, int64_t, b) { ... }
+ *     main.c:  HERMES_REGISTER(h, power, .tags = HERMES_TAGS("math"));
+ *
+ * Before the first call, attach the function to a handle with
+ * HERMES_REGISTER(h, name, options...), options being designated
+ * initializers of hermes_fn_options (.tags, .ttl).  A custom key is a
+ * function int k(char *buf, size_t cap, T1 a1, ...) returning snprintf's
+ * value, attached with HERMES_REGISTER_KEYED(h, name, k, options...).
+ * Both return a hermes_rc; on failure (HERMES_EEXIST for a second
+ * registration on the same handle) the earlier registration, its key
+ * function included, stays in place.  hermes_close(h) detaches the
+ * function again.
+ *
+ * In C++ the same macros work (argument and result types are chosen by
+ * overloads instead of _Generic); the options need C++20 designated
+ * initializers, in declaration order, and HERMES_TAGS is C only (pass a
+ * named NULL-terminated array).  Functions defined in C++ have C++
+ * linkage.
+ *
+ * Identifiers of the form name__* and hermes__* are internal.
  */
 
-/* Encoding of scalar and string arguments and results (internal). */
+/* Internal: the library's side of the macros. */
+void hermes__args_cstr(hermes_args *a, const char *s);
+void hermes__args_dbl(hermes_args *a, double v);
+void hermes__args_u64(hermes_args *a, uint64_t v);
+void hermes__args_i64(hermes_args *a, int64_t v);
+int hermes__put_cstr(hermes_result *r, const char *s);
+int hermes__put_dbl(hermes_result *r, double v);
+int hermes__put_i64(hermes_result *r, int64_t v);
+int hermes__get_cstr(const void *p, size_t n, void *out);
+int hermes__get_flt(const void *p, size_t n, void *out);
+int hermes__get_dbl(const void *p, size_t n, void *out);
+int hermes__get_sc(const void *p, size_t n, void *out);
+int hermes__get_s(const void *p, size_t n, void *out);
+int hermes__get_i(const void *p, size_t n, void *out);
+int hermes__get_l(const void *p, size_t n, void *out);
+int hermes__get_ll(const void *p, size_t n, void *out);
+int hermes__get_uc(const void *p, size_t n, void *out);
+int hermes__get_us(const void *p, size_t n, void *out);
+int hermes__get_ui(const void *p, size_t n, void *out);
+int hermes__get_ul(const void *p, size_t n, void *out);
+int hermes__get_ull(const void *p, size_t n, void *out);
+int hermes__get_b(const void *p, size_t n, void *out);
+/* Registers a copy of opts with key as its key function; *slot is set only
+ * on success and cleared by hermes_close(). */
+hermes_rc hermes__register(hermes *h, const char *name,
+                           const hermes_fn_options *opts, hermes_key_fn key,
+                           hermes_fn **slot);
+/* hermes_call()/hermes_invalidate() of an encoding (freed here): EINVAL
+ * when fn is NULL, ENOMEM when the encoding failed.  *value is always set. */
+hermes_rc hermes__call(hermes_fn *fn, hermes_args *enc,
+                       hermes_compute_fn compute, void *pack, void **value,
+                       size_t *len);
+hermes_rc hermes__invalidate(hermes_fn *fn, hermes_args *enc, void *pack);
+
+#ifdef __cplusplus
+} /* extern "C" */
+
+/* C++: types are chosen by overloads; pointers other than strings and long
+ * double are deleted, so they do not compile (never a lossy key). */
+/* clang-format off */
+#define HERMES__CXX_SCALARS(X, I, U)                                           \
+    X(char, I) X(signed char, I) X(short, I) X(int, I) X(long, I)              \
+    X(long long, I) X(unsigned char, U) X(unsigned short, U)                   \
+    X(unsigned int, U) X(unsigned long, U) X(unsigned long long, U) X(bool, U)
+/* clang-format on */
+#define HERMES__CXX_ARG(T, F)                                                  \
+    inline void hermes__arg(hermes_args *a, T v)                               \
+    {                                                                          \
+        F(a, v);                                                               \
+    }
+#define HERMES__CXX_PUT(T, F)                                                  \
+    inline int hermes__put(hermes_result *r, T v)                              \
+    {                                                                          \
+        return F(r, v);                                                        \
+    }
+#define HERMES__CXX_GET(T, F)                                                  \
+    inline int hermes__get(const void *p, size_t n, T *o)                      \
+    {                                                                          \
+        return F(p, n, o);                                                     \
+    }
+HERMES__CXX_SCALARS(HERMES__CXX_ARG, hermes__args_i64, hermes__args_u64)
+HERMES__CXX_ARG(float, hermes__args_dbl)
+HERMES__CXX_ARG(double, hermes__args_dbl)
+HERMES__CXX_ARG(const char *, hermes__args_cstr)
+HERMES__CXX_ARG(char *, hermes__args_cstr)
+template <class T> void hermes__arg(hermes_args *, T *) = delete;
+void hermes__arg(hermes_args *, long double) = delete;
+HERMES__CXX_SCALARS(HERMES__CXX_PUT, hermes__put_i64, hermes__put_i64)
+HERMES__CXX_PUT(float, hermes__put_dbl)
+HERMES__CXX_PUT(double, hermes__put_dbl)
+HERMES__CXX_PUT(char *, hermes__put_cstr)
+template <class T> int hermes__put(hermes_result *, T *) = delete;
+int hermes__put(hermes_result *, long double) = delete;
+HERMES__CXX_GET(char, hermes__get_sc)
+HERMES__CXX_GET(signed char, hermes__get_sc)
+HERMES__CXX_GET(short, hermes__get_s)
+HERMES__CXX_GET(int, hermes__get_i)
+HERMES__CXX_GET(long, hermes__get_l)
+HERMES__CXX_GET(long long, hermes__get_ll)
+HERMES__CXX_GET(unsigned char, hermes__get_uc)
+HERMES__CXX_GET(unsigned short, hermes__get_us)
+HERMES__CXX_GET(unsigned int, hermes__get_ui)
+HERMES__CXX_GET(unsigned long, hermes__get_ul)
+HERMES__CXX_GET(unsigned long long, hermes__get_ull)
+HERMES__CXX_GET(float, hermes__get_flt)
+HERMES__CXX_GET(double, hermes__get_dbl)
+HERMES__CXX_GET(char *, hermes__get_cstr)
+inline int hermes__get(const void *p, size_t n, bool *o)
+{
+    return hermes__get_b(p, n, o);
+}
+#define HERMES__ARG(enc, x) hermes__arg(enc, x)
+#define HERMES__PUT(res, x) hermes__put(res, x)
+#define HERMES__GET(p, n, out) hermes__get(p, n, out)
+/* Registration runs in a lambda so that the options can be a designated
+ * initializer (C++20) whose omitted members g++ before 14 would warn about
+ * (-Wmissing-field-initializers); omitting them is the point here. */
+#define HERMES__REGISTER_WITH(h, NAME, KEYFN, ...)                             \
+    ([&]() -> hermes_rc {                                                      \
+        _Pragma("GCC diagnostic push")                                         \
+            _Pragma("GCC diagnostic ignored \"-Wmissing-field-initializers\"") \
+                const hermes_fn_options hermes_o_{__VA_ARGS__};                \
+        _Pragma("GCC diagnostic pop") return NAME##__register((h), &hermes_o_, \
+                                                              (KEYFN));        \
+    }())
+
+extern "C" {
+#else /* C */
+
 /* No default: an argument or result of another type (long double,
  * pointers, structs) is a compile error, never a silently lossy key. */
 #define HERMES__ARG(enc, x)                                                    \
@@ -312,8 +467,8 @@ void hermes_stats_get(const hermes *h, hermes_stats *out);
         char **: hermes__get_cstr,                                           \
         float *: hermes__get_flt,                                            \
         double *: hermes__get_dbl,                                           \
-        signed char *: hermes__get_sc,                                       \
         char *: hermes__get_sc,                                              \
+        signed char *: hermes__get_sc,                                       \
         short *: hermes__get_s,                                              \
         int *: hermes__get_i,                                                \
         long *: hermes__get_l,                                               \
@@ -325,202 +480,195 @@ void hermes_stats_get(const hermes *h, hermes_stats *out);
         unsigned long long *: hermes__get_ull,                               \
         _Bool *: hermes__get_b)(p, n, (void *)(out))
 
-void hermes__args_cstr(hermes_args *a, const char *s);
-void hermes__args_dbl(hermes_args *a, double v);
-void hermes__args_u64(hermes_args *a, uint64_t v);
-void hermes__args_i64(hermes_args *a, int64_t v);
-int hermes__put_cstr(hermes_result *r, const char *s);
-int hermes__put_dbl(hermes_result *r, double v);
-int hermes__put_i64(hermes_result *r, int64_t v);
-int hermes__get_cstr(const void *p, size_t n, void *out);
-int hermes__get_flt(const void *p, size_t n, void *out);
-int hermes__get_dbl(const void *p, size_t n, void *out);
-int hermes__get_sc(const void *p, size_t n, void *out);
-int hermes__get_s(const void *p, size_t n, void *out);
-int hermes__get_i(const void *p, size_t n, void *out);
-int hermes__get_l(const void *p, size_t n, void *out);
-int hermes__get_ll(const void *p, size_t n, void *out);
-int hermes__get_uc(const void *p, size_t n, void *out);
-int hermes__get_us(const void *p, size_t n, void *out);
-int hermes__get_ui(const void *p, size_t n, void *out);
-int hermes__get_ul(const void *p, size_t n, void *out);
-int hermes__get_ull(const void *p, size_t n, void *out);
-int hermes__get_b(const void *p, size_t n, void *out);
-hermes_rc hermes__register(hermes *h, const char *name,
-                           const hermes_fn_options *opts, hermes_fn **slot);
-
-#if defined(__GNUC__)
-#define HERMES__UNUSED __attribute__((unused))
-#else
-#define HERMES__UNUSED
+/* .key first, so that the braces are never empty (ISO C before C23). */
+#define HERMES__REGISTER_WITH(h, NAME, KEYFN, ...)                             \
+    NAME##__register(                                                          \
+        (h), &(const hermes_fn_options){.key = NULL, __VA_ARGS__}, (KEYFN))
 #endif
 
-/* The parts every arity shares: the memo slot and the cached call. */
-#define HERMES__MEMO(RT, NAME, PARAMS, KEYPARAMS)                              \
-    static RT NAME##__compute PARAMS;                                          \
+/*
+ * The generator.  HERMES__N counts the macro's arguments (RT and name
+ * included: 2 + 2n); HERMES__EACH_<count>(F, M, T1, a1, ..., ~) applies F
+ * to the first (type, name) pair and M to the others, so each list the
+ * functions need (parameters, arguments, struct fields, encodings) is built
+ * from one definition.  The trailing ~ keeps every variadic argument list
+ * non-empty, as ISO C requires.
+ */
+#define HERMES__CAT(a, b) HERMES__CAT_(a, b)
+#define HERMES__CAT_(a, b) a##b
+#define HERMES__ID(...) __VA_ARGS__
+#define HERMES__N(...)                                                         \
+    HERMES__N_(__VA_ARGS__, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
+#define HERMES__N_(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13,     \
+                   a14, n, ...)                                                \
+    n
+#define HERMES__EACH_2(F, M, ...)
+#define HERMES__EACH_4(F, M, T, A, ...) F(T, A)
+#define HERMES__EACH_6(F, M, T, A, ...)                                        \
+    F(T, A) HERMES__EACH_4(M, M, __VA_ARGS__)
+#define HERMES__EACH_8(F, M, T, A, ...)                                        \
+    F(T, A) HERMES__EACH_6(M, M, __VA_ARGS__)
+#define HERMES__EACH_10(F, M, T, A, ...)                                       \
+    F(T, A) HERMES__EACH_8(M, M, __VA_ARGS__)
+#define HERMES__EACH_12(F, M, T, A, ...)                                       \
+    F(T, A) HERMES__EACH_10(M, M, __VA_ARGS__)
+#define HERMES__EACH_14(F, M, T, A, ...)                                       \
+    F(T, A) HERMES__EACH_12(M, M, __VA_ARGS__)
+#define HERMES__EACH(N, F, M, ...)                                             \
+    HERMES__CAT(HERMES__EACH_, N)(F, M, __VA_ARGS__)
+#define HERMES__VOID_2 void
+#define HERMES__VOID_4
+#define HERMES__VOID_6
+#define HERMES__VOID_8
+#define HERMES__VOID_10
+#define HERMES__VOID_12
+#define HERMES__VOID_14
+/* What one (type, name) pair contributes to each list. */
+#define HERMES__PARAM(T, A) T A
+#define HERMES__PARAM_N(T, A) , T A
+#define HERMES__PARAM_C(T, A) T A,
+#define HERMES__NAME(T, A) A
+#define HERMES__NAME_N(T, A) , A
+#define HERMES__NAME_C(T, A) A,
+#define HERMES__PACKED(T, A) hermes_a_->A
+#define HERMES__PACKED_N(T, A) , hermes_a_->A
+#define HERMES__TYPE_N(T, A) , T
+#define HERMES__FIELD(T, A) T A;
+#define HERMES__ENCODE(T, A) HERMES__ARG(&hermes_e_, A);
+
+#define HERMES__GEN(SINK, L, N, RT, NAME, ...)                                 \
+    SINK(L, RT, NAME,                                                          \
+         (HERMES__CAT(HERMES__VOID_, N)                                        \
+              HERMES__EACH(N, HERMES__PARAM, HERMES__PARAM_N, __VA_ARGS__)),   \
+         (HERMES__EACH(N, HERMES__PARAM_C, HERMES__PARAM_C, __VA_ARGS__) RT *  \
+          hermes_out_),                                                        \
+         (HERMES__EACH(N, HERMES__NAME, HERMES__NAME_N, __VA_ARGS__)),         \
+         (HERMES__EACH(N, HERMES__NAME_C, HERMES__NAME_C, __VA_ARGS__) &       \
+          hermes_r_),                                                          \
+         (HERMES__EACH(N, HERMES__PACKED, HERMES__PACKED_N, __VA_ARGS__)),     \
+         (char *, size_t HERMES__EACH(N, HERMES__TYPE_N, HERMES__TYPE_N,       \
+                                      __VA_ARGS__)),                           \
+         (hermes_buf_,                                                         \
+          hermes_cap_ HERMES__EACH(N, HERMES__PACKED_N, HERMES__PACKED_N,      \
+                                   __VA_ARGS__)),                              \
+         HERMES__EACH(N, HERMES__FIELD, HERMES__FIELD, __VA_ARGS__),           \
+         (0 HERMES__EACH(N, HERMES__NAME_N, HERMES__NAME_N, __VA_ARGS__)),     \
+         HERMES__EACH(N, HERMES__ENCODE, HERMES__ENCODE, __VA_ARGS__))
+
+/* Sinks of HERMES__GEN: PL parameters, PLO parameters and the out pointer,
+ * AL arguments, ALO arguments and &hermes_r_, QL the arguments from the
+ * pack, KT the key function's parameter types, KAL its arguments, FIELDS
+ * the pack's members, INIT its initializer, ENC the encoding statements. */
+#define HERMES__DECL(L, RT, NAME, PL, PLO, AL, ALO, QL, KT, KAL, FIELDS, INIT, \
+                     ENC)                                                      \
+    typedef int(*NAME##__keyfn) KT;                                            \
+    RT NAME PL;                                                                \
+    hermes_rc NAME##_try PLO;                                                  \
+    hermes_rc NAME##_invalidate PL;                                            \
+    hermes_rc NAME##__register(hermes *, const hermes_fn_options *,            \
+                               NAME##__keyfn)
+
+#define HERMES__BODY(L, RT, NAME, PL, PLO, AL, ALO, QL, KT, KAL, FIELDS, INIT, \
+                     ENC)                                                      \
+    typedef struct NAME##__pack {                                              \
+        char hermes_pad_; /* never empty */                                    \
+        FIELDS                                                                 \
+    } NAME##__pack;                                                            \
+    static RT NAME##__compute PL;                                              \
     static struct {                                                            \
         hermes_fn *fn;                                                         \
-        int(*key) KEYPARAMS;                                                   \
+        NAME##__keyfn key;                                                     \
     } NAME##__memo;                                                            \
-    static int NAME##__thunk(void *p_, hermes_result *r_);                     \
-    HERMES__UNUSED static int NAME##__keythunk(void *p_, char *buf_,           \
-                                               size_t cap_);                   \
-    static inline int NAME##__run(hermes_args *enc_, void *pack_, RT *out_)    \
+    static inline int NAME##__thunk(void *hermes_p_,                           \
+                                    hermes_result *hermes_rs_)                 \
     {                                                                          \
-        void *v_ = NULL;                                                       \
-        size_t n_ = 0;                                                         \
-        int ok_ = 0;                                                           \
-        if (!enc_->failed && NAME##__memo.fn &&                                \
-            hermes_call(NAME##__memo.fn, enc_->data, enc_->len, NAME##__thunk, \
-                        pack_, &v_, &n_) == HERMES_OK)                         \
-            ok_ = HERMES__GET(v_, n_, out_) == 0;                              \
-        hermes_free(v_);                                                       \
-        hermes_args_free(enc_);                                                \
-        return ok_;                                                            \
-    }
+        NAME##__pack *hermes_a_ = (NAME##__pack *)hermes_p_;                   \
+        (void)hermes_a_;                                                       \
+        return HERMES__PUT(hermes_rs_, NAME##__compute QL);                    \
+    }                                                                          \
+    static inline int NAME##__keythunk(void *hermes_p_, char *hermes_buf_,     \
+                                       size_t hermes_cap_)                     \
+    {                                                                          \
+        NAME##__pack *hermes_a_ = (NAME##__pack *)hermes_p_;                   \
+        (void)hermes_a_;                                                       \
+        return NAME##__memo.key KAL;                                           \
+    }                                                                          \
+    L hermes_rc NAME##__register(hermes *hermes_h_,                            \
+                                 const hermes_fn_options *hermes_o_,           \
+                                 NAME##__keyfn hermes_k_)                      \
+    {                                                                          \
+        hermes_rc hermes_rc_ = hermes__register(                               \
+            hermes_h_, #NAME, hermes_o_, hermes_k_ ? NAME##__keythunk : NULL,  \
+            &NAME##__memo.fn);                                                 \
+        if (hermes_rc_ == HERMES_OK)                                           \
+            NAME##__memo.key = hermes_k_;                                      \
+        return hermes_rc_;                                                     \
+    }                                                                          \
+    L hermes_rc NAME##_try PLO                                                 \
+    {                                                                          \
+        NAME##__pack hermes_a_ = {HERMES__ID INIT};                            \
+        hermes_args hermes_e_ = HERMES_ARGS_INIT;                              \
+        void *hermes_v_;                                                       \
+        size_t hermes_n_;                                                      \
+        ENC;                                                                   \
+        hermes_rc hermes_rc_ =                                                 \
+            hermes__call(NAME##__memo.fn, &hermes_e_, NAME##__thunk,           \
+                         &hermes_a_, &hermes_v_, &hermes_n_);                  \
+        /* A stored value of another type (the function changed): */           \
+        if (hermes_rc_ == HERMES_OK &&                                         \
+            HERMES__GET(hermes_v_, hermes_n_, hermes_out_) != 0)               \
+            *hermes_out_ = NAME##__compute AL;                                 \
+        hermes_free(hermes_v_);                                                \
+        return hermes_rc_;                                                     \
+    }                                                                          \
+    L hermes_rc NAME##_invalidate PL                                           \
+    {                                                                          \
+        NAME##__pack hermes_a_ = {HERMES__ID INIT};                            \
+        hermes_args hermes_e_ = HERMES_ARGS_INIT;                              \
+        ENC;                                                                   \
+        return hermes__invalidate(NAME##__memo.fn, &hermes_e_, &hermes_a_);    \
+    }                                                                          \
+    L RT NAME PL                                                               \
+    {                                                                          \
+        RT hermes_r_ = 0;                                                      \
+        if (NAME##_try ALO == HERMES_OK)                                       \
+            return hermes_r_;                                                  \
+        return NAME##__compute AL;                                             \
+    }                                                                          \
+    static RT NAME##__compute PL
 
-#define HERMES_FUNC1(RT, NAME, T1, A1)                                         \
-    HERMES__MEMO(RT, NAME, (T1 A1), (char *, size_t, T1))                      \
-    typedef struct {                                                           \
-        T1 A1;                                                                 \
-    } NAME##__args;                                                            \
-    static int NAME##__thunk(void *p_, hermes_result *r_)                      \
-    {                                                                          \
-        NAME##__args *a_ = p_;                                                 \
-        return HERMES__PUT(r_, NAME##__compute(a_->A1));                       \
-    }                                                                          \
-    HERMES__UNUSED static int NAME##__keythunk(void *p_, char *buf_,           \
-                                               size_t cap_)                    \
-    {                                                                          \
-        NAME##__args *a_ = p_;                                                 \
-        return NAME##__memo.key(buf_, cap_, a_->A1);                           \
-    }                                                                          \
-    HERMES__UNUSED static int NAME##_invalidate(T1 A1)                         \
-    {                                                                          \
-        NAME##__args a_ = {A1};                                                \
-        hermes_args e_ = HERMES_ARGS_INIT;                                     \
-        HERMES__ARG(&e_, A1);                                                  \
-        int rc_ = e_.failed ? (int)HERMES_ENOMEM                               \
-                  : NAME##__memo.fn                                            \
-                      ? (int)hermes_invalidate(NAME##__memo.fn, e_.data,       \
-                                               e_.len, &a_)                    \
-                      : (int)HERMES_EINVAL;                                    \
-        hermes_args_free(&e_);                                                 \
-        return rc_;                                                            \
-    }                                                                          \
-    static RT NAME(T1 A1)                                                      \
-    {                                                                          \
-        NAME##__args a_ = {A1};                                                \
-        hermes_args e_ = HERMES_ARGS_INIT;                                     \
-        RT r_;                                                                 \
-        HERMES__ARG(&e_, A1);                                                  \
-        return NAME##__run(&e_, &a_, &r_) ? r_ : NAME##__compute(A1);          \
-    }                                                                          \
-    static RT NAME##__compute(T1 A1)
+#define HERMES__STATIC(L, RT, NAME, PL, PLO, AL, ALO, QL, KT, KAL, FIELDS,     \
+                       INIT, ENC)                                              \
+    typedef int(*NAME##__keyfn) KT;                                            \
+    HERMES__BODY(L, RT, NAME, PL, PLO, AL, ALO, QL, KT, KAL, FIELDS, INIT, ENC)
 
-#define HERMES_FUNC2(RT, NAME, T1, A1, T2, A2)                                 \
-    HERMES__MEMO(RT, NAME, (T1 A1, T2 A2), (char *, size_t, T1, T2))           \
-    typedef struct {                                                           \
-        T1 A1;                                                                 \
-        T2 A2;                                                                 \
-    } NAME##__args;                                                            \
-    static int NAME##__thunk(void *p_, hermes_result *r_)                      \
-    {                                                                          \
-        NAME##__args *a_ = p_;                                                 \
-        return HERMES__PUT(r_, NAME##__compute(a_->A1, a_->A2));               \
-    }                                                                          \
-    HERMES__UNUSED static int NAME##__keythunk(void *p_, char *buf_,           \
-                                               size_t cap_)                    \
-    {                                                                          \
-        NAME##__args *a_ = p_;                                                 \
-        return NAME##__memo.key(buf_, cap_, a_->A1, a_->A2);                   \
-    }                                                                          \
-    HERMES__UNUSED static int NAME##_invalidate(T1 A1, T2 A2)                  \
-    {                                                                          \
-        NAME##__args a_ = {A1, A2};                                            \
-        hermes_args e_ = HERMES_ARGS_INIT;                                     \
-        HERMES__ARG(&e_, A1);                                                  \
-        HERMES__ARG(&e_, A2);                                                  \
-        int rc_ = e_.failed ? (int)HERMES_ENOMEM                               \
-                  : NAME##__memo.fn                                            \
-                      ? (int)hermes_invalidate(NAME##__memo.fn, e_.data,       \
-                                               e_.len, &a_)                    \
-                      : (int)HERMES_EINVAL;                                    \
-        hermes_args_free(&e_);                                                 \
-        return rc_;                                                            \
-    }                                                                          \
-    static RT NAME(T1 A1, T2 A2)                                               \
-    {                                                                          \
-        NAME##__args a_ = {A1, A2};                                            \
-        hermes_args e_ = HERMES_ARGS_INIT;                                     \
-        RT r_;                                                                 \
-        HERMES__ARG(&e_, A1);                                                  \
-        HERMES__ARG(&e_, A2);                                                  \
-        return NAME##__run(&e_, &a_, &r_) ? r_ : NAME##__compute(A1, A2);      \
-    }                                                                          \
-    static RT NAME##__compute(T1 A1, T2 A2)
+#define HERMES__DEFINE(L, RT, NAME, PL, PLO, AL, ALO, QL, KT, KAL, FIELDS,     \
+                       INIT, ENC)                                              \
+    HERMES__DECL(L, RT, NAME, PL, PLO, AL, ALO, QL, KT, KAL, FIELDS, INIT,     \
+                 ENC);                                                         \
+    HERMES__BODY(L, RT, NAME, PL, PLO, AL, ALO, QL, KT, KAL, FIELDS, INIT, ENC)
 
-#define HERMES_FUNC3(RT, NAME, T1, A1, T2, A2, T3, A3)                         \
-    HERMES__MEMO(RT, NAME, (T1 A1, T2 A2, T3 A3),                              \
-                 (char *, size_t, T1, T2, T3))                                 \
-    typedef struct {                                                           \
-        T1 A1;                                                                 \
-        T2 A2;                                                                 \
-        T3 A3;                                                                 \
-    } NAME##__args;                                                            \
-    static int NAME##__thunk(void *p_, hermes_result *r_)                      \
-    {                                                                          \
-        NAME##__args *a_ = p_;                                                 \
-        return HERMES__PUT(r_, NAME##__compute(a_->A1, a_->A2, a_->A3));       \
-    }                                                                          \
-    HERMES__UNUSED static int NAME##__keythunk(void *p_, char *buf_,           \
-                                               size_t cap_)                    \
-    {                                                                          \
-        NAME##__args *a_ = p_;                                                 \
-        return NAME##__memo.key(buf_, cap_, a_->A1, a_->A2, a_->A3);           \
-    }                                                                          \
-    HERMES__UNUSED static int NAME##_invalidate(T1 A1, T2 A2, T3 A3)           \
-    {                                                                          \
-        NAME##__args a_ = {A1, A2, A3};                                        \
-        hermes_args e_ = HERMES_ARGS_INIT;                                     \
-        HERMES__ARG(&e_, A1);                                                  \
-        HERMES__ARG(&e_, A2);                                                  \
-        HERMES__ARG(&e_, A3);                                                  \
-        int rc_ = e_.failed ? (int)HERMES_ENOMEM                               \
-                  : NAME##__memo.fn                                            \
-                      ? (int)hermes_invalidate(NAME##__memo.fn, e_.data,       \
-                                               e_.len, &a_)                    \
-                      : (int)HERMES_EINVAL;                                    \
-        hermes_args_free(&e_);                                                 \
-        return rc_;                                                            \
-    }                                                                          \
-    static RT NAME(T1 A1, T2 A2, T3 A3)                                        \
-    {                                                                          \
-        NAME##__args a_ = {A1, A2, A3};                                        \
-        hermes_args e_ = HERMES_ARGS_INIT;                                     \
-        RT r_;                                                                 \
-        HERMES__ARG(&e_, A1);                                                  \
-        HERMES__ARG(&e_, A2);                                                  \
-        HERMES__ARG(&e_, A3);                                                  \
-        return NAME##__run(&e_, &a_, &r_) ? r_ : NAME##__compute(A1, A2, A3);  \
-    }                                                                          \
-    static RT NAME##__compute(T1 A1, T2 A2, T3 A3)
+/* A cached function local to this file (see above). */
+#define HERMES_FUNC(...)                                                       \
+    HERMES__GEN(HERMES__STATIC, static inline, HERMES__N(__VA_ARGS__),         \
+                __VA_ARGS__, ~)
+/* Declares a cached function defined elsewhere with HERMES_DEFINE. */
+#define HERMES_DECLARE(...)                                                    \
+    HERMES__GEN(HERMES__DECL, , HERMES__N(__VA_ARGS__), __VA_ARGS__, ~)
+/* Defines, with external linkage, a function declared by HERMES_DECLARE. */
+#define HERMES_DEFINE(...)                                                     \
+    HERMES__GEN(HERMES__DEFINE, , HERMES__N(__VA_ARGS__), __VA_ARGS__, ~)
 
-/* Attaches a HERMES_FUNCn function to handle h; options as designated
- * initializers of hermes_fn_options.  Returns a hermes_rc; on failure (e.g.
- * HERMES_EEXIST) an earlier registration stays in place.  hermes_close(h)
- * detaches it again, after which the function computes directly. */
-#define HERMES_REGISTER(h, NAME, ...)                                          \
-    hermes__register((h), #NAME, &(const hermes_fn_options){__VA_ARGS__},      \
-                     &NAME##__memo.fn)
+/* Attaches a cached function to handle h: HERMES_REGISTER(h, name) or
+ * HERMES_REGISTER(h, name, .tags = HERMES_TAGS("a"), .ttl = 60). */
+#define HERMES_REGISTER(...) HERMES__REGISTER(__VA_ARGS__, )
+#define HERMES__REGISTER(h, NAME, ...)                                         \
+    HERMES__REGISTER_WITH(h, NAME, NULL, __VA_ARGS__)
 
 /* As HERMES_REGISTER with a custom key function KEYFN. */
-#define HERMES_REGISTER_KEYED(h, NAME, KEYFN, ...)                             \
-    (NAME##__memo.key = (KEYFN),                                               \
-     hermes__register(                                                         \
-         (h), #NAME,                                                           \
-         &(const hermes_fn_options){.key = NAME##__keythunk, __VA_ARGS__},     \
-         &NAME##__memo.fn))
+#define HERMES_REGISTER_KEYED(...) HERMES__REGISTER_KEYED(__VA_ARGS__, )
+#define HERMES__REGISTER_KEYED(h, NAME, KEYFN, ...)                            \
+    HERMES__REGISTER_WITH(h, NAME, KEYFN, __VA_ARGS__)
 
 #ifdef __cplusplus
 }
