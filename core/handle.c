@@ -10,6 +10,7 @@
 
 #include "dict.h"
 #include "flight.h"
+#include "fork.h"
 #include "handle.h"
 #include "keys.h"
 #include "taglist.h"
@@ -36,6 +37,7 @@ static hermes *handle_new(void)
     hm_flights_init(&h->flights);
     hm_errkey_init(h);
     h->cfg.log_level = HERMES_LOG_WARN;
+    hm_fork_track(h);
     return h;
 }
 
@@ -278,6 +280,7 @@ void hermes_close(hermes *h)
 {
     if (!h)
         return;
+    hm_fork_untrack(h);
     for (hermes_fn *fn = h->fns, *next; fn; fn = next) {
         next = fn->next;
         if (fn->slot && *fn->slot == fn)

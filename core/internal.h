@@ -95,6 +95,7 @@ struct hermes {
     char *tag_prefix;   /* "<prefix>:tag:" */
     char *lock_prefix;  /* "<prefix>:lock:" */
     char hostname[64];
+    struct hermes *fork_prev, *fork_next; /* open handles (fork.c) */
 };
 
 /* errors.c: set the calling thread's message on h and return rc. */

@@ -51,6 +51,16 @@ static void lt_setup(void)
     pthread_mutex_unlock(&lt_mutex);
 }
 
+void hm_loader_lock(void)
+{
+    pthread_mutex_lock(&lt_mutex);
+}
+
+void hm_loader_unlock(void)
+{
+    pthread_mutex_unlock(&lt_mutex);
+}
+
 __attribute__((format(printf, 3, 4))) static hermes_rc
 seterr(char *err, size_t errlen, const char *fmt, ...)
 {

@@ -52,6 +52,10 @@ void hm_plugin_unload(hm_plugin *p);
  * when memory runs out.  Nothing is loaded. */
 int hm_plugin_exists(const char *name, const char *plugin_path);
 
+/* The lock that serializes libltdl, for the fork handlers (fork.c). */
+void hm_loader_lock(void);
+void hm_loader_unlock(void);
+
 /* Calls cb for every plugin file found on the search path (a directory
  * named twice is walked once; NAME.so is skipped where NAME.la sits next
  * to it, as libtool installs them), loaded and checked; err is NULL when it

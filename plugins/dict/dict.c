@@ -116,9 +116,67 @@ typedef struct dict {
      * reserved for entries it is about to insert.  Kept at or below
      * max_bytes by evicting before allocating. */
     _Atomic size_t used;
-    _Atomic size_t evict_cursor; /* spreads cross-shard eviction */
-    _Atomic size_t mappings;     /* entries with mapped set */
+    _Atomic size_t evict_cursor;        /* spreads cross-shard eviction */
+    _Atomic size_t mappings;            /* entries with mapped set */
+    struct dict *fork_prev, *fork_next; /* every open dict, for fork() */
 } dict;
+
+/*
+ * fork() while other threads are inside the store: the child would inherit
+ * a shard mutex held by a thread that does not exist there and hang on it.
+ * The handlers take every shard lock of every open dict before the fork
+ * and release them on both sides after it, so the child starts with a
+ * consistent, unlocked store (glibc drops the handlers if the module is
+ * unloaded).
+ */
+static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static dict *fork_list;
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&fork_mu);
+    for (dict *d = fork_list; d != NULL; d = d->fork_next)
+        for (size_t i = 0; i < d->nshards; i++)
+            pthread_mutex_lock(&d->shards[i].mu);
+}
+
+static void fork_release(void)
+{
+    for (dict *d = fork_list; d != NULL; d = d->fork_next)
+        for (size_t i = d->nshards; i-- > 0;)
+            pthread_mutex_unlock(&d->shards[i].mu);
+    pthread_mutex_unlock(&fork_mu);
+}
+
+static void fork_setup(void)
+{
+    pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+
+static void fork_track(dict *d)
+{
+    pthread_once(&fork_once, fork_setup);
+    pthread_mutex_lock(&fork_mu);
+    d->fork_prev = NULL;
+    d->fork_next = fork_list;
+    if (fork_list != NULL)
+        fork_list->fork_prev = d;
+    fork_list = d;
+    pthread_mutex_unlock(&fork_mu);
+}
+
+static void fork_untrack(dict *d)
+{
+    pthread_mutex_lock(&fork_mu);
+    if (d->fork_prev != NULL)
+        d->fork_prev->fork_next = d->fork_next;
+    else if (fork_list == d)
+        fork_list = d->fork_next;
+    if (d->fork_next != NULL)
+        d->fork_next->fork_prev = d->fork_prev;
+    pthread_mutex_unlock(&fork_mu);
+}
 
 /* "now" is read from the clock only when an entry with a TTL is met. */
 #define NOW_UNSET UINT64_MAX
@@ -918,6 +976,7 @@ static void dict_close(void *state)
 
     if (d == NULL)
         return;
+    fork_untrack(d);
     for (i = 0; i < d->nshards; i++) {
         struct shard *s = &d->shards[i];
         for (b = 0; s->buckets != NULL && b <= s->mask; b++) {
@@ -1011,6 +1070,7 @@ static int dict_open(const hermes_host *host, const hermes_kv *kv, size_t n,
         }
     }
     d->nshards = nshards;
+    fork_track(d);
     *state = d;
     return HERMES_BE_OK;
 }

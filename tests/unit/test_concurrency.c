@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +31,15 @@ static int setup(void **state)
     (void)state;
     if (hermes_open_with(&h, "[hermes]\nlock_wait_ms = 20000\n", "test",
                          mock_backend()) != HERMES_OK)
+        fail_msg("open: %s", hermes_errmsg(h));
+    return 0;
+}
+
+/* The built-in dict as an application opens it (no mock in between). */
+static int setup_defaults(void **state)
+{
+    (void)state;
+    if (hermes_open_defaults(&h) != HERMES_OK)
         fail_msg("open: %s", hermes_errmsg(h));
     return 0;
 }
@@ -209,6 +219,121 @@ static void callers_with_the_same_versions_share_one_computation(void **s)
     assert_int_equal(st.coalesced + st.hits, 3);
 }
 
+/* ------------------------------------------------------------- fork */
+
+typedef struct busy {
+    hermes_fn *fn;
+    atomic_int *stop;
+    unsigned id;
+    unsigned long calls, failures;
+} busy;
+
+static int square(void *p, hermes_result *res)
+{
+    uint64_t x = *(const uint64_t *)p, y = x * x;
+    return hermes_result_set(res, &y, sizeof y) == HERMES_OK ? 0 : 1;
+}
+
+/* One cached call of square(x); 0 when the value is right. */
+static int call_square(hermes_fn *fn, uint64_t x)
+{
+    void *v;
+    size_t n;
+    if (hermes_call(fn, &x, sizeof x, square, &x, &v, &n) != HERMES_OK)
+        return -1;
+    int ok = n == sizeof x && *(uint64_t *)v == x * x;
+    hermes_free(v);
+    return ok ? 0 : -1;
+}
+
+/* Hits and misses (a few hundred keys, cleaned now and then), so that
+ * threads are inside flights, registration-free calls and the store when
+ * the main thread forks. */
+static void *busy_calls(void *p)
+{
+    busy *b = p;
+    uint64_t x = b->id;
+    while (!atomic_load(b->stop)) {
+        x = (x * 6364136223846793005u + 1442695040888963407u);
+        if (call_square(b->fn, (x >> 33) % 512) != 0)
+            b->failures++;
+        if ((x >> 20) % 997 == 0)
+            hermes_clean(hermes_fn_handle(b->fn), HERMES_TAGS("busy"));
+        b->calls++;
+    }
+    return NULL;
+}
+
+/* In the child: cached calls on the inherited handle, and a new handle. */
+static int child_work(hermes_fn *fn)
+{
+    for (uint64_t x = 0; x < 600; x++)
+        if (call_square(fn, x) != 0)
+            return 1;
+    hermes *c;
+    if (hermes_open_defaults(&c) != HERMES_OK)
+        return 2;
+    hermes_close(c);
+    return 0;
+}
+
+/*
+ * fork() while 8 threads use the handle: every child completes its cached
+ * calls (none hangs on a lock another thread held at the fork) within
+ * 10 s, and the parent's threads go on.
+ */
+static void fork_under_eight_busy_threads(void **s)
+{
+    (void)s;
+    hermes_fn *fn;
+    hermes_fn_options o = {.tags = HERMES_TAGS("busy")};
+    assert_int_equal(hermes_fn_register(h, "square", &o, &fn), HERMES_OK);
+    atomic_int stop = 0;
+    busy b[8];
+    pthread_t t[8];
+    for (unsigned i = 0; i < 8; i++) {
+        b[i] = (busy){fn, &stop, i, 0, 0};
+        pthread_create(&t[i], NULL, busy_calls, &b[i]);
+    }
+    const int children = 40;
+    int completed = 0, hung = 0, failed = 0;
+    for (int i = 0; i < children; i++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            _exit(child_work(fn));
+        int status = 0;
+        uint64_t deadline = now_ms() + 10000;
+        pid_t got;
+        while ((got = waitpid(pid, &status, WNOHANG)) == 0 &&
+               now_ms() < deadline)
+            pause_briefly();
+        if (got == 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            hung++;
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            completed++;
+        } else {
+            failed++;
+        }
+    }
+    atomic_store(&stop, 1);
+    unsigned long calls = 0, failures = 0;
+    for (unsigned i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        calls += b[i].calls;
+        failures += b[i].failures;
+    }
+    print_message("fork: %d children completed, %d hung, %d failed; "
+                  "parent threads made %lu calls\n",
+                  completed, hung, failed, calls);
+    assert_int_equal(hung, 0);
+    assert_int_equal(failed, 0);
+    assert_int_equal(completed, children);
+    assert_int_equal(failures, 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -216,6 +341,8 @@ int main(void)
         T(caller_after_clean_does_not_share_an_older_computation),
         T(caller_after_clean_does_not_share_a_computation_on_new_tags),
         T(callers_with_the_same_versions_share_one_computation),
+        cmocka_unit_test_setup_teardown(fork_under_eight_busy_threads,
+                                        setup_defaults, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
