@@ -13,6 +13,7 @@
 #include "fork.h"
 #include "handle.h"
 #include "keys.h"
+#include "options.h"
 #include "taglist.h"
 
 static char *concat(const char *a, const char *b)
@@ -196,16 +197,30 @@ static hermes_rc open_backend(hermes *h, const hermes_backend *linked)
                         h->cfg.source, h->be->name, h->plugin.path, msg);
 }
 
-static hermes_rc open_common(hermes **out, const char *path, const char *text,
-                             const char *source, const hermes_backend *linked)
+/* Where the configuration comes from: a file, text, settings given in
+ * code, or (all NULL) the defaults. */
+typedef struct open_source {
+    const char *path;
+    const char *text, *name;
+    const hermes_options *options;
+} open_source;
+
+static hermes_rc open_common(hermes **out, open_source src,
+                             const hermes_backend *linked)
 {
+    const char *path = src.path, *text = src.text, *source = src.name;
     hermes *h = handle_new();
     *out = h;
     if (!h)
         return HERMES_ENOMEM;
     char err[1024];
     hermes_rc rc;
-    if (path)
+    if (src.options) {
+        size_t n;
+        const hm_setting *set = hm_options_settings(src.options, &n);
+        rc = hm_config_from_settings(set, n, HM_OPTIONS_SOURCE, &h->cfg, err,
+                                     sizeof err);
+    } else if (path)
         rc = hm_config_load(path, &h->cfg, err, sizeof err);
     else if (text)
         rc = hm_config_parse(text, source ? source : "<string>", &h->cfg, err,
@@ -228,7 +243,7 @@ hermes_rc hermes_open(hermes **out, const char *path)
         if (env && *env)
             path = env;
     }
-    return open_common(out, path, NULL, NULL, NULL);
+    return open_common(out, (open_source){.path = path}, NULL);
 }
 
 /* A failed handle for bad arguments, so that *out is set as documented. */
@@ -248,14 +263,14 @@ hermes_rc hermes_open_string(hermes **out, const char *text, const char *source)
         return HERMES_EINVAL;
     if (!text)
         return open_invalid(out, "hermes_open_string: text is NULL");
-    return open_common(out, NULL, text, source, NULL);
+    return open_common(out, (open_source){.text = text, .name = source}, NULL);
 }
 
 hermes_rc hermes_open_defaults(hermes **out)
 {
     if (!out)
         return HERMES_EINVAL;
-    return open_common(out, NULL, NULL, NULL, NULL);
+    return open_common(out, (open_source){0}, NULL);
 }
 
 hermes_rc hermes_open_with(hermes **out, const char *text, const char *source,
@@ -265,7 +280,17 @@ hermes_rc hermes_open_with(hermes **out, const char *text, const char *source,
         return HERMES_EINVAL;
     if (!backend)
         return open_invalid(out, "hermes_open_with: backend is NULL");
-    return open_common(out, NULL, text, source, backend);
+    return open_common(out, (open_source){.text = text, .name = source},
+                       backend);
+}
+
+hermes_rc hermes_open_options(hermes **out, const hermes_options *options)
+{
+    if (!out)
+        return HERMES_EINVAL;
+    if (!options)
+        return open_invalid(out, "hermes_open_options: options is NULL");
+    return open_common(out, (open_source){.options = options}, NULL);
 }
 
 void hm_fn_free(hermes_fn *fn)

@@ -4,9 +4,10 @@
  * ("FILE:LINE: KEY: reason"), plugin messages are escaped, sections are
  * checked against the backend and the search path, a relative plugin_path
  * follows the config file, and a prefix too long for the backend's key
- * limit is refused.  Also: hermes_get reports its own out-of-memory as
- * HERMES_ENOMEM (malloc is wrapped, -Wl,--wrap=malloc, so a test can make
- * the Nth allocation of the core fail).
+ * limit is refused; options given in code.  Also: hermes_get reports its
+ * own out-of-memory as HERMES_ENOMEM.  malloc, calloc, realloc and strdup
+ * are wrapped (-Wl,--wrap=...) so that a test can make the Nth allocation
+ * of the core fail.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,19 +30,43 @@ static char plugdir[560]; /* BUILDDIR/tests/plugins: good.la and others */
 /* ---------------------------------------------------- malloc injection */
 
 void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
 void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+char *__wrap_strdup(const char *s);
 
-/* When armed, the malloc_countdown-th call from now fails (1 = the next);
- * counts every call either way. */
+/* When armed, the malloc_countdown-th allocation from now fails (1 = the
+ * next); counts every allocation either way. */
 static int malloc_armed;
 static long malloc_countdown, malloc_calls;
 
-void *__wrap_malloc(size_t n)
+static int inject(void)
 {
     malloc_calls++;
-    if (malloc_armed && --malloc_countdown == 0)
-        return NULL;
-    return __real_malloc(n);
+    return malloc_armed && --malloc_countdown == 0;
+}
+
+void *__wrap_malloc(size_t n)
+{
+    return inject() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    return inject() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    return inject() ? NULL : __real_realloc(p, n);
+}
+
+char *__wrap_strdup(const char *s)
+{
+    return inject() ? NULL : __real_strdup(s);
 }
 
 /* ------------------------------------------------------------- helpers */
@@ -313,6 +338,171 @@ static void get_reports_its_own_out_of_memory_as_enomem(void **state)
     hermes_close(h);
 }
 
+/* ------------------------------------------------- options given in code */
+
+/* Opens o, expecting rc and a message containing want. */
+static void options_fail(const hermes_options *o, hermes_rc rc,
+                         const char *want)
+{
+    hermes *h;
+    hermes_rc got = hermes_open_options(&h, o);
+    assert_non_null(h);
+    if (got != rc)
+        fail_msg("rc %d, expected %d: %s", (int)got, (int)rc, hermes_errmsg(h));
+    contains(hermes_errmsg(h), want);
+    hermes_close(h);
+}
+
+/* A fresh options object with one setting. */
+static hermes_options *one(const char *section, const char *key,
+                           const char *value)
+{
+    hermes_options *o;
+    assert_int_equal(hermes_options_new(&o), HERMES_OK);
+    assert_int_equal(hermes_options_set(o, section, key, value), HERMES_OK);
+    return o;
+}
+
+static void options_set_what_a_file_sets(void **state)
+{
+    hermes_options *o;
+    hermes *h;
+
+    assert_int_equal(hermes_options_new(&o), HERMES_OK);
+    assert_int_equal(hermes_options_set(o, NULL, "ttl", "60"), HERMES_OK);
+    assert_int_equal(hermes_options_set(o, "hermes", "prefix", "app"),
+                     HERMES_OK);
+    assert_int_equal(hermes_options_set(o, NULL, "on_lock_timeout", "fail"),
+                     HERMES_OK);
+    assert_int_equal(hermes_options_set(o, "dict", "shards", "4"), HERMES_OK);
+    assert_int_equal(hermes_options_set(o, NULL, "ttl", "120"), HERMES_OK);
+    hermes_rc rc = hermes_open_options(&h, o);
+    if (rc != HERMES_OK)
+        fail_msg("open failed: %s", hermes_errmsg(h));
+    /* The options are copied: changing them now changes nothing. */
+    assert_int_equal(hermes_options_set(o, NULL, "ttl", "7"), HERMES_OK);
+    hermes_options_free(o);
+    const hm_config *cfg = hm_handle_config(h);
+    assert_string_equal(cfg->source, "<options>");
+    assert_string_equal(cfg->backend, "dict");
+    assert_int_equal(cfg->ttl, 120); /* set twice: the last value */
+    assert_string_equal(cfg->prefix, "app");
+    assert_int_equal(cfg->on_lock_timeout, HM_FALLBACK_FAIL);
+    const hm_section *d = hm_config_section(cfg, "dict");
+    assert_non_null(d);
+    assert_int_equal(d->n, 1);
+    assert_string_equal(d->kv[0].key, "shards");
+    assert_string_equal(d->kv[0].value, "4");
+    assert_int_equal(d->kv[0].line, 0); /* not from a file */
+    /* It works as a cache. */
+    void *v;
+    size_t n;
+    assert_int_equal(hermes_set(h, "k", "v", 1, NULL, 0), HERMES_OK);
+    assert_int_equal(hermes_get(h, "k", NULL, &v, &n), HERMES_OK);
+    hermes_free(v);
+    hermes_close(h);
+}
+
+static void options_a_null_value_removes_the_key(void **state)
+{
+    hermes_options *o = one(NULL, "ttl", "soon");
+    hermes *h;
+
+    assert_int_equal(hermes_options_set(o, NULL, "ttl", NULL), HERMES_OK);
+    assert_int_equal(hermes_options_set(o, NULL, "never_set", NULL), HERMES_OK);
+    assert_int_equal(hermes_open_options(&h, o), HERMES_OK);
+    assert_int_equal(hm_handle_config(h)->ttl, 3600);
+    hermes_close(h);
+    hermes_options_free(o);
+}
+
+static void options_errors_name_the_key(void **state)
+{
+    hermes_options *o;
+
+    o = one(NULL, "ttl", "soon");
+    options_fail(o, HERMES_ECONFIG, "<options>: ttl: not a number: 'soon'");
+    hermes_options_free(o);
+    o = one("hermes", "colour", "red");
+    options_fail(o, HERMES_ECONFIG,
+                 "<options>: colour: unknown key in [hermes] (known: ");
+    hermes_options_free(o);
+    o = one(NULL, "prefix", "a:b");
+    options_fail(o, HERMES_ECONFIG, "<options>: prefix: must be non-empty");
+    hermes_options_free(o);
+    o = one(NULL, "backend", "");
+    options_fail(o, HERMES_ECONFIG, "<options>: backend: empty value");
+    hermes_options_free(o);
+    o = one(NULL, "on_backend_error", "\x1b[31m");
+    options_fail(o, HERMES_ECONFIG,
+                 "<options>: on_backend_error: expected compute or fail: "
+                 "'\\x1b[31m'");
+    hermes_options_free(o);
+    o = one(NULL, "bad key", "1");
+    options_fail(o, HERMES_ECONFIG, "<options>: invalid key 'bad key'");
+    hermes_options_free(o);
+    o = one("a]b", "k", "1");
+    options_fail(o, HERMES_ECONFIG, "<options>: invalid section name 'a]b'");
+    hermes_options_free(o);
+    /* Errors found after parsing name the key the same way. */
+    o = one(NULL, "backend", "nosuch");
+    assert_int_equal(hermes_options_set(o, NULL, "plugin_path", "/nonexistent"),
+                     HERMES_OK);
+    options_fail(o, HERMES_EPLUGIN,
+                 "<options>: backend: plugin 'nosuch' not found; looked in: "
+                 "/nonexistent/nosuch.{la,so}");
+    hermes_options_free(o);
+    o = one("dict", "colour", "blue");
+    options_fail(o, HERMES_ECONFIG,
+                 "<options>: colour: unknown key 'colour' (known: max_bytes, "
+                 "shards)");
+    hermes_options_free(o);
+    o = one("redsi", "host", "x");
+    options_fail(o, HERMES_ECONFIG, "<options>: unknown section [redsi]");
+    hermes_options_free(o);
+}
+
+static void options_reject_null_arguments(void **state)
+{
+    hermes_options *o;
+    hermes *h;
+
+    assert_int_equal(hermes_options_new(NULL), HERMES_EINVAL);
+    assert_int_equal(hermes_options_set(NULL, NULL, "ttl", "1"), HERMES_EINVAL);
+    assert_int_equal(hermes_options_new(&o), HERMES_OK);
+    assert_int_equal(hermes_options_set(o, NULL, NULL, "1"), HERMES_EINVAL);
+    assert_int_equal(hermes_open_options(NULL, o), HERMES_EINVAL);
+    assert_int_equal(hermes_open_options(&h, NULL), HERMES_EINVAL);
+    contains(hermes_errmsg(h), "options is NULL");
+    hermes_close(h);
+    hermes_options_free(o);
+    hermes_options_free(NULL);
+}
+
+/* Every allocation of building and setting options fails in turn: an
+ * error, never a crash or a half-made setting (ASan checks for leaks). */
+static void options_survive_out_of_memory(void **state)
+{
+    int failed = 0, done = 0;
+    for (long i = 1; !done; i++) {
+        hermes_options *o = NULL;
+        malloc_countdown = i;
+        malloc_armed = 1;
+        hermes_rc rc = hermes_options_new(&o);
+        for (int k = 0; rc == HERMES_OK && k < 12; k++) {
+            char key[16];
+            snprintf(key, sizeof key, "k%d", k % 10);
+            rc = hermes_options_set(o, k & 1 ? "dict" : NULL, key, "v");
+        }
+        done = malloc_armed && malloc_countdown > 0; /* nothing failed */
+        malloc_armed = 0;
+        assert_true(rc == HERMES_OK || rc == HERMES_ENOMEM);
+        failed += rc == HERMES_ENOMEM;
+        hermes_options_free(o);
+    }
+    assert_true(failed > 10); /* 1 new, then 2 or 3 per new key, 1 reset */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +515,11 @@ int main(void)
         cmocka_unit_test(prefix_too_long_for_the_key_limit_is_refused),
         cmocka_unit_test(prefix_that_just_fits_keeps_every_key_in_the_limit),
         cmocka_unit_test(get_reports_its_own_out_of_memory_as_enomem),
+        cmocka_unit_test(options_set_what_a_file_sets),
+        cmocka_unit_test(options_a_null_value_removes_the_key),
+        cmocka_unit_test(options_errors_name_the_key),
+        cmocka_unit_test(options_reject_null_arguments),
+        cmocka_unit_test(options_survive_out_of_memory),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

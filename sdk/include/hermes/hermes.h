@@ -84,6 +84,34 @@ struct hermes_backend;
 hermes_rc hermes_open_with(hermes **out, const char *text, const char *source,
                            const struct hermes_backend *backend);
 
+/*
+ * Configuration in code, with the settings of the file and the same
+ * checks: each hermes_options_set() copies its strings, and
+ * hermes_open_options() checks them as lines of a file, with messages that
+ * name "<options>" instead of a file and line, then the key:
+ * "<options>: ttl: not a number: 'soon'".  section NULL is [hermes];
+ * setting a key again replaces its value, a NULL value removes it.  The
+ * options may be freed (hermes_options_free, NULL is fine) or reused once
+ * the handle is open.  A relative plugin_path is relative to the current
+ * directory.
+ *
+ *     hermes_options *o;
+ *     hermes_options_new(&o);
+ *     hermes_options_set(o, NULL, "backend", "redis");
+ *     hermes_options_set(o, "redis", "port", "6390");
+ *     hermes_rc rc = hermes_open_options(&h, o);
+ *     hermes_options_free(o);
+ *
+ * hermes_options_new and _set return HERMES_ENOMEM or HERMES_EINVAL (out,
+ * o or key NULL); hermes_open_options sets *out as hermes_open() does.
+ */
+typedef struct hermes_options hermes_options;
+hermes_rc hermes_options_new(hermes_options **out);
+hermes_rc hermes_options_set(hermes_options *o, const char *section,
+                             const char *key, const char *value);
+void hermes_options_free(hermes_options *o);
+hermes_rc hermes_open_options(hermes **out, const hermes_options *options);
+
 /* Closes the handle and every hermes_fn registered on it.  NULL is fine. */
 void hermes_close(hermes *h);
 
