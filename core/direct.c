@@ -12,6 +12,10 @@
 
 /* --------------------------------------------------------- direct access */
 
+/* Records of direct access name no function; a direct read takes a record
+ * of any writer. */
+static const hm_owner direct_owner = {NULL, 0, false};
+
 /* A direct-access key "<prefix>:entry:<key>" and its sorted tags. */
 typedef struct direct {
     hm_buf entry;
@@ -30,6 +34,9 @@ static hermes_rc direct_init(hermes *h, direct *d, const char *key,
     hermes_rc rc = hm_direct_key(h, key, &d->entry);
     if (rc == HERMES_OK)
         rc = hm_taglist_build(h, tags, &d->tags);
+    if (rc == HERMES_OK && d->tags.n > HM_RECORD_MAX_TAGS)
+        rc = hm_error(h, HERMES_EINVAL, "%s: %zu tags; an entry has at most %d",
+                      key, d->tags.n, HM_RECORD_MAX_TAGS);
     if (rc == HERMES_OK && hm_read_init(&d->rd, d->tags.n) != 0)
         rc = HERMES_ENOMEM;
     d->rd_ok = rc == HERMES_OK;
@@ -59,12 +66,15 @@ hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
                                d.tags.keys, &d.rd);
         const void *payload;
         size_t plen;
+        hm_verdict v = HM_ABSENT;
+        if (st == HERMES_BE_OK)
+            v = hm_judge(h, &d.rd, hm_bytes(d.entry.data, d.entry.len),
+                         &direct_owner, &d.tags, &payload, &plen);
         if (st != HERMES_BE_OK) {
             rc = hm_error(
                 h, st == HERMES_BE_NOMEM ? HERMES_ENOMEM : HERMES_EBACKEND,
                 "get %s: %s", key, hm_be_status_str(st));
-        } else if (hm_judge(h, &d.rd, d.tags.bytes, &payload, &plen) ==
-                   HM_HIT) {
+        } else if (v == HM_HIT) {
             memmove(d.rd.entry, payload, plen);
             d.rd.entry[plen] = '\0';
             *value = d.rd.entry;
@@ -73,6 +83,7 @@ hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
             HM_COUNT(h, hits, 1);
         } else {
             HM_COUNT(h, misses, 1);
+            hm_count_verdict(h, v);
             rc = HERMES_ENOTFOUND;
         }
     }
@@ -98,8 +109,8 @@ hermes_rc hermes_set(hermes *h, const char *key, const void *value, size_t len,
         }
         if (st == HERMES_BE_OK)
             st = hm_write_entry(h, hm_bytes(d.entry.data, d.entry.len),
-                                d.tags.n, (const char *const *)d.tags.names,
-                                &d.rd, value, len, ttl ? ttl : h->cfg.ttl, 0);
+                                &direct_owner, &d.tags, &d.rd, value, len,
+                                ttl ? ttl : h->cfg.ttl, 0);
         if (st != HERMES_BE_OK)
             rc = hm_error(h,
                           st == HERMES_BE_TOOBIG  ? HERMES_ETOOBIG

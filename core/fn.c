@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "keys.h"
+#include "record.h"
 #include "taglist.h"
 
 /* A function name: non-empty, no spaces or control characters. */
@@ -27,6 +28,11 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
         return hm_error(h, HERMES_EINVAL,
                         "function name must be non-empty and without spaces "
                         "or control characters");
+    if (strlen(name) > HM_RECORD_MAX_NAME)
+        return hm_error(h, HERMES_EINVAL,
+                        "function name longer than %d bytes: its records "
+                        "could not name it",
+                        HM_RECORD_MAX_NAME);
     *out = NULL;
     hermes_fn *fn = calloc(1, sizeof *fn);
     if (!fn)
@@ -47,6 +53,12 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
         fn->key = opts->key;
         if ((rc = hm_taglist_build(h, opts->tags, &fn->tags)) != HERMES_OK)
             goto fail;
+        if (fn->tags.n > HM_RECORD_MAX_TAGS) {
+            rc = hm_error(h, HERMES_EINVAL,
+                          "%s: %zu tags; a cached function has at most %d",
+                          name, fn->tags.n, HM_RECORD_MAX_TAGS);
+            goto fail;
+        }
     }
 
     pthread_mutex_lock(&h->fns_mu);

@@ -32,7 +32,7 @@
 typedef struct hm_counters {
     atomic_uint_fast64_t hits, misses, stale, computations, compute_errors,
         coalesced, lock_acquired, lock_contended, lock_wait_ns, lock_timeouts,
-        backend_errors, corrupt;
+        backend_errors, corrupt, foreign;
 } hm_counters;
 
 #define HM_COUNT(h, field, n)                                                  \
@@ -59,6 +59,7 @@ typedef struct hm_taglist {
     char **names;        /* owned */
     hermes_bytes *bytes; /* names with their lengths (point into names) */
     hermes_bytes *keys;  /* "<prefix>:tag:<tag>", owned */
+    uint32_t *ids;       /* hm_tag_id() of each name (record.h) */
 } hm_taglist;
 
 struct hermes_fn {

@@ -46,6 +46,15 @@ hermes_rc hm_entry_key(hermes_fn *fn, const void *args, size_t alen, void *arg,
     return entry->failed ? HERMES_ENOMEM : HERMES_OK;
 }
 
+void hm_fn_owner(const hermes_fn *fn, const hm_buf *entry, hm_owner *o)
+{
+    /* '#' after the head appears only where hm_key_fit() hashed the key. */
+    o->name = fn->name;
+    o->name_len = strlen(fn->name);
+    o->name_in_key =
+        !fn->key && entry->data[strlen(fn->h->entry_prefix)] != '#';
+}
+
 hermes_rc hm_direct_key(hermes *h, const char *key, hm_buf *entry)
 {
     hm_buf_adds(entry, h->entry_prefix);

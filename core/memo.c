@@ -42,9 +42,10 @@ void hm_call_compute(hm_call *c, bool store, hm_outcome *o)
         uint32_t ttl = res.has_ttl  ? res.ttl
                        : c->fn->ttl ? c->fn->ttl
                                     : h->cfg.ttl;
-        hm_write_entry(h, hm_bytes(c->entry.data, c->entry.len), c->fn->tags.n,
-                       (const char *const *)c->fn->tags.names, &c->rd, res.data,
-                       res.len, ttl,
+        hm_owner owner;
+        hm_fn_owner(c->fn, &c->entry, &owner);
+        hm_write_entry(h, hm_bytes(c->entry.data, c->entry.len), &owner,
+                       &c->fn->tags, &c->rd, res.data, res.len, ttl,
                        us > UINT32_MAX ? UINT32_MAX : (uint32_t)us);
     }
     o->rc = HERMES_OK;
@@ -60,7 +61,10 @@ int hm_call_read_hit(hm_call *c, int *status, hm_outcome *o)
                             c->fn->tags.n, c->fn->tags.keys, &c->rd);
     if (*status != HERMES_BE_OK)
         return 0;
-    c->verdict = hm_judge(c->h, &c->rd, c->fn->tags.bytes, &payload, &len);
+    hm_owner owner;
+    hm_fn_owner(c->fn, &c->entry, &owner);
+    c->verdict = hm_judge(c->h, &c->rd, hm_bytes(c->entry.data, c->entry.len),
+                          &owner, &c->fn->tags, &payload, &len);
     if (c->verdict != HM_HIT)
         return 0;
     /* The payload ends the record but for the 4-byte checksum: slide it to
@@ -92,18 +96,18 @@ void hm_call_backend_failed(hm_call *c, int status, hm_outcome *o)
  * caller read.  A caller that read other versions (a clean happened in
  * between) must not be handed a value computed under the old ones, so it
  * joins, or leads, another flight.  The entry key holds no NUL and each
- * version carries its length, so two different reads never make one key.
+ * tag takes 9 bytes (found, version id), so two different reads never
+ * make one key.
  */
 static void flight_key(const hm_call *c, hm_buf *k)
 {
     hm_buf_add(k, c->entry.data, c->entry.len);
     hm_buf_add(k, "", 1);
     for (size_t i = 0; i < c->rd.ntags; i++) {
-        const hm_version *v = &c->rd.vers[i];
-        unsigned char head[2] = {v->found, v->found ? v->len : 0};
-        hm_buf_add(k, head, sizeof head);
-        if (v->found)
-            hm_buf_add(k, v->data, v->len);
+        unsigned char one[9] = {c->rd.found[i]};
+        uint64_t v = c->rd.found[i] ? c->rd.vids[i] : 0;
+        memcpy(one + 1, &v, sizeof v);
+        hm_buf_add(k, one, sizeof one);
     }
 }
 
@@ -114,7 +118,7 @@ static void flight_key(const hm_call *c, hm_buf *k)
 static bool shareable(const hm_call *c, const hm_buf *fkey)
 {
     for (size_t i = 0; i < c->rd.ntags; i++)
-        if (!c->rd.vers[i].found)
+        if (!c->rd.found[i])
             return false;
     hm_buf now;
     hm_buf_init(&now);
@@ -235,8 +239,7 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
         }
         if (round == 0) {
             HM_COUNT(c.h, misses, 1);
-            if (c.verdict == HM_STALE)
-                HM_COUNT(c.h, stale, 1);
+            hm_count_verdict(c.h, c.verdict);
         } else if (round == 3) {
             hm_call_compute(&c, false, &o);
             break;

@@ -1,8 +1,8 @@
 /*
  * Encoding and verification of the value record described in record.h.
  * Decoding never trusts a length: every field is bounds-checked against the
- * buffer and the checksum is verified, so foreign or truncated bytes are a
- * clean miss.
+ * buffer and the checksum, seeded with the entry key, is verified, so
+ * foreign, truncated or moved bytes are a clean miss.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,143 +11,152 @@
 
 #include "record.h"
 
-static void put16(unsigned char *p, uint32_t v)
+static void put_le(unsigned char *p, uint64_t v, int bytes)
 {
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < bytes; i++)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
-static void put64(unsigned char *p, uint64_t v)
+static uint64_t get_le(const unsigned char *p, int bytes)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
 }
 
-static uint32_t get16(const unsigned char *p)
+uint32_t hm_tag_id(const void *name, size_t len)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+    return (uint32_t)XXH3_64bits(name, len);
 }
 
-static uint32_t get32(const unsigned char *p)
+uint64_t hm_version_id(const void *value, size_t len)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
+    return XXH3_64bits(value, len);
 }
 
-static uint64_t get64(const unsigned char *p)
+/* The checksum of body (n bytes) as the record of key. */
+static uint32_t checksum(const void *body, size_t n, hermes_bytes key)
 {
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+    return (uint32_t)XXH3_64bits_withSeed(body, n,
+                                          XXH3_64bits(key.data, key.len));
 }
 
-unsigned char *hm_record_encode(const hm_record_in *in, size_t *len)
+size_t hm_record_size(size_t name_len, size_t ntags, size_t payload_len)
 {
-    if (in->ntags > HM_RECORD_MAX_TAG || in->payload_len > UINT32_MAX)
+    return HM_RECORD_HEADER + name_len + HM_RECORD_TAG_SIZE * ntags +
+           payload_len + HM_RECORD_TRAILER;
+}
+
+unsigned char *hm_record_encode(const hm_record_in *in, hermes_bytes key,
+                                size_t *len)
+{
+    if (in->ntags > HM_RECORD_MAX_TAGS || in->name_len > HM_RECORD_MAX_NAME ||
+        in->flags > HM_REC_NAME_IN_KEY ||
+        in->created_ms > HM_RECORD_MAX_CREATED ||
+        in->payload_len > SIZE_MAX / 2)
         return NULL;
-    size_t n = HM_RECORD_HEADER + in->payload_len + 4;
-    for (size_t i = 0; i < in->ntags; i++) {
-        size_t nl = strlen(in->tags[i]), vl = in->versions[i].len;
-        if (nl > HM_RECORD_MAX_TAG || vl > HM_RECORD_MAX_TAG)
-            return NULL;
-        n += 4 + nl + vl;
-    }
+    size_t n = hm_record_size(in->name_len, in->ntags, in->payload_len);
     unsigned char *buf = malloc(n), *p = buf;
     if (!buf)
         return NULL;
-    memcpy(p, HM_RECORD_MAGIC, 4);
-    p[4] = HM_RECORD_FORMAT;
-    p[5] = 0;
-    put16(p + 6, (uint32_t)in->ntags);
-    put64(p + 8, in->created_ms);
-    put32(p + 16, in->compute_us);
-    put32(p + 20, (uint32_t)in->payload_len);
+    p[0] = HM_RECORD_MAGIC;
+    p[1] = HM_RECORD_FORMAT;
+    p[2] = (unsigned char)in->flags;
+    p[3] = (unsigned char)in->ntags;
+    p[4] = (unsigned char)in->name_len;
+    put_le(p + 5, in->created_ms, 6);
+    put_le(p + 11, in->ttl_s, 4);
+    put_le(p + 15, in->compute_us, 4);
     p += HM_RECORD_HEADER;
+    if (in->name_len)
+        memcpy(p, in->name, in->name_len);
+    p += in->name_len;
     for (size_t i = 0; i < in->ntags; i++) {
-        size_t nl = strlen(in->tags[i]), vl = in->versions[i].len;
-        put16(p, (uint32_t)nl);
-        memcpy(p + 2, in->tags[i], nl);
-        p += 2 + nl;
-        put16(p, (uint32_t)vl);
-        if (vl)
-            memcpy(p + 2, in->versions[i].data, vl);
-        p += 2 + vl;
+        put_le(p, in->tag_ids[i], 4);
+        put_le(p + 4, in->version_ids[i], 8);
+        p += HM_RECORD_TAG_SIZE;
     }
     if (in->payload_len)
         memcpy(p, in->payload, in->payload_len);
     p += in->payload_len;
-    put32(p, (uint32_t)XXH3_64bits(buf, (size_t)(p - buf)));
+    put_le(p, checksum(buf, (size_t)(p - buf), key), 4);
     *len = n;
     return buf;
 }
 
-int hm_record_decode(const void *data, size_t n, hm_record *out)
+int hm_record_decode(const void *data, size_t n, hermes_bytes key,
+                     hm_record *out)
 {
     const unsigned char *p = data;
-    if (n < HM_RECORD_HEADER + 4 || memcmp(p, HM_RECORD_MAGIC, 4) != 0 ||
-        p[4] != HM_RECORD_FORMAT || p[5] != 0)
-        return -1;
-    size_t body = n - 4;
+    /* Format 1 began "HRM1"; a newer format keeps the magic. */
+    if (n >= 4 && memcmp(p, "HRM1", 4) == 0)
+        return HM_RECORD_OTHER_FORMAT;
+    if (n >= 2 && p[0] == HM_RECORD_MAGIC && p[1] > HM_RECORD_FORMAT &&
+        p[1] < 32)
+        return HM_RECORD_OTHER_FORMAT;
+    if (n < HM_RECORD_HEADER + HM_RECORD_TRAILER || p[0] != HM_RECORD_MAGIC ||
+        p[1] != HM_RECORD_FORMAT || p[2] > HM_REC_NAME_IN_KEY)
+        return HM_RECORD_CORRUPT;
+    size_t body = n - HM_RECORD_TRAILER;
+    out->flags = p[2];
+    out->ntags = p[3];
+    out->name_len = p[4];
+    /* The name is the key's or there is none: no stored name. */
+    if ((out->flags & HM_REC_NAME_IN_KEY) && out->name_len)
+        return HM_RECORD_CORRUPT;
+    size_t fixed =
+        HM_RECORD_HEADER + out->name_len + HM_RECORD_TAG_SIZE * out->ntags;
+    if (body < fixed)
+        return HM_RECORD_CORRUPT;
 #ifndef HM_RECORD_NO_CHECKSUM /* tests/fuzz only: reach the fields */
-    if (get32(p + body) != (uint32_t)XXH3_64bits(p, body))
-        return -1;
+    if (get_le(p + body, 4) != checksum(p, body, key))
+        return HM_RECORD_CORRUPT;
+#else
+    (void)key;
 #endif
-    out->ntags = get16(p + 6);
-    out->created_ms = get64(p + 8);
-    out->compute_us = get32(p + 16);
-    out->payload_len = get32(p + 20);
-    out->tags_at = p + HM_RECORD_HEADER;
-    /* Walk the tag list once to find the payload and prove it in bounds. */
-    size_t off = HM_RECORD_HEADER;
-    for (size_t i = 0; i < out->ntags; i++) {
-        for (int field = 0; field < 2; field++) {
-            if (body - off < 2)
-                return -1;
-            size_t l = get16(p + off);
-            if (body - off - 2 < l)
-                return -1;
-            off += 2 + l;
-        }
-    }
-    if (body - off != out->payload_len)
-        return -1;
-    out->payload = p + off;
-    return 0;
+    out->created_ms = get_le(p + 5, 6);
+    out->ttl_s = (uint32_t)get_le(p + 11, 4);
+    out->compute_us = (uint32_t)get_le(p + 15, 4);
+    out->name = p + HM_RECORD_HEADER;
+    out->tags_at = out->name + out->name_len;
+    out->payload = p + fixed;
+    out->payload_len = body - fixed;
+    return HM_RECORD_OK;
 }
 
-int hm_record_next_tag(const hm_record *rec, const unsigned char **cursor,
-                       hermes_bytes *name, hermes_bytes *version)
+void hm_record_tag(const hm_record *rec, size_t i, uint32_t *tag_id,
+                   uint64_t *version_id)
 {
-    const unsigned char *p = *cursor;
-    if (p >= rec->payload)
-        return -1;
-    name->len = get16(p);
-    name->data = p + 2;
-    p += 2 + name->len;
-    version->len = get16(p);
-    version->data = p + 2;
-    *cursor = p + 2 + version->len;
-    return 0;
+    const unsigned char *t = rec->tags_at + HM_RECORD_TAG_SIZE * i;
+    *tag_id = (uint32_t)get_le(t, 4);
+    *version_id = get_le(t + 4, 8);
 }
 
-size_t hm_record_stale_at(const hm_record *rec, size_t ntags,
-                          const hermes_bytes *names, const hermes_bytes *vers)
+bool hm_record_same_tags(const hm_record *rec, size_t ntags,
+                         const uint32_t *tag_ids)
 {
     if (rec->ntags != ntags)
-        return 1;
-    const unsigned char *cur = rec->tags_at;
+        return false;
     for (size_t i = 0; i < ntags; i++) {
-        hermes_bytes name, ver;
-        hm_record_next_tag(rec, &cur, &name, &ver);
-        if (name.len != names[i].len ||
-            memcmp(name.data, names[i].data, name.len) != 0 ||
-            ver.len != vers[i].len ||
-            (ver.len && memcmp(ver.data, vers[i].data, ver.len) != 0))
+        const unsigned char *t = rec->tags_at + HM_RECORD_TAG_SIZE * i;
+        if ((uint32_t)get_le(t, 4) != tag_ids[i])
+            return false;
+    }
+    return true;
+}
+
+size_t hm_record_stale_at(const hm_record *rec, const uint64_t *version_ids)
+{
+    for (size_t i = 0; i < rec->ntags; i++) {
+        const unsigned char *t = rec->tags_at + HM_RECORD_TAG_SIZE * i;
+        if (get_le(t + 4, 8) != version_ids[i])
             return i + 1;
     }
     return 0;
+}
+
+uint64_t hm_record_expiry_ms(const hm_record *rec)
+{
+    return rec->ttl_s ? rec->created_ms + (uint64_t)rec->ttl_s * 1000u : 0;
 }

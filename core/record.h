@@ -1,76 +1,137 @@
 /*
- * The value record: what an entry key holds.  A small versioned header
- * (magic, format, flags, creation time, measured compute time, the tag
- * names and the tag versions the value was computed under), the payload,
- * and a checksum.  Anything that does not decode is treated as a miss.
+ * The value record, format 2: what an entry key holds.  A small header,
+ * the tags the value was computed under, the payload and a checksum that
+ * also covers the entry key, so a record is valid only under the key it
+ * was written for.  Anything that does not decode is a miss.
  *
- *   off  size  field
- *   0    4     magic "HRM1"
- *   4    1     format version (1)
- *   5    1     flags (none defined yet; unknown flags make it foreign)
- *   6    2     number of tags (LE)
- *   8    8     creation time, ms since the epoch (LE)
- *   16   4     compute time in microseconds (LE)
- *   20   4     payload length (LE)
- *   24   ...   per tag: u16 name length, name, u16 version length, version
- *   ...  n     payload
- *   end  4     low 32 bits of XXH3-64 of everything before it (LE)
+ * Layout (integers little-endian):
+ *
+ *   off        size   field
+ *   0          1      magic 'H' (0x48)
+ *   1          1      format: 2
+ *   2          1      flags: bit 0 HM_REC_NAME_IN_KEY; any other bit set
+ *                     makes the record undecodable
+ *   3          1      T, the number of tags (0-255)
+ *   4          1      L, the length of the function's name (0-255)
+ *   5          6      creation time, ms since the Unix epoch (u48)
+ *   11         4      TTL in seconds (u32, 0 = no expiry): the record's
+ *                     logical expiry is creation + TTL
+ *   15         4      compute time of the value in microseconds (u32)
+ *   19         L      the cached function's name
+ *   19+L       12*T   per tag, in the order of the sorted tag list:
+ *                       u32 tag id: hm_tag_id(name), the low 32 bits of
+ *                           XXH3-64 of the tag's name
+ *                       u64 version id: hm_version_id(value), XXH3-64 of
+ *                           the bytes the tag key held when the value's
+ *                           computation started
+ *   19+L+12T   P      the payload: every byte up to the checksum
+ *   end-4      4      checksum: the low 32 bits of XXH3-64, seeded with
+ *                     XXH3-64 of the entry key, of every byte before it
+ *
+ * So a record costs 23 + L + 12*T bytes beyond its payload: 47 for a
+ * function with 2 tags whose name is in its key.
+ *
+ * The function that wrote a record: with HM_REC_NAME_IN_KEY (and L = 0),
+ * the key's own, "<prefix>:entry:<escaped name>:<arghash>", i.e. the text
+ * between "<prefix>:entry:" and the key's last ':'; else the L bytes of the
+ * name (a custom key or a key hashed to fit the backend); L = 0 without the
+ * flag is a hermes_set() record, written by no function.
+ *
+ * Verdicts a reader draws (tags.h): the entry is fresh when every version
+ * id equals the id of its tag's current value; stale at tag i when the
+ * i-th differs or the tag is gone; foreign when the record was written
+ * for another tag list (the tag ids differ: a redeploy changed the tags)
+ * or by another function, or in another format (HRM1, format 1, or a newer
+ * one).  Tag ids let a reader that knows candidate names (scanned tag
+ * keys, registered functions) say which tag moved.
  */
 #ifndef HERMES_CORE_RECORD_H
 #define HERMES_CORE_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <hermes/backend.h>
 
-#define HM_RECORD_MAGIC "HRM1"
-#define HM_RECORD_FORMAT 1
-#define HM_RECORD_HEADER 24
-#define HM_RECORD_MAX_TAG 65535
+#define HM_RECORD_MAGIC 'H'
+#define HM_RECORD_FORMAT 2
+#define HM_RECORD_HEADER 19
+#define HM_RECORD_TAG_SIZE 12
+#define HM_RECORD_TRAILER 4
+#define HM_RECORD_MAX_TAGS 255
+#define HM_RECORD_MAX_NAME 255
+#define HM_RECORD_MAX_CREATED ((UINT64_C(1) << 48) - 1)
 
-/* A tag version the core writes: the pickle of a 22-character str (see
- * hm_version_new in tags.h), 37 bytes.  Versions read back are opaque bytes
- * of any length, kept up to HM_VERSION_MAX (longer ones are hashed). */
-#define HM_VERSION_LEN 37
-#define HM_VERSION_MAX 255
+/* The function's name is the entry key's (see above). */
+#define HM_REC_NAME_IN_KEY 0x01u
+
+/* The 32-bit id of a tag name and the 64-bit id of a tag's value. */
+uint32_t hm_tag_id(const void *name, size_t len);
+uint64_t hm_version_id(const void *value, size_t len);
 
 typedef struct hm_record_in {
+    unsigned flags;   /* HM_REC_NAME_IN_KEY or 0 */
+    const char *name; /* the function's name (name_len bytes) or NULL */
+    size_t name_len;
     size_t ntags;
-    const char *const *tags;      /* names */
-    const hermes_bytes *versions; /* the versions read before computing */
+    const uint32_t *tag_ids;     /* hm_tag_id() of each tag, sorted order */
+    const uint64_t *version_ids; /* the versions read before computing */
     uint64_t created_ms;
+    uint32_t ttl_s; /* 0 = no expiry */
     uint32_t compute_us;
     const void *payload;
     size_t payload_len;
 } hm_record_in;
 
-/* Encodes a record into a malloc'ed buffer; NULL when out of memory or a
- * field does not fit its width. */
-unsigned char *hm_record_encode(const hm_record_in *in, size_t *len);
+/* The size of a record with these fields. */
+size_t hm_record_size(size_t name_len, size_t ntags, size_t payload_len);
+
+/* Encodes a record for entry key `key` into a malloc'ed buffer; NULL when
+ * out of memory or a field does not fit its width. */
+unsigned char *hm_record_encode(const hm_record_in *in, hermes_bytes key,
+                                size_t *len);
 
 typedef struct hm_record {
+    unsigned flags;
     uint64_t created_ms;
+    uint32_t ttl_s;
     uint32_t compute_us;
+    const unsigned char *name; /* name_len bytes (0: see flags) */
+    size_t name_len;
     size_t ntags;
-    const unsigned char *tags_at; /* start of the tag list, for iteration */
+    const unsigned char *tags_at; /* HM_RECORD_TAG_SIZE bytes per tag */
     const unsigned char *payload;
     size_t payload_len;
 } hm_record;
 
-/* Decodes and verifies p (n bytes).  0 on success, -1 when corrupt or
- * foreign.  The result points into p. */
-int hm_record_decode(const void *p, size_t n, hm_record *out);
+/* hm_record_decode() results. */
+#define HM_RECORD_OK 0
+#define HM_RECORD_CORRUPT                                                      \
+    (-1)                         /* damaged, truncated, not a record, or       \
+                                    written for another key */
+#define HM_RECORD_OTHER_FORMAT 1 /* a record of format 1 or a newer one */
 
-/* Iterates the tag list: call with *cursor = rec->tags_at first; returns 0
- * and sets name/version, or -1 past the end. */
-int hm_record_next_tag(const hm_record *rec, const unsigned char **cursor,
-                       hermes_bytes *name, hermes_bytes *version);
+/*
+ * Decodes and verifies p (n bytes) as the record of entry key `key`.
+ * Returns HM_RECORD_OK (out filled, pointing into p), HM_RECORD_CORRUPT or
+ * HM_RECORD_OTHER_FORMAT.
+ */
+int hm_record_decode(const void *p, size_t n, hermes_bytes key, hm_record *out);
 
-/* Compares the record's tags with names[] and versions[]: 0 when the same
- * names in the same order with the same versions, else 1 + the index of the
- * first tag that differs (names differing: the list does not match). */
-size_t hm_record_stale_at(const hm_record *rec, size_t ntags,
-                          const hermes_bytes *names, const hermes_bytes *vers);
+/* The i-th tag of a decoded record (i < rec->ntags). */
+void hm_record_tag(const hm_record *rec, size_t i, uint32_t *tag_id,
+                   uint64_t *version_id);
+
+/* Whether the record was written for exactly these tag ids, in order. */
+bool hm_record_same_tags(const hm_record *rec, size_t ntags,
+                         const uint32_t *tag_ids);
+
+/* For a record of the same tag list: 0 when every version id equals
+ * version_ids[i], else 1 + the index of the first that differs. */
+size_t hm_record_stale_at(const hm_record *rec, const uint64_t *version_ids);
+
+/* The logical expiry, ms since the epoch; 0 = never. */
+uint64_t hm_record_expiry_ms(const hm_record *rec);
 
 #endif

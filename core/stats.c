@@ -26,5 +26,6 @@ void hermes_stats_get(const hermes *h, hermes_stats *out)
     LOAD(lock_timeouts);
     LOAD(backend_errors);
     LOAD(corrupt);
+    LOAD(foreign);
 #undef LOAD
 }

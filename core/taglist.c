@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "keyspace.h"
+#include "record.h"
 #include "taglist.h"
 
 static int cmp_str(const void *a, const void *b)
@@ -23,6 +24,7 @@ void hm_taglist_free(hm_taglist *t)
     free(t->names);
     free(t->bytes);
     free(t->keys);
+    free(t->ids);
     memset(t, 0, sizeof *t);
 }
 
@@ -42,7 +44,8 @@ hermes_rc hm_taglist_build(hermes *h, const char *const *in, hm_taglist *t)
     t->names = calloc(cnt, sizeof *t->names);
     t->bytes = calloc(cnt, sizeof *t->bytes);
     t->keys = calloc(cnt, sizeof *t->keys);
-    if (!sorted || !t->names || !t->bytes || !t->keys)
+    t->ids = calloc(cnt, sizeof *t->ids);
+    if (!sorted || !t->names || !t->bytes || !t->keys || !t->ids)
         goto nomem;
     memcpy(sorted, in, cnt * sizeof *sorted);
     qsort(sorted, cnt, sizeof *sorted, cmp_str);
@@ -65,6 +68,7 @@ hermes_rc hm_taglist_build(hermes *h, const char *const *in, hm_taglist *t)
         t->names[t->n] = name;
         t->bytes[t->n] = (hermes_bytes){name, len};
         t->keys[t->n] = (hermes_bytes){key, b.len};
+        t->ids[t->n] = hm_tag_id(name, len);
         t->n++;
     }
     hm_buf_free(&b);

@@ -16,24 +16,24 @@
 
 int hm_read_init(hm_read *rd, size_t ntags)
 {
-    memset(rd, 0, offsetof(hm_read, small));
+    memset(rd, 0, offsetof(hm_read, small_found));
     rd->ntags = ntags;
-    if (ntags <= 4) {
-        rd->vers = rd->small;
-        rd->vbytes = rd->small_b;
+    if (ntags <= sizeof rd->small_found) {
+        rd->found = rd->small_found;
+        rd->vids = rd->small_vids;
     } else {
-        rd->vers = malloc(ntags * sizeof *rd->vers);
-        rd->vbytes = malloc(ntags * sizeof *rd->vbytes);
-        if (!rd->vers || !rd->vbytes) {
-            free(rd->vers);
-            free(rd->vbytes);
-            rd->vers = NULL;
-            rd->vbytes = NULL;
+        rd->found = malloc(ntags * sizeof *rd->found);
+        rd->vids = malloc(ntags * sizeof *rd->vids);
+        if (!rd->found || !rd->vids) {
+            free(rd->found);
+            free(rd->vids);
+            rd->found = NULL;
+            rd->vids = NULL;
             return -1;
         }
     }
     for (size_t i = 0; i < ntags; i++)
-        rd->vers[i].found = false;
+        rd->found[i] = false;
     return 0;
 }
 
@@ -41,30 +41,20 @@ void hm_read_free(hm_read *rd)
 {
     free(rd->entry);
     rd->entry = NULL;
-    if (rd->vers != rd->small) {
-        free(rd->vers);
-        free(rd->vbytes);
+    if (rd->found != rd->small_found) {
+        free(rd->found);
+        free(rd->vids);
     }
-    rd->vers = NULL;
-    rd->vbytes = NULL;
+    rd->found = NULL;
+    rd->vids = NULL;
 }
 
+/* A tag's value, of any length, is kept as its 64-bit id: it compares
+ * equal exactly when the value is equal (but for a 2^-64 chance). */
 static void set_version(hm_read *rd, size_t i, const void *v, size_t len)
 {
-    hm_version *ver = &rd->vers[i];
-    /* A version longer than the slot (another application's tag value) is
-     * kept as "#" and its 128-bit hash: it still compares equal exactly when
-     * the value is equal, and our own versions never start with '#'. */
-    if (len > HM_VERSION_MAX) {
-        ver->data[0] = '#';
-        hm_hash128_b64(v, len, ver->data + 1);
-        ver->len = 1 + HM_HASH_B64_LEN;
-        ver->found = true;
-        return;
-    }
-    memcpy(ver->data, v, len);
-    ver->len = (uint8_t)len;
-    ver->found = true;
+    rd->vids[i] = hm_version_id(v, len);
+    rd->found[i] = true;
 }
 
 /* Index 0 is the entry, 1..ntags the tags. */
@@ -106,37 +96,60 @@ int hm_read_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
     rd->entry = NULL;
     rd->entry_len = 0;
     for (size_t i = 0; i < ntags; i++)
-        rd->vers[i].found = false;
+        rd->found[i] = false;
     int st = rd->tags_only ? hm_be_get(h, keys + 1, ntags, on_read_value, rd)
                            : hm_be_get(h, keys, ntags + 1, on_read_value, rd);
     if (keys != small)
         free(keys);
     if (st == HERMES_BE_OK && rd->nomem)
         st = HERMES_BE_NOMEM;
-    for (size_t i = 0; i < ntags; i++) {
-        rd->vbytes[i].data = rd->vers[i].data;
-        rd->vbytes[i].len = rd->vers[i].len;
-    }
     return st;
 }
 
-hm_verdict hm_judge(hermes *h, hm_read *rd, const hermes_bytes *tags,
+/* Whether the record was written by owner (any writer for a direct read). */
+static bool same_owner(const hm_record *rec, const hm_owner *owner)
+{
+    if (!owner->name)
+        return true;
+    bool in_key = rec->flags & HM_REC_NAME_IN_KEY;
+    if (in_key != owner->name_in_key)
+        return false;
+    return in_key || (rec->name_len == owner->name_len &&
+                      memcmp(rec->name, owner->name, owner->name_len) == 0);
+}
+
+void hm_count_verdict(hermes *h, hm_verdict v)
+{
+    if (v == HM_STALE)
+        HM_COUNT(h, stale, 1);
+    else if (v == HM_FOREIGN)
+        HM_COUNT(h, foreign, 1);
+    else if (v == HM_CORRUPT)
+        HM_COUNT(h, corrupt, 1);
+}
+
+hm_verdict hm_judge(hermes *h, hm_read *rd, hermes_bytes key,
+                    const hm_owner *owner, const hm_taglist *tags,
                     const void **payload, size_t *len)
 {
     if (!rd->entry)
         return HM_ABSENT;
     hm_record rec;
-    if (hm_record_decode(rd->entry, rd->entry_len, &rec) != 0) {
-        HM_COUNT(h, corrupt, 1);
+    int dec = hm_record_decode(rd->entry, rd->entry_len, key, &rec);
+    if (dec == HM_RECORD_CORRUPT)
         return HM_CORRUPT;
-    }
-    for (size_t i = 0; i < rd->ntags; i++)
-        if (!rd->vers[i].found)
+    if (dec != HM_RECORD_OK || !same_owner(&rec, owner) ||
+        !hm_record_same_tags(&rec, tags->n, tags->ids))
+        return HM_FOREIGN;
+    for (size_t i = 0; i < rd->ntags; i++) {
+        if (!rd->found[i]) {
+            rd->stale_tag = i;
             return HM_STALE;
-    size_t at = hm_record_stale_at(&rec, rd->ntags, tags, rd->vbytes);
+        }
+    }
+    size_t at = hm_record_stale_at(&rec, rd->vids);
     if (at != 0) {
-        if (rec.ntags != rd->ntags)
-            return HM_CORRUPT;
+        rd->stale_tag = at - 1;
         return HM_STALE;
     }
     *payload = rec.payload;
@@ -179,7 +192,7 @@ int hm_tags_ensure(hermes *h, size_t ntags, const hermes_bytes *tag_keys,
 {
     size_t missing = 0;
     for (size_t i = 0; i < ntags; i++)
-        missing += !rd->vers[i].found;
+        missing += !rd->found[i];
     if (missing == 0)
         return HERMES_BE_OK;
     hermes_item *items = calloc(missing, sizeof *items);
@@ -190,7 +203,7 @@ int hm_tags_ensure(hermes *h, size_t ntags, const hermes_bytes *tag_keys,
         goto out;
     size_t k = 0;
     for (size_t i = 0; i < ntags; i++) {
-        if (rd->vers[i].found)
+        if (rd->found[i])
             continue;
         if (hm_version_new(fresh[k]) != 0)
             goto out;
@@ -206,17 +219,13 @@ int hm_tags_ensure(hermes *h, size_t ntags, const hermes_bytes *tag_keys,
     st = hm_be_set(h, items, missing, on_tag_winner, &c);
     if (st == HERMES_BE_OK) {
         for (size_t i = 0; i < ntags; i++) {
-            if (!rd->vers[i].found) {
+            if (!rd->found[i]) {
                 /* The plugin did not report the winner: a broken plugin.
                  * Failing open beats caching under an unknown version. */
                 st = HERMES_BE_PROTOCOL;
                 break;
             }
         }
-    }
-    for (size_t i = 0; i < ntags; i++) {
-        rd->vbytes[i].data = rd->vers[i].data;
-        rd->vbytes[i].len = rd->vers[i].len;
     }
 out:
     free(items);
@@ -225,22 +234,26 @@ out:
     return st;
 }
 
-int hm_write_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
-                   const char *const *tags, const hm_read *rd,
+int hm_write_entry(hermes *h, hermes_bytes entry_key, const hm_owner *owner,
+                   const hm_taglist *tags, const hm_read *rd,
                    const void *payload, size_t len, uint32_t ttl_s,
                    uint32_t compute_us)
 {
     hm_record_in in = {
-        .ntags = ntags,
-        .tags = tags,
-        .versions = rd->vbytes,
+        .flags = owner->name_in_key ? HM_REC_NAME_IN_KEY : 0,
+        .name = owner->name_in_key ? NULL : owner->name,
+        .name_len = owner->name_in_key ? 0 : owner->name_len,
+        .ntags = tags->n,
+        .tag_ids = tags->ids,
+        .version_ids = rd->vids,
         .created_ms = hm_now_ms(),
+        .ttl_s = ttl_s,
         .compute_us = compute_us,
         .payload = payload,
         .payload_len = len,
     };
     size_t rlen;
-    unsigned char *rec = hm_record_encode(&in, &rlen);
+    unsigned char *rec = hm_record_encode(&in, entry_key, &rlen);
     if (!rec)
         return HERMES_BE_NOMEM;
     uint64_t ttl_ms = (uint64_t)ttl_s * 1000u;

@@ -8,35 +8,37 @@
 
 #include "internal.h"
 #include "keys.h"
+#include "keyspace.h"
 #include "record.h"
-
-typedef struct hm_version {
-    bool found;
-    uint8_t len;
-    char data[HM_VERSION_MAX];
-} hm_version;
 
 /* What one batched read of an entry and its tags found. */
 typedef struct hm_read {
     size_t ntags;
-    hm_version *vers;     /* ntags slots */
-    hermes_bytes *vbytes; /* the same, as hermes_bytes, for the record */
+    bool *found;          /* ntags: the tag key exists */
+    uint64_t *vids;       /* ntags: hm_version_id() of its value when found */
     unsigned char *entry; /* the entry's raw bytes (malloc'ed) or NULL */
     size_t entry_len;
+    size_t stale_tag;    /* on HM_STALE: the index of the tag that moved */
     bool nomem;          /* copying a value ran out of memory */
     bool tags_only;      /* the batch had no entry key */
-    hm_version small[4]; /* storage for up to 4 tags without malloc */
-    hermes_bytes small_b[4];
+    bool small_found[8]; /* storage for up to 8 tags without malloc */
+    uint64_t small_vids[8];
 } hm_read;
 
 typedef enum hm_verdict {
     HM_HIT = 0,
-    HM_ABSENT, /* no entry */
-    HM_STALE,  /* entry computed under another version of a tag */
-    HM_CORRUPT /* entry bytes that do not decode, or another tag list */
+    HM_ABSENT,  /* no entry */
+    HM_STALE,   /* computed under another version of a tag (stale_tag) */
+    HM_FOREIGN, /* written for another tag list, by another function, or
+                   in another record format: a miss, counted as foreign */
+    HM_CORRUPT  /* bytes that do not decode as a record of this key */
 } hm_verdict;
 
 int hm_read_init(hm_read *rd, size_t ntags);
+
+/* Counts the verdict of a call's first read of a miss (stale, foreign or
+ * corrupt), once per call however often the entry is read again. */
+void hm_count_verdict(hermes *h, hm_verdict v);
 void hm_read_free(hm_read *rd);
 
 /*
@@ -48,10 +50,12 @@ int hm_read_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
                   const hermes_bytes *tag_keys, hm_read *rd);
 
 /*
- * Judges what hm_read_entry found against the tag names.  On HM_HIT,
- * *payload and *len point into rd->entry.  A corrupt record is counted.
+ * Judges what hm_read_entry found under entry key `key` against the owner
+ * (the function reading it, or a direct read: any writer) and its tags.
+ * On HM_HIT, *payload and *len point into rd->entry.
  */
-hm_verdict hm_judge(hermes *h, hm_read *rd, const hermes_bytes *tags,
+hm_verdict hm_judge(hermes *h, hm_read *rd, hermes_bytes key,
+                    const hm_owner *owner, const hm_taglist *tags,
                     const void **payload, size_t *len);
 
 /*
@@ -69,6 +73,7 @@ hm_verdict hm_judge(hermes *h, hm_read *rd, const hermes_bytes *tags,
  *
  * Writes HM_VERSION_LEN bytes to out; -1 when no random bytes were had.
  */
+#define HM_VERSION_LEN 37
 int hm_version_new(unsigned char out[HM_VERSION_LEN]);
 
 /*
@@ -79,9 +84,9 @@ int hm_version_new(unsigned char out[HM_VERSION_LEN]);
 int hm_tags_ensure(hermes *h, size_t ntags, const hermes_bytes *tag_keys,
                    hm_read *rd);
 
-/* Writes the record for payload under the versions in rd. */
-int hm_write_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
-                   const char *const *tags, const hm_read *rd,
+/* Writes the record of owner for payload under the versions in rd. */
+int hm_write_entry(hermes *h, hermes_bytes entry_key, const hm_owner *owner,
+                   const hm_taglist *tags, const hm_read *rd,
                    const void *payload, size_t len, uint32_t ttl_s,
                    uint32_t compute_us);
 

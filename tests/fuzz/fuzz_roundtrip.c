@@ -1,19 +1,19 @@
 /*
- * Fuzz target: the record round trip.  The input describes a record (tags
- * with their versions, times, payload); it is encoded, decoded, and every
- * field must come back as it went in.  A truncated record, and one with a
- * byte after its end, must not decode.
+ * Fuzz target: the record round trip.  The input describes a record (an
+ * entry key, a function name, tags, times, payload); it is encoded,
+ * decoded, and every field must come back as it went in.  A truncated
+ * record, one with a byte after its end, and one read under another key
+ * must not decode.
  *
- * Input: u8 tag count (0..31), then per tag a name and a version (length
- * byte + bytes; a name is cut at its first NUL, as the encoder takes C
- * strings), u64 created_ms, u32 compute_us, and the rest as the payload.
+ * Input: flags byte (bit 0: name in key), the entry key and the name
+ * (length byte + bytes each), u8 tag count, then per tag a u32 tag id and
+ * a u64 version id, u48 created_ms, u32 ttl_s, u32 compute_us, and the
+ * rest as the payload.
  */
 #include <string.h>
 
 #include "fuzz.h"
 #include "record.h"
-
-#define MAX_TAGS 31
 
 static uint64_t take(fuzz_in *in, int bytes)
 {
@@ -26,67 +26,75 @@ static uint64_t take(fuzz_in *in, int bytes)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_in in = {data, size};
-    size_t ntags = fuzz_byte(&in) % (MAX_TAGS + 1);
-    char *tags[MAX_TAGS];
-    hermes_bytes vers[MAX_TAGS];
+    unsigned flags = fuzz_byte(&in) & HM_REC_NAME_IN_KEY;
+    size_t klen, nlen;
+    const uint8_t *kp = fuzz_bytes(&in, 255, &klen);
+    const uint8_t *np = fuzz_bytes(&in, 255, &nlen);
+    if (flags)
+        nlen = 0;
+    size_t ntags = fuzz_byte(&in);
+    uint32_t ids[HM_RECORD_MAX_TAGS];
+    uint64_t vers[HM_RECORD_MAX_TAGS];
     for (size_t i = 0; i < ntags; i++) {
-        size_t l;
-        const uint8_t *p = fuzz_bytes(&in, 255, &l);
-        l = strnlen((const char *)p, l);
-        tags[i] = malloc(l + 1);
-        FUZZ_CHECK(tags[i]);
-        memcpy(tags[i], p, l);
-        tags[i][l] = '\0';
-        p = fuzz_bytes(&in, 255, &l);
-        vers[i] = (hermes_bytes){p, l};
+        ids[i] = (uint32_t)take(&in, 4);
+        vers[i] = take(&in, 8);
     }
+    hermes_bytes key = {kp, klen};
     hm_record_in rin = {
+        .flags = flags,
+        .name = (const char *)np,
+        .name_len = nlen,
         .ntags = ntags,
-        .tags = (const char *const *)tags,
-        .versions = vers,
-        .created_ms = take(&in, 8),
+        .tag_ids = ids,
+        .version_ids = vers,
+        .created_ms = take(&in, 6),
+        .ttl_s = (uint32_t)take(&in, 4),
         .compute_us = (uint32_t)take(&in, 4),
         .payload = in.p,
         .payload_len = in.n,
     };
     size_t len;
-    unsigned char *enc = hm_record_encode(&rin, &len);
+    unsigned char *enc = hm_record_encode(&rin, key, &len);
     FUZZ_CHECK(enc);
+    FUZZ_CHECK(len == hm_record_size(nlen, ntags, rin.payload_len));
 
     hm_record rec;
-    FUZZ_CHECK(hm_record_decode(enc, len, &rec) == 0);
+    FUZZ_CHECK(hm_record_decode(enc, len, key, &rec) == HM_RECORD_OK);
+    FUZZ_CHECK(rec.flags == flags);
+    FUZZ_CHECK(rec.name_len == nlen &&
+               (!nlen || memcmp(rec.name, np, nlen) == 0));
     FUZZ_CHECK(rec.created_ms == rin.created_ms);
+    FUZZ_CHECK(rec.ttl_s == rin.ttl_s);
     FUZZ_CHECK(rec.compute_us == rin.compute_us);
     FUZZ_CHECK(rec.ntags == ntags);
     FUZZ_CHECK(rec.payload_len == rin.payload_len);
-    FUZZ_CHECK(memcmp(rec.payload, rin.payload, rin.payload_len) == 0);
-    const unsigned char *cur = rec.tags_at;
-    hermes_bytes names[MAX_TAGS];
+    FUZZ_CHECK(!rin.payload_len ||
+               memcmp(rec.payload, rin.payload, rin.payload_len) == 0);
     for (size_t i = 0; i < ntags; i++) {
-        hermes_bytes name, ver;
-        FUZZ_CHECK(hm_record_next_tag(&rec, &cur, &name, &ver) == 0);
-        FUZZ_CHECK(name.len == strlen(tags[i]) &&
-                   memcmp(name.data, tags[i], name.len) == 0);
-        FUZZ_CHECK(ver.len == vers[i].len &&
-                   (!ver.len || memcmp(ver.data, vers[i].data, ver.len) == 0));
-        names[i] = (hermes_bytes){tags[i], strlen(tags[i])};
+        uint32_t id;
+        uint64_t ver;
+        hm_record_tag(&rec, i, &id, &ver);
+        FUZZ_CHECK(id == ids[i] && ver == vers[i]);
     }
-    hermes_bytes name, ver;
-    FUZZ_CHECK(hm_record_next_tag(&rec, &cur, &name, &ver) != 0);
-    FUZZ_CHECK(hm_record_stale_at(&rec, ntags, names, vers) == 0);
+    FUZZ_CHECK(hm_record_same_tags(&rec, ntags, ids));
+    FUZZ_CHECK(hm_record_stale_at(&rec, vers) == 0);
 
     /* Damaged lengths do not decode: one byte short, one byte extra. */
     hm_record other;
-    FUZZ_CHECK(hm_record_decode(enc, len - 1, &other) != 0);
+    FUZZ_CHECK(hm_record_decode(enc, len - 1, key, &other) != HM_RECORD_OK);
     unsigned char *longer = malloc(len + 1);
     FUZZ_CHECK(longer);
     memcpy(longer, enc, len);
     longer[len] = 0;
-    FUZZ_CHECK(hm_record_decode(longer, len + 1, &other) != 0);
+    FUZZ_CHECK(hm_record_decode(longer, len + 1, key, &other) != HM_RECORD_OK);
     free(longer);
+    /* Nor does the record under another key (one byte more). */
+    unsigned char k2[256];
+    memcpy(k2, kp, klen);
+    k2[klen] = 'x';
+    hermes_bytes moved = {k2, klen + 1};
+    FUZZ_CHECK(hm_record_decode(enc, len, moved, &other) != HM_RECORD_OK);
 
     free(enc);
-    for (size_t i = 0; i < ntags; i++)
-        free(tags[i]);
     return 0;
 }

@@ -25,6 +25,8 @@
 #include "keys.h"
 #include "keyspace.h"
 #include "mock_backend.h"
+#include "record.h"
+#include "taglist.h"
 
 #ifdef MEMO_REDIS
 #include "redis_server.h"
@@ -160,6 +162,19 @@ static hermes_stats stats(void)
     hermes_stats s;
     hermes_stats_get(h, &s);
     return s;
+}
+
+typedef struct blob {
+    unsigned char *data;
+    size_t len;
+} blob;
+
+static void copy_value(void *arg, size_t index, const void *v, size_t n)
+{
+    blob *b = arg;
+    b->data = malloc(n);
+    memcpy(b->data, v, n);
+    b->len = n;
 }
 
 /* --------------------------------------------------------------- tests */
@@ -543,10 +558,10 @@ static void corrupt_record_bytes_are_a_miss(void **state)
         const char *p;
         size_t n;
     } garbage[] = {
-        BYTES(""),                               /* empty */
-        BYTES("HRM1"),                           /* truncated header */
-        BYTES("\x80\x04\x95pickle-from-python"), /* foreign */
-        BYTES("HRM1\x01\x00\xff\xff......................"), /* 65535 tags */
+        BYTES(""),                                        /* empty */
+        BYTES("H\x02"),                                   /* truncated header */
+        BYTES("\x80\x04\x95pickle-from-python"),          /* not a record */
+        BYTES("H\x02\x00\xff\x00......................"), /* 255 tags */
     };
 #undef BYTES
     for (size_t i = 0; i < sizeof garbage / sizeof *garbage; i++) {
@@ -554,23 +569,11 @@ static void corrupt_record_bytes_are_a_miss(void **state)
         assert_int_equal(call(fn, &c, 1), HERMES_OK);
         assert_int_equal(c.calls, (int)i + 1);
     }
-    assert_true(stats().corrupt >= 3);
+    assert_int_equal(stats().corrupt, 4);
+    assert_int_equal(stats().foreign, 0);
     /* The recomputed record overwrote the garbage: now a hit. */
     call(fn, &c, 1);
     assert_int_equal(c.calls, 4);
-}
-
-typedef struct blob {
-    unsigned char *data;
-    size_t len;
-} blob;
-
-static void copy_value(void *arg, size_t index, const void *v, size_t n)
-{
-    blob *b = arg;
-    b->data = malloc(n);
-    memcpy(b->data, v, n);
-    b->len = n;
 }
 
 static void flipped_bit_in_a_record_is_a_miss(void **state)
@@ -590,6 +593,172 @@ static void flipped_bit_in_a_record_is_a_miss(void **state)
     free(b.data);
     assert_int_equal(call(fn, &c, 1), HERMES_OK);
     assert_int_equal(c.calls, 2);
+}
+
+/* The raw value of a key in the store; NULL when absent. */
+static blob get_raw(const char *key)
+{
+    blob b = {0};
+    hermes_bytes k = {key, strlen(key)};
+    assert_int_equal(h->be->get(h->be_state, &k, 1, copy_value, &b),
+                     HERMES_BE_OK);
+    return b;
+}
+
+static void put_raw(const char *key, const void *bytes, size_t n)
+{
+    hermes_item it = {{key, strlen(key)}, {bytes, n}, 0, 0};
+    assert_int_equal(h->be->set(h->be_state, &it, 1, NULL, NULL), HERMES_BE_OK);
+}
+
+/* The raw bytes of an entry in the store. */
+static blob get_entry(const char *fname, int64_t x)
+{
+    char key[256];
+    entry_key_of(fname, x, key, sizeof key);
+    blob b = {0};
+    hermes_bytes k = {key, strlen(key)};
+    assert_int_equal(h->be->get(h->be_state, &k, 1, copy_value, &b),
+                     HERMES_BE_OK);
+    assert_non_null(b.data);
+    return b;
+}
+
+static void a_record_copied_to_another_key_is_a_miss(void **state)
+{
+    hermes_fn *fn = reg("victim", NULL, 0);
+    counter c = {0};
+    call(fn, &c, 1);
+    call(fn, &c, 2);
+    blob b = get_entry("victim", 1);
+    put_raw_entry("victim", b.data, b.len); /* onto victim(1): still valid */
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, 2);
+    /* victim(1)'s record under victim(2)'s key: call() checks it gets v2. */
+    char key[256];
+    entry_key_of("victim", 2, key, sizeof key);
+    hermes_item it = {{key, strlen(key)}, {b.data, b.len}, 0, 0};
+    assert_int_equal(h->be->set(h->be_state, &it, 1, NULL, NULL), HERMES_BE_OK);
+    call(fn, &c, 2);
+    assert_int_equal(c.calls, 3);
+    assert_int_equal(stats().corrupt, 1);
+    free(b.data);
+}
+
+static void records_name_their_function_ttl_and_times(void **state)
+{
+    hermes_fn *plain = reg("plain", HERMES_TAGS("t"), 120);
+    hermes_fn *custom;
+    hermes_fn_options o = {
+        .tags = HERMES_TAGS("math", "avg"), .key = avg_key, .ttl = 60};
+    assert_int_equal(hermes_fn_register(h, "baz", &o, &custom), HERMES_OK);
+    counter c = {0};
+    uint64_t before = hm_now_ms();
+    call(plain, &c, 1);
+    call(custom, &c, 2);
+    uint64_t after = hm_now_ms();
+    hm_record rec;
+    /* An argument-hashed key holds the name: the record need not. */
+    blob b = get_entry("plain", 1);
+    char key[256];
+    entry_key_of("plain", 1, key, sizeof key);
+    assert_int_equal(
+        hm_record_decode(b.data, b.len, (hermes_bytes){key, strlen(key)}, &rec),
+        HM_RECORD_OK);
+    assert_int_equal(rec.flags, HM_REC_NAME_IN_KEY);
+    assert_int_equal(rec.name_len, 0);
+    assert_int_equal(rec.ttl_s, 120);
+    assert_true(rec.created_ms >= before && rec.created_ms <= after);
+    assert_true(hm_record_expiry_ms(&rec) == rec.created_ms + 120000);
+    assert_int_equal(rec.ntags, 1);
+    assert_true(hm_record_same_tags(&rec, 1, plain->tags.ids));
+    free(b.data);
+    /* A custom key does not: the record names the function. */
+    snprintf(key, sizeof key, "%savg:2:10", h->entry_prefix);
+    b = get_raw(key);
+    assert_non_null(b.data);
+    assert_int_equal(
+        hm_record_decode(b.data, b.len, (hermes_bytes){key, strlen(key)}, &rec),
+        HM_RECORD_OK);
+    assert_int_equal(rec.flags, 0);
+    assert_int_equal(rec.name_len, 3);
+    assert_memory_equal(rec.name, "baz", 3);
+    assert_int_equal(rec.ttl_s, 60);
+    assert_int_equal(rec.ntags, 2);
+    free(b.data);
+}
+
+/* Stores, under fname(1)'s key, a record written for tags `tags`. */
+static void put_record_for_tags(const char *fname, const char *const *tags)
+{
+    char key[256];
+    entry_key_of(fname, 1, key, sizeof key);
+    hm_taglist t;
+    assert_int_equal(hm_taglist_build(h, tags, &t), HERMES_OK);
+    uint64_t vids[8] = {0};
+    hm_record_in in = {.flags = HM_REC_NAME_IN_KEY,
+                       .ntags = t.n,
+                       .tag_ids = t.ids,
+                       .version_ids = vids,
+                       .created_ms = hm_now_ms(),
+                       .payload = "v1",
+                       .payload_len = 2};
+    size_t n;
+    unsigned char *r =
+        hm_record_encode(&in, (hermes_bytes){key, strlen(key)}, &n);
+    assert_non_null(r);
+    put_raw_entry(fname, r, n);
+    free(r);
+    hm_taglist_free(&t);
+}
+
+static void a_record_of_other_tags_is_foreign_not_corrupt(void **state)
+{
+    /* The same function, redeployed with other tags. */
+    hermes_fn *fn = reg("retagged", HERMES_TAGS("new"), 0);
+    put_record_for_tags("retagged", HERMES_TAGS("old"));
+    counter c = {0};
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, 1);
+    put_record_for_tags("retagged", HERMES_TAGS("new", "old"));
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, 2);
+    hermes_stats s = stats();
+    assert_int_equal(s.foreign, 2);
+    assert_int_equal(s.corrupt, 0);
+    assert_int_equal(s.stale, 0);
+    call(fn, &c, 1); /* the recomputed record is this function's own */
+    assert_int_equal(c.calls, 2);
+}
+
+static void another_functions_record_under_a_shared_key_is_foreign(void **state)
+{
+    hermes_fn *f1, *f2;
+    hermes_fn_options o = {.key = avg_key};
+    assert_int_equal(hermes_fn_register(h, "first", &o, &f1), HERMES_OK);
+    assert_int_equal(hermes_fn_register(h, "second", &o, &f2), HERMES_OK);
+    counter c1 = {0}, c2 = {0};
+    call(f1, &c1, 2);
+    call(f2, &c2, 2); /* same key "avg:2:10", not its record */
+    assert_int_equal(c2.calls, 1);
+    assert_int_equal(stats().foreign, 1);
+}
+
+static void a_format_1_record_is_a_miss_not_an_error(void **state)
+{
+    hermes_fn *fn = reg("upgraded", NULL, 0);
+    /* What the previous release wrote for "v1": HRM1, format 1, no tags. */
+    static const unsigned char v1[] = "HRM1\x01\x00\x00\x00"
+                                      "\xd2\x04\0\0\0\0\0\0"
+                                      "\x38\0\0\0\x02\0\0\0v1\x01\x02\x03\x04";
+    put_raw_entry("upgraded", v1, sizeof v1 - 1);
+    counter c = {0};
+    assert_int_equal(call(fn, &c, 1), HERMES_OK);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(stats().foreign, 1);
+    assert_int_equal(stats().corrupt, 0);
+    call(fn, &c, 1);
+    assert_int_equal(c.calls, 1);
 }
 
 static int kilo_key(void *arg, char *buf, size_t cap)
@@ -668,23 +837,32 @@ static void registering_a_name_twice_fails(void **state)
     assert_non_null(strstr(hermes_errmsg(h), "empty"));
 }
 
+static void names_and_tag_lists_a_record_cannot_hold_are_refused(void **state)
+{
+    hermes_fn *fn;
+    char name[300];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    assert_int_equal(hermes_fn_register(h, name, NULL, &fn), HERMES_EINVAL);
+    assert_non_null(strstr(hermes_errmsg(h), "255"));
+    name[255] = '\0';
+    assert_int_equal(hermes_fn_register(h, name, NULL, &fn), HERMES_OK);
+    static char names[256][8];
+    const char *tags[257];
+    for (int i = 0; i < 256; i++) {
+        snprintf(names[i], sizeof names[i], "t%d", i);
+        tags[i] = names[i];
+    }
+    tags[256] = NULL;
+    hermes_fn_options o = {.tags = tags};
+    assert_int_equal(hermes_fn_register(h, "many", &o, &fn), HERMES_EINVAL);
+    assert_int_equal(hermes_set(h, "k", "v", 1, tags, 0), HERMES_EINVAL);
+    tags[255] = NULL;
+    assert_int_equal(hermes_fn_register(h, "many", &o, &fn), HERMES_OK);
+    assert_int_equal(hermes_set(h, "k", "v", 1, tags, 0), HERMES_OK);
+}
+
 /* ------------------------------------------- tags and Python HermesCache */
-
-/* The raw value of a key in the store; NULL when absent. */
-static blob get_raw(const char *key)
-{
-    blob b = {0};
-    hermes_bytes k = {key, strlen(key)};
-    assert_int_equal(h->be->get(h->be_state, &k, 1, copy_value, &b),
-                     HERMES_BE_OK);
-    return b;
-}
-
-static void put_raw(const char *key, const void *bytes, size_t n)
-{
-    hermes_item it = {{key, strlen(key)}, {bytes, n}, 0, 0};
-    assert_int_equal(h->be->set(h->be_state, &it, 1, NULL, NULL), HERMES_BE_OK);
-}
 
 static void tags_with_spaces_and_percent_signs_are_accepted(void **state)
 {
@@ -1095,10 +1273,16 @@ int main(void)
         T(follower_stops_waiting_at_the_limit_and_fails),
         T(corrupt_record_bytes_are_a_miss),
         T(flipped_bit_in_a_record_is_a_miss),
+        T(a_record_copied_to_another_key_is_a_miss),
+        T(records_name_their_function_ttl_and_times),
+        T(a_record_of_other_tags_is_foreign_not_corrupt),
+        T(another_functions_record_under_a_shared_key_is_foreign),
+        T(a_format_1_record_is_a_miss_not_an_error),
         T(kilobyte_key_works),
         T(stats_counters_move_as_expected),
         T(plain_get_set_delete_with_tags),
         T(registering_a_name_twice_fails),
+        T(names_and_tag_lists_a_record_cannot_hold_are_refused),
         T(tags_with_spaces_and_percent_signs_are_accepted),
         T(tag_keys_are_python_hermes_keys),
         T(python_reads_the_tag_versions_c_writes),

@@ -275,6 +275,7 @@ typedef struct hermes_stats {
     uint64_t lock_timeouts;  /* waits that reached lock_wait_ms */
     uint64_t backend_errors; /* backend operations that failed */
     uint64_t corrupt;        /* records that did not decode */
+    uint64_t foreign; /* records of another tag list, function or format */
 } hermes_stats;
 
 void hermes_stats_get(const hermes *h, hermes_stats *out);
