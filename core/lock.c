@@ -1,8 +1,9 @@
 /*
  * The cross-process half of dogpile control (DESIGN.md "Dogpile control"):
  * the leader of a miss takes the backend lock, named by the entry's lock
- * key and owned through a token that names host, pid and a random part, so
- * only the owner's unlock succeeds.  While another process holds it the
+ * key and owned through a token that names host, pid, the time it was taken
+ * and a random part, so only the owner's unlock succeeds and a reader can
+ * tell the lock's age.  While another process holds it the
  * leader polls with jittered exponential backoff from 1 ms, capped at 50 ms,
  * reading the entry again after each sleep, for at most lock_wait_ms; then
  * it falls back as on_lock_timeout says.
@@ -47,13 +48,15 @@ void hm_lock_lead(hm_call *c, hm_outcome *o)
     }
     char token[128];
     size_t toklen;
-    hm_lock_token(h, token, sizeof token, &toklen);
-    hermes_bytes tok = {token, toklen};
+    hermes_bytes tok = {token, 0};
     uint64_t start = hm_monotonic_ns(), waited_from = 0, backoff = 0;
     uint64_t deadline = start + (uint64_t)h->cfg.lock_wait_ms * 1000000u;
     int acquired = 0, st;
 
     for (;;) {
+        /* A new token per attempt: it carries the time of this one. */
+        hm_lock_token(h, hm_now_ms(), token, sizeof token, &toklen);
+        tok.len = toklen;
         st = hm_be_lock(h, hm_bytes(c->lock.data, c->lock.len), tok,
                         h->cfg.lock_ttl_ms, &acquired);
         if (st != HERMES_BE_OK) {
@@ -98,14 +101,16 @@ void hm_lock_lead(hm_call *c, hm_outcome *o)
     hm_be_unlock(h, hm_bytes(c->lock.data, c->lock.len), tok, &released);
 }
 
-void hm_lock_token(hermes *h, char *buf, size_t cap, size_t *len)
+void hm_lock_token(hermes *h, uint64_t now_ms, char *buf, size_t cap,
+                   size_t *len)
 {
     unsigned char raw[9];
     char r[16]; /* base64url of 9 bytes is 12 characters */
     if (hm_random(raw, sizeof raw) != 0)
         memset(raw, 0, sizeof raw);
     r[hm_b64url(raw, sizeof raw, r)] = '\0';
-    int n = snprintf(buf, cap, "%s:%ld:%s", h->hostname, (long)getpid(), r);
+    int n = snprintf(buf, cap, "%s:%ld:%llu:%s", h->hostname, (long)getpid(),
+                     (unsigned long long)now_ms, r);
     *len = n < 0 ? 0 : ((size_t)n >= cap ? cap - 1 : (size_t)n);
 }
 

@@ -16,8 +16,15 @@ void hm_lock_lead(hm_call *c, hm_outcome *o);
  * then computed directly or failed, as on_lock_timeout says. */
 void hm_lock_timed_out(hm_call *c, hm_outcome *o);
 
-/* A lock owner token: "<host>:<pid>:<random>", unique per acquisition. */
-void hm_lock_token(hermes *h, char *buf, size_t cap, size_t *len);
+/*
+ * A lock owner token, unique per acquisition attempt:
+ * "<host>:<pid>:<ms>:<random>", where ms is now_ms, the time of the
+ * attempt in ms since the Unix epoch (decimal), and random is 12
+ * characters of base64url.  Host names hold no ':', so the fields are read
+ * from the right: a lock's age is now - ms.
+ */
+void hm_lock_token(hermes *h, uint64_t now_ms, char *buf, size_t cap,
+                   size_t *len);
 
 /* Jittered exponential backoff: the next sleep after `prev` ns. */
 uint64_t hm_backoff_next(uint64_t prev_ns);

@@ -513,6 +513,55 @@ static void lock_of_a_dead_holder_is_taken_over_after_its_ttl(void **state)
     assert_true(s.lock_wait_ns >= 200u * 1000000u); /* it did wait */
 }
 
+/* While computing token(1), reads its lock's token from the store. */
+static char seen_token[128];
+
+static int read_own_lock(void *p, hermes_result *res)
+{
+    char key[256];
+    key_of(h->lock_prefix, "token", 1, key, sizeof key);
+    blob b = {0};
+    hermes_bytes k = {key, strlen(key)};
+    if (h->be->get(h->be_state, &k, 1, copy_value, &b) == HERMES_BE_OK &&
+        b.data && b.len < sizeof seen_token) {
+        memcpy(seen_token, b.data, b.len);
+        seen_token[b.len] = '\0';
+    }
+    free(b.data);
+    return hermes_result_set(res, "v1", 2) != HERMES_OK;
+}
+
+static void lock_token_carries_host_pid_and_acquisition_time(void **state)
+{
+    hermes_fn *fn = reg("token", NULL, 0);
+    hermes_args a = HERMES_ARGS_INIT;
+    hermes_args_int(&a, 1);
+    void *v;
+    size_t n;
+    seen_token[0] = '\0';
+    uint64_t before = hm_now_ms();
+    assert_int_equal(
+        hermes_call(fn, a.data, a.len, read_own_lock, NULL, &v, &n), HERMES_OK);
+    uint64_t after = hm_now_ms();
+    hermes_free(v);
+    hermes_args_free(&a);
+    /* "<host>:<pid>:<ms>:<random>", read from the right. */
+    char *random = strrchr(seen_token, ':');
+    assert_non_null(random);
+    assert_int_equal(strlen(random + 1), 12);
+    *random = '\0';
+    char *ms = strrchr(seen_token, ':');
+    assert_non_null(ms);
+    unsigned long long t = strtoull(ms + 1, NULL, 10);
+    assert_true(t >= before && t <= after);
+    *ms = '\0';
+    char *pid = strrchr(seen_token, ':');
+    assert_non_null(pid);
+    assert_int_equal(atol(pid + 1), (long)getpid());
+    *pid = '\0';
+    assert_string_equal(seen_token, h->hostname);
+}
+
 static void follower_stops_waiting_at_the_limit_and_computes(void **state)
 {
     hermes_close(h);
@@ -1269,6 +1318,7 @@ int main(void)
         T(compute_failure_is_not_cached),
         T(nocache_result_is_returned_but_not_stored),
         T(lock_of_a_dead_holder_is_taken_over_after_its_ttl),
+        T(lock_token_carries_host_pid_and_acquisition_time),
         T(follower_stops_waiting_at_the_limit_and_computes),
         T(follower_stops_waiting_at_the_limit_and_fails),
         T(corrupt_record_bytes_are_a_miss),
