@@ -34,6 +34,11 @@ typedef struct hm_call {
  * and the callback allows it.  A callback that returns 0 without a value
  * produced an empty value.
  */
+/* hermes_result_set() of the bytes of a followed by those of b, in one
+ * allocation (the HERMES_FUNC values: a type byte, then the string). */
+hermes_rc hm_result_set2(hermes_result *res, const void *a, size_t an,
+                         const void *b, size_t bn);
+
 void hm_call_compute(hm_call *c, bool store, hm_outcome *o);
 
 /* Reads entry and tags; on a hit moves the payload into o and returns 1.

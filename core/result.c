@@ -1,28 +1,38 @@
 /*
  * The result API: what a compute callback hands back to hermes_call().
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "memo.h"
 
-hermes_rc hermes_result_set(hermes_result *res, const void *p, size_t n)
+hermes_rc hm_result_set2(hermes_result *res, const void *a, size_t an,
+                         const void *b, size_t bn)
 {
-    if (!res || (!p && n))
+    if (!res || (!a && an) || (!b && bn) || bn >= SIZE_MAX ||
+        an > SIZE_MAX - 1 - bn)
         return HERMES_EINVAL;
-    unsigned char *d = malloc(n + 1);
+    unsigned char *d = malloc(an + bn + 1);
     if (!d) {
         res->nomem = true;
         return HERMES_ENOMEM;
     }
-    if (n)
-        memcpy(d, p, n);
-    d[n] = '\0';
+    if (an)
+        memcpy(d, a, an);
+    if (bn)
+        memcpy(d + an, b, bn);
+    d[an + bn] = '\0';
     free(res->data);
     res->data = d;
-    res->len = n;
+    res->len = an + bn;
     res->set = true;
     return HERMES_OK;
+}
+
+hermes_rc hermes_result_set(hermes_result *res, const void *p, size_t n)
+{
+    return hm_result_set2(res, p, n, NULL, 0);
 }
 
 void hermes_result_nocache(hermes_result *res)

@@ -10,6 +10,8 @@
 
 #include <hermes/hermes.h>
 
+#include "memo.h"
+
 hermes_rc hermes__call(hermes_fn *fn, hermes_args *enc,
                        hermes_compute_fn compute, void *pack, void **value,
                        size_t *len)
@@ -69,16 +71,9 @@ int hermes__put_cstr(hermes_result *r, const char *s)
         hermes_result_nocache(r);
         return hermes_result_set(r, &t, 1) == HERMES_OK ? 0 : -1;
     }
-    size_t n = strlen(s);
-    unsigned char *b = malloc(n + 1);
-    if (!b) {
-        free((void *)s); /* owned here whatever happens */
-        return -1;
-    }
-    b[0] = VAL_STR;
-    memcpy(b + 1, s, n);
-    int rc = hermes_result_set(r, b, n + 1) == HERMES_OK ? 0 : -1;
-    free(b);
+    /* One allocation; when it fails, hermes_call() reports HERMES_ENOMEM. */
+    unsigned char t = VAL_STR;
+    int rc = hm_result_set2(r, &t, 1, s, strlen(s)) == HERMES_OK ? 0 : -1;
     /* The wrapper owns strings computed by the function body. */
     free((void *)s);
     return rc;

@@ -1,7 +1,8 @@
 /*
  * Out-of-memory injection: a scripted sequence of API calls (open,
- * register, cached calls missing and hitting, a string result through the
- * HERMES_FUNCn macros, set/get with tags, clean, flush, close) runs once
+ * register, cached calls missing and hitting, invalidate, a string result
+ * through HERMES_FUNC (name, name_try, name_invalidate), set/get/delete
+ * with tags, clean, flush, close) runs once
  * per allocation N, failing the Nth allocation, and again failing every
  * allocation from the Nth on.
  *
@@ -231,20 +232,44 @@ static void script(outcome *o)
     expect_ok_or_nomem(rc, o, "register");
     rc = HERMES_REGISTER(h, greet, .tags = HERMES_TAGS("words"));
     expect_ok_or_nomem(rc, o, "HERMES_REGISTER");
+    /* Unregistered, name_try and name_invalidate are HERMES_EINVAL. */
+    hermes_rc unreg = rc == HERMES_OK ? HERMES_ENOMEM : HERMES_EINVAL;
 
     if (fn) {
-        call_square(fn, 7, o, "call (miss)");
-        call_square(fn, 7, o, "call (hit)");
+        int64_t x = 7;
+        call_square(fn, x, o, "call (miss)");
+        call_square(fn, x, o, "call (hit)");
+        rc = hermes_invalidate(fn, &x, sizeof x, NULL);
+        expect_ok_or_nomem(rc, o, "invalidate");
+        call_square(fn, x, o, "call after invalidate");
     }
     call_greet(o, "greet (miss)");
     call_greet(o, "greet (hit)");
+    char *s = NULL;
+    rc = greet_try(3, &s);
+    if (rc != unreg)
+        expect_ok_or_nomem(rc, o, "greet_try");
+    if (rc == HERMES_OK && (!s || strcmp(s, "hello 3") != 0))
+        BROKEN(o, "greet_try: '%s'", s ? s : "(null)");
+    free(s);
+    rc = greet_invalidate(3);
+    if (rc != unreg)
+        expect_ok_or_nomem(rc, o, "greet_invalidate");
 
-    rc = hermes_set(h, "k", "v1", 2, HERMES_TAGS("math"), 60);
+    rc = hermes_set(h, "k", "v0", 2, HERMES_TAGS("math"), 60);
     expect_ok_or_nomem(rc, o, "set");
+    get_value(h, "k", "v0", o, "get");
+    rc = hermes_delete(h, "k");
+    expect_ok_or_nomem(rc, o, "delete");
+    hermes_rc got = get_value(h, "k", "v0", o, "get after delete");
+    if (rc == HERMES_OK && got == HERMES_OK)
+        BROKEN(o, "get after delete: the deleted value");
+    rc = hermes_set(h, "k", "v1", 2, HERMES_TAGS("math"), 60);
+    expect_ok_or_nomem(rc, o, "set after delete");
     get_value(h, "k", "v1", o, "get");
     rc = hermes_clean(h, HERMES_TAGS("math"));
     expect_ok_or_nomem(rc, o, "clean");
-    hermes_rc got = get_value(h, "k", "v1", o, "get after clean");
+    got = get_value(h, "k", "v1", o, "get after clean");
     if (rc == HERMES_OK && got == HERMES_OK)
         BROKEN(o, "get after clean: the value from before the clean");
     if (fn)
