@@ -132,6 +132,60 @@ static char *dup_or_null(const char *s, int *failed)
     return d;
 }
 
+/*
+ * fork() while other threads use the pool: the child would inherit mu held
+ * by a thread that does not exist there.  The handlers take every pool's
+ * mu before the fork and release it on both sides; the child then finds
+ * the parent's contexts by their pid and never touches their sockets
+ * (check_fork_locked).  glibc drops the handlers if the module is unloaded.
+ */
+static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static rpool *fork_list;
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&fork_mu);
+    for (rpool *p = fork_list; p; p = p->fork_next)
+        pthread_mutex_lock(&p->mu);
+}
+
+static void fork_release(void)
+{
+    for (rpool *p = fork_list; p; p = p->fork_next)
+        pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&fork_mu);
+}
+
+static void fork_setup(void)
+{
+    pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+
+static void fork_track(rpool *p)
+{
+    pthread_once(&fork_once, fork_setup);
+    pthread_mutex_lock(&fork_mu);
+    p->fork_prev = NULL;
+    p->fork_next = fork_list;
+    if (fork_list)
+        fork_list->fork_prev = p;
+    fork_list = p;
+    pthread_mutex_unlock(&fork_mu);
+}
+
+static void fork_untrack(rpool *p)
+{
+    pthread_mutex_lock(&fork_mu);
+    if (p->fork_prev)
+        p->fork_prev->fork_next = p->fork_next;
+    else if (fork_list == p)
+        fork_list = p->fork_next;
+    if (p->fork_next)
+        p->fork_next->fork_prev = p->fork_prev;
+    pthread_mutex_unlock(&fork_mu);
+}
+
 int rpool_init(rpool *p, const hermes_host *host, const rpool_settings *s)
 {
     int failed = 0;
@@ -167,6 +221,7 @@ int rpool_init(rpool *p, const hermes_host *host, const rpool_settings *s)
     atomic_init(&p->commands, 0);
     atomic_init(&p->errors, 0);
     atomic_init(&p->hung, 0);
+    fork_track(p);
     return HERMES_BE_OK;
 }
 
@@ -225,6 +280,7 @@ void rpool_destroy(rpool *p)
     rpool_conn *conn;
 
     if (p->endpoint) {
+        fork_untrack(p);
         while ((conn = p->idle) != NULL) {
             p->idle = conn->next;
             free_conn(conn);

@@ -103,6 +103,8 @@ typedef struct rpool {
     atomic_uint_fast64_t connect_failures;
     atomic_uint_fast64_t commands;
     atomic_uint_fast64_t errors;
+
+    struct rpool *fork_prev, *fork_next; /* every pool, for fork() */
 } rpool;
 
 /* Set up p (no connection is made).  Returns HERMES_BE_OK or _NOMEM. */

@@ -24,6 +24,11 @@
 
 #include "mock_backend.h"
 
+#ifdef CONC_REDIS
+#include "redis_server.h"
+static redis_server server;
+#endif
+
 static hermes *h;
 
 static int setup(void **state)
@@ -35,12 +40,23 @@ static int setup(void **state)
     return 0;
 }
 
-/* The built-in dict as an application opens it (no mock in between). */
+/* The backend as an application opens it (no mock in between): the
+ * built-in dict, or the redis plugin over a private server. */
 static int setup_defaults(void **state)
 {
     (void)state;
+#ifdef CONC_REDIS
+    char text[512];
+    snprintf(text, sizeof text,
+             "[hermes]\nbackend = redis\nplugin_path = %s/plugins/redis\n"
+             "prefix = conc%d\n[redis]\nport = %d\n",
+             getenv("HERMES_TEST_BUILDDIR"), (int)getpid(), server.port);
+    if (hermes_open_string(&h, text, "test") != HERMES_OK)
+        fail_msg("open: %s", hermes_errmsg(h));
+#else
     if (hermes_open_defaults(&h) != HERMES_OK)
         fail_msg("open: %s", hermes_errmsg(h));
+#endif
     return 0;
 }
 
@@ -337,6 +353,8 @@ static void fork_under_eight_busy_threads(void **s)
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+    /* The flight tests use the mock backend in both builds; the fork test
+     * runs on the dict, or on redis in the CONC_REDIS build. */
     const struct CMUnitTest tests[] = {
         T(caller_after_clean_does_not_share_an_older_computation),
         T(caller_after_clean_does_not_share_a_computation_on_new_tags),
@@ -344,5 +362,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(fork_under_eight_busy_threads,
                                         setup_defaults, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+#ifdef CONC_REDIS
+    if (redis_server_start(&server) != 0)
+        return 1;
+#endif
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+#ifdef CONC_REDIS
+    redis_server_stop(&server);
+#endif
+    return failed;
 }

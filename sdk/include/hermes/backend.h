@@ -33,6 +33,17 @@
  * while calling it; a scan callback may, so scan() must not hold locks
  * while calling it.
  *
+ * fork: an application may fork() while other threads are inside plugin
+ * operations, and the child may go on using its handles.  A plugin that
+ * holds a lock inside an operation must make sure the child does not
+ * inherit it held: register pthread_atfork() handlers that take the
+ * plugin's locks before the fork and release them after it on both sides
+ * (glibc drops a module's handlers when it is unloaded).  In the child, a
+ * network plugin never writes to a connection the parent opened (compare
+ * getpid() with the one that opened it) and opens its own.  The core does
+ * the same for its own locks, and serializes a plugin without
+ * HERMES_CAP_THREADSAFE, which then never is inside a call at the fork.
+ *
  * Failures: operations return HERMES_BE_OK or one of the hermes_be_status
  * codes below.  A plugin reports detail through host->log(); it never
  * aborts, never exits, never prints to stdout, and never lets a signal
