@@ -118,8 +118,8 @@ typedef struct hermes_host {
     /* Fill buf with len unpredictable bytes (getrandom).  Returns 0, or -1
      * when the system cannot supply them. */
     int (*random)(void *ctx, void *buf, size_t len);
-    /* The config file the section came from, for messages ("<string>" or
-     * "<defaults>" when there is no file). */
+    /* The config file the section came from, for messages ("<string>",
+     * "<options>" or "<defaults>" when there is no file). */
     const char *config_source;
 } hermes_host;
 
@@ -127,7 +127,8 @@ typedef struct hermes_host {
 typedef struct hermes_kv {
     const char *key;
     const char *value;
-    int line; /* line in host->config_source, 0 when not from a file */
+    int line; /* line in host->config_source; 0 when not from a file
+               * (hermes_open_options) or past INT_MAX */
 } hermes_kv;
 
 /*

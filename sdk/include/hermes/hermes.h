@@ -62,7 +62,13 @@ typedef struct hermes_fn hermes_fn;
  * On success *out is a usable handle.  On failure *out is still set to a
  * handle that only hermes_errmsg() and hermes_close() accept, so that the
  * detail (file:line: key: reason) can be read; it is NULL only when memory
- * ran out.  Either way the caller closes it.
+ * ran out.  Either way the caller closes it.  Errors: HERMES_ECONFIG (a bad
+ * value or key, a key the backend's section rejects, a section naming
+ * neither [hermes], the backend nor a plugin on the search path, a prefix
+ * too long for the backend's key limit), HERMES_EPLUGIN (the backend's
+ * plugin cannot be found or loaded: "file:line: backend: reason"),
+ * HERMES_ENOMEM.  A relative plugin_path is relative to the file's
+ * directory.
  */
 hermes_rc hermes_open(hermes **out, const char *path);
 
