@@ -56,12 +56,14 @@ static const struct check {
     {"descriptor", check_descriptor, 0, 0},
     {"open_rejects_unknown_key", check_open_rejects_unknown_key, 0, 0},
     {"open", check_open, IS_OPEN, 0},
+    {"two_states", check_two_states, NEEDS_STATE, 0},
     {"get_missing", check_get_missing, NEEDS_STATE, 0},
     {"set_get_binary", check_set_get_binary, NEEDS_STATE, 0},
     {"empty_value", check_empty_value, NEEDS_STATE, 0},
     {"long_key", check_long_key, NEEDS_STATE, 0},
     {"value_limit", check_value_limit, NEEDS_STATE, 0},
     {"get_batch", check_get_batch, NEEDS_STATE, 0},
+    {"batch_duplicates", check_batch_duplicates, NEEDS_STATE, 0},
     {"overwrite", check_overwrite, NEEDS_STATE, 0},
     {"set_if_absent", check_set_if_absent, NEEDS_STATE, 0},
     {"set_if_absent_race", check_set_if_absent_race, NEEDS_STATE, 0},
@@ -72,6 +74,7 @@ static const struct check {
     {"unlock_wrong_token", check_unlock_wrong_token, NEEDS_STATE, 0},
     {"unlock_owner", check_unlock_owner, NEEDS_STATE, 0},
     {"lock_ttl_takeover", check_lock_ttl_takeover, NEEDS_STATE, 0},
+    {"lock_ttl_zero", check_lock_ttl_zero, NEEDS_STATE, 0},
     {"flush_prefix", check_flush_prefix, NEEDS_STATE, 0},
     {"scan", check_scan, NEEDS_STATE, 0},
     {"stats", check_stats, NEEDS_STATE, 0},
@@ -458,11 +461,12 @@ static void host_log(void *ctx, int level, const char *msg)
 
 static uint64_t host_now_ms(void *ctx)
 {
+    conf_ctx *c = ctx;
     struct timespec ts;
 
-    (void)ctx;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u +
+           (uint64_t)atomic_load(&c->wall_skew_ms);
 }
 
 static uint64_t host_monotonic_ns(void *ctx)

@@ -17,6 +17,12 @@
  *   -DBROKEN_LOCKEARLY broken_lockearly: lock() cuts its TTL to 1%
  *   -DBROKEN_STOPFIRST broken_stopfirst: set() stops at the first error
  *   -DBROKEN_KEEPOLD  broken_keepold: a TOOBIG overwrite keeps the old value
+ *   -DBROKEN_LOCKZERO broken_lockzero: lock() takes ttl 0 as "never expires"
+ *   -DBROKEN_DUPGET   broken_dupget:  get() reports a repeated key once
+ *   -DBROKEN_GLOBAL   broken_global:  every open() returns one global state
+ *   -DBROKEN_WALLCLOCK broken_wallclock: TTLs follow the wall clock
+ *   -DBROKEN_STATSTHREAD broken_statsthread: stats() reports from a thread
+ *   -DBROKEN_UNSUPPORTED broken_unsupported: del() returns UNSUPPORTED
  *   -DBROKEN_HANG     broken_hang:    scan() never returns
  *   -DBROKEN_PRINT    broken_print:   get() prints to stdout
  *
@@ -29,6 +35,22 @@
 
 /* The example's own operations with the items altered: one defect each,
  * and no copy of the store's code to drift. */
+/* Calls the example's operations one key or item at a time, reporting
+ * the index in the caller's batch. */
+struct shifted {
+    hermes_value_cb cb;
+    void *arg;
+    size_t index;
+};
+
+__attribute__((unused)) static void shift_index(void *arg, size_t i,
+                                                const void *value, size_t len)
+{
+    struct shifted *s = arg;
+    (void)i;
+    s->cb(s->arg, s->index, value, len);
+}
+
 /* ttl_ms scaled by num/den: 0/1 drops TTLs, 1/100 cuts them to 1%. */
 __attribute__((unused)) static uint32_t scale_ttl(uint32_t ttl_ms, unsigned num,
                                                   unsigned den)
@@ -256,19 +278,6 @@ static int early_lock(void *state, hermes_bytes key, hermes_bytes token,
  * The example's set() called one item at a time, so that a variant can
  * change what happens around a failing item.
  */
-struct shifted {
-    hermes_value_cb cb;
-    void *arg;
-    size_t index;
-};
-
-static void shift_index(void *arg, size_t i, const void *value, size_t len)
-{
-    struct shifted *s = arg;
-    (void)i;
-    s->cb(s->arg, s->index, value, len);
-}
-
 static int broken_set(void *state, const hermes_item *items, size_t n,
                       hermes_value_cb cb, void *arg)
 {
@@ -317,6 +326,162 @@ static int broken_set(void *state, const hermes_item *items, size_t n,
 #define BROKEN_DESCRIPTION "test plugin: a TOOBIG overwrite keeps the old value"
 #endif
 #define OP_SET broken_set
+
+#elif defined(BROKEN_LOCKZERO)
+/*
+ * Breaks: "ttl_ms 0 returns HERMES_BE_INVALID and takes nothing".  ttl 0
+ * is read as the set() meaning, "never expires", so one such call blocks
+ * the key for good.
+ */
+static int lock_zero_forever(void *state, hermes_bytes key, hermes_bytes token,
+                             uint32_t ttl_ms, int *acquired)
+{
+    /* The bug: 0 becomes the longest TTL there is. */
+    return memory_lock(state, key, token, ttl_ms ? ttl_ms : UINT32_MAX,
+                       acquired);
+}
+#define BROKEN_NAME "broken_lockzero"
+#define BROKEN_DESCRIPTION "test plugin: lock takes ttl 0 as never expires"
+#define OP_LOCK lock_zero_forever
+
+#elif defined(BROKEN_DUPGET)
+/*
+ * Breaks: "get() reports the value at every index naming the key".  A
+ * repeated key is looked up once (the keys were put in a set), so later
+ * indexes naming it read as misses.
+ */
+static int dedup_get(void *state, const hermes_bytes *keys, size_t n,
+                     hermes_value_cb cb, void *arg)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+
+        while (j < i && !(keys[j].len == keys[i].len &&
+                          memcmp(keys[j].data, keys[i].data, keys[i].len) == 0))
+            j++;
+        if (j < i)
+            continue; /* The bug: seen before, skipped. */
+        struct shifted sh = {cb, arg, i};
+        int st = memory_get(state, &keys[i], 1, shift_index, &sh);
+
+        if (st != HERMES_BE_OK)
+            return st;
+    }
+    return HERMES_BE_OK;
+}
+#define BROKEN_NAME "broken_dupget"
+#define BROKEN_DESCRIPTION "test plugin: get reports a repeated key once"
+#define OP_GET dedup_get
+
+#elif defined(BROKEN_GLOBAL)
+/*
+ * Breaks: "each open() creates a state of its own".  The store is a
+ * global made by the first open() and handed to every later one, so two
+ * handles of one process see each other's keys.
+ */
+static void *global_state;
+static int global_refs;
+
+static int global_open(const hermes_host *host, const hermes_kv *kv, size_t n,
+                       void **state, hermes_open_error *err)
+{
+    if (!global_state) {
+        int st = memory_open(host, kv, n, &global_state, err);
+        if (st != HERMES_BE_OK)
+            return st;
+    }
+    global_refs++;
+    *state = global_state; /* The bug. */
+    return HERMES_BE_OK;
+}
+
+static void global_close(void *state)
+{
+    if (--global_refs == 0) {
+        memory_close(state);
+        global_state = NULL;
+    }
+}
+#define BROKEN_NAME "broken_global"
+#define BROKEN_DESCRIPTION "test plugin: every open returns one global state"
+#define OP_OPEN global_open
+#define OP_CLOSE global_close
+
+#elif defined(BROKEN_WALLCLOCK)
+/*
+ * Breaks: "an in-process store uses host->monotonic_ns, never the wall
+ * clock".  The store's clock is host->now_ms, so setting the system time
+ * ahead expires every TTL at once (and setting it back makes values
+ * outlive theirs).
+ */
+static const hermes_host *real_host;
+static hermes_host wall_host;
+
+static uint64_t wall_ns(void *ctx)
+{
+    return real_host->now_ms(ctx) * 1000000u; /* The bug. */
+}
+
+static int wallclock_open(const hermes_host *host, const hermes_kv *kv,
+                          size_t n, void **state, hermes_open_error *err)
+{
+    real_host = host;
+    wall_host = *host;
+    wall_host.monotonic_ns = wall_ns;
+    return memory_open(&wall_host, kv, n, state, err);
+}
+#define BROKEN_NAME "broken_wallclock"
+#define BROKEN_DESCRIPTION "test plugin: TTLs follow the wall clock"
+#define OP_OPEN wallclock_open
+
+#elif defined(BROKEN_STATSTHREAD)
+/*
+ * Breaks: "callbacks run on the thread that called the operation".  The
+ * statistics are reported from a helper thread (joined before returning),
+ * which breaks a caller relying on its thread-local state.
+ */
+struct stats_job {
+    void *state;
+    hermes_stat_cb cb;
+    void *arg;
+    int st;
+};
+
+static void *stats_worker(void *arg)
+{
+    struct stats_job *j = arg;
+    j->st = memory_stats(j->state, j->cb, j->arg);
+    return NULL;
+}
+
+static int threaded_stats(void *state, hermes_stat_cb cb, void *arg)
+{
+    struct stats_job j = {state, cb, arg, HERMES_BE_OK};
+    pthread_t t;
+
+    /* The bug: another thread runs the callback. */
+    if (pthread_create(&t, NULL, stats_worker, &j) != 0)
+        return HERMES_BE_NOMEM;
+    pthread_join(t, NULL);
+    return j.st;
+}
+#define BROKEN_NAME "broken_statsthread"
+#define BROKEN_DESCRIPTION "test plugin: stats reports from another thread"
+#define OP_STATS threaded_stats
+
+#elif defined(BROKEN_UNSUPPORTED)
+/*
+ * Breaks: "a mandatory operation never returns HERMES_BE_UNSUPPORTED".
+ * del() is left unimplemented, so invalidation silently never happens.
+ */
+static int no_del(void *state, const hermes_bytes *keys, size_t n)
+{
+    (void)state, (void)keys, (void)n;
+    return HERMES_BE_UNSUPPORTED; /* The bug. */
+}
+#define BROKEN_NAME "broken_unsupported"
+#define BROKEN_DESCRIPTION "test plugin: del returns UNSUPPORTED"
+#define OP_DEL no_del
 
 #elif defined(BROKEN_HANG)
 /*
@@ -378,6 +543,18 @@ static int chatty_get(void *state, const hermes_bytes *keys, size_t n,
 #ifndef OP_SCAN
 #define OP_SCAN memory_scan
 #endif
+#ifndef OP_OPEN
+#define OP_OPEN memory_open
+#endif
+#ifndef OP_CLOSE
+#define OP_CLOSE memory_close
+#endif
+#ifndef OP_DEL
+#define OP_DEL memory_del
+#endif
+#ifndef OP_STATS
+#define OP_STATS memory_stats
+#endif
 #ifndef BROKEN_CAPS
 #define BROKEN_CAPS (HERMES_CAP_THREADSAFE | HERMES_CAP_SCAN | HERMES_CAP_STATS)
 #endif
@@ -390,16 +567,16 @@ static const hermes_backend broken_backend = {
     .version = "0",
     .description = BROKEN_DESCRIPTION,
     .caps = BROKEN_CAPS,
-    .open = memory_open,
-    .close = memory_close,
+    .open = OP_OPEN,
+    .close = OP_CLOSE,
     .get = OP_GET,
     .set = OP_SET,
-    .del = memory_del,
+    .del = OP_DEL,
     .lock = OP_LOCK,
     .unlock = OP_UNLOCK,
     .flush = OP_FLUSH,
     .scan = OP_SCAN,
-    .stats = memory_stats,
+    .stats = OP_STATS,
 };
 
 HERMES_BACKEND_DEFINE(broken_backend)

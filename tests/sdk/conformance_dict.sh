@@ -116,6 +116,21 @@ expect_broken broken_keepold value_limit get_batch
 grep -q '^FAIL value_limit: .*old value must not stay readable' "$tmp/out" ||
     fail "broken_keepold: not caught for the old value left readable"
 
+# lock takes ttl 0 as "never expires".
+expect_broken broken_lockzero lock_ttl_zero lock_ttl_takeover
+# get reports a key repeated in its batch only once.
+expect_broken broken_dupget batch_duplicates get_batch
+# Every open returns one global state: two handles share a store.
+expect_broken broken_global two_states get_batch
+# TTLs follow the wall clock, which the kit sets a day ahead.
+expect_broken broken_wallclock ttl_expiry get_batch
+grep -q '^FAIL lock_ttl_takeover: ' "$tmp/out" ||
+    fail "broken_wallclock: the lock TTL is not caught following the clock"
+# stats runs its callback on another thread.
+expect_broken broken_statsthread stats get_batch
+# del returns UNSUPPORTED, which only scan and stats may.
+expect_broken broken_unsupported delete get_batch
+
 # scan never returns: that check fails at its deadline, the process
 # running it is killed, and the checks after it still run and pass.
 expect_broken broken_hang scan stats --timeout 5

@@ -5,6 +5,7 @@
  */
 #include "conformance.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,9 @@ int check_descriptor(conf_ctx *c)
     return CONF_PASS;
 }
 
-int check_open_rejects_unknown_key(conf_ctx *c)
+/* One open() with the unknown key "hconf_no_such_key = value" in the
+ * middle of the real section: it must fail with INVALID naming it. */
+static int rejects_unknown_key(conf_ctx *c, const char *value)
 {
     /* The unknown key goes in the middle of the real section, so that a
      * plugin always answering index 0 or n-1 is caught when it can be. */
@@ -106,7 +109,7 @@ int check_open_rejects_unknown_key(conf_ctx *c)
     for (size_t i = 0, j = 0; i < n; i++) {
         if (i == bad) {
             kv[i].key = "hconf_no_such_key";
-            kv[i].value = "1";
+            kv[i].value = value;
             kv[i].line = 0;
         } else {
             kv[i] = c->kv[j++];
@@ -119,8 +122,10 @@ int check_open_rejects_unknown_key(conf_ctx *c)
     free(kv);
     if (st == HERMES_BE_OK) {
         c->be->close(state);
-        return conf_fail(c, "open accepted the unknown key "
-                            "\"hconf_no_such_key\"");
+        return conf_fail(c,
+                         "open accepted the unknown key "
+                         "\"hconf_no_such_key = %s\"",
+                         value);
     }
     if (st != HERMES_BE_INVALID)
         return conf_fail(c, "open returned %s, want INVALID", conf_status(st));
@@ -135,6 +140,66 @@ int check_open_rejects_unknown_key(conf_ctx *c)
         return conf_fail(c, "err->msg is empty");
     conf_note(c, "open said: %s", err.msg);
     return CONF_PASS;
+}
+
+int check_open_rejects_unknown_key(conf_ctx *c)
+{
+    /* An empty value ("key =") is legal input, never NULL. */
+    if (rejects_unknown_key(c, "1") != CONF_PASS ||
+        rejects_unknown_key(c, "") != CONF_PASS)
+        return CONF_FAIL;
+    return CONF_PASS;
+}
+
+/*
+ * Each open() makes a state of its own: two are independent stores unless
+ * the plugin declares HERMES_CAP_SHARED (then both see one store), and
+ * closing one leaves the other working.
+ */
+int check_two_states(conf_ctx *c)
+{
+    hermes_open_error err;
+    void *b = NULL;
+    char kb[KEYCAP];
+    hermes_bytes k = conf_key(c, kb, sizeof kb, "states:k");
+    int shared = (c->be->caps & HERMES_CAP_SHARED) != 0;
+    conf_got g;
+
+    memset(&err, 0, sizeof err);
+    err.kv_index = -1;
+    int st = c->be->open(&c->host, c->kv, c->nkv, &b, &err);
+
+    if (st != HERMES_BE_OK)
+        return conf_fail(c, "a second open returned %s: %.256s",
+                         conf_status(st), err.msg);
+    if (b == c->state) {
+        c->be->close(b);
+        return conf_fail(c, "a second open returned the first one's state");
+    }
+    int rc = conf_put(c, k, "from A", 6, 0);
+
+    if (rc == CONF_PASS) {
+        /* Called directly: only this thread uses state b. */
+        conf_got_init(&g, 1);
+        st = c->be->get(b, &k, 1, conf_got_cb, &g);
+        if (st != HERMES_BE_OK)
+            rc = conf_fail(c, "get through the second state returned %s",
+                           conf_status(st));
+        else if (shared && !conf_got_is(&g, 0, "from A", 6))
+            rc = conf_fail(c, "HERMES_CAP_SHARED is set, but a key set "
+                              "through one state is not seen through another");
+        else if (!shared && g.slot[0].hits)
+            rc = conf_fail(c, "a key set through one state is seen through "
+                              "another (a global store? set "
+                              "HERMES_CAP_SHARED if the store is shared)");
+        conf_got_free(&g);
+    }
+    c->be->close(b);
+    if (rc != CONF_PASS)
+        return rc;
+    return conf_expect(c, k, "from A", 6,
+                       "the first state, after the second "
+                       "was closed");
 }
 
 int check_open(conf_ctx *c)
@@ -442,6 +507,85 @@ int check_get_batch(conf_ctx *c)
     return rc;
 }
 
+/* A key repeated in one batch: get reports every index, set applies the
+ * items in order, set-if-absent lets the first win, del is no error. */
+int check_batch_duplicates(conf_ctx *c)
+{
+    char kb[4][KEYCAP];
+    hermes_bytes k1 = conf_key(c, kb[0], KEYCAP, "dup:1"),
+                 k2 = conf_key(c, kb[1], KEYCAP, "dup:missing"),
+                 k3 = conf_key(c, kb[2], KEYCAP, "dup:set"),
+                 k4 = conf_key(c, kb[3], KEYCAP, "dup:ifabsent");
+    hermes_bytes keys[4] = {k1, k2, k1, k1};
+    conf_got g;
+    int rc = CONF_PASS;
+
+    if (conf_put(c, k1, "one", 3, 0) != CONF_PASS ||
+        conf_get_all(c, keys, 4, &g) != CONF_PASS)
+        return CONF_FAIL;
+    for (size_t i = 0; i < 4 && rc == CONF_PASS; i++)
+        if (i != 1 && !conf_got_is(&g, i, "one", 3))
+            rc = conf_fail(c,
+                           "get of [k, missing, k, k]: index %zu reported "
+                           "%s, want 3 bytes \"one\" at every index of k",
+                           i,
+                           g.slot[i].hits
+                               ? conf_show(g.slot[i].data, g.slot[i].len)
+                               : "nothing");
+    if (rc == CONF_PASS && g.slot[1].hits)
+        rc = conf_fail(c, "get of [k, missing, k, k]: the missing key was "
+                          "reported");
+    conf_got_free(&g);
+    if (rc != CONF_PASS)
+        return rc;
+
+    hermes_item plain[3] = {{k3, conf_str("first"), 0, 0},
+                            {k3, conf_str("second"), 0, 0},
+                            {k3, conf_str("last"), 0, 0}};
+    int st = conf_set(c, plain, 3, NULL, NULL);
+
+    if (st != HERMES_BE_OK)
+        return conf_fail(c, "set of one key three times returned %s",
+                         conf_status(st));
+    if (conf_expect(c, k3, "last", 4,
+                    "one key set three times in a batch (the last wins)") !=
+        CONF_PASS)
+        return CONF_FAIL;
+
+    hermes_item ia[2] = {{k4, conf_str("a"), 0, HERMES_SET_IF_ABSENT},
+                         {k4, conf_str("b"), 0, HERMES_SET_IF_ABSENT}};
+
+    conf_got_init(&g, 2);
+    st = conf_set(c, ia, 2, conf_got_cb, &g);
+    if (st != HERMES_BE_OK)
+        rc = conf_fail(c, "set-if-absent of one key twice returned %s",
+                       conf_status(st));
+    else if (conf_got_check(c, &g, "set") != CONF_PASS)
+        rc = CONF_FAIL;
+    else if (!conf_got_is(&g, 0, "a", 1) || !conf_got_is(&g, 1, "a", 1))
+        rc = conf_fail(c,
+                       "set-if-absent of one key twice in a batch must "
+                       "report the first item's value at both indexes, got "
+                       "%s and %s",
+                       g.slot[0].hits ? conf_show(g.slot[0].data, g.slot[0].len)
+                                      : "nothing",
+                       g.slot[1].hits ? conf_show(g.slot[1].data, g.slot[1].len)
+                                      : "nothing");
+    conf_got_free(&g);
+    if (rc != CONF_PASS ||
+        conf_expect(c, k4, "a", 1, "set-if-absent of one key twice") !=
+            CONF_PASS)
+        return CONF_FAIL;
+
+    hermes_bytes twice[2] = {k1, k1};
+
+    st = conf_del(c, twice, 2);
+    if (st != HERMES_BE_OK)
+        return conf_fail(c, "delete of one key twice returned %s",
+                         conf_status(st));
+    return conf_expect_absent(c, k1, "a key deleted twice in a batch");
+}
+
 int check_overwrite(conf_ctx *c)
 {
     char kb[KEYCAP], longv[200];
@@ -584,6 +728,8 @@ int check_ttl_expiry(conf_ctx *c)
     if (conf_put(c, kp, "short-lived", 11, CONF_TTL_MS) != CONF_PASS ||
         conf_put(c, kp, "forever", 7, 0) != CONF_PASS)
         return CONF_FAIL;
+    /* The system time is set a day ahead: TTLs must not follow it. */
+    atomic_store(&c->wall_skew_ms, CONF_WALL_SKEW_MS);
 
     /* Watch both keys until they are gone: each must be present in every
      * get that ends before its TTL ran out and absent from every get that
@@ -860,6 +1006,11 @@ int check_scan(conf_ctx *c)
     int st = conf_scan(c, pre, scan_cb, &s);
     int rc = CONF_PASS;
 
+    if (st == HERMES_BE_UNSUPPORTED) {
+        scan_seen_free(&s);
+        return conf_skip(c, "scan returned UNSUPPORTED (refused by the store "
+                            "in this configuration)");
+    }
     if (st != HERMES_BE_OK)
         rc = conf_fail(c, "scan returned %s", conf_status(st));
     else
@@ -887,6 +1038,8 @@ int check_scan(conf_ctx *c)
 typedef struct stats_seen {
     size_t n;
     int bad;
+    int wrong_thread;
+    pthread_t caller;
 } stats_seen;
 
 static void stats_cb(void *arg, const char *name, const char *value)
@@ -896,18 +1049,26 @@ static void stats_cb(void *arg, const char *name, const char *value)
     s->n++;
     if (!name || !*name || !value)
         s->bad = 1;
+    if (!pthread_equal(s->caller, pthread_self()))
+        s->wrong_thread = 1;
 }
 
 int check_stats(conf_ctx *c)
 {
-    stats_seen s = {0, 0};
+    stats_seen s = {0, 0, 0, pthread_self()};
 
     if (!(c->be->caps & HERMES_CAP_STATS))
         return conf_skip(c, "the plugin does not declare HERMES_CAP_STATS");
     int st = conf_stats(c, stats_cb, &s);
 
+    if (st == HERMES_BE_UNSUPPORTED)
+        return conf_skip(c, "stats returned UNSUPPORTED (refused by the "
+                            "store in this configuration)");
     if (st != HERMES_BE_OK)
         return conf_fail(c, "stats returned %s", conf_status(st));
+    if (s.wrong_thread)
+        return conf_fail(c, "the stats callback ran on another thread than "
+                            "the caller's");
     if (s.n == 0)
         return conf_fail(c, "stats reported no pair");
     if (s.bad)

@@ -6,6 +6,7 @@
  */
 #include "conformance.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -103,6 +104,29 @@ int check_unlock_owner(conf_ctx *c)
     return unlock_is(c, k, "owner-B", 1, "the new owner");
 }
 
+/* ttl_ms 0 is refused (INVALID) and takes nothing. */
+int check_lock_ttl_zero(conf_ctx *c)
+{
+    char kb[KEYCAP];
+    hermes_bytes k = conf_key(c, kb, sizeof kb, "lock:ttl0");
+    int acquired;
+    int st = conf_lock(c, k, conf_str("owner-A"), 0, &acquired);
+
+    if (st != HERMES_BE_INVALID)
+        return conf_fail(c,
+                         "lock with ttl_ms 0 returned %s (acquired %d), "
+                         "want INVALID: a lock that never expires blocks "
+                         "everyone once its holder dies",
+                         conf_status(st), acquired);
+    if (acquired != 0)
+        return conf_fail(c, "lock with ttl_ms 0 set *acquired to %d, want 0",
+                         acquired);
+    if (lock_is(c, k, "owner-B", LONG_TTL, 1,
+                "a lock after a refused ttl-0 lock") != CONF_PASS)
+        return CONF_FAIL;
+    return unlock_is(c, k, "owner-B", 1, "the owner");
+}
+
 int check_lock_ttl_takeover(conf_ctx *c)
 {
     char kb[KEYCAP];
@@ -113,6 +137,8 @@ int check_lock_ttl_takeover(conf_ctx *c)
         return CONF_FAIL;
     uint64_t done = conf_now_us();
 
+    /* The system time is set a day ahead: lock TTLs must not follow it. */
+    atomic_store(&c->wall_skew_ms, CONF_WALL_SKEW_MS);
     /* Others must be refused by every lock() that ends before the TTL ran
      * out and granted by one that begins CONF_TTL_LATE_MS after it. */
     for (;;) {

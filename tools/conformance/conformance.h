@@ -9,6 +9,7 @@
 #define HERMES_CONFORMANCE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,9 @@ typedef struct conf_ctx {
     const char *kill_cmd;    /* --kill-cmd, or NULL */
     const char *restart_cmd; /* --restart-cmd, or NULL */
     int hung;                /* an operation never returned: no close() */
+    /* Added to the wall clock the host gives (host->now_ms): the TTL
+     * checks move it a day ahead, since TTLs must not follow it. */
+    _Atomic int64_t wall_skew_ms;
     int out_fd; /* in a check's process, the real stdout (notes go there);
                    -1 in the parent */
     pthread_mutex_t reason_mu;
@@ -152,11 +156,15 @@ const char *conf_show(const void *p, size_t n);
  */
 #define CONF_TTL_MS 1000
 #define CONF_TTL_LATE_MS 1000
+#define CONF_WALL_SKEW_MS ((int64_t)86400000)
 
 /* The checks, one behaviour each (tools/conformance/checks_*.c). */
 int check_descriptor(conf_ctx *c);
 int check_open_rejects_unknown_key(conf_ctx *c);
 int check_open(conf_ctx *c);
+int check_two_states(conf_ctx *c);
+int check_batch_duplicates(conf_ctx *c);
+int check_lock_ttl_zero(conf_ctx *c);
 int check_get_missing(conf_ctx *c);
 int check_set_get_binary(conf_ctx *c);
 int check_empty_value(conf_ctx *c);

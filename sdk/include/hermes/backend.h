@@ -24,14 +24,21 @@
  * hermes_scan_cb); the core copies what it keeps, so nothing allocated by
  * one module is ever freed by the other.
  *
+ * States: open() is called once per handle (hermes_open*), and each call
+ * creates a state of its own: a plugin keeps nothing in globals, so two
+ * handles in one process share no locks, connections or counters, closing
+ * one leaves the other working, and - unless the plugin sets
+ * HERMES_CAP_SHARED - they share no data either (a key set through one is
+ * not seen through the other).
+ *
  * Threads: unless the descriptor sets HERMES_CAP_THREADSAFE, the core
  * serializes every call into one plugin state with a mutex.  open() and
  * close() are always called from one thread with no other call in flight.
  * Callbacks (hermes_value_cb, hermes_scan_cb, hermes_stat_cb) run on the
- * thread that called the operation, before it returns.  A value callback
- * never calls back into the plugin, so a plugin may hold its own locks
- * while calling it; a scan callback may, so scan() must not hold locks
- * while calling it.
+ * thread that called the operation, before it returns.  Value and stats
+ * callbacks never call back into the plugin, so a plugin may hold its own
+ * locks while calling them; a scan callback may, so scan() must not hold
+ * locks while calling it.
  *
  * fork: an application may fork() while other threads are inside plugin
  * operations, and the child may go on using its handles.  A plugin that
@@ -59,8 +66,25 @@
  * plugin for a store with a narrower key syntax encodes keys itself.
  *
  * TTLs are milliseconds (a 32-bit count, so at most about 49 days); 0
- * means "never expires".  A store with coarser expiry rounds up, never
- * down: a value must not vanish before its TTL.
+ * means "never expires".  A TTL is a duration counted from the moment the
+ * operation is called, on a clock that only moves forward: an in-process
+ * store uses host->monotonic_ns, never the wall clock (host->now_ms or
+ * time(), which jump when the system time is set); a server uses its own
+ * expiry.  A store with coarser expiry rounds up, never down: a value must
+ * not vanish before its TTL, and should be gone soon after it (the
+ * conformance kit allows 1 s).
+ *
+ * Batches: the keys of one get() or del() and the items of one set() may
+ * repeat a key.  get() reports the value at every index naming the key;
+ * set() applies items in array order, so the last plain item for a key
+ * wins and a set-if-absent item after another for the same key loses to
+ * it (and reports the first one's value).
+ *
+ * HERMES_BE_UNSUPPORTED is only for scan() and stats(), declared in caps
+ * but refused by the store in its present configuration (a server that
+ * disables SCAN or INFO, say); the kit then skips the check.  A mandatory
+ * operation never returns it: a store that cannot lock, flush by prefix
+ * or set-if-absent cannot be a backend.
  *
  * Everything below is ABI 1.0 unless marked otherwise.
  */
@@ -123,7 +147,10 @@ typedef struct hermes_host {
     const char *config_source;
 } hermes_host;
 
-/* One "key = value" line of the plugin's config section. */
+/* One "key = value" line of the plugin's config section.  Neither key nor
+ * value is ever NULL: "key =" gives the empty string, which a plugin
+ * rejects (HERMES_BE_INVALID, kv_index set) or accepts, never crashes on.
+ * The core's parser refuses a key given twice in one section. */
 typedef struct hermes_kv {
     const char *key;
     const char *value;
@@ -179,7 +206,8 @@ typedef void (*hermes_value_cb)(void *arg, size_t index, const void *value,
 typedef int (*hermes_scan_cb)(void *arg, const void *key, size_t klen,
                               const void *value, size_t vlen, int64_t ttl_ms);
 
-/* Receives one statistic of stats(): a name and its value as text. */
+/* Receives one statistic of stats(): a name and its value as text (both
+ * valid only during the call).  It does not call into the plugin. */
 typedef void (*hermes_stat_cb)(void *arg, const char *name, const char *value);
 
 /* Capability flags. */
@@ -256,6 +284,9 @@ typedef struct hermes_backend {
      * recording token as the owner.  *acquired is 1 when taken, 0 when held
      * by someone else, the same token included (locks are not re-entrant;
      * a lock past its TTL is free).  Never blocks waiting: the core polls.
+     * ttl_ms 0 (which the core never passes) returns HERMES_BE_INVALID with
+     * *acquired 0 and takes nothing: a lock that never expires would block
+     * every process for good once its holder died.
      * A lock is an ordinary key holding its token (SET NX PX, add), so
      * flush() and scan() see it.
      */
@@ -282,8 +313,9 @@ typedef struct hermes_backend {
      * report a key twice when the store is changing. */
     int (*scan)(void *state, hermes_bytes prefix, hermes_scan_cb cb, void *arg);
     /* Optional (HERMES_CAP_STATS): report the store's own counters
-     * (`hermesctl stats`).  May report some pairs and then fail, e.g. its
-     * own counters before finding the server down. */
+     * (`hermesctl stats`) through cb, on the calling thread, before
+     * returning.  May report some pairs and then fail, e.g. its own
+     * counters before finding the server down. */
     int (*stats)(void *state, hermes_stat_cb cb, void *arg);
 
     void *reserved[8]; /* zero; room for ABI 1.x additions */
