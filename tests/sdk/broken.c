@@ -23,6 +23,7 @@
  *   -DBROKEN_WALLCLOCK broken_wallclock: TTLs follow the wall clock
  *   -DBROKEN_STATSTHREAD broken_statsthread: stats() reports from a thread
  *   -DBROKEN_UNSUPPORTED broken_unsupported: del() returns UNSUPPORTED
+ *   -DBROKEN_CRASH    broken_crash:   stats() dereferences NULL
  *   -DBROKEN_HANG     broken_hang:    scan() never returns
  *   -DBROKEN_PRINT    broken_print:   get() prints to stdout
  *
@@ -482,6 +483,23 @@ static int no_del(void *state, const hermes_bytes *keys, size_t n)
 #define BROKEN_NAME "broken_unsupported"
 #define BROKEN_DESCRIPTION "test plugin: del returns UNSUPPORTED"
 #define OP_DEL no_del
+
+#elif defined(BROKEN_CRASH)
+/*
+ * Breaks: "a plugin never aborts".  stats() follows a NULL pointer, which
+ * kills the process; the suite must fail that check, naming the signal,
+ * and still run the others.
+ */
+static int crashing_stats(void *state, hermes_stat_cb cb, void *arg)
+{
+    int *volatile p = NULL;
+
+    (void)state, (void)cb, (void)arg;
+    return *p; /* The bug. */
+}
+#define BROKEN_NAME "broken_crash"
+#define BROKEN_DESCRIPTION "test plugin: stats dereferences NULL"
+#define OP_STATS crashing_stats
 
 #elif defined(BROKEN_HANG)
 /*

@@ -131,6 +131,10 @@ expect_broken broken_statsthread stats get_batch
 # del returns UNSUPPORTED, which only scan and stats may.
 expect_broken broken_unsupported delete get_batch
 
+# stats crashes: that check fails (killed by SIGSEGV, or a sanitizer's
+# exit), and the checks after it still run and pass.
+expect_broken broken_crash stats concurrency
+
 # scan never returns: that check fails at its deadline, the process
 # running it is killed, and the checks after it still run and pass.
 expect_broken broken_hang scan stats --timeout 5
