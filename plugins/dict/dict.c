@@ -98,7 +98,6 @@ struct shard {
     size_t mask; /* buckets - 1 */
     size_t count;
     size_t ttl_count;    /* entries with a TTL; 0 lets eviction skip sweeps */
-    size_t bytes;        /* the cost of its entries */
     struct link lru;     /* sentinel */
     uint64_t next_sweep; /* monotonic ms */
     uint64_t evictions;
@@ -116,7 +115,10 @@ typedef struct dict {
      * reserved for entries it is about to insert.  Kept at or below
      * max_bytes by evicting before allocating. */
     _Atomic size_t used;
-    _Atomic size_t evict_cursor;        /* spreads cross-shard eviction */
+    _Atomic size_t evict_cursor; /* spreads cross-shard eviction */
+    /* The cost of the entries alone, for stats(): one counter, so that it
+     * is a snapshot, not a sum of shards read at different times. */
+    _Atomic size_t entry_bytes;
     _Atomic size_t mappings;            /* entries with mapped set */
     struct dict *fork_prev, *fork_next; /* every open dict, for fork() */
 } dict;
@@ -330,7 +332,7 @@ static void remove_at(dict *d, struct shard *s, struct entry **link)
     s->count--;
     if (e->expires)
         s->ttl_count--;
-    s->bytes -= e->cost;
+    atomic_fetch_sub(&d->entry_bytes, e->cost);
     atomic_fetch_sub(&d->used, e->cost);
     entry_free(d, e);
 }
@@ -382,7 +384,7 @@ static void insert_entry(dict *d, struct shard *s, struct entry *e)
     s->count++;
     if (e->expires)
         s->ttl_count++;
-    s->bytes += e->cost;
+    atomic_fetch_add(&d->entry_bytes, e->cost);
     maybe_grow(d, s);
 }
 
@@ -879,13 +881,13 @@ static int dict_stats(void *state, hermes_stat_cb cb, void *arg)
         struct shard *s = &d->shards[i];
         pthread_mutex_lock(&s->mu);
         entries += s->count;
-        bytes += s->bytes;
         evictions += s->evictions;
         expired += s->expired;
         buckets += s->mask + 1;
         pthread_mutex_unlock(&s->mu);
     }
     stat_u64(cb, arg, "entries", entries);
+    bytes = atomic_load(&d->entry_bytes);
     stat_u64(cb, arg, "bytes", bytes);
     stat_u64(cb, arg, "max_bytes", d->max_bytes);
     stat_u64(cb, arg, "evictions", evictions);
@@ -1050,6 +1052,7 @@ static int dict_open(const hermes_host *host, const hermes_kv *kv, size_t n,
                 nshards * DICT_INITIAL_BUCKETS * sizeof(struct entry *));
     atomic_init(&d->evict_cursor, 0);
     atomic_init(&d->mappings, 0);
+    atomic_init(&d->entry_bytes, 0);
     d->shards =
         aligned_alloc(_Alignof(struct shard), nshards * sizeof(struct shard));
     if (d->shards == NULL) {
