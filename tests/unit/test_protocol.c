@@ -15,6 +15,7 @@
 
 #include <hermes/hermes.h>
 
+#include "keyspace.h"
 #include "mock_backend.h"
 
 static hermes *h;
@@ -124,6 +125,68 @@ static void clean_is_one_batched_delete_of_tag_keys(void **state)
     mock_strict(mock_current(), false);
 }
 
+static void call_with(hermes_fn *fn, const char *args)
+{
+    void *v;
+    size_t n;
+    assert_int_equal(
+        hermes_call(fn, args, strlen(args), compute_42, NULL, &v, &n),
+        HERMES_OK);
+    hermes_free(v);
+}
+
+static void copy_out(void *arg, size_t index, const void *v, size_t n)
+{
+    hermes_bytes *b = arg;
+    void *p = malloc(n);
+    memcpy(p, v, n);
+    b->data = p;
+    b->len = n;
+}
+
+/* Copies the entry of fn(from) over the entry of fn(to), in the store. */
+static void copy_entry(hermes_fn *fn, const char *from, const char *to)
+{
+    hm_buf kf, kt;
+    hm_buf_init(&kf);
+    hm_buf_init(&kt);
+    assert_int_equal(hm_entry_key(fn, from, strlen(from), NULL, &kf),
+                     HERMES_OK);
+    assert_int_equal(hm_entry_key(fn, to, strlen(to), NULL, &kt), HERMES_OK);
+    void *st;
+    const hermes_backend *inner = mock_inner(mock_current(), &st);
+    hermes_bytes k = {kf.data, kf.len}, v = {NULL, 0};
+    assert_int_equal(inner->get(st, &k, 1, copy_out, &v), HERMES_BE_OK);
+    assert_non_null(v.data);
+    hermes_item it = {{kt.data, kt.len}, v, 0, 0};
+    assert_int_equal(inner->set(st, &it, 1, NULL, NULL), HERMES_BE_OK);
+    free((void *)v.data);
+    hm_buf_free(&kf);
+    hm_buf_free(&kt);
+}
+
+static void record_under_another_key_is_a_miss_that_rewrites_it(void **state)
+{
+    hermes_fn *fn = reg("moved", HERMES_TAGS("rock"));
+    call_with(fn, "one");
+    call_with(fn, "two");
+    copy_entry(fn, "one", "two");
+    mock_strict(mock_current(), true);
+    expect_function_call(strict_get); /* the copy does not decode here */
+    expect_value(strict_get, n, 2);
+    expect_function_call(strict_lock);
+    expect_function_call(strict_get);
+    expect_value(strict_get, n, 2);
+    expect_function_call(strict_set); /* its own record, over the copy */
+    expect_value(strict_set, n, 1);
+    expect_function_call(strict_unlock);
+    call_with(fn, "two");
+    expect_function_call(strict_get); /* and then a hit */
+    expect_value(strict_get, n, 2);
+    call_with(fn, "two");
+    mock_strict(mock_current(), false);
+}
+
 static void invalidate_is_one_delete(void **state)
 {
     hermes_fn *fn = reg("simple", NULL);
@@ -144,6 +207,7 @@ int main(void)
         T(miss_with_existing_tags_creates_none),
         T(clean_is_one_batched_delete_of_tag_keys),
         T(invalidate_is_one_delete),
+        T(record_under_another_key_is_a_miss_that_rewrites_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
