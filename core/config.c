@@ -373,7 +373,16 @@ static hermes_rc hermes_setting(parser *p, const char *key, const char *v)
         c->backend_line = p->line;
         return set_string(p, &c->backend, v, 0);
     case K_TTL:
-        return set_number(p, key, v, 0, MAX_SETTING, &c->ttl);
+        /* 0 means "the handle's ttl" everywhere in the API, so it cannot
+         * also mean "no expiry" here. */
+        if (strcmp(v, "forever") == 0) {
+            c->ttl = HERMES_TTL_FOREVER;
+            return HERMES_OK;
+        }
+        if (strcmp(v, "0") == 0)
+            return fail(p, key,
+                        "0 is not a TTL (for no expiry write 'forever')");
+        return set_number(p, key, v, 1, HERMES_TTL_MAX, &c->ttl);
     case K_PREFIX:
         /* No ':' either: with prefixes "app" and "app:v2" on one server,
          * flushing "app:" would delete the other application's keys. */

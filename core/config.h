@@ -34,7 +34,8 @@ typedef struct hm_config {
     char *source;          /* file path, or "<string>"/"<defaults>" */
     char *backend;         /* "dict", a plugin name, or a path to a .so/.la */
     size_t backend_line;   /* 0 when defaulted or not from a file */
-    uint32_t ttl;          /* default entry TTL, seconds (default 3600) */
+    uint32_t ttl;          /* default entry TTL: seconds (1..HERMES_TTL_MAX,
+                              default 3600) or HERMES_TTL_FOREVER */
     char *prefix;          /* key prefix (default "cache") */
     size_t prefix_line;    /* 0 when defaulted or not from a file */
     char *plugin_path;     /* colon-separated directories, or NULL; from a

@@ -97,6 +97,10 @@ hermes_rc hermes_set(hermes *h, const char *key, const void *value, size_t len,
     HM_CHECK_HANDLE(h);
     if (!value && len)
         return HERMES_EINVAL;
+    if (!hm_ttl_ok(ttl))
+        return hm_error(h, HERMES_EINVAL, "set %s: " HM_TTL_RANGE,
+                        key ? key : "(null)", (unsigned long)ttl,
+                        HERMES_TTL_MAX);
     direct d;
     hermes_rc rc = direct_init(h, &d, key, tags);
     if (rc == HERMES_OK) {
@@ -108,9 +112,10 @@ hermes_rc hermes_set(hermes *h, const char *key, const void *value, size_t len,
                 st = hm_tags_ensure(h, d.tags.n, d.tags.keys, &d.rd);
         }
         if (st == HERMES_BE_OK)
-            st = hm_write_entry(h, hm_bytes(d.entry.data, d.entry.len),
-                                &direct_owner, &d.tags, &d.rd, value, len,
-                                ttl ? ttl : h->cfg.ttl, 0);
+            st =
+                hm_write_entry(h, hm_bytes(d.entry.data, d.entry.len),
+                               &direct_owner, &d.tags, &d.rd, value, len,
+                               ttl != HERMES_TTL_DEFAULT ? ttl : h->cfg.ttl, 0);
         if (st != HERMES_BE_OK)
             rc = hm_error(h,
                           st == HERMES_BE_TOOBIG  ? HERMES_ETOOBIG

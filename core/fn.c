@@ -34,6 +34,9 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
                         "could not name it",
                         HM_RECORD_MAX_NAME);
     *out = NULL;
+    if (opts && !hm_ttl_ok(opts->ttl))
+        return hm_error(h, HERMES_EINVAL, "register %s: " HM_TTL_RANGE, name,
+                        (unsigned long)opts->ttl, HERMES_TTL_MAX);
     hermes_fn *fn = calloc(1, sizeof *fn);
     if (!fn)
         return HERMES_ENOMEM;

@@ -67,7 +67,7 @@ struct hermes_fn {
     char *name;  /* as registered */
     char *ename; /* name escaped for use in keys */
     hm_taglist tags;
-    uint32_t ttl;      /* seconds; 0 = the handle's default */
+    uint32_t ttl;      /* seconds; HERMES_TTL_DEFAULT = the handle's ttl */
     hermes_key_fn key; /* custom key or NULL */
     hermes_fn **slot;  /* HERMES_REGISTER's pointer, cleared at close */
     struct hermes_fn *next;
@@ -119,6 +119,18 @@ void hm_fn_free(hermes_fn *fn);
         if (!(h) || (h)->failed)                                               \
             return HERMES_EINVAL;                                              \
     } while (0)
+
+/* A TTL the API accepts: HERMES_TTL_DEFAULT, 1..HERMES_TTL_MAX, or
+ * HERMES_TTL_FOREVER. */
+static inline bool hm_ttl_ok(uint32_t ttl)
+{
+    return ttl <= HERMES_TTL_MAX || ttl == HERMES_TTL_FOREVER;
+}
+
+/* The message of an out-of-range TTL, for hm_error("%s: " HM_TTL_RANGE). */
+#define HM_TTL_RANGE                                                           \
+    "ttl %lu s is beyond the longest a backend holds (%u s, 49.7 days); for "  \
+    "no expiry use HERMES_TTL_FOREVER"
 
 static inline hermes_bytes hm_bytes(const char *data, size_t len)
 {

@@ -7,6 +7,7 @@
  * backend never fails the call: the value is computed directly unless the
  * configuration says otherwise.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,15 +34,26 @@ void hm_call_compute(hm_call *c, bool store, hm_outcome *o)
         free(res.data);
         return;
     }
+    if (res.bad_ttl) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "hermes_result_ttl: " HM_TTL_RANGE,
+                 (unsigned long)res.ttl, HERMES_TTL_MAX);
+        free(res.errmsg);
+        free(res.data);
+        o->rc = HERMES_EINVAL;
+        o->errmsg = strdup(msg);
+        return;
+    }
     free(res.errmsg);
     if (!res.set && hermes_result_set(&res, "", 0) != HERMES_OK) {
         o->rc = HERMES_ENOMEM;
         return;
     }
     if (store && !res.nocache) {
-        uint32_t ttl = res.has_ttl  ? res.ttl
-                       : c->fn->ttl ? c->fn->ttl
-                                    : h->cfg.ttl;
+        /* HERMES_TTL_DEFAULT at each level defers to the next. */
+        uint32_t ttl = res.has_ttl                        ? res.ttl
+                       : c->fn->ttl != HERMES_TTL_DEFAULT ? c->fn->ttl
+                                                          : h->cfg.ttl;
         hm_owner owner;
         hm_fn_owner(c->fn, &c->entry, &owner);
         hm_write_entry(h, hm_bytes(c->entry.data, c->entry.len), &owner,
@@ -186,7 +198,8 @@ static hermes_rc deliver(hm_call *c, hm_outcome *o, void **value, size_t *len)
         hm_error(c->h, rc, "%s: backend %s: %s", c->fn->name, c->h->be->name,
                  o->errmsg ? o->errmsg : "failed");
     } else {
-        hm_error(c->h, rc, "%s: %s", c->fn->name, hermes_strerror(rc));
+        hm_error(c->h, rc, "%s: %s", c->fn->name,
+                 o->errmsg ? o->errmsg : hermes_strerror(rc));
     }
     hm_outcome_free(o);
     return rc;

@@ -13,7 +13,8 @@ struct hermes_result {
     size_t len;
     bool set;
     bool nocache;
-    bool has_ttl;
+    bool has_ttl; /* ttl overrides the function's */
+    bool bad_ttl; /* hermes_result_ttl() got a TTL out of range: ttl */
     uint32_t ttl;
     char *errmsg;
     bool nomem; /* hermes_result_set ran out of memory */

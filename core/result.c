@@ -41,12 +41,20 @@ void hermes_result_nocache(hermes_result *res)
         res->nocache = true;
 }
 
-void hermes_result_ttl(hermes_result *res, uint32_t ttl_seconds)
+hermes_rc hermes_result_ttl(hermes_result *res, uint32_t ttl_seconds)
 {
-    if (res) {
-        res->has_ttl = true;
+    if (!res)
+        return HERMES_EINVAL;
+    if (!hm_ttl_ok(ttl_seconds)) {
+        /* Remembered, so that the call fails instead of storing the value
+         * under a TTL nobody asked for. */
+        res->bad_ttl = true;
         res->ttl = ttl_seconds;
+        return HERMES_EINVAL;
     }
+    res->has_ttl = ttl_seconds != HERMES_TTL_DEFAULT;
+    res->ttl = ttl_seconds;
+    return HERMES_OK;
 }
 
 void hermes_result_error(hermes_result *res, const char *msg)

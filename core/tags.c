@@ -239,6 +239,14 @@ int hm_write_entry(hermes *h, hermes_bytes entry_key, const hm_owner *owner,
                    const void *payload, size_t len, uint32_t ttl_s,
                    uint32_t compute_us)
 {
+    /* The API refuses TTLs between HERMES_TTL_MAX and HERMES_TTL_FOREVER,
+     * so every TTL fits in milliseconds: nothing is silently shortened.
+     * The record and the backend both say "no expiry" with 0. */
+    if (ttl_s == HERMES_TTL_DEFAULT ||
+        (ttl_s > HERMES_TTL_MAX && ttl_s != HERMES_TTL_FOREVER))
+        return HERMES_BE_INVALID;
+    if (ttl_s == HERMES_TTL_FOREVER)
+        ttl_s = 0;
     hm_record_in in = {
         .flags = owner->name_in_key ? HM_REC_NAME_IN_KEY : 0,
         .name = owner->name_in_key ? NULL : owner->name,
@@ -256,11 +264,10 @@ int hm_write_entry(hermes *h, hermes_bytes entry_key, const hm_owner *owner,
     unsigned char *rec = hm_record_encode(&in, entry_key, &rlen);
     if (!rec)
         return HERMES_BE_NOMEM;
-    uint64_t ttl_ms = (uint64_t)ttl_s * 1000u;
     hermes_item item = {
         .key = entry_key,
         .value = {rec, rlen},
-        .ttl_ms = ttl_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ttl_ms,
+        .ttl_ms = ttl_s * 1000u,
         .flags = 0,
     };
     int st = hm_be_set(h, &item, 1, NULL, NULL);

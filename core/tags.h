@@ -84,7 +84,9 @@ int hm_version_new(unsigned char out[HM_VERSION_LEN]);
 int hm_tags_ensure(hermes *h, size_t ntags, const hermes_bytes *tag_keys,
                    hm_read *rd);
 
-/* Writes the record of owner for payload under the versions in rd. */
+/* Writes the record of owner for payload under the versions in rd; ttl_s is
+ * resolved (1..HERMES_TTL_MAX seconds or HERMES_TTL_FOREVER), anything else
+ * is HERMES_BE_INVALID. */
 int hm_write_entry(hermes *h, hermes_bytes entry_key, const hm_owner *owner,
                    const hm_taglist *tags, const hm_read *rd,
                    const void *payload, size_t len, uint32_t ttl_s,

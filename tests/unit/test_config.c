@@ -139,20 +139,32 @@ static void backend_is_parsed(void **state)
     hm_config_free(&cfg);
 }
 
+/* ttl = forever is no expiry; 0 means "the handle's ttl" in the API, so
+ * here it is an error pointing at forever. */
 static void ttl_is_parsed(void **state)
 {
     hm_config cfg;
-    parse_ok("[hermes]\nttl = 0\n", &cfg);
-    assert_int_equal(cfg.ttl, 0);
+    parse_ok("[hermes]\nttl = 1\n", &cfg);
+    assert_int_equal(cfg.ttl, 1);
     hm_config_free(&cfg);
+    parse_ok("[hermes]\nttl = forever\n", &cfg);
+    assert_int_equal(cfg.ttl, HERMES_TTL_FOREVER);
+    hm_config_free(&cfg);
+    parse_fails("[hermes]\nttl = 0\n",
+                "app.ini:2: ttl: 0 is not a TTL (for no expiry write "
+                "'forever')");
 }
 
-static void ttl_accepts_two_to_the_31(void **state)
+/* The longest TTL a backend can be given (32-bit milliseconds) is accepted;
+ * one second more is refused, not shortened. */
+static void ttl_accepts_up_to_the_longest_a_backend_holds(void **state)
 {
     hm_config cfg;
-    parse_ok("[hermes]\nttl = 2147483648\n", &cfg);
-    assert_int_equal(cfg.ttl, 2147483648u);
+    parse_ok("[hermes]\nttl = 4294967\n", &cfg);
+    assert_int_equal(cfg.ttl, HERMES_TTL_MAX);
     hm_config_free(&cfg);
+    parse_fails("[hermes]\nttl = 4294968\n",
+                "app.ini:2: ttl: out of range 1..4294967: '4294968'");
 }
 
 static void prefix_is_parsed(void **state)
@@ -351,9 +363,9 @@ static void empty_number_is_an_error(void **state)
 static void number_out_of_range_is_an_error(void **state)
 {
     parse_fails("[hermes]\nttl = 2147483649\n",
-                "app.ini:2: ttl: out of range 0..2147483648: '2147483649'");
+                "app.ini:2: ttl: out of range 1..4294967: '2147483649'");
     parse_fails("[hermes]\nttl = -1\n",
-                "app.ini:2: ttl: out of range 0..2147483648: '-1'");
+                "app.ini:2: ttl: out of range 1..4294967: '-1'");
     parse_fails("[hermes]\nlock_ttl_ms = 0\n",
                 "app.ini:2: lock_ttl_ms: out of range 1..2147483648: '0'");
     parse_fails("[hermes]\nlock_wait_ms = 99999999999999999999999\n",
@@ -643,7 +655,7 @@ int main(void)
         cmocka_unit_test(full_valid_file_loads),
         cmocka_unit_test(backend_is_parsed),
         cmocka_unit_test(ttl_is_parsed),
-        cmocka_unit_test(ttl_accepts_two_to_the_31),
+        cmocka_unit_test(ttl_accepts_up_to_the_longest_a_backend_holds),
         cmocka_unit_test(prefix_is_parsed),
         cmocka_unit_test(plugin_path_is_parsed),
         cmocka_unit_test(lock_ttl_ms_is_parsed),

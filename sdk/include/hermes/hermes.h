@@ -169,6 +169,27 @@ void hermes_args_free(hermes_args *a);
 
 /* ------------------------------------------------------------ memoization */
 
+/*
+ * TTLs are seconds, and mean the same wherever one is given
+ * (hermes_fn_options.ttl, hermes_set(), hermes_result_ttl(), and the
+ * config's ttl):
+ *
+ *   HERMES_TTL_DEFAULT (0)   the next level's TTL: a result's falls back to
+ *                            its function's, a function's or hermes_set()'s
+ *                            to the handle's (the config's ttl).  The
+ *                            config itself has no level above: ttl = 0 is
+ *                            an error there.
+ *   1 .. HERMES_TTL_MAX      that many seconds
+ *   HERMES_TTL_FOREVER       no expiry (ttl = forever in the config)
+ *
+ * Backends take TTLs as 32-bit milliseconds, so the longest finite TTL is
+ * HERMES_TTL_MAX seconds (49.7 days); anything between it and
+ * HERMES_TTL_FOREVER is refused with HERMES_EINVAL, never shortened.
+ */
+#define HERMES_TTL_DEFAULT 0u
+#define HERMES_TTL_MAX 4294967u /* UINT32_MAX milliseconds, in seconds */
+#define HERMES_TTL_FOREVER UINT32_MAX
+
 /* What a compute callback fills in: see hermes_result_*(). */
 typedef struct hermes_result hermes_result;
 
@@ -188,8 +209,10 @@ hermes_rc hermes_result_set(hermes_result *res, const void *p, size_t n);
 /* The value is returned to the callers but not stored (Hermes never caches
  * None). */
 void hermes_result_nocache(hermes_result *res);
-/* Stores this value with its own TTL in seconds instead of the function's. */
-void hermes_result_ttl(hermes_result *res, uint32_t ttl_seconds);
+/* Stores this value with its own TTL (see HERMES_TTL_DEFAULT) instead of
+ * the function's.  A TTL out of range returns HERMES_EINVAL, and the call
+ * then fails with HERMES_EINVAL for every caller, storing nothing. */
+hermes_rc hermes_result_ttl(hermes_result *res, uint32_t ttl_seconds);
 /* A message for a failed computation (copied). */
 void hermes_result_error(hermes_result *res, const char *msg);
 
@@ -203,8 +226,9 @@ typedef int (*hermes_key_fn)(void *arg, char *buf, size_t cap);
 
 typedef struct hermes_fn_options {
     const char *const *tags; /* NULL-terminated list, or NULL for no tags */
-    uint32_t ttl;            /* seconds; 0 = the handle's default ttl */
-    hermes_key_fn key;       /* custom key, or NULL for "<name>:<arghash>" */
+    uint32_t ttl; /* seconds, HERMES_TTL_FOREVER, or HERMES_TTL_DEFAULT (0):
+                     the handle's ttl; out of range is HERMES_EINVAL */
+    hermes_key_fn key; /* custom key, or NULL for "<name>:<arghash>" */
 } hermes_fn_options;
 
 /* A NULL-terminated tag list literal: HERMES_TAGS("math", "power").  C only
@@ -249,7 +273,8 @@ hermes *hermes_fn_handle(const hermes_fn *fn);
  * Plain get/set/delete under "<prefix>:entry:<key>" for callers that do not
  * fit the memoize shape.  The same record format and tag protocol apply:
  * hermes_get() with the tags the value was set with is a hit only while
- * none of them has been cleaned.  tags may be NULL.
+ * none of them has been cleaned.  tags may be NULL.  hermes_set()'s ttl is
+ * as for hermes_fn_options (0: the handle's ttl).
  */
 hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
                      void **value, size_t *len); /* HERMES_ENOTFOUND on miss */
