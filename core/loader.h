@@ -25,18 +25,21 @@ typedef struct hm_plugin {
  * or anything but a regular file, and the names "." and "..", are refused
  * before libltdl sees them (it aborts on an empty file name).  Errors
  * (HERMES_EPLUGIN, message in err):
- *   not found         "plugin 'x' not found; looked in: d1/x.{la,so}, ..."
- *   not a file        "PATH: cannot load: is a directory, not a plugin file"
- *   open failure      "PATH: cannot load: <dlopen's reason>"
- *   no entry symbol   "PATH: no hermes_backend_entry symbol: not a Hermes
- * plugin" entry NULL        "PATH: hermes_backend_entry returned NULL" major
- * mismatch    "PATH: ABI major N, this core speaks M" newer minor       "PATH:
- * ABI 1.N is newer than this core's 1.M" too small         "PATH: descriptor
- * struct_size N smaller than ABI 1.0's M" NULL operation    "PATH: mandatory
- * operation 'get' is NULL" bad name          "PATH: descriptor has no valid
- * name" no version        "PATH: descriptor has no version" cap without op
- * "PATH: declares HERMES_CAP_SCAN but operation 'scan' is NULL" Thread-safe:
- * libltdl's global state is guarded by a mutex.
+ *   not found        "plugin 'x' not found; looked in: d1/x.{la,so}, ..."
+ *   not a file       "PATH: cannot load: is a directory, not a plugin file"
+ *   open failure     "PATH: cannot load: <dlopen's reason>"
+ *   no entry symbol  "PATH: no hermes_backend_entry symbol: not a Hermes
+ *                    plugin"
+ *   entry NULL       "PATH: hermes_backend_entry returned NULL"
+ *   major mismatch   "PATH: ABI major N, this core speaks M"
+ *   newer minor      "PATH: ABI 1.N is newer than this core's 1.M"
+ *   too small        "PATH: descriptor struct_size N smaller than ABI 1.0's M"
+ *   NULL operation   "PATH: mandatory operation 'get' is NULL"
+ *   bad name         "PATH: descriptor has no valid name"
+ *   no version       "PATH: descriptor has no version"
+ *   cap without op   "PATH: declares HERMES_CAP_SCAN but operation 'scan' is
+ *                    NULL"
+ * Thread-safe: libltdl's global state is guarded by a mutex.
  */
 hermes_rc hm_plugin_load(const char *spec, const char *plugin_path,
                          hm_plugin *out, char *err, size_t errlen);
