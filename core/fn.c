@@ -51,6 +51,8 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
     hm_buf_free(&b);
     if (!fn->ename)
         goto fail;
+    fn->name_len = strlen(name);
+    fn->ename_len = strlen(fn->ename);
     if (opts) {
         fn->ttl = opts->ttl;
         fn->key = opts->key;

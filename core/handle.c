@@ -161,6 +161,7 @@ static hermes_rc open_backend(hermes *h, const hermes_backend *linked)
     h->lock_prefix = concat(h->cfg.prefix, ":lock:");
     if (!h->entry_prefix || !h->tag_prefix || !h->lock_prefix)
         return open_failed(h, HERMES_ENOMEM, "out of memory");
+    h->entry_prefix_len = strlen(h->entry_prefix);
     if (gethostname(h->hostname, sizeof h->hostname - 1) != 0)
         strcpy(h->hostname, "localhost");
     for (char *c = h->hostname; *c; c++)

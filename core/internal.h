@@ -66,6 +66,7 @@ struct hermes_fn {
     hermes *h;
     char *name;  /* as registered */
     char *ename; /* name escaped for use in keys */
+    size_t name_len, ename_len;
     hm_taglist tags;
     uint32_t ttl;      /* seconds; HERMES_TTL_DEFAULT = the handle's ttl */
     hermes_key_fn key; /* custom key or NULL */
@@ -93,8 +94,9 @@ struct hermes {
     pthread_mutex_t fns_mu;
     struct hermes_fn *fns;
     char *entry_prefix; /* "<prefix>:entry:" */
-    char *tag_prefix;   /* "<prefix>:tag:" */
-    char *lock_prefix;  /* "<prefix>:lock:" */
+    size_t entry_prefix_len;
+    char *tag_prefix;  /* "<prefix>:tag:" */
+    char *lock_prefix; /* "<prefix>:lock:" */
     char hostname[64];
     struct hermes *fork_prev, *fork_next; /* open handles (fork.c) */
 };

@@ -12,7 +12,7 @@ hermes_rc hm_entry_key(hermes_fn *fn, const void *args, size_t alen, void *arg,
                        hm_buf *entry)
 {
     hermes *h = fn->h;
-    hm_buf_adds(entry, h->entry_prefix);
+    hm_buf_add(entry, h->entry_prefix, h->entry_prefix_len);
     size_t head = entry->len;
     if (fn->key) {
         char small[256], *k = small;
@@ -38,7 +38,7 @@ hermes_rc hm_entry_key(hermes_fn *fn, const void *args, size_t alen, void *arg,
     } else {
         char hash[HM_HASH_B64_LEN];
         hm_hash128_b64(args, alen, hash);
-        hm_buf_adds(entry, fn->ename);
+        hm_buf_add(entry, fn->ename, fn->ename_len);
         hm_buf_add(entry, ":", 1);
         hm_buf_add(entry, hash, sizeof hash);
     }
@@ -50,14 +50,13 @@ void hm_fn_owner(const hermes_fn *fn, const hm_buf *entry, hm_owner *o)
 {
     /* '#' after the head appears only where hm_key_fit() hashed the key. */
     o->name = fn->name;
-    o->name_len = strlen(fn->name);
-    o->name_in_key =
-        !fn->key && entry->data[strlen(fn->h->entry_prefix)] != '#';
+    o->name_len = fn->name_len;
+    o->name_in_key = !fn->key && entry->data[fn->h->entry_prefix_len] != '#';
 }
 
 hermes_rc hm_direct_key(hermes *h, const char *key, hm_buf *entry)
 {
-    hm_buf_adds(entry, h->entry_prefix);
+    hm_buf_add(entry, h->entry_prefix, h->entry_prefix_len);
     size_t head = entry->len;
     hm_buf_add_escaped(entry, key, strlen(key));
     hm_key_fit(entry, head, h->be->max_key_len);

@@ -19,7 +19,7 @@
  * only on a miss; a hit never needs it. */
 static hermes_rc lock_key(hermes *h, const hm_buf *entry, hm_buf *lock)
 {
-    size_t head = strlen(h->entry_prefix);
+    size_t head = h->entry_prefix_len;
     hm_buf_adds(lock, h->lock_prefix);
     size_t lhead = lock->len;
     hm_buf_add(lock, entry->data + head, entry->len - head);

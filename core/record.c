@@ -25,6 +25,30 @@ static uint64_t get_le(const unsigned char *p, int bytes)
     return v;
 }
 
+/* The tag fields, read on every hit: one load each where the host is
+ * little-endian, as the record is. */
+static uint32_t get_le32(const unsigned char *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+#else
+    return (uint32_t)get_le(p, 4);
+#endif
+}
+
+static uint64_t get_le64(const unsigned char *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+#else
+    return get_le(p, 8);
+#endif
+}
+
 uint32_t hm_tag_id(const void *name, size_t len)
 {
     return (uint32_t)XXH3_64bits(name, len);
@@ -129,8 +153,8 @@ void hm_record_tag(const hm_record *rec, size_t i, uint32_t *tag_id,
                    uint64_t *version_id)
 {
     const unsigned char *t = rec->tags_at + HM_RECORD_TAG_SIZE * i;
-    *tag_id = (uint32_t)get_le(t, 4);
-    *version_id = get_le(t + 4, 8);
+    *tag_id = get_le32(t);
+    *version_id = get_le64(t + 4);
 }
 
 bool hm_record_same_tags(const hm_record *rec, size_t ntags,
@@ -140,7 +164,7 @@ bool hm_record_same_tags(const hm_record *rec, size_t ntags,
         return false;
     for (size_t i = 0; i < ntags; i++) {
         const unsigned char *t = rec->tags_at + HM_RECORD_TAG_SIZE * i;
-        if ((uint32_t)get_le(t, 4) != tag_ids[i])
+        if (get_le32(t) != tag_ids[i])
             return false;
     }
     return true;
@@ -150,7 +174,7 @@ size_t hm_record_stale_at(const hm_record *rec, const uint64_t *version_ids)
 {
     for (size_t i = 0; i < rec->ntags; i++) {
         const unsigned char *t = rec->tags_at + HM_RECORD_TAG_SIZE * i;
-        if (get_le(t + 4, 8) != version_ids[i])
+        if (get_le64(t + 4) != version_ids[i])
             return i + 1;
     }
     return 0;
