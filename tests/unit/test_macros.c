@@ -234,6 +234,37 @@ try_fails_when_the_backend_fails_and_fail_is_configured(void **state)
     mock_fail_all(mock_current(), 0);
 }
 
+/* Another process holds the entry's lock, with on_lock_timeout = fail:
+ * _try returns HERMES_ETIMEOUT after lock_wait_ms and computes nothing; the
+ * plain form computes. */
+static void try_times_out_when_fail_is_configured(void **state)
+{
+    (void)state;
+    hermes_close(h);
+    hermes_rc rc = hermes_open_with(
+        &h, "[hermes]\non_lock_timeout = fail\nlock_wait_ms = 50\n", "test",
+        mock_backend());
+    if (rc != HERMES_OK)
+        fail_msg("open: %s", hermes_errmsg(h));
+    assert_int_equal(HERMES_REGISTER_KEYED(h, mul, key_one), HERMES_OK);
+    void *st;
+    const hermes_backend *be = mock_inner(mock_current(), &st);
+    const char *lock = "cache:lock:one:7:8";
+    int acquired = 0;
+    assert_int_equal(be->lock(st, (hermes_bytes){lock, strlen(lock)},
+                              (hermes_bytes){"elsewhere:1:0:x", 15}, 60000,
+                              &acquired),
+                     HERMES_BE_OK);
+    assert_int_equal(acquired, 1);
+    runs = 0;
+    int64_t v = -1;
+    assert_int_equal(mul_try(7, 8, &v), HERMES_ETIMEOUT);
+    assert_int_equal(v, -1);
+    assert_int_equal(runs, 0);
+    assert_int_equal(mul(7, 8), 56);
+    assert_int_equal(runs, 1);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -244,6 +275,7 @@ int main(void)
         T(null_string_result_is_not_cached),
         T(try_reports_what_the_plain_form_hides),
         T(try_fails_when_the_backend_fails_and_fail_is_configured),
+        T(try_times_out_when_fail_is_configured),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
