@@ -29,6 +29,7 @@ const char *hm_be_status_str(int status)
 
 static void be_enter(hermes *h)
 {
+    hm_be_detail_clear();
     if (h->be_serialize)
         pthread_mutex_lock(&h->be_mu);
 }
@@ -39,8 +40,9 @@ static int be_leave(hermes *h, int status, const char *op)
         pthread_mutex_unlock(&h->be_mu);
     if (status != HERMES_BE_OK) {
         HM_COUNT(h, backend_errors, 1);
-        hm_log(h, HERMES_LOG_WARN, "%s %s failed: %s", h->be->name, op,
-               hm_be_status_str(status));
+        const char *detail = hm_be_detail();
+        hm_log(h, HERMES_LOG_WARN, "%s %s failed: %s%s%s", h->be->name, op,
+               hm_be_status_str(status), *detail ? ": " : "", detail);
     }
     return status;
 }

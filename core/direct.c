@@ -24,13 +24,13 @@ typedef struct direct {
     bool rd_ok;
 } direct;
 
-static hermes_rc direct_init(hermes *h, direct *d, const char *key,
-                             const char *const *tags)
+static hermes_rc direct_init(hermes *h, direct *d, const char *op,
+                             const char *key, const char *const *tags)
 {
     memset(d, 0, sizeof *d);
     hm_buf_init(&d->entry);
     if (!key)
-        return HERMES_EINVAL;
+        return hm_error(h, HERMES_EINVAL, "hermes_%s: key is NULL", op);
     hermes_rc rc = hm_direct_key(h, key, &d->entry);
     if (rc == HERMES_OK)
         rc = hm_taglist_build(h, tags, &d->tags);
@@ -40,7 +40,25 @@ static hermes_rc direct_init(hermes *h, direct *d, const char *key,
     if (rc == HERMES_OK && hm_read_init(&d->rd, d->tags.n) != 0)
         rc = HERMES_ENOMEM;
     d->rd_ok = rc == HERMES_OK;
+    if (rc == HERMES_ENOMEM)
+        hm_error(h, rc, "%s %s: out of memory", op, key);
     return rc;
+}
+
+/* Why hermes_get found nothing to return. */
+static const char *miss_reason(hm_verdict v)
+{
+    switch (v) {
+    case HM_STALE:
+        return "a tag was cleaned since the value was set";
+    case HM_FOREIGN:
+        return "the stored record was written for other tags or by "
+               "another function";
+    case HM_CORRUPT:
+        return "the stored record does not decode";
+    default:
+        return "no entry";
+    }
 }
 
 static void direct_free(direct *d)
@@ -54,13 +72,14 @@ static void direct_free(direct *d)
 hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
                      void **value, size_t *len)
 {
-    HM_CHECK_HANDLE(h);
+    HM_ENTER(h);
     if (!value || !len)
-        return HERMES_EINVAL;
+        return hm_error(h, HERMES_EINVAL, "hermes_get: %s is NULL",
+                        !value ? "value" : "len");
     *value = NULL;
     *len = 0;
     direct d;
-    hermes_rc rc = direct_init(h, &d, key, tags);
+    hermes_rc rc = direct_init(h, &d, "get", key, tags);
     if (rc == HERMES_OK) {
         int st = hm_read_entry(h, hm_bytes(d.entry.data, d.entry.len), d.tags.n,
                                d.tags.keys, &d.rd);
@@ -71,9 +90,9 @@ hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
             v = hm_judge(h, &d.rd, hm_bytes(d.entry.data, d.entry.len),
                          &direct_owner, &d.tags, &payload, &plen);
         if (st != HERMES_BE_OK) {
-            rc = hm_error(
-                h, st == HERMES_BE_NOMEM ? HERMES_ENOMEM : HERMES_EBACKEND,
-                "get %s: %s", key, hm_be_status_str(st));
+            rc = hm_be_error(
+                h, st == HERMES_BE_NOMEM ? HERMES_ENOMEM : HERMES_EBACKEND, st,
+                "get %s", key);
         } else if (v == HM_HIT) {
             memmove(d.rd.entry, payload, plen);
             d.rd.entry[plen] = '\0';
@@ -84,7 +103,8 @@ hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
         } else {
             HM_COUNT(h, misses, 1);
             hm_count_verdict(h, v);
-            rc = HERMES_ENOTFOUND;
+            rc = hm_error(h, HERMES_ENOTFOUND, "get %s: %s", key,
+                          miss_reason(v));
         }
     }
     direct_free(&d);
@@ -94,15 +114,16 @@ hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
 hermes_rc hermes_set(hermes *h, const char *key, const void *value, size_t len,
                      const char *const *tags, uint32_t ttl)
 {
-    HM_CHECK_HANDLE(h);
+    HM_ENTER(h);
     if (!value && len)
-        return HERMES_EINVAL;
+        return hm_error(h, HERMES_EINVAL,
+                        "hermes_set: value is NULL but len is %zu", len);
     if (!hm_ttl_ok(ttl))
         return hm_error(h, HERMES_EINVAL, "set %s: " HM_TTL_RANGE,
                         key ? key : "(null)", (unsigned long)ttl,
                         HERMES_TTL_MAX);
     direct d;
-    hermes_rc rc = direct_init(h, &d, key, tags);
+    hermes_rc rc = direct_init(h, &d, "set", key, tags);
     if (rc == HERMES_OK) {
         int st = HERMES_BE_OK;
         if (d.tags.n) {
@@ -117,11 +138,11 @@ hermes_rc hermes_set(hermes *h, const char *key, const void *value, size_t len,
                                &direct_owner, &d.tags, &d.rd, value, len,
                                ttl != HERMES_TTL_DEFAULT ? ttl : h->cfg.ttl, 0);
         if (st != HERMES_BE_OK)
-            rc = hm_error(h,
-                          st == HERMES_BE_TOOBIG  ? HERMES_ETOOBIG
-                          : st == HERMES_BE_NOMEM ? HERMES_ENOMEM
-                                                  : HERMES_EBACKEND,
-                          "set %s: %s", key, hm_be_status_str(st));
+            rc = hm_be_error(h,
+                             st == HERMES_BE_TOOBIG  ? HERMES_ETOOBIG
+                             : st == HERMES_BE_NOMEM ? HERMES_ENOMEM
+                                                     : HERMES_EBACKEND,
+                             st, "set %s", key);
     }
     direct_free(&d);
     return rc;
@@ -129,15 +150,14 @@ hermes_rc hermes_set(hermes *h, const char *key, const void *value, size_t len,
 
 hermes_rc hermes_delete(hermes *h, const char *key)
 {
-    HM_CHECK_HANDLE(h);
+    HM_ENTER(h);
     direct d;
-    hermes_rc rc = direct_init(h, &d, key, NULL);
+    hermes_rc rc = direct_init(h, &d, "delete", key, NULL);
     if (rc == HERMES_OK) {
         hermes_bytes k = hm_bytes(d.entry.data, d.entry.len);
         int st = hm_be_del(h, &k, 1);
         if (st != HERMES_BE_OK)
-            rc = hm_error(h, HERMES_EBACKEND, "delete %s: %s", key,
-                          hm_be_status_str(st));
+            rc = hm_be_error(h, HERMES_EBACKEND, st, "delete %s", key);
     }
     direct_free(&d);
     return rc;
@@ -145,7 +165,7 @@ hermes_rc hermes_delete(hermes *h, const char *key)
 
 hermes_rc hermes_clean(hermes *h, const char *const *tags)
 {
-    HM_CHECK_HANDLE(h);
+    HM_ENTER(h);
     /* Python's clean() with no tags empties the whole store; here that is
      * hermes_flush(), never an accident of an empty list. */
     if (!tags || !tags[0])
@@ -157,8 +177,7 @@ hermes_rc hermes_clean(hermes *h, const char *const *tags)
     if (rc == HERMES_OK) {
         int st = hm_be_del(h, t.keys, t.n);
         if (st != HERMES_BE_OK)
-            rc =
-                hm_error(h, HERMES_EBACKEND, "clean: %s", hm_be_status_str(st));
+            rc = hm_be_error(h, HERMES_EBACKEND, st, "clean");
     }
     hm_taglist_free(&t);
     return rc;
@@ -166,15 +185,18 @@ hermes_rc hermes_clean(hermes *h, const char *const *tags)
 
 hermes_rc hermes_flush(hermes *h)
 {
-    HM_CHECK_HANDLE(h);
+    HM_ENTER(h);
     hm_buf prefix;
     hm_buf_init(&prefix);
     hm_buf_adds(&prefix, h->cfg.prefix);
     hm_buf_add(&prefix, ":", 1);
-    int st = prefix.failed ? HERMES_BE_NOMEM
-                           : hm_be_flush(h, hm_bytes(prefix.data, prefix.len));
+    if (prefix.failed) {
+        hm_buf_free(&prefix);
+        return hm_error(h, HERMES_ENOMEM, "flush: out of memory");
+    }
+    int st = hm_be_flush(h, hm_bytes(prefix.data, prefix.len));
     hm_buf_free(&prefix);
     if (st != HERMES_BE_OK)
-        return hm_error(h, HERMES_EBACKEND, "flush: %s", hm_be_status_str(st));
+        return hm_be_error(h, HERMES_EBACKEND, st, "flush");
     return HERMES_OK;
 }

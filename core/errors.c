@@ -1,13 +1,20 @@
 /*
- * Result codes in words, and the per-handle, per-thread detail message
- * behind hermes_errmsg().  The message lives in thread-specific storage so
- * that two threads failing on one handle never see each other's text.
+ * Result codes in words, and the calling thread's detail message behind
+ * hermes_errmsg().
  *
- * Each handle owns one pthread key (so at most PTHREAD_KEYS_MAX, 1024 on
- * Linux, handles can report messages at once) and a list of the buffers
- * its threads created: a thread that exits frees its own buffer through
- * the key's destructor, and hermes_close() frees the rest, since deleting
- * a key runs no destructors.
+ * One slot per thread for the whole library (C11 _Thread_local), not one
+ * per handle: any number of handles report messages, nothing is allocated,
+ * nothing can fail, and a thread that exits leaves nothing behind.  The
+ * slot remembers which handle its message belongs to by the handle's id
+ * (unique for the life of the process, so a handle allocated where a
+ * closed one lived never inherits its message).  Every public call that
+ * returns a hermes_rc clears the message on entry, a single store; a
+ * failure writes it.  hermes_errmsg(h) returns it only when it belongs to
+ * h, so one thread's message is never shown for another handle.
+ *
+ * The slot also holds the detail a plugin attached to the backend operation
+ * running on this thread (host->error_detail, ABI 1.1), cleared before
+ * every backend call and read right after a failed one.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +23,23 @@
 #include "internal.h"
 
 #define HM_ERRMSG_SIZE 1024
+#define HM_DETAIL_SIZE 256
 
-typedef struct hm_errbuf {
-    hermes *h;
-    struct hm_errbuf *prev, *next;
+typedef struct hm_errslot {
+    uint64_t owner; /* id of the handle the message is about; 0: none */
     char msg[HM_ERRMSG_SIZE];
-} hm_errbuf;
+    char detail[HM_DETAIL_SIZE];
+} hm_errslot;
+
+static _Thread_local hm_errslot slot;
+
+/* Handle ids: 0 is "no handle", so they start at 1. */
+static atomic_uint_fast64_t last_id;
+
+uint64_t hm_handle_id_next(void)
+{
+    return atomic_fetch_add_explicit(&last_id, 1, memory_order_relaxed) + 1;
+}
 
 const char *hermes_strerror(hermes_rc rc)
 {
@@ -35,105 +53,78 @@ const char *hermes_strerror(hermes_rc rc)
     return "unknown error code";
 }
 
-static void errbuf_unlink(hm_errbuf *b)
+static hermes_rc verror(const hermes *h, hermes_rc rc, const char *fmt,
+                        va_list ap)
 {
-    if (b->prev)
-        b->prev->next = b->next;
-    else
-        b->h->errbufs = b->next;
-    if (b->next)
-        b->next->prev = b->prev;
-}
-
-/* Runs when a thread that has a message on a still-open handle exits. */
-static void errbuf_destroy(void *p)
-{
-    hm_errbuf *b = p;
-    hermes *h = b->h;
-    pthread_mutex_lock(&h->err_mu);
-    errbuf_unlink(b);
-    pthread_mutex_unlock(&h->err_mu);
-    free(b);
-}
-
-int hm_errkey_init(hermes *h)
-{
-    if (pthread_mutex_init(&h->err_mu, NULL) != 0)
-        return -1;
-    if (pthread_key_create(&h->errkey, errbuf_destroy) != 0) {
-        pthread_mutex_destroy(&h->err_mu);
-        return -1;
-    }
-    h->errkey_ok = true;
-    return 0;
-}
-
-void hm_errkey_free(hermes *h)
-{
-    if (!h->errkey_ok)
-        return;
-    pthread_key_delete(h->errkey);
-    for (hm_errbuf *b = h->errbufs, *next; b; b = next) {
-        next = b->next;
-        free(b);
-    }
-    h->errbufs = NULL;
-    pthread_mutex_destroy(&h->err_mu);
-    h->errkey_ok = false;
-}
-
-static char *hm_errbuf_get(const hermes *ch)
-{
-    hermes *h = (hermes *)ch; /* the buffer list is bookkeeping, not state */
-    if (!h->errkey_ok)
-        return NULL;
-    hm_errbuf *b = pthread_getspecific(h->errkey);
-    if (!b) {
-        b = calloc(1, sizeof *b);
-        if (!b)
-            return NULL;
-        b->h = h;
-        if (pthread_setspecific(h->errkey, b) != 0) {
-            free(b);
-            return NULL;
-        }
-        pthread_mutex_lock(&h->err_mu);
-        b->next = h->errbufs;
-        if (b->next)
-            b->next->prev = b;
-        h->errbufs = b;
-        pthread_mutex_unlock(&h->err_mu);
-    }
-    return b->msg;
+    slot.owner = h ? h->id : 0;
+    vsnprintf(slot.msg, sizeof slot.msg, fmt, ap);
+    return rc;
 }
 
 hermes_rc hm_error(const hermes *h, hermes_rc rc, const char *fmt, ...)
 {
-    char *buf = hm_errbuf_get(h);
-    if (buf) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(buf, HM_ERRMSG_SIZE, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    verror(h, rc, fmt, ap);
+    va_end(ap);
     return rc;
 }
 
-void hm_clear_error(const hermes *h)
+hermes_rc hm_be_error(const hermes *h, hermes_rc rc, int status,
+                      const char *fmt, ...)
 {
-    hm_errbuf *b = h->errkey_ok ? pthread_getspecific(h->errkey) : NULL;
-    if (b)
-        b->msg[0] = '\0';
+    char what[HM_ERRMSG_SIZE / 2];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return hm_error(h, rc, "%s: %s%s%s", what, hm_be_status_str(status),
+                    slot.detail[0] ? ": " : "", slot.detail);
+}
+
+void hm_clear_error(void)
+{
+    slot.msg[0] = '\0';
+}
+
+hermes_rc hm_bad_handle(const hermes *h, const char *func)
+{
+    if (!h)
+        return hm_error(NULL, HERMES_EINVAL, "%s: the handle is NULL", func);
+    return hm_error(h, HERMES_EINVAL, "%s: the handle failed to open: %s", func,
+                    h->open_err);
+}
+
+void hm_be_detail_clear(void)
+{
+    slot.detail[0] = '\0';
+}
+
+void hm_be_detail_set(const char *msg)
+{
+    if (!msg)
+        msg = "";
+    size_t n = strlen(msg);
+    if (n >= sizeof slot.detail)
+        n = sizeof slot.detail - 1;
+    memcpy(slot.detail, msg, n);
+    slot.detail[n] = '\0';
+}
+
+const char *hm_be_detail(void)
+{
+    return slot.detail;
 }
 
 const char *hermes_errmsg(const hermes *h)
 {
     if (!h)
-        return "out of memory";
+        return slot.owner == 0 ? slot.msg : "";
+    if (slot.msg[0] && slot.owner == h->id)
+        return slot.msg;
     if (h->failed)
         return h->open_err;
-    const hm_errbuf *b = h->errkey_ok ? pthread_getspecific(h->errkey) : NULL;
-    return b ? b->msg : "";
+    return "";
 }
 
 void hermes_free(void *p)

@@ -23,23 +23,26 @@ static bool name_ok(const char *s)
 hermes_rc hermes_fn_register(hermes *h, const char *name,
                              const hermes_fn_options *opts, hermes_fn **out)
 {
-    HM_CHECK_HANDLE(h);
-    if (!out || !name_ok(name))
+    HM_ENTER(h);
+    if (!out)
+        return hm_error(h, HERMES_EINVAL, "hermes_fn_register: out is NULL");
+    *out = NULL;
+    if (!name_ok(name))
         return hm_error(h, HERMES_EINVAL,
-                        "function name must be non-empty and without spaces "
-                        "or control characters");
+                        "hermes_fn_register: function name %s%s%s must be "
+                        "non-empty and without spaces or control characters",
+                        name ? "'" : "", name ? name : "NULL", name ? "'" : "");
     if (strlen(name) > HM_RECORD_MAX_NAME)
         return hm_error(h, HERMES_EINVAL,
                         "function name longer than %d bytes: its records "
                         "could not name it",
                         HM_RECORD_MAX_NAME);
-    *out = NULL;
     if (opts && !hm_ttl_ok(opts->ttl))
         return hm_error(h, HERMES_EINVAL, "register %s: " HM_TTL_RANGE, name,
                         (unsigned long)opts->ttl, HERMES_TTL_MAX);
     hermes_fn *fn = calloc(1, sizeof *fn);
     if (!fn)
-        return HERMES_ENOMEM;
+        return hm_error(h, HERMES_ENOMEM, "register %s: out of memory", name);
     fn->h = h;
     hermes_rc rc = HERMES_ENOMEM;
     if (!(fn->name = strdup(name)))
@@ -82,6 +85,8 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
     return HERMES_OK;
 fail:
     hm_fn_free(fn);
+    if (rc == HERMES_ENOMEM)
+        hm_error(h, rc, "register %s: out of memory", name);
     return rc;
 }
 

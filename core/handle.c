@@ -36,7 +36,7 @@ static hermes *handle_new(void)
     pthread_mutex_init(&h->fns_mu, NULL);
     pthread_mutex_init(&h->logger.mu, NULL);
     hm_flights_init(&h->flights);
-    hm_errkey_init(h);
+    h->id = hm_handle_id_next();
     h->cfg.log_level = HERMES_LOG_WARN;
     hm_fork_track(h);
     return h;
@@ -213,7 +213,7 @@ static hermes_rc open_common(hermes **out, open_source src,
     hermes *h = handle_new();
     *out = h;
     if (!h)
-        return HERMES_ENOMEM;
+        return hm_error(NULL, HERMES_ENOMEM, "out of memory for a new handle");
     char err[1024];
     hermes_rc rc;
     if (src.options) {
@@ -235,10 +235,17 @@ static hermes_rc open_common(hermes **out, open_source src,
     return open_backend(h, linked);
 }
 
+/* The start of every hermes_open*(): out is where the handle goes. */
+#define OPEN_ENTER(out)                                                        \
+    do {                                                                       \
+        hm_clear_error();                                                      \
+        if (!(out))                                                            \
+            return hm_error(NULL, HERMES_EINVAL, "%s: out is NULL", __func__); \
+    } while (0)
+
 hermes_rc hermes_open(hermes **out, const char *path)
 {
-    if (!out)
-        return HERMES_EINVAL;
+    OPEN_ENTER(out);
     if (!path) {
         const char *env = getenv("HERMES_CONFIG");
         if (env && *env)
@@ -253,15 +260,14 @@ static hermes_rc open_invalid(hermes **out, const char *why)
     hermes *h = handle_new();
     *out = h;
     if (!h)
-        return HERMES_ENOMEM;
+        return hm_error(NULL, HERMES_ENOMEM, "out of memory for a new handle");
     open_failed(h, HERMES_EINVAL, why);
     return HERMES_EINVAL;
 }
 
 hermes_rc hermes_open_string(hermes **out, const char *text, const char *source)
 {
-    if (!out)
-        return HERMES_EINVAL;
+    OPEN_ENTER(out);
     if (!text)
         return open_invalid(out, "hermes_open_string: text is NULL");
     return open_common(out, (open_source){.text = text, .name = source}, NULL);
@@ -269,16 +275,14 @@ hermes_rc hermes_open_string(hermes **out, const char *text, const char *source)
 
 hermes_rc hermes_open_defaults(hermes **out)
 {
-    if (!out)
-        return HERMES_EINVAL;
+    OPEN_ENTER(out);
     return open_common(out, (open_source){0}, NULL);
 }
 
 hermes_rc hermes_open_with(hermes **out, const char *text, const char *source,
                            const hermes_backend *backend)
 {
-    if (!out)
-        return HERMES_EINVAL;
+    OPEN_ENTER(out);
     if (!backend)
         return open_invalid(out, "hermes_open_with: backend is NULL");
     return open_common(out, (open_source){.text = text, .name = source},
@@ -287,8 +291,7 @@ hermes_rc hermes_open_with(hermes **out, const char *text, const char *source,
 
 hermes_rc hermes_open_options(hermes **out, const hermes_options *options)
 {
-    if (!out)
-        return HERMES_EINVAL;
+    OPEN_ENTER(out);
     if (!options)
         return open_invalid(out, "hermes_open_options: options is NULL");
     return open_common(out, (open_source){.options = options}, NULL);
@@ -321,7 +324,6 @@ void hermes_close(hermes *h)
     free(h->tag_prefix);
     free(h->lock_prefix);
     hm_flights_free(&h->flights);
-    hm_errkey_free(h);
     pthread_mutex_destroy(&h->be_mu);
     pthread_mutex_destroy(&h->fns_mu);
     pthread_mutex_destroy(&h->logger.mu);

@@ -124,6 +124,12 @@ static int host_random(void *ctx, void *buf, size_t len)
     return hm_random(buf, len);
 }
 
+/* ABI 1.1: the plugin's reason for the failure it is about to return. */
+static void host_error_detail(void *ctx, const char *msg)
+{
+    hm_be_detail_set(msg);
+}
+
 void hm_host_init(hermes *h)
 {
     h->host.struct_size = sizeof h->host;
@@ -133,4 +139,5 @@ void hm_host_init(hermes *h)
     h->host.monotonic_ns = host_monotonic_ns;
     h->host.random = host_random;
     h->host.config_source = h->cfg.source;
+    h->host.error_detail = host_error_detail;
 }

@@ -85,10 +85,7 @@ struct hermes {
     pthread_mutex_t be_mu;
     hermes_host host;
     hm_logger logger;
-    pthread_key_t errkey; /* per-thread last error (errors.c) */
-    bool errkey_ok;
-    pthread_mutex_t err_mu;    /* guards errbufs */
-    struct hm_errbuf *errbufs; /* every thread's buffer, freed at close */
+    uint64_t id; /* unique in the process: owns a thread's message */
     hm_counters stats;
     hm_flights flights;
     pthread_mutex_t fns_mu;
@@ -101,12 +98,25 @@ struct hermes {
     struct hermes *fork_prev, *fork_next; /* open handles (fork.c) */
 };
 
-/* errors.c: set the calling thread's message on h and return rc. */
+/* errors.c: the calling thread's message (one slot for the library).
+ * hm_error sets it, about h (NULL: about no handle), and returns rc. */
 hermes_rc hm_error(const hermes *h, hermes_rc rc, const char *fmt, ...)
     HM_PRINTF(3, 4);
-void hm_clear_error(const hermes *h);
-int hm_errkey_init(hermes *h);
-void hm_errkey_free(hermes *h);
+/* As hm_error, for a failed backend call: "<what>: <status>[: <detail>]",
+ * with the detail the plugin attached to the failure (hm_be_detail). */
+hermes_rc hm_be_error(const hermes *h, hermes_rc rc, int status,
+                      const char *fmt, ...) HM_PRINTF(4, 5);
+/* Empties the message: one store, done on entry to every public call. */
+void hm_clear_error(void);
+/* The EINVAL of a call on a NULL handle or one whose open failed. */
+hermes_rc hm_bad_handle(const hermes *h, const char *func);
+/* A new handle id (never 0). */
+uint64_t hm_handle_id_next(void);
+/* The plugin's detail of the backend call running on this thread
+ * (host->error_detail): emptied before each call, "" when none. */
+void hm_be_detail_clear(void);
+void hm_be_detail_set(const char *msg);
+const char *hm_be_detail(void);
 
 /* host.c: the services handed to plugins (clocks in host.h). */
 void hm_host_init(hermes *h);
@@ -115,11 +125,13 @@ void hm_log(hermes *h, int level, const char *fmt, ...) HM_PRINTF(3, 4);
 /* handle.c: frees a registered function (fn.c builds them). */
 void hm_fn_free(hermes_fn *fn);
 
-/* A public call on a handle whose open failed does nothing. */
-#define HM_CHECK_HANDLE(h)                                                     \
+/* The start of every public call on a handle: clear the thread's message;
+ * a NULL handle or one whose open failed is HERMES_EINVAL, with a message. */
+#define HM_ENTER(h)                                                            \
     do {                                                                       \
+        hm_clear_error();                                                      \
         if (!(h) || (h)->failed)                                               \
-            return HERMES_EINVAL;                                              \
+            return hm_bad_handle((h), __func__);                               \
     } while (0)
 
 /* A TTL the API accepts: HERMES_TTL_DEFAULT, 1..HERMES_TTL_MAX, or

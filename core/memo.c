@@ -15,13 +15,33 @@
 #include "lock.h"
 #include "memo.h"
 
+/* The calls this thread is computing, innermost first (hm_call.outer):
+ * a compute callback that calls its own entry, directly or through other
+ * cached functions, finds it here and fails at once instead of waiting
+ * lock_wait_ms for itself. */
+static _Thread_local const hm_call *computing;
+
+/* The entry of c when this thread is already computing it, else NULL. */
+static const hm_call *computing_same(const hm_call *c)
+{
+    for (const hm_call *o = computing; o; o = o->outer)
+        if (o->h == c->h && o->entry.len == c->entry.len &&
+            memcmp(o->entry.data, c->entry.data, c->entry.len) == 0)
+            return o;
+    return NULL;
+}
+
 void hm_call_compute(hm_call *c, bool store, hm_outcome *o)
 {
     hermes *h = c->h;
     hermes_result res;
     memset(&res, 0, sizeof res);
+    res.h = h;
     uint64_t t0 = hm_monotonic_ns();
+    c->outer = computing;
+    computing = c;
     int failed = c->compute(c->arg, &res);
+    computing = c->outer;
     uint64_t us = (hm_monotonic_ns() - t0) / 1000u;
     HM_COUNT(h, computations, 1);
     memset(o, 0, sizeof *o);
@@ -97,7 +117,10 @@ void hm_call_backend_failed(hm_call *c, int status, hm_outcome *o)
     if (c->h->cfg.on_backend_error == HM_FALLBACK_FAIL) {
         memset(o, 0, sizeof *o);
         o->rc = HERMES_EBACKEND;
-        o->errmsg = strdup(hm_be_status_str(status));
+        const char *what = hm_be_status_str(status), *detail = hm_be_detail();
+        size_t n = strlen(what) + 2 + strlen(detail) + 1;
+        if ((o->errmsg = malloc(n)) != NULL)
+            snprintf(o->errmsg, n, "%s%s%s", what, *detail ? ": " : "", detail);
         return;
     }
     hm_call_compute(c, false, o);
@@ -188,6 +211,7 @@ static hermes_rc deliver(hm_call *c, hm_outcome *o, void **value, size_t *len)
         *value = o->value;
         *len = o->len;
         o->value = NULL;
+        hm_clear_error(); /* of the calls the compute callback made */
     } else if (rc == HERMES_ECOMPUTE) {
         hm_error(c->h, rc, "%s: %s", c->fn->name,
                  o->errmsg ? o->errmsg : "the compute callback failed");
@@ -209,12 +233,19 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
                       hermes_compute_fn compute_fn, void *arg, void **value,
                       size_t *len)
 {
+    hm_clear_error();
     if (value)
         *value = NULL;
     if (len)
         *len = 0;
-    if (!fn || !compute_fn || !value || !len || (!args && args_len))
-        return HERMES_EINVAL;
+    if (!fn)
+        return hm_error(NULL, HERMES_EINVAL, "hermes_call: fn is NULL");
+    if (!compute_fn || !value || !len || (!args && args_len))
+        return hm_error(fn->h, HERMES_EINVAL, "hermes_call %s: %s", fn->name,
+                        !compute_fn ? "compute is NULL"
+                        : !value    ? "value is NULL"
+                        : !len      ? "len is NULL"
+                                    : "args is NULL but args_len is not 0");
     /* Field by field: zeroing the whole struct (key buffers, inline tag
      * versions) costs more than the rest of a hit's bookkeeping. */
     hm_call c;
@@ -232,7 +263,19 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
     if (rc != HERMES_OK) {
         hm_buf_free(&c.entry);
         hm_buf_free(&c.lock);
-        return rc == HERMES_ENOMEM ? hm_error(fn->h, rc, "out of memory") : rc;
+        return rc == HERMES_ENOMEM
+                   ? hm_error(fn->h, rc, "%s: out of memory", fn->name)
+                   : rc;
+    }
+    const hm_call *same = computing ? computing_same(&c) : NULL;
+    if (same) {
+        hm_read_free(&c.rd);
+        hm_buf_free(&c.entry);
+        hm_buf_free(&c.lock);
+        return hm_error(fn->h, HERMES_ERECURSIVE,
+                        "%s: called from the compute callback of %s while "
+                        "this thread computes the same entry",
+                        fn->name, computing->fn->name);
     }
     /* A follower told to read again usually finds the leader's value; a
      * caller that keeps being sent back (tags cleaned over and over)
@@ -270,8 +313,14 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
 hermes_rc hermes_invalidate(hermes_fn *fn, const void *args, size_t args_len,
                             void *arg)
 {
-    if (!fn || (!args && args_len))
-        return HERMES_EINVAL;
+    hm_clear_error();
+    if (!fn)
+        return hm_error(NULL, HERMES_EINVAL, "hermes_invalidate: fn is NULL");
+    if (!args && args_len)
+        return hm_error(fn->h, HERMES_EINVAL,
+                        "hermes_invalidate %s: args is NULL but args_len is "
+                        "not 0",
+                        fn->name);
     hm_buf entry;
     hm_buf_init(&entry);
     hermes_rc rc = hm_entry_key(fn, args, args_len, arg, &entry);
@@ -279,8 +328,10 @@ hermes_rc hermes_invalidate(hermes_fn *fn, const void *args, size_t args_len,
         hermes_bytes k = hm_bytes(entry.data, entry.len);
         int st = hm_be_del(fn->h, &k, 1);
         if (st != HERMES_BE_OK)
-            rc = hm_error(fn->h, HERMES_EBACKEND, "invalidate %s: %s", fn->name,
-                          hm_be_status_str(st));
+            rc = hm_be_error(fn->h, HERMES_EBACKEND, st, "invalidate %s",
+                             fn->name);
+    } else if (rc == HERMES_ENOMEM) {
+        hm_error(fn->h, rc, "invalidate %s: out of memory", fn->name);
     }
     hm_buf_free(&entry);
     return rc;

@@ -9,6 +9,7 @@
 #include "tags.h"
 
 struct hermes_result {
+    hermes *h; /* the handle of the call, for messages */
     unsigned char *data;
     size_t len;
     bool set;
@@ -27,7 +28,8 @@ typedef struct hm_call {
     void *arg;
     hm_buf entry, lock;
     hm_read rd;
-    hm_verdict verdict; /* of the last read */
+    hm_verdict verdict;          /* of the last read */
+    const struct hm_call *outer; /* computing when this one started */
 } hm_call;
 
 /*

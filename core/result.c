@@ -10,13 +10,21 @@
 hermes_rc hm_result_set2(hermes_result *res, const void *a, size_t an,
                          const void *b, size_t bn)
 {
-    if (!res || (!a && an) || (!b && bn) || bn >= SIZE_MAX ||
-        an > SIZE_MAX - 1 - bn)
-        return HERMES_EINVAL;
+    if (!res)
+        return hm_error(NULL, HERMES_EINVAL, "hermes_result_set: res is NULL");
+    if (!a && an)
+        return hm_error(res->h, HERMES_EINVAL,
+                        "hermes_result_set: p is NULL but n is %zu", an);
+    if ((!b && bn) || bn >= SIZE_MAX || an > SIZE_MAX - 1 - bn)
+        return hm_error(res->h, HERMES_EINVAL,
+                        "hermes_result_set: a value of %zu + %zu bytes", an,
+                        bn);
     unsigned char *d = malloc(an + bn + 1);
     if (!d) {
         res->nomem = true;
-        return HERMES_ENOMEM;
+        return hm_error(res->h, HERMES_ENOMEM,
+                        "hermes_result_set: out of memory for %zu bytes",
+                        an + bn);
     }
     if (an)
         memcpy(d, a, an);
@@ -32,6 +40,7 @@ hermes_rc hm_result_set2(hermes_result *res, const void *a, size_t an,
 
 hermes_rc hermes_result_set(hermes_result *res, const void *p, size_t n)
 {
+    hm_clear_error();
     return hm_result_set2(res, p, n, NULL, 0);
 }
 

@@ -77,5 +77,5 @@ hermes_rc hm_taglist_build(hermes *h, const char *const *in, hm_taglist *t)
 nomem:
     free(sorted);
     hm_taglist_free(t);
-    return HERMES_ENOMEM;
+    return hm_error(h, HERMES_ENOMEM, "out of memory for a tag list");
 }

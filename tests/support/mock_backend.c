@@ -22,6 +22,8 @@ struct mock_state {
     pthread_mutex_t mu; /* the core calls from many threads */
     mock_counts counts;
     int fail;
+    const char *fail_detail; /* attached to every failure when set */
+    const hermes_host *host;
     bool strict;
 };
 
@@ -66,6 +68,19 @@ void mock_fail_all(mock_state *m, int status)
     m->fail = status;
 }
 
+void mock_fail_detail(mock_state *m, const char *detail)
+{
+    m->fail_detail = detail;
+}
+
+/* The status of a failing call, with its detail for the core. */
+static int fail_now(mock_state *m)
+{
+    if (m->fail_detail)
+        m->host->error_detail(m->host->ctx, m->fail_detail);
+    return m->fail;
+}
+
 void mock_strict(mock_state *m, bool on)
 {
     m->strict = on;
@@ -85,6 +100,7 @@ static int mock_open(const hermes_host *host, const hermes_kv *kv, size_t n,
         return HERMES_BE_NOMEM;
     pthread_mutex_init(&m->mu, NULL);
     m->inner = hm_dict_backend();
+    m->host = host;
     int st = m->inner->open(host, kv, n, &m->inner_state, err);
     if (st != HERMES_BE_OK) {
         pthread_mutex_destroy(&m->mu);
@@ -139,7 +155,7 @@ static int mock_get(void *state, const hermes_bytes *keys, size_t n,
     if (m->strict)
         strict_get(n);
     if (m->fail)
-        return m->fail;
+        return fail_now(m);
     return m->inner->get(m->inner_state, keys, n, cb, arg);
 }
 
@@ -155,7 +171,7 @@ static int mock_set(void *state, const hermes_item *items, size_t n,
     if (m->strict)
         strict_set(n);
     if (m->fail)
-        return m->fail;
+        return fail_now(m);
     return m->inner->set(m->inner_state, items, n, cb, arg);
 }
 
@@ -166,7 +182,7 @@ static int mock_del(void *state, const hermes_bytes *keys, size_t n)
     if (m->strict)
         strict_del(n);
     if (m->fail)
-        return m->fail;
+        return fail_now(m);
     return m->inner->del(m->inner_state, keys, n);
 }
 
@@ -178,7 +194,7 @@ static int mock_lock(void *state, hermes_bytes key, hermes_bytes token,
     if (m->strict)
         strict_lock();
     if (m->fail)
-        return m->fail;
+        return fail_now(m);
     return m->inner->lock(m->inner_state, key, token, ttl_ms, acquired);
 }
 
@@ -190,7 +206,7 @@ static int mock_unlock(void *state, hermes_bytes key, hermes_bytes token,
     if (m->strict)
         strict_unlock();
     if (m->fail)
-        return m->fail;
+        return fail_now(m);
     return m->inner->unlock(m->inner_state, key, token, released);
 }
 
@@ -199,7 +215,7 @@ static int mock_flush(void *state, hermes_bytes prefix)
     mock_state *m = state;
     count(m, &m->counts.flush, NULL, 0, 0);
     if (m->fail)
-        return m->fail;
+        return fail_now(m);
     return m->inner->flush(m->inner_state, prefix);
 }
 

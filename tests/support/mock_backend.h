@@ -33,6 +33,9 @@ mock_counts mock_get_counts(const mock_state *m);
 void mock_reset_counts(mock_state *m);
 /* Every operation returns status (e.g. HERMES_BE_IO) while set; 0 clears. */
 void mock_fail_all(mock_state *m, int status);
+/* While failing, also attach detail to each failure (host->error_detail,
+ * which the core shows in hermes_errmsg); NULL stops.  Not copied. */
+void mock_fail_detail(mock_state *m, const char *detail);
 /* Strict mode: every call does function_called() and check_expected(n). */
 void mock_strict(mock_state *m, bool on);
 /* Direct access to the store underneath (dict ops and state). */

@@ -52,7 +52,8 @@
  * HERMES_CAP_THREADSAFE, which then never is inside a call at the fork.
  *
  * Failures: operations return HERMES_BE_OK or one of the hermes_be_status
- * codes below.  A plugin reports detail through host->log(); it never
+ * codes below.  A plugin reports detail through host->log(), and the
+ * reason of one failure through host->error_detail() (ABI 1.1); it never
  * aborts, never exits, never prints to stdout, and never lets a signal
  * kill the application (a network plugin blocks or avoids SIGPIPE: write
  * with MSG_NOSIGNAL, or block it in the calling thread around writes).  The
@@ -99,7 +100,7 @@ extern "C" {
 #endif
 
 #define HERMES_BACKEND_ABI_MAJOR 1
-#define HERMES_BACKEND_ABI_MINOR 0
+#define HERMES_BACKEND_ABI_MINOR 1
 
 /* The symbol the loader looks up in every plugin. */
 #define HERMES_BACKEND_ENTRY_SYMBOL "hermes_backend_entry"
@@ -125,9 +126,9 @@ enum hermes_log_level {
 };
 
 /*
- * Services the core offers a plugin (ABI 1.0).  The structure and the
- * functions it points to stay valid from open() until close() returns and
- * may be called from any thread.
+ * Services the core offers a plugin (ABI 1.0, extended in 1.1).  The structure
+ * and the functions it points to stay valid from open() until close() returns
+ * and may be called from any thread.
  */
 typedef struct hermes_host {
     uint32_t struct_size; /* sizeof(struct hermes_host) of the core */
@@ -145,7 +146,32 @@ typedef struct hermes_host {
     /* The config file the section came from, for messages ("<string>",
      * "<options>" or "<defaults>" when there is no file). */
     const char *config_source;
+
+    /* ---- ABI 1.1 ---- */
+
+    /*
+     * Attach detail text to the failure the calling thread's current
+     * operation is about to return, like SQLite's xGetLastError: the
+     * server's own reason ("OOM command not allowed when used memory >
+     * 'maxmemory'", "NOAUTH Authentication required", "connect: Connection
+     * refused").  The core copies msg (at most 255 bytes are kept), shows
+     * it in hermes_errmsg() and in its log line for that failure, and
+     * forgets it when the operation returns: a detail set by an operation
+     * that then returns HERMES_BE_OK is dropped.  A later call within the
+     * same operation replaces an earlier one.  Call it only from the thread
+     * running an operation (get, set, del, lock, unlock, flush, scan,
+     * stats), never from open() (use err->msg) or another thread.  It does
+     * not log: log through log() as well if the line belongs in the log.
+     * Present when HERMES_HOST_HAS(host, error_detail).
+     */
+    void (*error_detail)(void *ctx, const char *msg);
 } hermes_host;
+
+/* Whether the core's host structure has `field` (added in a later minor):
+ * a plugin checks this before calling a service newer than ABI 1.0. */
+#define HERMES_HOST_HAS(host, field)                                           \
+    ((host)->struct_size >=                                                    \
+     offsetof(hermes_host, field) + sizeof((host)->field))
 
 /* One "key = value" line of the plugin's config section.  Neither key nor
  * value is ever NULL: "key =" gives the empty string, which a plugin

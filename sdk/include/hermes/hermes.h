@@ -6,7 +6,12 @@
  * Conventions:
  *  - Every function that can fail returns a hermes_rc; HERMES_OK is 0.
  *    hermes_strerror() turns a code into words, hermes_errmsg() gives the
- *    detail of the last failure on a handle in the calling thread.
+ *    detail of the last failure in the calling thread.  Every function
+ *    returning a hermes_rc clears that message on entry and, when it
+ *    returns anything but HERMES_OK, leaves one that describes this
+ *    failure; after a success it is "".  Functions returning void or a
+ *    value (hermes_errmsg, hermes_strerror, hermes_free, hermes_args_*,
+ *    hermes_result_nocache/ttl/error, accessors) leave it alone.
  *  - A handle (hermes *) and registered functions (hermes_fn *) may be used
  *    from many threads at once.  Registration and close are not concurrent
  *    with anything else on the same handle.
@@ -38,7 +43,8 @@ extern "C" {
     X(ETIMEOUT, 7, "timed out waiting for another caller's computation")       \
     X(ENOTFOUND, 8, "not found")                                               \
     X(EEXIST, 9, "already exists")                                             \
-    X(ETOOBIG, 10, "value or key too large")
+    X(ETOOBIG, 10, "value or key too large")                                   \
+    X(ERECURSIVE, 11, "cached function called from its own computation")
 
 typedef enum hermes_rc {
 #define HERMES__RC_ENUM(name, value, text) HERMES_##name = value,
@@ -122,9 +128,17 @@ hermes_rc hermes_open_options(hermes **out, const hermes_options *options);
 void hermes_close(hermes *h);
 
 /*
- * The detail of the last failure of a call on h in this thread, or of
- * hermes_open() on the handle it returned.  Valid until the next call on h
- * in this thread.  Never NULL.
+ * The detail of the failure of the last call this thread made, when that
+ * call was about h (a call on h, or on a hermes_fn registered on h), e.g.
+ * "user_profile: backend redis: backend unreachable or timed out: connect:
+ * Connection refused".  Otherwise "", so a message is never shown for
+ * another handle or another thread.  There is one message per thread, not
+ * one per handle: the next call in this thread, on any handle, clears it.
+ * On a handle whose open failed, the reason of the open (file:line: key:
+ * reason) when no later call on it failed.  With h NULL, the message of a
+ * failed call that had no handle (NULL handle or fn, hermes_open* with out
+ * NULL or out of memory for the handle).  The string lives in the
+ * thread's storage: valid until the next call in this thread.  Never NULL.
  */
 const char *hermes_errmsg(const hermes *h);
 
@@ -255,6 +269,11 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
  * bytes) and *len are set; free *value with hermes_free().  When the backend
  * fails, the value is computed directly (unless on_backend_error = fail).
  * On failure *value is NULL.
+ *
+ * A compute callback may call other cached functions.  One that calls the
+ * entry it is computing (directly, or through other cached functions
+ * whose callbacks lead back to it) gets HERMES_ERECURSIVE at once instead
+ * of waiting lock_wait_ms for itself.
  */
 hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
                       hermes_compute_fn compute, void *arg, void **value,
