@@ -103,6 +103,14 @@ int rpool_has_control(const char *s)
     return 0;
 }
 
+/* The reason of the failure the current operation returns (ABI 1.1). */
+static void pool_detail(rpool *p, const char *msg)
+{
+    if (p->host && HERMES_HOST_HAS(p->host, error_detail) &&
+        p->host->error_detail)
+        p->host->error_detail(p->host->ctx, msg);
+}
+
 void rpool_log(rpool *p, int level, const char *fmt, ...)
 {
     char msg[512];
@@ -118,6 +126,10 @@ void rpool_log(rpool *p, int level, const char *fmt, ...)
     vsnprintf(msg + off, sizeof msg - (size_t)off, fmt, ap);
     va_end(ap);
     p->host->log(p->host->ctx, level, msg);
+    /* Errors and warnings are logged on the way to returning a failure:
+     * the same text is that failure's reason in hermes_errmsg(). */
+    if (level <= HERMES_LOG_WARN)
+        pool_detail(p, msg);
 }
 
 static char *dup_or_null(const char *s, int *failed)
@@ -793,6 +805,8 @@ int rpool_take(rpool *p, rpool_conn **out)
              * per call. */
             if (now < p->retry_at_ns) {
                 pthread_mutex_unlock(&p->mu);
+                pool_detail(p, "backing off after a failure, not "
+                               "retrying yet");
                 return HERMES_BE_IO;
             }
             /* Past the backoff: this call probes the server, and the
