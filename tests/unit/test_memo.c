@@ -896,7 +896,7 @@ static void names_and_tag_lists_a_record_cannot_hold_are_refused(void **state)
     assert_non_null(strstr(hermes_errmsg(h), "255"));
     name[255] = '\0';
     assert_int_equal(hermes_fn_register(h, name, NULL, &fn), HERMES_OK);
-    static char names[256][8];
+    static char names[256][16];
     const char *tags[257];
     for (int i = 0; i < 256; i++) {
         snprintf(names[i], sizeof names[i], "t%d", i);
@@ -1021,7 +1021,7 @@ static void python_reads_the_tag_versions_c_writes(void **state)
            hex, out, sizeof out);
     assert_int_equal(strlen(out), 22);
     /* ...written exactly as pickle.dumps(that str) writes it. */
-    char args[64];
+    char args[256];
     snprintf(args, sizeof args, "%s", out);
     python("import pickle,sys; print(pickle.dumps(sys.argv[1]).hex())", args,
            out, sizeof out);
