@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "options.h"
 
 struct hermes_options {
@@ -17,10 +18,13 @@ struct hermes_options {
 
 hermes_rc hermes_options_new(hermes_options **out)
 {
+    hm_clear_error();
     if (!out)
-        return HERMES_EINVAL;
+        return hm_error(NULL, HERMES_EINVAL, "hermes_options_new: out is NULL");
     *out = calloc(1, sizeof **out);
-    return *out ? HERMES_OK : HERMES_ENOMEM;
+    return *out ? HERMES_OK
+                : hm_error(NULL, HERMES_ENOMEM,
+                           "hermes_options_new: out of memory");
 }
 
 static void setting_free(hm_setting *s)
@@ -40,11 +44,19 @@ void hermes_options_free(hermes_options *o)
     free(o);
 }
 
+static hermes_rc nomem(const char *section, const char *key)
+{
+    return hm_error(NULL, HERMES_ENOMEM,
+                    "hermes_options_set [%s] %s: out of memory", section, key);
+}
+
 hermes_rc hermes_options_set(hermes_options *o, const char *section,
                              const char *key, const char *value)
 {
+    hm_clear_error();
     if (!o || !key)
-        return HERMES_EINVAL;
+        return hm_error(NULL, HERMES_EINVAL, "hermes_options_set: %s is NULL",
+                        !o ? "the options" : "key");
     if (!section)
         section = "hermes";
     size_t i = 0;
@@ -61,7 +73,7 @@ hermes_rc hermes_options_set(hermes_options *o, const char *section,
     }
     char *copy = strdup(value);
     if (!copy)
-        return HERMES_ENOMEM;
+        return nomem(section, key);
     if (i < o->n) {
         free((char *)o->v[i].value);
         o->v[i].value = copy;
@@ -72,7 +84,7 @@ hermes_rc hermes_options_set(hermes_options *o, const char *section,
         hm_setting *v = realloc(o->v, cap * sizeof *v);
         if (!v) {
             free(copy);
-            return HERMES_ENOMEM;
+            return nomem(section, key);
         }
         o->v = v;
         o->cap = cap;
@@ -83,7 +95,7 @@ hermes_rc hermes_options_set(hermes_options *o, const char *section,
     s->value = copy;
     if (!s->section || !s->key) {
         setting_free(s);
-        return HERMES_ENOMEM;
+        return nomem(section, key);
     }
     o->n++;
     return HERMES_OK;

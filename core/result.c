@@ -52,14 +52,17 @@ void hermes_result_nocache(hermes_result *res)
 
 hermes_rc hermes_result_ttl(hermes_result *res, uint32_t ttl_seconds)
 {
+    hm_clear_error();
     if (!res)
-        return HERMES_EINVAL;
+        return hm_error(NULL, HERMES_EINVAL, "hermes_result_ttl: res is NULL");
     if (!hm_ttl_ok(ttl_seconds)) {
         /* Remembered, so that the call fails instead of storing the value
          * under a TTL nobody asked for. */
         res->bad_ttl = true;
         res->ttl = ttl_seconds;
-        return HERMES_EINVAL;
+        return hm_error(res->h, HERMES_EINVAL,
+                        "hermes_result_ttl: " HM_TTL_RANGE,
+                        (unsigned long)ttl_seconds, HERMES_TTL_MAX);
     }
     res->has_ttl = ttl_seconds != HERMES_TTL_DEFAULT;
     res->ttl = ttl_seconds;

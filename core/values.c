@@ -12,6 +12,10 @@
 
 #include "memo.h"
 
+#define NOT_REGISTERED                                                         \
+    "the cached function is not registered (HERMES_REGISTER), or its "         \
+    "handle was closed"
+
 hermes_rc hermes__call(hermes_fn *fn, hermes_args *enc,
                        hermes_compute_fn compute, void *pack, void **value,
                        size_t *len)
@@ -19,10 +23,12 @@ hermes_rc hermes__call(hermes_fn *fn, hermes_args *enc,
     hermes_rc rc;
     *value = NULL;
     *len = 0;
-    if (!fn)
-        rc = HERMES_EINVAL; /* not registered, or the handle was closed */
+    hm_clear_error();
+    if (!fn) /* not registered, or the handle was closed */
+        rc = hm_error(NULL, HERMES_EINVAL, NOT_REGISTERED);
     else if (enc->failed)
-        rc = HERMES_ENOMEM;
+        rc = hm_error(fn->h, HERMES_ENOMEM,
+                      "%s: out of memory encoding the arguments", fn->name);
     else
         rc = hermes_call(fn, enc->data, enc->len, compute, pack, value, len);
     hermes_args_free(enc);
@@ -31,10 +37,15 @@ hermes_rc hermes__call(hermes_fn *fn, hermes_args *enc,
 
 hermes_rc hermes__invalidate(hermes_fn *fn, hermes_args *enc, void *pack)
 {
-    hermes_rc rc = !fn ? HERMES_EINVAL
-                   : enc->failed
-                       ? HERMES_ENOMEM
-                       : hermes_invalidate(fn, enc->data, enc->len, pack);
+    hermes_rc rc;
+    hm_clear_error();
+    if (!fn)
+        rc = hm_error(NULL, HERMES_EINVAL, NOT_REGISTERED);
+    else if (enc->failed)
+        rc = hm_error(fn->h, HERMES_ENOMEM,
+                      "%s: out of memory encoding the arguments", fn->name);
+    else
+        rc = hermes_invalidate(fn, enc->data, enc->len, pack);
     hermes_args_free(enc);
     return rc;
 }

@@ -486,6 +486,78 @@ static void direct_backend_errors(void **state)
     hermes_close(h);
 }
 
+/* ------------------------------------------- options, result, macros */
+
+static void options_errors(void **state)
+{
+    (void)state;
+    hermes_options *o;
+    assert_int_equal(hermes_options_new(NULL), HERMES_EINVAL);
+    assert_string_equal(hermes_errmsg(NULL), "hermes_options_new: out is NULL");
+    assert_int_equal(hermes_options_new(&o), HERMES_OK);
+    assert_string_equal(hermes_errmsg(NULL), "");
+    assert_int_equal(hermes_options_set(NULL, NULL, "ttl", "1"), HERMES_EINVAL);
+    assert_string_equal(hermes_errmsg(NULL),
+                        "hermes_options_set: the options is NULL");
+    assert_int_equal(hermes_options_set(o, NULL, NULL, "1"), HERMES_EINVAL);
+    assert_string_equal(hermes_errmsg(NULL), "hermes_options_set: key is NULL");
+    assert_int_equal(hermes_options_set(o, NULL, "ttl", "1"), HERMES_OK);
+    assert_string_equal(hermes_errmsg(NULL), "");
+    hermes_options_free(o);
+}
+
+/* A compute callback's failing result call: the message says so at once. */
+static int compute_bad_ttl(void *arg, hermes_result *res)
+{
+    hermes *h = arg;
+    if (hermes_result_ttl(res, HERMES_TTL_MAX + 1) != HERMES_EINVAL)
+        return 1;
+    if (!strstr(hermes_errmsg(h), "hermes_result_ttl: "))
+        return 1;
+    return hermes_result_set(res, "x", 1) != HERMES_OK;
+}
+
+static void result_errors(void **state)
+{
+    (void)state;
+    hermes *h = open_mock(NULL);
+    hermes_fn *fn;
+    assert_int_equal(hermes_fn_register(h, "f", NULL, &fn), HERMES_OK);
+    assert_int_equal(hermes_result_ttl(NULL, 1), HERMES_EINVAL);
+    assert_string_equal(hermes_errmsg(NULL), "hermes_result_ttl: res is NULL");
+    /* The callback checks its own message; the call then fails on the TTL,
+     * with a message of its own. */
+    leave_sentinel(h);
+    hermes_rc rc = call(fn, compute_bad_ttl, h);
+    assert_int_not_equal(rc, HERMES_OK);
+    assert_string_not_equal(hermes_errmsg(h), "");
+    assert_string_not_equal(hermes_errmsg(h), SENTINEL);
+    hermes_close(h);
+}
+
+HERMES_FUNC(int64_t, twice, int64_t, a)
+{
+    return 2 * a;
+}
+
+static void macro_errors(void **state)
+{
+    (void)state;
+    int64_t out = 0;
+    assert_int_equal(twice_try(2, &out), HERMES_EINVAL);
+    assert_non_null(strstr(hermes_errmsg(NULL), "not registered"));
+    assert_int_equal(twice_invalidate(2), HERMES_EINVAL);
+    assert_non_null(strstr(hermes_errmsg(NULL), "not registered"));
+    hermes *h = open_mock(NULL);
+    assert_int_equal(HERMES_REGISTER(h, twice), HERMES_OK);
+    assert_int_equal(twice_try(2, &out), HERMES_OK);
+    assert_int_equal(out, 4);
+    assert_string_equal(hermes_errmsg(h), "");
+    assert_int_equal(HERMES_REGISTER(h, twice), HERMES_EEXIST);
+    assert_non_null(strstr(hermes_errmsg(h), "'twice' is already registered"));
+    hermes_close(h);
+}
+
 /* ------------------------------------------------ one slot, per handle */
 
 static void the_message_belongs_to_its_handle(void **state)
@@ -686,6 +758,9 @@ int main(void)
         cmocka_unit_test(invalidate_errors),
         cmocka_unit_test(direct_errors),
         cmocka_unit_test(direct_backend_errors),
+        cmocka_unit_test(options_errors),
+        cmocka_unit_test(result_errors),
+        cmocka_unit_test(macro_errors),
         cmocka_unit_test(the_message_belongs_to_its_handle),
         cmocka_unit_test(the_message_belongs_to_its_thread),
         cmocka_unit_test(many_handles_all_report),
