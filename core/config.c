@@ -46,13 +46,14 @@ enum hermes_key {
     K_ON_LOCK_TIMEOUT,
     K_ON_BACKEND_ERROR,
     K_LOG_LEVEL,
+    K_LOG,
     K_COUNT
 };
 
 static const char *const hermes_keys[K_COUNT] = {
     "backend",     "ttl",          "prefix",          "plugin_path",
     "lock_ttl_ms", "lock_wait_ms", "on_lock_timeout", "on_backend_error",
-    "log_level",
+    "log_level",   "log",
 };
 
 typedef struct parser {
@@ -403,6 +404,15 @@ static hermes_rc hermes_setting(parser *p, const char *key, const char *v)
         return set_fallback(p, key, v, &c->on_lock_timeout);
     case K_ON_BACKEND_ERROR:
         return set_fallback(p, key, v, &c->on_backend_error);
+    case K_LOG:
+        if (strcasecmp(v, "stderr") == 0)
+            c->log_stderr = true;
+        else if (strcasecmp(v, "none") == 0)
+            c->log_stderr = false;
+        else
+            return fail(p, key, "expected stderr or none: %s",
+                        quote(v, strlen(v), q, sizeof q));
+        return HERMES_OK;
     default:
         return set_log_level(p, key, v, &c->log_level);
     }

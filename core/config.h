@@ -6,6 +6,7 @@
 #ifndef HERMES_CORE_CONFIG_H
 #define HERMES_CORE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,7 @@ typedef struct hm_config {
     hm_fallback on_lock_timeout;  /* default compute */
     hm_fallback on_backend_error; /* default compute */
     int log_level;                /* HERMES_LOG_* threshold (default warn) */
+    bool log_stderr;      /* log = stderr: lines go to stderr (default none) */
     hm_section *sections; /* every section but [hermes], in file order */
     size_t nsections;
 } hm_config;

@@ -11,7 +11,7 @@
 #include "internal.h"
 
 /* At most this many log lines per second; the rest are counted and
- * summarized, so a dead backend cannot flood stderr. */
+ * summarized, so a dead backend cannot flood the log. */
 #define HM_LOG_BURST 10
 
 uint64_t hm_now_ms(void)
@@ -65,10 +65,17 @@ static const char *level_name(int level)
     }
 }
 
+/* Where lines go: hermes_set_log's function, else stderr with log =
+ * stderr, else nowhere. */
+static bool log_wanted(const hermes *h, int level)
+{
+    return level <= h->cfg.log_level &&
+           (h->cfg.log_stderr ||
+            atomic_load_explicit(&h->logger.has_fn, memory_order_relaxed));
+}
+
 static void hm_log_msg(hermes *h, int level, const char *msg)
 {
-    if (level > h->cfg.log_level)
-        return;
     uint64_t now = hm_now_ms() / 1000u;
     unsigned suppressed = 0;
     bool print;
@@ -84,16 +91,30 @@ static void hm_log_msg(hermes *h, int level, const char *msg)
         h->logger.used++;
     else
         h->logger.suppressed++;
+    hermes_log_fn fn = h->logger.fn;
+    void *arg = h->logger.arg;
     pthread_mutex_unlock(&h->logger.mu);
-    if (suppressed)
-        fprintf(stderr, "hermes: %u similar messages suppressed\n", suppressed);
-    if (print)
-        fprintf(stderr, "hermes: %s: %s\n", level_name(level), msg);
+    /* The application's function runs with no lock of ours held. */
+    char line[64];
+    if (suppressed) {
+        snprintf(line, sizeof line, "%u similar messages suppressed",
+                 suppressed);
+        if (fn)
+            fn(arg, HERMES_LOG_WARN, line);
+        else if (h->cfg.log_stderr)
+            fprintf(stderr, "hermes: %s\n", line);
+    }
+    if (print) {
+        if (fn)
+            fn(arg, level, msg);
+        else if (h->cfg.log_stderr)
+            fprintf(stderr, "hermes: %s: %s\n", level_name(level), msg);
+    }
 }
 
 void hm_log(hermes *h, int level, const char *fmt, ...)
 {
-    if (level > h->cfg.log_level)
+    if (!log_wanted(h, level))
         return;
     char msg[512];
     va_list ap;
@@ -101,6 +122,17 @@ void hm_log(hermes *h, int level, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     hm_log_msg(h, level, msg);
+}
+
+hermes_rc hermes_set_log(hermes *h, hermes_log_fn fn, void *arg)
+{
+    HM_ENTER(h);
+    pthread_mutex_lock(&h->logger.mu);
+    h->logger.fn = fn;
+    h->logger.arg = fn ? arg : NULL;
+    atomic_store(&h->logger.has_fn, fn != NULL);
+    pthread_mutex_unlock(&h->logger.mu);
+    return HERMES_OK;
 }
 
 static void host_log(void *ctx, int level, const char *msg)

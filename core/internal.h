@@ -50,6 +50,9 @@ typedef struct hm_logger {
     pthread_mutex_t mu;
     uint64_t window_ms;
     unsigned used, suppressed;
+    hermes_log_fn fn; /* hermes_set_log's function, or NULL; under mu */
+    void *arg;
+    atomic_bool has_fn; /* fn != NULL, read without the lock */
 } hm_logger;
 
 /* A tag list (built and freed by taglist.c): sorted, unique names with

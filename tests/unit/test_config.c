@@ -20,7 +20,7 @@
 
 #define KNOWN                                                                  \
     "(known: backend, ttl, prefix, plugin_path, lock_ttl_ms, lock_wait_ms, "   \
-    "on_lock_timeout, on_backend_error, log_level)"
+    "on_lock_timeout, on_backend_error, log_level, log)"
 
 /* Parses text as "app.ini", failing the test with the message on error. */
 static void parse_ok(const char *text, hm_config *cfg)

@@ -117,13 +117,8 @@ typedef enum hermes_be_status {
     HERMES_BE_UNSUPPORTED = 6 /* optional operation not provided */
 } hermes_be_status;
 
-/* Log levels for hermes_host.log. */
-enum hermes_log_level {
-    HERMES_LOG_ERROR = 0,
-    HERMES_LOG_WARN = 1,
-    HERMES_LOG_INFO = 2,
-    HERMES_LOG_DEBUG = 3
-};
+/* Log levels for hermes_host.log: HERMES_LOG_ERROR .. HERMES_LOG_DEBUG. */
+#include <hermes/log.h>
 
 /*
  * Services the core offers a plugin (ABI 1.0, extended in 1.1).  The structure

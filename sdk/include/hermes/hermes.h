@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <hermes/log.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -141,6 +143,30 @@ void hermes_close(hermes *h);
  * thread's storage: valid until the next call in this thread.  Never NULL.
  */
 const char *hermes_errmsg(const hermes *h);
+
+/* Receives one log line: its level (HERMES_LOG_ERROR .. HERMES_LOG_DEBUG,
+ * <hermes/log.h>) and its text (no newline, valid only
+ * during the call).  arg is hermes_set_log()'s. */
+typedef void (*hermes_log_fn)(void *arg, int level, const char *msg);
+
+/*
+ * Where h's log lines go: failures of the backend (each failed operation,
+ * with the plugin's reason), the plugin's own lines ("connected again"),
+ * and, once a second, "N similar messages suppressed" (at most 10 lines a
+ * second reach the log; the rest are counted).  Lines above the config's
+ * log_level (default warn) are not made at all.
+ *
+ * By default the library writes nothing anywhere: with fn NULL (the
+ * initial state), lines go to stderr as "hermes: LEVEL: text" only when
+ * the config says log = stderr, and are dropped with log = none (the
+ * default).  With fn set, every line goes to fn(arg, level, text) instead,
+ * whatever log says, called on the thread that made the line with no lock
+ * of the library held; fn may call the library, but not hermes_close(h).
+ * Lines made while h is opened go to the config's choice.  May be called
+ * at any time; hermes_set_log(h, NULL, NULL) goes back to the config's
+ * choice.  HERMES_EINVAL on a NULL or failed handle.
+ */
+hermes_rc hermes_set_log(hermes *h, hermes_log_fn fn, void *arg);
 
 /* Frees memory returned by the library (values, stats text).  NULL is fine. */
 void hermes_free(void *p);
