@@ -1,0 +1,241 @@
+/*
+ * The memcached plugin's client pool (see pool.h).
+ */
+#include "pool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/*
+ * fork() while other threads use the pool: the child would inherit mu held
+ * by a thread that does not exist there.  The handlers take every pool's
+ * mu before the fork and release it on both sides; the child then finds
+ * the parent's clients by their pid (check_fork_locked).  glibc drops the
+ * handlers if the module is unloaded.
+ */
+static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static mcpool *fork_list;
+/* A fork child's abandoned clients (see pool.h), kept reachable so that
+ * leak checkers do not report what is kept on purpose. */
+static mc_client *abandoned;
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&fork_mu);
+    for (mcpool *p = fork_list; p; p = p->fork_next)
+        pthread_mutex_lock(&p->mu);
+}
+
+static void fork_release(void)
+{
+    for (mcpool *p = fork_list; p; p = p->fork_next)
+        pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&fork_mu);
+}
+
+static void fork_setup(void)
+{
+    pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+
+static void fork_track(mcpool *p)
+{
+    pthread_once(&fork_once, fork_setup);
+    pthread_mutex_lock(&fork_mu);
+    p->fork_prev = NULL;
+    p->fork_next = fork_list;
+    if (fork_list)
+        fork_list->fork_prev = p;
+    fork_list = p;
+    pthread_mutex_unlock(&fork_mu);
+}
+
+static void fork_untrack(mcpool *p)
+{
+    pthread_mutex_lock(&fork_mu);
+    if (p->fork_prev)
+        p->fork_prev->fork_next = p->fork_next;
+    else if (fork_list == p)
+        fork_list = p->fork_next;
+    if (p->fork_next)
+        p->fork_next->fork_prev = p->fork_prev;
+    pthread_mutex_unlock(&fork_mu);
+}
+
+static void cv_init(mcpool *p)
+{
+    pthread_condattr_t a;
+
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
+/* A client of another process: never written to, never freed. */
+static void abandon(mc_client *c)
+{
+    pthread_mutex_lock(&fork_mu);
+    c->next = abandoned;
+    abandoned = c;
+    pthread_mutex_unlock(&fork_mu);
+}
+
+static void free_client(mc_client *c)
+{
+    if (c->pid != getpid()) {
+        abandon(c);
+        return;
+    }
+    memcached_free(c->mc);
+    free(c);
+}
+
+/* Called with mu held.  In a fork child the idle list holds the parent's
+ * connections and `live` counts clients borrowed by parent threads that do
+ * not exist here: start over with an empty pool. */
+static void check_fork_locked(mcpool *p)
+{
+    pid_t me = getpid();
+    mc_client *c;
+
+    if (p->pid == me)
+        return;
+    while ((c = p->idle) != NULL) {
+        p->idle = c->next;
+        abandon(c);
+    }
+    p->live = 0;
+    p->pid = me;
+    /* The condition variable may count the parent's waiting threads, which
+     * do not exist here; no thread of the child waits on it yet. */
+    cv_init(p);
+}
+
+int mcpool_init(mcpool *p, const hermes_host *host, memcached_st *master,
+                unsigned size, uint32_t wait_ms)
+{
+    memset(p, 0, sizeof *p);
+    p->host = host;
+    p->master = master;
+    p->size = size ? size : 1;
+    p->wait_ms = wait_ms;
+    p->pid = getpid();
+    pthread_mutex_init(&p->mu, NULL);
+    cv_init(p);
+    fork_track(p);
+    return HERMES_BE_OK;
+}
+
+void mcpool_destroy(mcpool *p)
+{
+    mc_client *c;
+
+    if (!p->master)
+        return;
+    fork_untrack(p);
+    pthread_mutex_lock(&p->mu);
+    check_fork_locked(p);
+    while ((c = p->idle) != NULL) {
+        p->idle = c->next;
+        free_client(c);
+    }
+    pthread_mutex_unlock(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    memcached_free(p->master);
+    memset(p, 0, sizeof *p);
+}
+
+static void deadline_after(struct timespec *ts, uint32_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+int mcpool_take(mcpool *p, mc_client **out)
+{
+    struct timespec until;
+    int have_deadline = 0;
+    mc_client *c;
+
+    pthread_mutex_lock(&p->mu);
+    check_fork_locked(p);
+    for (;;) {
+        if ((c = p->idle) != NULL) {
+            p->idle = c->next;
+            pthread_mutex_unlock(&p->mu);
+            c->next = NULL;
+            *out = c;
+            return HERMES_BE_OK;
+        }
+        if (p->live < p->size)
+            break;
+        if (!have_deadline) {
+            deadline_after(&until, p->wait_ms);
+            have_deadline = 1;
+        }
+        if (pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT &&
+            !p->idle) {
+            pthread_mutex_unlock(&p->mu);
+            return HERMES_BE_IO;
+        }
+    }
+    /* Clone under mu: the template is read by one thread at a time. */
+    c = calloc(1, sizeof *c);
+    if (c)
+        c->mc = memcached_clone(NULL, p->master);
+    if (!c || !c->mc) {
+        pthread_mutex_unlock(&p->mu);
+        free(c);
+        return HERMES_BE_NOMEM;
+    }
+    c->pid = p->pid;
+    p->live++;
+    pthread_mutex_unlock(&p->mu);
+    *out = c;
+    return HERMES_BE_OK;
+}
+
+/* Replies still owed by some server of this client. */
+static int has_pending(memcached_st *mc)
+{
+    uint32_t n = memcached_server_count(mc);
+
+    for (uint32_t i = 0; i < n; i++) {
+        const memcached_instance_st *s =
+            memcached_server_instance_by_position(mc, i);
+
+        if (s && memcached_server_response_count(s) > 0)
+            return 1;
+    }
+    return 0;
+}
+
+void mcpool_put(mcpool *p, mc_client *c, int failed)
+{
+    if (failed && c->pid == getpid() && has_pending(c->mc))
+        memcached_quit(c->mc);
+    pthread_mutex_lock(&p->mu);
+    check_fork_locked(p);
+    if (c->pid != p->pid) {
+        /* Borrowed before a fork, returned in the child (a callback that
+         * forked): it belongs to the parent. */
+        pthread_mutex_unlock(&p->mu);
+        abandon(c);
+        return;
+    }
+    c->next = p->idle;
+    p->idle = c;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}

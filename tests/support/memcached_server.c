@@ -1,0 +1,358 @@
+/*
+ * Starts and stops private memcached processes for tests (see
+ * memcached_server.h).  The server's stderr goes to a file, never to our
+ * stdout, which belongs to the test harness.
+ */
+#include "memcached_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define START_TIMEOUT_MS 5000
+
+static const char install_hint[] =
+    "install it (Debian/Ubuntu: apt-get install memcached) or point "
+    "HERMES_MEMCACHED at the binary";
+
+static const char *server_binary(void)
+{
+    const char *p = getenv("HERMES_MEMCACHED");
+
+    return (p && *p) ? p : "memcached";
+}
+
+static int binary_exists(const char *name)
+{
+    const char *path, *p, *end;
+    char buf[4096];
+
+    if (strchr(name, '/'))
+        return access(name, X_OK) == 0;
+    path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    for (p = path;; p = end + 1) {
+        end = strchr(p, ':');
+        if (!end)
+            end = p + strlen(p);
+        if (snprintf(buf, sizeof buf, "%.*s/%s", (int)(end - p), p, name) <
+                (int)sizeof buf &&
+            access(buf, X_OK) == 0)
+            return 1;
+        if (*end == '\0')
+            return 0;
+    }
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof a;
+    int fd, port = -1;
+
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static int connect_to(const memcached_server *s, int timeout_ms)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)s->port);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Sends line + "\r\n" and reads until the reply ends with `end` (or, when
+ * end is NULL, with one line).  Returns the reply's length, -1 on error. */
+static long exchange(const memcached_server *s, const char *line,
+                     const char *end, char *buf, size_t cap)
+{
+    char out[512];
+    size_t got = 0;
+    int n, fd = connect_to(s, 2000);
+
+    if (fd < 0)
+        return -1;
+    n = snprintf(out, sizeof out, "%s\r\n", line);
+    if (n <= 0 || (size_t)n >= sizeof out ||
+        send(fd, out, (size_t)n, MSG_NOSIGNAL) != n) {
+        close(fd);
+        return -1;
+    }
+    while (got + 1 < cap) {
+        ssize_t r = recv(fd, buf + got, cap - 1 - got, 0);
+
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        buf[got] = '\0';
+        if (end ? (got >= strlen(end) &&
+                   strcmp(buf + got - strlen(end), end) == 0)
+                : strstr(buf, "\r\n") != NULL) {
+            close(fd);
+            return (long)got;
+        }
+    }
+    close(fd);
+    return -1;
+}
+
+int memcached_server_command(const memcached_server *s, const char *line,
+                             char *buf, size_t cap)
+{
+    char reply[4096];
+
+    if (exchange(s, line, NULL, reply, sizeof reply) < 0)
+        return -1;
+    reply[strcspn(reply, "\r\n")] = '\0';
+    snprintf(buf, cap, "%s", reply);
+    return 0;
+}
+
+long long memcached_server_stat(const memcached_server *s, const char *name)
+{
+    static char reply[16384]; /* a test's own thread; not reentrant */
+    char pat[96];
+    const char *p;
+
+    if (exchange(s, "stats", "END\r\n", reply, sizeof reply) < 0)
+        return -1;
+    snprintf(pat, sizeof pat, "STAT %s ", name);
+    p = strstr(reply, pat);
+    if (!p)
+        return -1;
+    return strtoll(p + strlen(pat), NULL, 10);
+}
+
+static int answers(const memcached_server *s)
+{
+    char buf[128];
+
+    return memcached_server_command(s, "version", buf, sizeof buf) == 0 &&
+           strncmp(buf, "VERSION", 7) == 0;
+}
+
+static void dump_log(const memcached_server *s)
+{
+    char buf[2048];
+    ssize_t n;
+    int fd = open(s->log, O_RDONLY);
+
+    if (fd < 0)
+        return;
+    n = read(fd, buf, sizeof buf);
+    close(fd);
+    if (n > 0) {
+        fprintf(stderr, "memcached_server: %s:\n", s->log);
+        fwrite(buf, 1, (size_t)n, stderr);
+        fputc('\n', stderr);
+    }
+}
+
+static int log_mentions(const memcached_server *s, const char *text)
+{
+    char buf[4096];
+    ssize_t n;
+    int fd = open(s->log, O_RDONLY);
+
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return strstr(buf, text) != NULL;
+}
+
+static void exec_server(const memcached_server *s, const char *bin)
+{
+    char port[16];
+    const char *argv[24];
+    int argc = 0, fd;
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        close(fd);
+    }
+    fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) {
+        dup2(fd, 2);
+        close(fd);
+    }
+    snprintf(port, sizeof port, "%d", s->port);
+    argv[argc++] = bin;
+    argv[argc++] = "-p";
+    argv[argc++] = port;
+    argv[argc++] = "-l";
+    argv[argc++] = "127.0.0.1";
+    argv[argc++] = "-U";
+    argv[argc++] = "0";
+    argv[argc++] = "-m";
+    argv[argc++] = "64";
+    argv[argc++] = "-t";
+    argv[argc++] = "2";
+    if (geteuid() == 0) { /* memcached refuses root without -u */
+        argv[argc++] = "-u";
+        argv[argc++] = "root";
+    }
+    argv[argc] = NULL;
+    execvp(bin, (char *const *)argv);
+    fprintf(stderr, "memcached_server: cannot run %s: %s; %s\n", bin,
+            strerror(errno), install_hint);
+    _exit(127);
+}
+
+static int start_once(memcached_server *s, const char *bin)
+{
+    int waited, status;
+    pid_t pid;
+
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "memcached_server: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0)
+        exec_server(s, bin);
+    s->pid = pid;
+    for (waited = 0; waited < START_TIMEOUT_MS; waited += 10) {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            s->pid = 0;
+            if (log_mentions(s, "already in use"))
+                return 1;
+            fprintf(stderr,
+                    "memcached_server: %s exited at start (status %d) on "
+                    "port %d\n",
+                    bin, WIFEXITED(status) ? WEXITSTATUS(status) : -1, s->port);
+            dump_log(s);
+            return -1;
+        }
+        if (answers(s))
+            return 0;
+        sleep_ms(10);
+    }
+    fprintf(stderr,
+            "memcached_server: %s did not answer on port %d within "
+            "%d ms\n",
+            bin, s->port, START_TIMEOUT_MS);
+    dump_log(s);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    s->pid = 0;
+    return -1;
+}
+
+static int start(memcached_server *s, int keep_port)
+{
+    const char *bin = server_binary();
+
+    if (!binary_exists(bin)) {
+        fprintf(stderr,
+                "memcached_server: ERROR: no memcached binary \"%s\" found; "
+                "the memcached tests need one: %s\n",
+                bin, install_hint);
+        return -1;
+    }
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int rc;
+
+        if (!keep_port || s->port == 0)
+            s->port = free_port();
+        if (s->port <= 0) {
+            fprintf(stderr, "memcached_server: no free port: %s\n",
+                    strerror(errno));
+            return -1;
+        }
+        snprintf(s->log, sizeof s->log, "/tmp/hermes-memcached-%d.log",
+                 s->port);
+        rc = start_once(s, bin);
+        if (rc == 0)
+            return 0;
+        if (rc < 0 || keep_port)
+            break;
+    }
+    fprintf(stderr, "memcached_server: ERROR: could not start %s (%s)\n", bin,
+            install_hint);
+    return -1;
+}
+
+int memcached_server_start(memcached_server *s)
+{
+    return start(s, 0);
+}
+
+static void terminate(memcached_server *s, int sig)
+{
+    if (s->pid <= 0)
+        return;
+    kill(s->pid, sig);
+    kill(s->pid, SIGCONT); /* a SIGSTOPped server would never act on it */
+    while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    s->pid = 0;
+}
+
+void memcached_server_stop(memcached_server *s)
+{
+    terminate(s, SIGTERM);
+    if (s->log[0])
+        unlink(s->log);
+}
+
+void memcached_server_kill(memcached_server *s)
+{
+    terminate(s, SIGKILL);
+}
+
+int memcached_server_restart(memcached_server *s)
+{
+    terminate(s, SIGTERM);
+    return start(s, 1);
+}
