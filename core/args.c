@@ -17,25 +17,40 @@ enum {
     ARG_BYTES = 'b'
 };
 
-static void args_put(hermes_args *a, const void *p, size_t n)
+/* Marks a failed: the partial encoding is dropped, so that no caller can
+ * hash it as if it were a shorter argument list. */
+static hermes_rc args_fail(hermes_args *a)
 {
+    if (a->data && a->data != a->inline_)
+        free(a->data);
+    a->data = NULL;
+    a->len = HERMES_ARGS_FAILED;
+    a->cap = 0;
+    a->failed = 1;
+    return HERMES_ENOMEM;
+}
+
+static hermes_rc args_put(hermes_args *a, const void *p, size_t n)
+{
+    if (!a)
+        return HERMES_EINVAL;
     if (a->failed)
-        return;
+        return HERMES_ENOMEM;
     if (!a->data) {
         a->data = a->inline_;
         a->cap = sizeof a->inline_;
         a->len = 0;
     }
+    if (n > SIZE_MAX / 2 - a->len) /* the doubling below would overflow */
+        return args_fail(a);
     if (a->len + n > a->cap) {
         size_t cap = a->cap * 2;
         while (cap < a->len + n)
             cap *= 2;
         unsigned char *q =
             a->data == a->inline_ ? malloc(cap) : realloc(a->data, cap);
-        if (!q) {
-            a->failed = 1;
-            return;
-        }
+        if (!q)
+            return args_fail(a);
         if (a->data == a->inline_)
             memcpy(q, a->inline_, a->len);
         a->data = q;
@@ -43,60 +58,67 @@ static void args_put(hermes_args *a, const void *p, size_t n)
     }
     memcpy(a->data + a->len, p, n);
     a->len += n;
+    return HERMES_OK;
 }
 
-static void args_put_u64(hermes_args *a, unsigned char type, uint64_t v)
+static hermes_rc args_put_u64(hermes_args *a, unsigned char type, uint64_t v)
 {
     unsigned char b[9];
     b[0] = type;
     for (int i = 0; i < 8; i++)
         b[1 + i] = (unsigned char)(v >> (8 * i));
-    args_put(a, b, sizeof b);
+    return args_put(a, b, sizeof b);
 }
 
-static void args_put_blob(hermes_args *a, unsigned char type, const void *p,
-                          size_t n)
+static hermes_rc args_put_blob(hermes_args *a, unsigned char type,
+                               const void *p, size_t n)
 {
-    args_put_u64(a, type, (uint64_t)n);
-    args_put(a, p, n);
+    hermes_rc rc = args_put_u64(a, type, (uint64_t)n);
+    return rc == HERMES_OK ? args_put(a, p, n) : rc;
 }
 
-void hermes_args_int(hermes_args *a, int64_t v)
+hermes_rc hermes_args_int(hermes_args *a, int64_t v)
 {
-    args_put_u64(a, ARG_INT, (uint64_t)v);
+    return args_put_u64(a, ARG_INT, (uint64_t)v);
 }
 
-void hermes_args_uint(hermes_args *a, uint64_t v)
+hermes_rc hermes_args_uint(hermes_args *a, uint64_t v)
 {
-    args_put_u64(a, ARG_UINT, v);
+    return args_put_u64(a, ARG_UINT, v);
 }
 
-void hermes_args_double(hermes_args *a, double v)
+hermes_rc hermes_args_double(hermes_args *a, double v)
 {
     uint64_t bits;
     if (v == 0)
         v = 0; /* -0.0 and 0.0 compare equal: one key */
     memcpy(&bits, &v, sizeof bits);
-    args_put_u64(a, ARG_DOUBLE, bits);
+    return args_put_u64(a, ARG_DOUBLE, bits);
 }
 
-void hermes_args_str(hermes_args *a, const char *s)
+hermes_rc hermes_args_str(hermes_args *a, const char *s)
 {
     if (!s) {
         unsigned char t = ARG_NULL;
-        args_put(a, &t, 1);
-        return;
+        return args_put(a, &t, 1);
     }
-    args_put_blob(a, ARG_STR, s, strlen(s));
+    return args_put_blob(a, ARG_STR, s, strlen(s));
 }
 
-void hermes_args_bytes(hermes_args *a, const void *p, size_t n)
+hermes_rc hermes_args_bytes(hermes_args *a, const void *p, size_t n)
 {
-    args_put_blob(a, ARG_BYTES, p, n);
+    if (!p && n) {
+        if (a)
+            args_fail(a);
+        return HERMES_EINVAL;
+    }
+    return args_put_blob(a, ARG_BYTES, p, n);
 }
 
 void hermes_args_free(hermes_args *a)
 {
+    if (!a)
+        return;
     if (a->data && a->data != a->inline_)
         free(a->data);
     a->data = NULL;

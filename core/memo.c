@@ -240,6 +240,11 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
         *len = 0;
     if (!fn)
         return hm_error(NULL, HERMES_EINVAL, "hermes_call: fn is NULL");
+    if (!args && args_len == HERMES_ARGS_FAILED)
+        return hm_error(fn->h, HERMES_ENOMEM,
+                        "hermes_call %s: the argument encoding failed (a "
+                        "hermes_args append ran out of memory)",
+                        fn->name);
     if (!compute_fn || !value || !len || (!args && args_len))
         return hm_error(fn->h, HERMES_EINVAL, "hermes_call %s: %s", fn->name,
                         !compute_fn ? "compute is NULL"
@@ -316,6 +321,11 @@ hermes_rc hermes_invalidate(hermes_fn *fn, const void *args, size_t args_len,
     hm_clear_error();
     if (!fn)
         return hm_error(NULL, HERMES_EINVAL, "hermes_invalidate: fn is NULL");
+    if (!args && args_len == HERMES_ARGS_FAILED)
+        return hm_error(fn->h, HERMES_ENOMEM,
+                        "hermes_invalidate %s: the argument encoding failed "
+                        "(a hermes_args append ran out of memory)",
+                        fn->name);
     if (!args && args_len)
         return hm_error(fn->h, HERMES_EINVAL,
                         "hermes_invalidate %s: args is NULL but args_len is "

@@ -247,6 +247,67 @@ static void ttl_beyond_what_a_backend_holds_is_an_error(void **state)
     assert_ttl_about("r", 30);
 }
 
+/* ------------------------------------------------------ argument encoding */
+
+static int encoded_runs;
+
+static int encoded_compute(void *arg, hermes_result *res)
+{
+    (void)arg;
+    encoded_runs++;
+    return hermes_result_set(res, "one", 3) != HERMES_OK;
+}
+
+/* An append that fails says so, the encoding stays failed, and hermes_call
+ * refuses it: the part encoded before the failure (here the encoding of
+ * the one-argument list (1)) must not find that list's entry. */
+static void failed_argument_encoding_is_refused(void **state)
+{
+    (void)state;
+    hermes_fn *fn;
+    assert_int_equal(hermes_fn_register(h, "enc", NULL, &fn), HERMES_OK);
+    void *v;
+    size_t n;
+    hermes_args one = HERMES_ARGS_INIT;
+    assert_int_equal(hermes_args_int(&one, 1), HERMES_OK);
+    assert_int_equal(
+        hermes_call(fn, one.data, one.len, encoded_compute, NULL, &v, &n),
+        HERMES_OK);
+    hermes_free(v);
+    hermes_args_free(&one);
+    assert_int_equal(encoded_runs, 1);
+
+    hermes_args a = HERMES_ARGS_INIT;
+    assert_int_equal(hermes_args_int(&a, 1), HERMES_OK);
+    /* More than any allocation can hold: fails before reading the bytes. */
+    assert_int_equal(hermes_args_bytes(&a, "x", SIZE_MAX / 2), HERMES_ENOMEM);
+    assert_int_equal(hermes_args_int(&a, 2), HERMES_ENOMEM); /* stays failed */
+    assert_int_equal(hermes_args_str(&a, "s"), HERMES_ENOMEM);
+    assert_null(a.data);
+    assert_true(a.len == HERMES_ARGS_FAILED);
+    v = (void *)&a;
+    assert_int_equal(
+        hermes_call(fn, a.data, a.len, encoded_compute, NULL, &v, &n),
+        HERMES_ENOMEM);
+    assert_null(v);
+    assert_non_null(strstr(hermes_errmsg(h), "argument encoding failed"));
+    assert_int_equal(encoded_runs, 1);
+    assert_int_equal(hermes_invalidate(fn, a.data, a.len, NULL), HERMES_ENOMEM);
+    /* Freed, it is a fresh encoding again. */
+    hermes_args_free(&a);
+    assert_int_equal(hermes_args_int(&a, 1), HERMES_OK);
+    assert_int_equal(
+        hermes_call(fn, a.data, a.len, encoded_compute, NULL, &v, &n),
+        HERMES_OK);
+    hermes_free(v);
+    hermes_args_free(&a);
+    assert_int_equal(encoded_runs, 1);
+
+    assert_int_equal(hermes_args_int(NULL, 1), HERMES_EINVAL);
+    assert_int_equal(hermes_args_bytes(&a, NULL, 3), HERMES_EINVAL);
+    hermes_args_free(&a);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -254,6 +315,7 @@ int main(void)
         T(clean_without_tags_is_an_error_naming_flush),
         T(ttl_zero_means_the_default_everywhere),
         T(ttl_beyond_what_a_backend_holds_is_an_error),
+        T(failed_argument_encoding_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -200,11 +200,21 @@ typedef struct hermes_args {
     }
 #endif
 
-void hermes_args_int(hermes_args *a, int64_t v);
-void hermes_args_uint(hermes_args *a, uint64_t v);
-void hermes_args_double(hermes_args *a, double v);
-void hermes_args_str(hermes_args *a, const char *s); /* NULL is its own value */
-void hermes_args_bytes(hermes_args *a, const void *p, size_t n);
+/*
+ * Appends one argument.  HERMES_OK, or HERMES_ENOMEM when this append or an
+ * earlier one on a ran out of memory (HERMES_EINVAL when a is NULL).  A
+ * failed encoding stays failed until hermes_args_free(): its data is NULL
+ * and its len HERMES_ARGS_FAILED, which hermes_call() and
+ * hermes_invalidate() refuse with HERMES_ENOMEM, so an incomplete encoding
+ * can never stand for a shorter argument list's entry.
+ */
+#define HERMES_ARGS_FAILED SIZE_MAX
+hermes_rc hermes_args_int(hermes_args *a, int64_t v);
+hermes_rc hermes_args_uint(hermes_args *a, uint64_t v);
+hermes_rc hermes_args_double(hermes_args *a, double v);
+/* A NULL string is its own value, distinct from every string. */
+hermes_rc hermes_args_str(hermes_args *a, const char *s);
+hermes_rc hermes_args_bytes(hermes_args *a, const void *p, size_t n);
 void hermes_args_free(hermes_args *a);
 
 /* ------------------------------------------------------------ memoization */
@@ -287,7 +297,8 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
 
 /*
  * The cached call.  args/args_len are the encoded arguments (see
- * hermes_args; any unambiguous bytes will do).  On a hit, the stored value
+ * hermes_args; any unambiguous bytes will do; a failed hermes_args, NULL
+ * with len HERMES_ARGS_FAILED, is HERMES_ENOMEM).  On a hit, the stored value
  * is returned; on a miss, compute(arg, res) runs at most once per entry at a
  * time across threads and, with a shared backend, across processes.
  *
