@@ -6,7 +6,8 @@
  *
  *   get    MGET k1..kn                                     1 round trip
  *   set    SET k v [PX ttl] per item, and for set-if-absent
- *          SET k v NX [PX ttl] + GET k, all in one pipeline  1 round trip
+ *          SET k v NX GET [PX ttl] (redis < 7: SET NX + GET),
+ *          all in one pipeline                             1 round trip
  *   del    UNLINK k1..kn (DEL on servers without UNLINK)   1 round trip
  *   lock   SET k token NX PX ttl                           1 round trip
  *   unlock EVALSHA of a compare-and-delete script          1 round trip
@@ -57,6 +58,7 @@ typedef struct redis_state {
     pthread_mutex_t sha_mu;
     char unlock_sha[41];  /* SHA1 of unlock_script once loaded, else "" */
     atomic_int no_unlink; /* the server lacks UNLINK (redis < 4): use DEL */
+    atomic_int no_nx_get; /* SET NX GET refused (redis < 7): SET NX + GET */
 } redis_state;
 
 /* ------------------------------------------------------------ config */
@@ -262,6 +264,7 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
     st->flush_timeout_ms = flush_timeout_ms;
     pthread_mutex_init(&st->sha_mu, NULL);
     atomic_init(&st->no_unlink, 0);
+    atomic_init(&st->no_nx_get, 0);
     *state = st;
     return HERMES_BE_OK;
 }
@@ -469,11 +472,19 @@ static int redis_get(void *state, const hermes_bytes *keys, size_t n,
     return rc;
 }
 
-/* Queue SET key value [NX] [PX ttl] for one item. */
-static int append_set(redis_state *st, rpool_conn *conn, const hermes_item *it)
+/* Whether set-if-absent items use one atomic SET NX GET (redis 7). */
+static int nx_get(redis_state *st)
 {
-    const char *argv[6];
-    size_t lens[6];
+    return !atomic_load_explicit(&st->no_nx_get, memory_order_relaxed);
+}
+
+/* Queue SET key value [NX [GET]] [PX ttl] for one item (GET when
+ * atomic_nx). */
+static int append_set(redis_state *st, rpool_conn *conn, const hermes_item *it,
+                      int atomic_nx)
+{
+    const char *argv[7];
+    size_t lens[7];
     char ttl[16];
     int argc = 3;
 
@@ -486,6 +497,10 @@ static int append_set(redis_state *st, rpool_conn *conn, const hermes_item *it)
     if (it->flags & HERMES_SET_IF_ABSENT) {
         argv[argc] = "NX";
         lens[argc++] = 2;
+        if (atomic_nx) {
+            argv[argc] = "GET";
+            lens[argc++] = 3;
+        }
     }
     if (it->ttl_ms != 0) {
         argv[argc] = "PX";
@@ -498,9 +513,13 @@ static int append_set(redis_state *st, rpool_conn *conn, const hermes_item *it)
 }
 
 /*
- * All items go out in one pipeline.  A set-if-absent item is followed by a
- * GET of its key, so the value that won (ours or a racing creator's) comes
- * back in the same round trip.
+ * All items go out in one pipeline.  A set-if-absent item is one
+ * SET k v NX GET (redis 7), which answers nil when ours was stored and the
+ * value that was there otherwise, atomically: the value that won comes back
+ * in the same round trip even while other clients delete the key.  A server
+ * that refuses NX with GET (redis < 7) gets SET NX followed by a GET, which
+ * a concurrent delete can slip between; then nobody holds the key and no
+ * value is reported.
  */
 static int redis_del(void *state, const hermes_bytes *keys, size_t n);
 
@@ -511,7 +530,9 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
     redisReply **replies;
     size_t i, j, nreplies = 0, nstale = 0;
     rpool_conn *conn;
-    int rc, first = HERMES_BE_OK;
+    int rc, first = HERMES_BE_OK, retry_old = 0;
+    /* Read once: the reply count depends on it. */
+    int atomic_nx = nx_get(st);
 
     if (n == 0)
         return HERMES_BE_OK;
@@ -537,7 +558,8 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
                 stale[nstale++] = items[i].key;
             continue;
         }
-        nreplies += (items[i].flags & HERMES_SET_IF_ABSENT) ? 2 : 1;
+        nreplies +=
+            (items[i].flags & HERMES_SET_IF_ABSENT) && !atomic_nx ? 2 : 1;
     }
     rc = HERMES_BE_OK;
     replies = calloc(nreplies ? nreplies : 1, sizeof *replies);
@@ -549,8 +571,9 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
         for (i = 0; i < n && rc == HERMES_BE_OK; i++) {
             if (big[i])
                 continue;
-            rc = append_set(st, conn, &items[i]);
-            if (rc == HERMES_BE_OK && (items[i].flags & HERMES_SET_IF_ABSENT)) {
+            rc = append_set(st, conn, &items[i], atomic_nx);
+            if (rc == HERMES_BE_OK && !atomic_nx &&
+                (items[i].flags & HERMES_SET_IF_ABSENT)) {
                 const char *argv[2] = {"GET", bytes_ptr(items[i].key)};
                 size_t lens[2] = {3, items[i].key.len};
 
@@ -589,6 +612,22 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
             }
             continue;
         }
+        if (atomic_nx) {
+            /* SET NX GET: nil when ours was stored, else the old value. */
+            if (r->type == REDIS_REPLY_NIL) {
+                if (cb)
+                    cb(arg, i, bytes_ptr(items[i].value), items[i].value.len);
+            } else if (r->type == REDIS_REPLY_STRING) {
+                if (cb)
+                    cb(arg, i, r->str, r->len);
+            } else if (r->type == REDIS_REPLY_ERROR && !retry_old &&
+                       strstr(r->str, "syntax") != NULL) {
+                retry_old = 1;
+            } else {
+                rc = bad_reply(st, "SET NX GET", r);
+            }
+            continue;
+        }
         g = replies[j++];
         won = r->type == REDIS_REPLY_STATUS; /* NX answers nil when taken */
         if (!won && r->type != REDIS_REPLY_NIL)
@@ -613,6 +652,12 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
         redis_del(st, stale, nstale);
     free(big);
     free(stale);
+    if (retry_old) {
+        /* An old server: again, the set-if-absent way it understands (the
+         * plain SETs of the batch are repeated, which changes nothing). */
+        atomic_store(&st->no_nx_get, 1);
+        return redis_set(state, items, n, cb, arg);
+    }
     return first;
 }
 
