@@ -44,7 +44,7 @@ EOI
 
 # After the restart the socket takes a moment to appear.
 restart="$start && while [ ! -S $sock ]; do sleep 0.05; done"
-"$conf" -c "$tmp/redis.ini" --kill-cmd "$stop" --restart-cmd "$restart" \
+"$conf" -v -c "$tmp/redis.ini" --kill-cmd "$stop" --restart-cmd "$restart" \
     >"$tmp/out" 2>"$tmp/err"
 status=$?
 cat "$tmp/out"
@@ -55,10 +55,16 @@ if [ $status -ne 0 ] || grep -q '^FAIL ' "$tmp/out" ||
     cat "$tmp/err"
     exit 1
 fi
-for check in server_gone server_back set_if_absent_race lock_ttl_takeover; do
+for check in server_gone server_back set_if_absent_race lock_ttl_takeover \
+    value_limit two_states batch_duplicates lock_ttl_zero ttl_expiry; do
     grep -q "^ok   $check" "$tmp/out" || {
         echo "FAILED: check $check did not run and pass"
         exit 1
     }
 done
+# value_limit found max_value_bytes, so TOOBIG past it was checked too.
+grep -q '^#   the largest value stored is 10485[0-9][0-9] bytes' "$tmp/out" || {
+    echo "FAILED: value_limit did not find the 1 MiB max_value_bytes"
+    exit 1
+}
 echo "conformance redis: ok"
