@@ -28,10 +28,12 @@
 typedef struct hm_errslot {
     uint64_t owner; /* id of the handle the message is about; 0: none */
     char msg[HM_ERRMSG_SIZE];
-    char detail[HM_DETAIL_SIZE];
+    char detail[HM_DETAIL_SIZE]; /* the plugin's, for the current call */
 } hm_errslot;
 
-static _Thread_local hm_errslot slot;
+/* Valid when hm_errflags_tls says so (internal.h). */
+static _Thread_local hm_errslot hm_errslot_tls;
+_Thread_local hm_errflags hm_errflags_tls;
 
 /* Handle ids: 0 is "no handle", so they start at 1. */
 static atomic_uint_fast64_t last_id;
@@ -56,8 +58,9 @@ const char *hermes_strerror(hermes_rc rc)
 static hermes_rc verror(const hermes *h, hermes_rc rc, const char *fmt,
                         va_list ap)
 {
-    slot.owner = h ? h->id : 0;
-    vsnprintf(slot.msg, sizeof slot.msg, fmt, ap);
+    hm_errslot_tls.owner = h ? h->id : 0;
+    vsnprintf(hm_errslot_tls.msg, sizeof hm_errslot_tls.msg, fmt, ap);
+    hm_errflags_tls.msg = true;
     return rc;
 }
 
@@ -78,13 +81,9 @@ hermes_rc hm_be_error(const hermes *h, hermes_rc rc, int status,
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    const char *detail = hm_be_detail();
     return hm_error(h, rc, "%s: %s%s%s", what, hm_be_status_str(status),
-                    slot.detail[0] ? ": " : "", slot.detail);
-}
-
-void hm_clear_error(void)
-{
-    slot.msg[0] = '\0';
+                    *detail ? ": " : "", detail);
 }
 
 hermes_rc hm_bad_handle(const hermes *h, const char *func)
@@ -95,33 +94,30 @@ hermes_rc hm_bad_handle(const hermes *h, const char *func)
                     h->open_err);
 }
 
-void hm_be_detail_clear(void)
-{
-    slot.detail[0] = '\0';
-}
-
 void hm_be_detail_set(const char *msg)
 {
     if (!msg)
         msg = "";
     size_t n = strlen(msg);
-    if (n >= sizeof slot.detail)
-        n = sizeof slot.detail - 1;
-    memcpy(slot.detail, msg, n);
-    slot.detail[n] = '\0';
+    if (n >= sizeof hm_errslot_tls.detail)
+        n = sizeof hm_errslot_tls.detail - 1;
+    memcpy(hm_errslot_tls.detail, msg, n);
+    hm_errslot_tls.detail[n] = '\0';
+    hm_errflags_tls.detail = true;
 }
 
 const char *hm_be_detail(void)
 {
-    return slot.detail;
+    return hm_errflags_tls.detail ? hm_errslot_tls.detail : "";
 }
 
 const char *hermes_errmsg(const hermes *h)
 {
+    bool set = hm_errflags_tls.msg;
     if (!h)
-        return slot.owner == 0 ? slot.msg : "";
-    if (slot.msg[0] && slot.owner == h->id)
-        return slot.msg;
+        return set && hm_errslot_tls.owner == 0 ? hm_errslot_tls.msg : "";
+    if (set && hm_errslot_tls.owner == h->id)
+        return hm_errslot_tls.msg;
     if (h->failed)
         return h->open_err;
     return "";

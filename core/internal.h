@@ -109,15 +109,33 @@ hermes_rc hm_error(const hermes *h, hermes_rc rc, const char *fmt, ...)
  * with the detail the plugin attached to the failure (hm_be_detail). */
 hermes_rc hm_be_error(const hermes *h, hermes_rc rc, int status,
                       const char *fmt, ...) HM_PRINTF(4, 5);
+/* Whether the calling thread's message and backend detail (errors.c) are
+ * set.  Initial-exec and hidden, so that clearing them, on entry to every
+ * public call and before every backend call, is one store at an offset
+ * from the thread pointer, even in libhermes.so (2 bytes of static TLS,
+ * which glibc has room for even when the library is dlopen'ed). */
+typedef struct hm_errflags {
+    bool msg, detail;
+} hm_errflags;
+#if defined(__GNUC__)
+__attribute__((tls_model("initial-exec"), visibility("hidden")))
+#endif
+extern _Thread_local hm_errflags hm_errflags_tls;
 /* Empties the message: one store, done on entry to every public call. */
-void hm_clear_error(void);
+static inline void hm_clear_error(void)
+{
+    hm_errflags_tls.msg = false;
+}
 /* The EINVAL of a call on a NULL handle or one whose open failed. */
 hermes_rc hm_bad_handle(const hermes *h, const char *func);
 /* A new handle id (never 0). */
 uint64_t hm_handle_id_next(void);
 /* The plugin's detail of the backend call running on this thread
  * (host->error_detail): emptied before each call, "" when none. */
-void hm_be_detail_clear(void);
+static inline void hm_be_detail_clear(void)
+{
+    hm_errflags_tls.detail = false;
+}
 void hm_be_detail_set(const char *msg);
 const char *hm_be_detail(void);
 

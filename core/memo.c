@@ -19,6 +19,9 @@
  * a compute callback that calls its own entry, directly or through other
  * cached functions, finds it here and fails at once instead of waiting
  * lock_wait_ms for itself. */
+#if defined(__GNUC__)
+__attribute__((tls_model("initial-exec"))) /* one load on the hit path */
+#endif
 static _Thread_local const hm_call *computing;
 
 /* The entry of c when this thread is already computing it, else NULL. */
@@ -42,6 +45,7 @@ void hm_call_compute(hm_call *c, bool store, hm_outcome *o)
     computing = c;
     int failed = c->compute(c->arg, &res);
     computing = c->outer;
+    hm_clear_error(); /* of the calls the callback made; ours come later */
     uint64_t us = (hm_monotonic_ns() - t0) / 1000u;
     HM_COUNT(h, computations, 1);
     memset(o, 0, sizeof *o);
@@ -211,7 +215,6 @@ static hermes_rc deliver(hm_call *c, hm_outcome *o, void **value, size_t *len)
         *value = o->value;
         *len = o->len;
         o->value = NULL;
-        hm_clear_error(); /* of the calls the compute callback made */
     } else if (rc == HERMES_ECOMPUTE) {
         hm_error(c->h, rc, "%s: %s", c->fn->name,
                  o->errmsg ? o->errmsg : "the compute callback failed");
