@@ -88,10 +88,22 @@ static void mc_log(mc_state *st, int level, const char *fmt, ...)
 static int mc_fail(mc_state *st, memcached_st *mc, const char *what,
                    memcached_return_t rc)
 {
+    const char *why =
+        mc ? memcached_last_error_message(mc) : memcached_strerror(NULL, rc);
+    char detail[256];
+
     atomic_fetch_add(&st->errors, 1);
-    mc_log(st, HERMES_LOG_ERROR, "%s: %s", what,
-           mc ? memcached_last_error_message(mc)
-              : memcached_strerror(NULL, rc));
+    mc_log(st, HERMES_LOG_ERROR, "%s: %s", what, why);
+    /* The reason of this failure, for hermes_errmsg (ABI 1.1). */
+    if (st->host && HERMES_HOST_HAS(st->host, error_detail) &&
+        st->host->error_detail) {
+        snprintf(detail, sizeof detail, "memcached %s: %s", what,
+                 why ? why : "failed");
+        for (char *m = detail; *m; m++)
+            if ((unsigned char)*m < 0x20 || *m == 0x7f)
+                *m = '?';
+        st->host->error_detail(st->host->ctx, detail);
+    }
     switch (rc) {
     case MEMCACHED_E2BIG:
         return HERMES_BE_TOOBIG;

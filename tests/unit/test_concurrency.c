@@ -28,6 +28,10 @@
 #include "redis_server.h"
 static redis_server server;
 #endif
+#ifdef CONC_MEMCACHED
+#include "memcached_server.h"
+static memcached_server mc_servers[2];
+#endif
 
 static hermes *h;
 
@@ -51,6 +55,16 @@ static int setup_defaults(void **state)
              "[hermes]\nbackend = redis\nplugin_path = %s/plugins/redis\n"
              "prefix = conc%d\n[redis]\nport = %d\n",
              getenv("HERMES_TEST_BUILDDIR"), (int)getpid(), server.port);
+    if (hermes_open_string(&h, text, "test") != HERMES_OK)
+        fail_msg("open: %s", hermes_errmsg(h));
+#elif defined(CONC_MEMCACHED)
+    char text[512];
+    snprintf(text, sizeof text,
+             "[hermes]\nbackend = memcached\nplugin_path = "
+             "%s/plugins/memcached\nprefix = conc%d\n[memcached]\n"
+             "servers = 127.0.0.1:%d, 127.0.0.1:%d\n",
+             getenv("HERMES_TEST_BUILDDIR"), (int)getpid(), mc_servers[0].port,
+             mc_servers[1].port);
     if (hermes_open_string(&h, text, "test") != HERMES_OK)
         fail_msg("open: %s", hermes_errmsg(h));
 #else
@@ -354,7 +368,8 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     /* The flight tests use the mock backend in both builds; the fork test
-     * runs on the dict, or on redis in the CONC_REDIS build. */
+     * runs on the dict, or on redis in the CONC_REDIS build, or on two
+     * memcached servers in the CONC_MEMCACHED build. */
     const struct CMUnitTest tests[] = {
         T(caller_after_clean_does_not_share_an_older_computation),
         T(caller_after_clean_does_not_share_a_computation_on_new_tags),
@@ -366,9 +381,18 @@ int main(void)
     if (redis_server_start(&server) != 0)
         return 1;
 #endif
+#ifdef CONC_MEMCACHED
+    if (memcached_server_start(&mc_servers[0]) != 0 ||
+        memcached_server_start(&mc_servers[1]) != 0)
+        return 1;
+#endif
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
 #ifdef CONC_REDIS
     redis_server_stop(&server);
+#endif
+#ifdef CONC_MEMCACHED
+    memcached_server_stop(&mc_servers[0]);
+    memcached_server_stop(&mc_servers[1]);
 #endif
     return failed;
 }

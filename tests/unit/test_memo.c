@@ -2,8 +2,9 @@
  * The core's behaviour, through the public API: memoization, invalidation,
  * tags, TTL, dogpile control, failure handling and stats.  Built twice: on
  * the built-in dict backend (via a recording mock over it, so tests can
- * reach the store underneath), and, with MEMO_REDIS, against a private
- * redis-server started by the test.
+ * reach the store underneath), with MEMO_REDIS against a private
+ * redis-server started by the test, and with MEMO_MEMCACHED against a pool
+ * of two private memcached servers.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -31,6 +32,13 @@
 #ifdef MEMO_REDIS
 #include "redis_server.h"
 static redis_server server;
+#endif
+#ifdef MEMO_MEMCACHED
+#include "memcached_server.h"
+static memcached_server mc_servers[2];
+#endif
+#if defined(MEMO_REDIS) || defined(MEMO_MEMCACHED)
+#define MEMO_SERVER 1 /* a real server: no mock underneath */
 #endif
 
 /* ------------------------------------------------------------ fixtures */
@@ -113,6 +121,17 @@ static char *config_text(const char *hermes_extra)
              "prefix = memo%d\n%s\n[redis]\nport = %d\n",
              getenv("HERMES_TEST_BUILDDIR"), (int)getpid(),
              hermes_extra ? hermes_extra : "", server.port);
+#elif defined(MEMO_MEMCACHED)
+    snprintf(text, sizeof text,
+             "[hermes]\nbackend = memcached\nplugin_path = "
+             "%s/plugins/memcached\nprefix = memo%d\n%s\n[memcached]\n"
+             "servers = 127.0.0.1:%d, 127.0.0.1:%d\n"
+             /* The servers are the test's own: hermes_flush may empty them
+              * (memcached cannot delete by prefix). */
+             "flush_all = yes\n",
+             getenv("HERMES_TEST_BUILDDIR"), (int)getpid(),
+             hermes_extra ? hermes_extra : "", mc_servers[0].port,
+             mc_servers[1].port);
 #else
     snprintf(text, sizeof text, "[hermes]\n%s\n",
              hermes_extra ? hermes_extra : "");
@@ -123,7 +142,7 @@ static char *config_text(const char *hermes_extra)
 static hermes *open_cache(const char *hermes_extra)
 {
     hermes *c;
-#ifdef MEMO_REDIS
+#ifdef MEMO_SERVER
     hermes_rc rc = hermes_open_string(&c, config_text(hermes_extra), "test");
 #else
     hermes_rc rc =
@@ -263,28 +282,59 @@ static void flush_empties_the_cache(void **state)
     assert_int_equal(cb.calls, 2);
 }
 
+/* How late past its TTL an entry may still be served: memcached counts
+ * whole seconds on a clock that ticks once a second. */
+#ifdef MEMO_MEMCACHED
+#define TTL_LATE_MS 1300
+#else
+#define TTL_LATE_MS 300
+#endif
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Calls fn (computed once already at t0) every 50 ms until it recomputes;
+ * asserts that happened no earlier than ttl_ms and no later than
+ * ttl_ms + TTL_LATE_MS after t0. */
+static void expect_expiry(hermes_fn *fn, counter *c, uint64_t t0,
+                          uint64_t ttl_ms)
+{
+    while (c->calls == 1 && mono_ms() - t0 < ttl_ms + TTL_LATE_MS + 500) {
+        uint64_t before = mono_ms();
+        call(fn, c, 1);
+        if (c->calls == 1)
+            sleep_ms(50);
+        else
+            assert_true(before - t0 >= ttl_ms - 5);
+    }
+    assert_int_equal(c->calls, 2);
+    assert_true(mono_ms() - t0 <= ttl_ms + TTL_LATE_MS);
+}
+
 static void entries_expire_after_their_ttl(void **state)
 {
     hermes_fn *fn = reg("short", NULL, 1);
     counter c = {0};
+    uint64_t t0 = mono_ms();
     call(fn, &c, 1);
     call(fn, &c, 1);
     assert_int_equal(c.calls, 1);
-    sleep_ms(1300);
-    call(fn, &c, 1);
-    assert_int_equal(c.calls, 2);
+    expect_expiry(fn, &c, t0, 1000);
 }
 
 static void compute_can_set_its_own_ttl(void **state)
 {
     hermes_fn *fn = reg("long", NULL, 3600);
     counter c = {.ttl = 1};
+    uint64_t t0 = mono_ms();
     call(fn, &c, 1);
     call(fn, &c, 1);
     assert_int_equal(c.calls, 1);
-    sleep_ms(1300);
-    call(fn, &c, 1);
-    assert_int_equal(c.calls, 2);
+    expect_expiry(fn, &c, t0, 1000);
 }
 
 static int avg_key(void *arg, char *buf, size_t cap)
@@ -1163,7 +1213,7 @@ static void error_messages_of_live_threads_are_freed_at_close(void **state)
     pthread_barrier_destroy(&closed);
 }
 
-#ifndef MEMO_REDIS
+#ifndef MEMO_SERVER
 static void backend_down_computes_directly(void **state)
 {
     hermes_fn *fn = reg("resilient", HERMES_TAGS("t"), 0);
@@ -1300,6 +1350,11 @@ int main(void)
     if (redis_server_start(&server) != 0)
         return 1;
 #endif
+#ifdef MEMO_MEMCACHED
+    if (memcached_server_start(&mc_servers[0]) != 0 ||
+        memcached_server_start(&mc_servers[1]) != 0)
+        return 1;
+#endif
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(repeated_calls_compute_once),
@@ -1338,7 +1393,7 @@ int main(void)
         T(python_reads_the_tag_versions_c_writes),
         T(c_uses_the_tag_versions_python_writes),
         T(macro_layer_caches_scalars_and_strings),
-#ifndef MEMO_REDIS
+#ifndef MEMO_SERVER
         T(backend_down_computes_directly),
         T(backend_down_fails_when_configured),
         T(keys_longer_than_the_backend_allows_are_hashed),
@@ -1354,6 +1409,10 @@ int main(void)
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
 #ifdef MEMO_REDIS
     redis_server_stop(&server);
+#endif
+#ifdef MEMO_MEMCACHED
+    memcached_server_stop(&mc_servers[0]);
+    memcached_server_stop(&mc_servers[1]);
 #endif
     return failed;
 }
