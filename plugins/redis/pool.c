@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -147,13 +148,20 @@ static char *dup_or_null(const char *s, int *failed)
 /*
  * fork() while other threads use the pool: the child would inherit mu held
  * by a thread that does not exist there.  The handlers take every pool's
- * mu before the fork and release it on both sides; the child then finds
- * the parent's contexts by their pid and never touches their sockets
- * (check_fork_locked).  glibc drops the handlers if the module is unloaded.
+ * mu before the fork and release it on both sides.  The child's handler
+ * also moves fork_gen on, so that the child finds the parent's contexts by
+ * their generation and never touches their sockets (check_fork_locked):
+ * one load per call instead of a getpid() system call.  fork_gen is only
+ * written in a child before any other thread of it exists; every reader
+ * holds a pool's mu, taken after the write.  A process created without
+ * the atfork handlers running (vfork, clone) must exec before using the
+ * pool, as POSIX demands anyway.  glibc drops the handlers if the module
+ * is unloaded.
  */
 static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static rpool *fork_list;
+static unsigned fork_gen;
 
 static void fork_prepare(void)
 {
@@ -169,9 +177,15 @@ static void fork_release(void)
     pthread_mutex_unlock(&fork_mu);
 }
 
+static void fork_child(void)
+{
+    fork_gen++;
+    fork_release();
+}
+
 static void fork_setup(void)
 {
-    pthread_atfork(fork_prepare, fork_release, fork_release);
+    pthread_atfork(fork_prepare, fork_release, fork_child);
 }
 
 static void fork_track(rpool *p)
@@ -227,7 +241,7 @@ int rpool_init(rpool *p, const hermes_host *host, const rpool_settings *s)
 
     pthread_mutex_init(&p->mu, NULL);
     cv_init(p);
-    p->pid = getpid();
+    p->gen = fork_gen;
     atomic_init(&p->connects, 0);
     atomic_init(&p->connect_failures, 0);
     atomic_init(&p->commands, 0);
@@ -255,7 +269,7 @@ static void drop_foreign(rpool_conn *conn)
 
 static void free_conn(rpool_conn *conn)
 {
-    if (conn->pid != getpid()) {
+    if (conn->gen != fork_gen) {
         drop_foreign(conn);
         return;
     }
@@ -270,17 +284,16 @@ static void free_conn(rpool_conn *conn)
  */
 static void check_fork_locked(rpool *p)
 {
-    pid_t me = getpid();
     rpool_conn *conn;
 
-    if (p->pid == me)
+    if (p->gen == fork_gen)
         return;
     while ((conn = p->idle) != NULL) {
         p->idle = conn->next;
         drop_foreign(conn);
     }
     p->live = 0;
-    p->pid = me;
+    p->gen = fork_gen;
     /* The condition variable still counts the parent's waiting threads,
      * which do not exist here: signalling it could block for ever.  No
      * thread of the child can be waiting on it yet, so start afresh. */
@@ -494,14 +507,28 @@ int rpool_append(rpool *p, rpool_conn *conn, int argc, const char **argv,
 }
 
 /*
- * hiredis writes with write(2): on a socket the server has closed, that
- * raises SIGPIPE, whose default action kills the application.  A library
- * must not change the process's signal dispositions, so SIGPIPE is blocked
- * in the calling thread while a pipeline is written, and one that became
- * pending because of our EPIPE is consumed before unblocking (as libpq
- * does).  Two cheap syscalls per round trip.
+ * Writing to a socket the server has closed raises SIGPIPE, whose default
+ * action kills the application, and a library must not change the
+ * process's signal dispositions.  Where send() takes MSG_NOSIGNAL the
+ * pool writes with it (send_queued): no signal is ever raised, at no cost.
+ * Elsewhere SIGPIPE is blocked in the calling thread while a pipeline is
+ * written, and one that became pending because of our EPIPE is consumed
+ * before unblocking (as libpq does): two system calls per round trip.
  */
-static void sigpipe_block(sigset_t *old)
+#ifdef MSG_NOSIGNAL
+typedef int pipe_mask;
+static void sigpipe_block(pipe_mask *old)
+{
+    *old = 0;
+}
+static void sigpipe_unblock(const pipe_mask *old, int got_epipe)
+{
+    (void)old;
+    (void)got_epipe;
+}
+#else
+typedef sigset_t pipe_mask;
+static void sigpipe_block(pipe_mask *old)
 {
     sigset_t pipe_set;
 
@@ -510,7 +537,7 @@ static void sigpipe_block(sigset_t *old)
     pthread_sigmask(SIG_BLOCK, &pipe_set, old);
 }
 
-static void sigpipe_unblock(const sigset_t *old, int got_epipe)
+static void sigpipe_unblock(const pipe_mask *old, int got_epipe)
 {
     if (got_epipe && !sigismember(old, SIGPIPE)) {
         sigset_t pipe_set, pending;
@@ -524,6 +551,7 @@ static void sigpipe_unblock(const sigset_t *old, int got_epipe)
     }
     pthread_sigmask(SIG_SETMASK, old, NULL);
 }
+#endif
 
 /* Marks c as timed out, the way hiredis reports its own timeouts. */
 static void set_timed_out(redisContext *c)
@@ -555,6 +583,51 @@ static int wait_ready(redisContext *c, short events, uint64_t deadline_ns)
     }
 }
 
+/*
+ * Sends everything queued on c within the deadline.  Each send() is
+ * non-blocking, so the common case (the socket buffer has room for the
+ * whole pipeline) is one system call with no poll() before it; only a
+ * full buffer waits, for what is left of the deadline.  Returns 0, or -1
+ * with c->err set (*timed_out when the deadline passed).
+ */
+#define OBUF_KEEP (64u * 1024u)
+
+static int send_queued(redisContext *c, uint64_t deadline_ns, int *timed_out)
+{
+    size_t off = 0, len = sdslen(c->obuf);
+    int flags = MSG_DONTWAIT;
+    int w;
+
+#ifdef MSG_NOSIGNAL
+    flags |= MSG_NOSIGNAL;
+#endif
+    while (off < len) {
+        ssize_t n = send(c->fd, c->obuf + off, len - off, flags);
+
+        if (n >= 0) {
+            off += (size_t)n;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if ((w = wait_ready(c, POLLOUT, deadline_ns)) != 0) {
+                *timed_out = w == -2;
+                return -1;
+            }
+        } else if (errno != EINTR) {
+            c->err = REDIS_ERR_IO;
+            snprintf(c->errstr, sizeof c->errstr, "send: %s", strerror(errno));
+            return -1;
+        }
+    }
+    /* Keep a small buffer for the next pipeline; give a big one back. */
+    sds empty = sdsalloc(c->obuf) > OBUF_KEEP ? sdsempty() : NULL;
+    if (empty) {
+        sdsfree(c->obuf);
+        c->obuf = empty;
+    } else {
+        sdsclear(c->obuf);
+    }
+    return 0;
+}
+
 /* hiredis reads at most this much per redisBufferRead(). */
 #define READ_CHUNK (16u * 1024u)
 
@@ -574,18 +647,12 @@ static int wait_ready(redisContext *c, short events, uint64_t deadline_ns)
 static int get_reply(redisContext *c, rpool_guard *g, void **reply,
                      uint64_t deadline_ns, int *timed_out)
 {
-    int done = 0, w;
+    int w;
 
     *reply = NULL;
-    while (!done) { /* the pipeline's first reply sends it all */
-        if (sdslen(c->obuf) > 0 &&
-            (w = wait_ready(c, POLLOUT, deadline_ns)) != 0) {
-            *timed_out = w == -2;
-            return REDIS_ERR;
-        }
-        if (redisBufferWrite(c, &done) != REDIS_OK)
-            return REDIS_ERR;
-    }
+    /* The pipeline's first reply sends it all. */
+    if (sdslen(c->obuf) > 0 && send_queued(c, deadline_ns, timed_out) != 0)
+        return REDIS_ERR;
     for (;;) {
         if (redisGetReplyFromReader(c, reply) != REDIS_OK)
             return REDIS_ERR;
@@ -625,7 +692,7 @@ int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
 {
     size_t i;
     void *r;
-    sigset_t old;
+    pipe_mask old;
     uint64_t deadline =
         clock_ns(CLOCK_MONOTONIC) + (uint64_t)p->command_timeout_ms * 1000000u;
 
@@ -751,7 +818,7 @@ static int connect_one(rpool *p, rpool_conn **out)
         return HERMES_BE_NOMEM;
     }
     conn->c = c;
-    conn->pid = getpid();
+    conn->gen = fork_gen;
     /* Every reply on this context is built within the current shape. */
     c->reader->fn = &guarded_functions;
     c->reader->privdata = &conn->guard;
@@ -883,7 +950,7 @@ void rpool_put(rpool *p, rpool_conn *conn)
 {
     pthread_mutex_lock(&p->mu);
     check_fork_locked(p);
-    if (conn->pid != p->pid) {
+    if (conn->gen != p->gen) {
         /* Borrowed before fork(): `live` was reset and does not count it. */
         drop_foreign(conn);
     } else if (conn->broken) {

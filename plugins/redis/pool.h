@@ -67,7 +67,8 @@ typedef struct rpool_guard {
 /* One pooled connection. */
 typedef struct rpool_conn {
     redisContext *c;
-    pid_t pid;     /* the process that connected; no other may use the socket */
+    unsigned gen;  /* fork generation that connected (pool.c); no other
+                      process may use the socket */
     int broken;    /* set on I/O or protocol error: freed instead of reused */
     int timed_out; /* the failure was command_timeout_ms passing */
     int probe;     /* connected while the server was taken for hung */
@@ -92,7 +93,8 @@ typedef struct rpool {
     pthread_cond_t cv;    /* signalled when a context is returned or freed */
     rpool_conn *idle;     /* contexts ready for use */
     unsigned live;        /* contexts of this process, idle or borrowed */
-    pid_t pid;            /* process the idle list and live belong to */
+    unsigned gen;         /* fork generation the idle list and live
+                             belong to */
     uint32_t backoff_ms;  /* 0 when the server is not in doubt */
     uint64_t retry_at_ns; /* no connection handed out before this time */
     atomic_int hung;      /* a request timed out and none has been answered

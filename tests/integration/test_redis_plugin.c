@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1812,6 +1814,79 @@ static int child_work(void *st)
     return rc;
 }
 
+/* A server on a unix socket that closes every connection it accepts. */
+typedef struct closer {
+    int fd;
+    atomic_int stop;
+    pthread_t thread;
+} closer;
+
+static void *close_loop(void *arg)
+{
+    closer *r = arg;
+
+    while (!atomic_load(&r->stop)) {
+        int c = accept(r->fd, NULL, NULL);
+
+        if (c >= 0)
+            close(c);
+    }
+    return NULL;
+}
+
+/*
+ * SIGPIPE never reaches the application: with its default disposition
+ * (which kills the process) and unblocked, big SETs over a unix socket
+ * whose server closes every connection make the writes fail with EPIPE
+ * (a unix socket raises SIGPIPE on every such write), and each call just
+ * fails.
+ */
+static void sigpipe_never_reaches_the_application(void **state)
+{
+    closer r = {.fd = socket(AF_UNIX, SOCK_STREAM, 0)};
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, old;
+    sigset_t pipe_set, oldmask;
+    size_t big = (size_t)4 << 20;
+    char *val = malloc(big);
+    int i, failed = 0;
+
+    (void)state;
+    assert_non_null(val);
+    memset(val, 'v', big);
+    snprintf(a.sun_path, sizeof a.sun_path, "/tmp/hermes-pipe-%d.sock",
+             (int)getpid());
+    unlink(a.sun_path);
+    assert_true(r.fd >= 0);
+    assert_int_equal(bind(r.fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(r.fd, 16), 0);
+    assert_int_equal(pthread_create(&r.thread, NULL, close_loop, &r), 0);
+
+    sigaction(SIGPIPE, &dfl, &old);
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_UNBLOCK, &pipe_set, &oldmask);
+    void *st = OPEN("socket", a.sun_path, "max_value_bytes", "8m");
+    for (i = 0; i < 20; i++) {
+        hermes_item it = {B("pipe:k"), {val, big}, 0, 0};
+
+        failed += be->set(st, &it, 1, NULL, NULL) != HERMES_BE_OK;
+    }
+    be->close(st);
+    pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+    sigaction(SIGPIPE, &old, NULL);
+
+    atomic_store(&r.stop, 1);
+    int wake = socket(AF_UNIX, SOCK_STREAM, 0); /* ends the accept() */
+    assert_int_equal(connect(wake, (struct sockaddr *)&a, sizeof a), 0);
+    pthread_join(r.thread, NULL);
+    close(wake);
+    close(r.fd);
+    unlink(a.sun_path);
+    free(val);
+    assert_int_equal(failed, 20); /* and we are still alive */
+}
+
 static void fork_child_uses_its_own_connection(void **state)
 {
     void *st = OPEN("port", g_port);
@@ -1886,6 +1961,7 @@ int main(void)
         T(hostile_endless_string_is_cut_off),
         T(replies_that_do_not_fit_their_command_are_refused),
         T(replies_that_fit_are_accepted_from_the_fake_server),
+        T(sigpipe_never_reaches_the_application),
         T(value_longer_than_max_value_bytes_is_too_big),
         T(flush_gives_up_on_a_cursor_that_never_ends),
         T(flush_gives_up_after_flush_timeout_ms),
