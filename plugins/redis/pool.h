@@ -89,9 +89,10 @@ typedef struct rpool {
     size_t max_value_bytes;
     char *endpoint; /* "host:port" or "unix:path", for messages */
 
-    pthread_mutex_t mu;   /* guards everything below up to the counters */
-    pthread_cond_t cv;    /* signalled when a context is returned or freed */
-    rpool_conn *idle;     /* contexts ready for use */
+    pthread_mutex_t mu; /* guards everything below up to the counters */
+    struct rpool_waiter *waiters, *waiters_tail; /* callers waiting for a
+                             context, first come first served (pool.c) */
+    rpool_conn *idle;                            /* contexts ready for use */
     unsigned live;        /* contexts of this process, idle or borrowed */
     unsigned gen;         /* fork generation the idle list and live
                              belong to */
