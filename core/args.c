@@ -8,6 +8,8 @@
 
 #include <hermes/hermes.h>
 
+#include "internal.h"
+
 enum {
     ARG_INT = 'i',
     ARG_UINT = 'u',
@@ -27,15 +29,22 @@ static hermes_rc args_fail(hermes_args *a)
     a->len = HERMES_ARGS_FAILED;
     a->cap = 0;
     a->failed = 1;
-    return HERMES_ENOMEM;
+    return hm_error(NULL, HERMES_ENOMEM,
+                    "hermes_args: out of memory: the encoding is dropped");
 }
 
+/* Every append comes here: it clears the thread's message like every
+ * call that returns a hermes_rc (messages are about no handle). */
 static hermes_rc args_put(hermes_args *a, const void *p, size_t n)
 {
+    hm_clear_error();
     if (!a)
-        return HERMES_EINVAL;
+        return hm_error(NULL, HERMES_EINVAL, "hermes_args: a is NULL");
     if (a->failed)
-        return HERMES_ENOMEM;
+        return hm_error(NULL, HERMES_ENOMEM,
+                        "hermes_args: an earlier append failed (out of "
+                        "memory); the encoding stays failed until "
+                        "hermes_args_free");
     if (!a->data) {
         a->data = a->inline_;
         a->cap = sizeof a->inline_;
@@ -110,7 +119,8 @@ hermes_rc hermes_args_bytes(hermes_args *a, const void *p, size_t n)
     if (!p && n) {
         if (a)
             args_fail(a);
-        return HERMES_EINVAL;
+        return hm_error(NULL, HERMES_EINVAL,
+                        "hermes_args_bytes: p is NULL but n is %zu", n);
     }
     return args_put_blob(a, ARG_BYTES, p, n);
 }

@@ -506,6 +506,25 @@ static void options_errors(void **state)
     hermes_options_free(o);
 }
 
+static void args_errors(void **state)
+{
+    (void)state;
+    hermes_args a = HERMES_ARGS_INIT;
+    assert_int_equal(hermes_args_int(NULL, 1), HERMES_EINVAL);
+    assert_string_equal(hermes_errmsg(NULL), "hermes_args: a is NULL");
+    assert_int_equal(hermes_args_int(&a, 1), HERMES_OK);
+    assert_string_equal(hermes_errmsg(NULL), "");
+    assert_int_equal(hermes_args_bytes(&a, NULL, 4), HERMES_EINVAL);
+    assert_string_equal(hermes_errmsg(NULL),
+                        "hermes_args_bytes: p is NULL but n is 4");
+    assert_int_equal(hermes_args_str(&a, "x"), HERMES_ENOMEM);
+    assert_non_null(strstr(hermes_errmsg(NULL), "an earlier append failed"));
+    hermes_args_free(&a);
+    assert_int_equal(hermes_args_str(&a, "x"), HERMES_OK);
+    assert_string_equal(hermes_errmsg(NULL), "");
+    hermes_args_free(&a);
+}
+
 /* A compute callback's failing result call: the message says so at once. */
 static int compute_bad_ttl(void *arg, hermes_result *res)
 {
@@ -759,6 +778,7 @@ int main(void)
         cmocka_unit_test(direct_errors),
         cmocka_unit_test(direct_backend_errors),
         cmocka_unit_test(options_errors),
+        cmocka_unit_test(args_errors),
         cmocka_unit_test(result_errors),
         cmocka_unit_test(macro_errors),
         cmocka_unit_test(the_message_belongs_to_its_handle),

@@ -10,8 +10,8 @@
  *    returning a hermes_rc clears that message on entry and, when it
  *    returns anything but HERMES_OK, leaves one that describes this
  *    failure; after a success it is "".  Functions returning void or a
- *    value (hermes_errmsg, hermes_strerror, hermes_free, hermes_args_*,
- *    hermes_result_nocache/ttl/error, accessors) leave it alone.
+ *    value (hermes_errmsg, hermes_strerror, hermes_free, hermes_args_free,
+ *    hermes_result_nocache/error, accessors) leave it alone.
  *  - A handle (hermes *) and registered functions (hermes_fn *) may be used
  *    from many threads at once.  Registration and close are not concurrent
  *    with anything else on the same handle.
