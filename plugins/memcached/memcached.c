@@ -93,7 +93,8 @@ static int mc_fail(mc_state *st, memcached_st *mc, const char *what,
     char detail[256];
 
     atomic_fetch_add(&st->errors, 1);
-    mc_log(st, HERMES_LOG_ERROR, "%s: %s", what, why);
+    mc_log(st, HERMES_LOG_ERROR, "%s: %s: %s", what,
+           memcached_strerror(NULL, rc), why);
     /* The reason of this failure, for hermes_errmsg (ABI 1.1). */
     if (st->host && HERMES_HOST_HAS(st->host, error_detail) &&
         st->host->error_detail) {
@@ -687,21 +688,24 @@ static int mc_get(void *state, const hermes_bytes *keys, size_t n,
 
 /* ---------------------------------------------------------------- set */
 
-/* Reads one key; found: cb(index); missing: nothing. */
-static memcached_return_t get_one(mc_client *cl, const mc_key *k, size_t index,
-                                  hermes_value_cb cb, void *arg)
-{
-    memcached_return_t rc;
-    uint32_t flags;
-    size_t len;
-    char *v = memcached_get(cl->mc, k->p, k->len, &len, &flags, &rc);
+static memcached_return_t gets_one(mc_client *cl, const mc_key *k, int *found,
+                                   char **value, size_t *len, uint64_t *cas);
 
-    if (v) {
+/* Reads one key; found: cb(index); missing: nothing.  Through mget, not
+ * memcached_get, which cannot tell an empty value from a missing one. */
+static memcached_return_t get_one(mc_client *cl, const mc_key *k, size_t index,
+                                  hermes_value_cb cb, void *arg, int *found)
+{
+    char *v = NULL;
+    size_t len = 0;
+    uint64_t cas;
+    memcached_return_t rc = gets_one(cl, k, found, &v, &len, &cas);
+
+    if (rc == MEMCACHED_SUCCESS && *found) {
         cb(arg, index, v, len);
         free(v);
-        return MEMCACHED_SUCCESS;
     }
-    return rc == MEMCACHED_NOTFOUND ? MEMCACHED_SUCCESS : rc;
+    return rc;
 }
 
 static int mc_set(void *state, const hermes_item *items, size_t n,
@@ -729,17 +733,32 @@ static int mc_set(void *state, const hermes_item *items, size_t n,
                 memcached_delete(cl->mc, k.p, k.len, 0);
             s = HERMES_BE_TOOBIG;
         } else if (it->flags & HERMES_SET_IF_ABSENT) {
-            rc = memcached_add(cl->mc, k.p, k.len, val, it->value.len, exp, 0);
-            if (rc == MEMCACHED_SUCCESS) {
-                if (cb)
-                    cb(arg, i, val, it->value.len);
-            } else if (rc == MEMCACHED_NOTSTORED ||
-                       rc == MEMCACHED_DATA_EXISTS) {
-                if (cb &&
-                    (rc = get_one(cl, &k, i, cb, arg)) != MEMCACHED_SUCCESS)
+            /* add; when the key exists, read the value that won.  A key
+             * deleted between the two is absent again: add once more, so
+             * that racing deletes almost never leave the item unreported. */
+            for (int attempt = 0; attempt < 8; attempt++) {
+                int found = 0;
+
+                rc = memcached_add(cl->mc, k.p, k.len, val, it->value.len, exp,
+                                   0);
+                if (rc == MEMCACHED_SUCCESS) {
+                    if (cb)
+                        cb(arg, i, val, it->value.len);
+                    break;
+                }
+                if (rc != MEMCACHED_NOTSTORED && rc != MEMCACHED_DATA_EXISTS) {
+                    s = mc_fail(st, cl->mc, "add", rc);
+                    break;
+                }
+                if (!cb)
+                    break;
+                rc = get_one(cl, &k, i, cb, arg, &found);
+                if (rc != MEMCACHED_SUCCESS) {
                     s = mc_fail(st, cl->mc, "get after add", rc);
-            } else {
-                s = mc_fail(st, cl->mc, "add", rc);
+                    break;
+                }
+                if (found)
+                    break;
             }
         } else {
             rc = memcached_set(cl->mc, k.p, k.len, val, it->value.len, exp, 0);

@@ -379,6 +379,15 @@ static void set_if_absent_reports_the_winner(void **state)
     assert_int_equal(be->set(st, &second, 1, winner_cb, &w), HERMES_BE_OK);
     assert_int_equal(w.calls, 2);
     assert_string_equal(w.val, "v1");
+    /* An empty value that won is reported too (memcached_get cannot tell
+     * it from a missing key). */
+    hermes_bytes k2 = ukey(kb, sizeof kb, "empty-tag");
+    hermes_item e1 = {k2, {"", 0}, 0, HERMES_SET_IF_ABSENT};
+    hermes_item e2 = {k2, B("v3"), 0, HERMES_SET_IF_ABSENT};
+    assert_int_equal(be->set(st, &e1, 1, winner_cb, &w), HERMES_BE_OK);
+    assert_int_equal(be->set(st, &e2, 1, winner_cb, &w), HERMES_BE_OK);
+    assert_int_equal(w.calls, 4);
+    assert_string_equal(w.val, "");
     be->close(st);
 }
 
