@@ -228,13 +228,16 @@ static bool entry_size(size_t klen, size_t vlen, size_t *size)
 
 static size_t page_size(void)
 {
-    static size_t page;
+    /* Threads may race to fill it in; they all write the same value. */
+    static _Atomic size_t page;
+    size_t v = atomic_load_explicit(&page, memory_order_relaxed);
 
-    if (page == 0) {
+    if (v == 0) {
         long p = sysconf(_SC_PAGESIZE);
-        page = p > 0 ? (size_t)p : 4096;
+        v = p > 0 ? (size_t)p : 4096;
+        atomic_store_explicit(&page, v, memory_order_relaxed);
     }
-    return page;
+    return v;
 }
 
 /*

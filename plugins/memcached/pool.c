@@ -4,6 +4,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,8 +21,10 @@ static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static mcpool *fork_list;
 /* A fork child's abandoned clients (see pool.h), kept reachable so that
- * leak checkers do not report what is kept on purpose. */
-static mc_client *abandoned;
+ * leak checkers do not report what is kept on purpose.  A lock-free stack:
+ * abandon() runs with a pool's mu held, which the fork handlers take after
+ * fork_mu, so it may not take fork_mu itself. */
+static _Atomic(mc_client *) abandoned;
 
 static void fork_prepare(void)
 {
@@ -79,10 +82,10 @@ static void cv_init(mcpool *p)
 /* A client of another process: never written to, never freed. */
 static void abandon(mc_client *c)
 {
-    pthread_mutex_lock(&fork_mu);
-    c->next = abandoned;
-    abandoned = c;
-    pthread_mutex_unlock(&fork_mu);
+    mc_client *top = atomic_load(&abandoned);
+    do
+        c->next = top;
+    while (!atomic_compare_exchange_weak(&abandoned, &top, c));
 }
 
 static void free_client(mc_client *c)
