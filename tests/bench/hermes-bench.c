@@ -617,7 +617,8 @@ static void dict_baseline_close(bench *b)
         b->desc->close(b->state);
 }
 
-static int redis_baseline_open(bench *b)
+/* The server of the config's [redis] section, for bare hiredis clients. */
+static void redis_addr_of(bench *b)
 {
     const hm_section *sec = hm_config_section(hm_handle_config(b->h), "redis");
 
@@ -635,6 +636,11 @@ static int redis_baseline_open(bench *b)
         else if (strcmp(k, "db") == 0)
             b->redis.db = atoi(v);
     }
+}
+
+static int redis_baseline_open(bench *b)
+{
+    redis_addr_of(b);
     redisContext *c = redis_connect(&b->redis);
     if (!c)
         return -1;
@@ -689,7 +695,11 @@ static void usage(FILE *out)
             "  -c CONFIG    INI file (default $HERMES_CONFIG, else the dict "
             "backend)\n"
             "  -w WORKLOAD  hit0, hit2, hit8, miss or baseline (default: "
-            "all)\n"
+            "all);\n"
+            "               flush (redis): hermes_flush of OPS entries, "
+            "alone and beside\n"
+            "               10 OPS other keys, against UNLINKing them by "
+            "name\n"
             "  -n OPS       operations per workload and pass, over all "
             "threads\n"
             "               (default %d for dict, %d otherwise)\n"
@@ -739,6 +749,120 @@ static int parse_threads(const char *s, unsigned *v, size_t *n)
 }
 
 /* The cost of the clock read every timed op pays, for the reader. */
+/* ------------------------------------------------------- flush workload */
+
+/* Stores n keys "<prefix><i>" with pipelined SETs; -1 on failure. */
+static int redis_fill(redisContext *c, const char *prefix, uint64_t n)
+{
+    uint64_t sent = 0, read = 0;
+    while (read < n) {
+        while (sent < n && sent - read < 1000) {
+            redisAppendCommand(c, "SET %s%" PRIu64 " v", prefix, sent);
+            sent++;
+        }
+        while (read < sent) {
+            redisReply *rep;
+            if (redisGetReply(c, (void **)&rep) != REDIS_OK)
+                return -1;
+            freeReplyObject(rep);
+            read++;
+        }
+    }
+    return 0;
+}
+
+/* Deletes the keys redis_fill stored, in pipelined UNLINKs of 1000 keys
+ * each: what deleting n keys costs when one knows them. */
+static int redis_unlink_known(redisContext *c, const char *prefix, uint64_t n)
+{
+    enum { BATCH = 1000 };
+    static char keys[BATCH][96];
+    const char *argv[BATCH + 1];
+    size_t lens[BATCH + 1];
+    for (uint64_t i = 0; i < n;) {
+        int k = 0;
+        argv[0] = "UNLINK";
+        lens[0] = 6;
+        for (; k < BATCH && i < n; k++, i++) {
+            int len = snprintf(keys[k], sizeof keys[k], "%s%" PRIu64, prefix,
+                               i);
+            argv[k + 1] = keys[k];
+            lens[k + 1] = (size_t)len;
+        }
+        redisReply *rep = redisCommandArgv(c, k + 1, argv, lens);
+        if (!rep)
+            return -1;
+        freeReplyObject(rep);
+    }
+    return 0;
+}
+
+/*
+ * -w flush (redis): n entries under the handle's prefix, then hermes_flush
+ * timed on a database holding only them, and again with 10 n keys of
+ * another application beside them; the baseline is UNLINKing the same n
+ * keys by name.  Alternating rounds; medians and ranges.
+ */
+static int run_flush(bench *b, uint64_t n, unsigned rounds)
+{
+    char mine[80], other[80];
+    double alone[16], crowded[16], base[16];
+    redis_addr_of(b);
+    redisContext *c = redis_connect(&b->redis);
+    if (!c)
+        return 1;
+    snprintf(mine, sizeof mine, "%sbench.flush:%08x:",
+             hm_handle_entry_prefix(b->h), (unsigned)b->run_id);
+    snprintf(other, sizeof other, "bench-other-app:%08x:",
+             (unsigned)b->run_id);
+    if (rounds > 16)
+        rounds = 16;
+    for (unsigned r = 0; r < rounds; r++) {
+        uint64_t t0;
+        if (redis_fill(c, mine, n) != 0)
+            goto fail;
+        t0 = mono_ns();
+        if (hermes_flush(b->h) != HERMES_OK)
+            goto fail;
+        alone[r] = (double)(mono_ns() - t0) / 1e6;
+
+        if (redis_fill(c, mine, n) != 0 || redis_fill(c, other, 10 * n) != 0)
+            goto fail;
+        t0 = mono_ns();
+        if (hermes_flush(b->h) != HERMES_OK)
+            goto fail;
+        crowded[r] = (double)(mono_ns() - t0) / 1e6;
+        if (redis_unlink_known(c, other, 10 * n) != 0)
+            goto fail;
+
+        if (redis_fill(c, mine, n) != 0)
+            goto fail;
+        t0 = mono_ns();
+        if (redis_unlink_known(c, mine, n) != 0)
+            goto fail;
+        base[r] = (double)(mono_ns() - t0) / 1e6;
+        printf("flush round %u: %" PRIu64 " keys: alone %.1f ms, beside "
+               "%" PRIu64 " others %.1f ms, UNLINK by name %.1f ms\n",
+               r + 1, n, alone[r], 10 * n, crowded[r], base[r]);
+    }
+    qsort(alone, rounds, sizeof alone[0], cmp_double);
+    qsort(crowded, rounds, sizeof crowded[0], cmp_double);
+    qsort(base, rounds, sizeof base[0], cmp_double);
+    printf("flush median of %u rounds: alone %.1f ms (%.1f-%.1f), beside "
+           "10x others %.1f ms (%.1f-%.1f), UNLINK by name %.1f ms "
+           "(%.1f-%.1f)\n",
+           rounds, alone[rounds / 2], alone[0], alone[rounds - 1],
+           crowded[rounds / 2], crowded[0], crowded[rounds - 1],
+           base[rounds / 2], base[0], base[rounds - 1]);
+    redisFree(c);
+    return 0;
+fail:
+    fprintf(stderr, "hermes-bench: flush: %s\n",
+            c->err ? c->errstr : "hermes_flush failed");
+    redisFree(c);
+    return 1;
+}
+
 static double clock_cost_ns(void)
 {
     uint64_t t0 = mono_ns();
@@ -859,6 +983,15 @@ int main(int argc, char **argv)
                      !(profile && only && strcmp(only, "baseline") != 0);
     int status = 0;
 
+    if (only && strcmp(only, "flush") == 0) {
+        status = is_redis ? run_flush(&b, ops, reps < 5 ? 5 : reps) : 2;
+        if (!is_redis)
+            fprintf(stderr, "hermes-bench: -w flush needs redis\n");
+        hermes_close(b.h);
+        free(b.value);
+        free(b.base_value);
+        return status;
+    }
     if (only) {
         size_t i;
         for (i = 0; i < nwl && strcmp(wl[i].name, only) != 0; i++)
