@@ -784,8 +784,8 @@ static int redis_unlink_known(redisContext *c, const char *prefix, uint64_t n)
         argv[0] = "UNLINK";
         lens[0] = 6;
         for (; k < BATCH && i < n; k++, i++) {
-            int len = snprintf(keys[k], sizeof keys[k], "%s%" PRIu64, prefix,
-                               i);
+            int len =
+                snprintf(keys[k], sizeof keys[k], "%s%" PRIu64, prefix, i);
             argv[k + 1] = keys[k];
             lens[k + 1] = (size_t)len;
         }
@@ -811,10 +811,10 @@ static int run_flush(bench *b, uint64_t n, unsigned rounds)
     redisContext *c = redis_connect(&b->redis);
     if (!c)
         return 1;
-    snprintf(mine, sizeof mine, "%sbench.flush:%08x:",
-             hm_handle_entry_prefix(b->h), (unsigned)b->run_id);
-    snprintf(other, sizeof other, "bench-other-app:%08x:",
+    snprintf(mine, sizeof mine,
+             "%sbench.flush:%08x:", hm_handle_entry_prefix(b->h),
              (unsigned)b->run_id);
+    snprintf(other, sizeof other, "bench-other-app:%08x:", (unsigned)b->run_id);
     if (rounds > 16)
         rounds = 16;
     for (unsigned r = 0; r < rounds; r++) {
