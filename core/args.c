@@ -156,3 +156,19 @@ void hermes__args_i64(hermes_args *a, int64_t v)
 {
     hermes_args_int(a, v);
 }
+
+/* Accessors, so callers need not name the struct's members. */
+const void *hermes_args_data(const hermes_args *a)
+{
+    return a->data;
+}
+
+size_t hermes_args_len(const hermes_args *a)
+{
+    return a->len;
+}
+
+int hermes_args_failed(const hermes_args *a)
+{
+    return a->failed;
+}

@@ -7,6 +7,7 @@
 
 #include "keys.h"
 #include "record.h"
+#include "sized.h"
 #include "taglist.h"
 
 /* A function name: non-empty, no spaces or control characters. */
@@ -18,6 +19,28 @@ static bool name_ok(const char *s)
         if ((unsigned char)*s <= ' ' || *s == 0x7f)
             return false;
     return true;
+}
+
+/* The caller's options (NULL for none), read by their size (sized.h). */
+static hermes_rc options_in(hermes *h, const char *name,
+                            const hermes_fn_options *opts, hermes_fn_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
+    if (!opts)
+        return HERMES_OK;
+    if (opts->size == 0)
+        return hm_error(h, HERMES_EINVAL,
+                        "register %s: hermes_fn_options.size is not set "
+                        "(initialize it with HERMES_FN_OPTIONS(...))",
+                        name);
+    if (!hm_sized_in(o, sizeof *o, opts, opts->size))
+        return hm_error(h, HERMES_EINVAL,
+                        "register %s: hermes_fn_options sets fields this "
+                        "library (%s) does not know",
+                        name, HERMES_VERSION);
+    o->size = sizeof *o;
+    return HERMES_OK;
 }
 
 hermes_rc hermes_fn_register(hermes *h, const char *name,
@@ -37,14 +60,18 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
                         "function name longer than %d bytes: its records "
                         "could not name it",
                         HM_RECORD_MAX_NAME);
-    if (opts && !hm_ttl_ok(opts->ttl))
+    hermes_fn_options o;
+    hermes_rc rc = options_in(h, name, opts, &o);
+    if (rc != HERMES_OK)
+        return rc;
+    if (!hm_ttl_ok(o.ttl))
         return hm_error(h, HERMES_EINVAL, "register %s: " HM_TTL_RANGE, name,
-                        (unsigned long)opts->ttl, HERMES_TTL_MAX);
+                        (unsigned long)o.ttl, HERMES_TTL_MAX);
     hermes_fn *fn = calloc(1, sizeof *fn);
     if (!fn)
         return hm_error(h, HERMES_ENOMEM, "register %s: out of memory", name);
     fn->h = h;
-    hermes_rc rc = HERMES_ENOMEM;
+    rc = HERMES_ENOMEM;
     if (!(fn->name = strdup(name)))
         goto fail;
     hm_buf b;
@@ -56,17 +83,15 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
         goto fail;
     fn->name_len = strlen(name);
     fn->ename_len = strlen(fn->ename);
-    if (opts) {
-        fn->ttl = opts->ttl;
-        fn->key = opts->key;
-        if ((rc = hm_taglist_build(h, opts->tags, &fn->tags)) != HERMES_OK)
-            goto fail;
-        if (fn->tags.n > HM_RECORD_MAX_TAGS) {
-            rc = hm_error(h, HERMES_EINVAL,
-                          "%s: %zu tags; a cached function has at most %d",
-                          name, fn->tags.n, HM_RECORD_MAX_TAGS);
-            goto fail;
-        }
+    fn->ttl = o.ttl;
+    fn->key = o.key;
+    if ((rc = hm_taglist_build(h, o.tags, &fn->tags)) != HERMES_OK)
+        goto fail;
+    if (fn->tags.n > HM_RECORD_MAX_TAGS) {
+        rc = hm_error(h, HERMES_EINVAL,
+                      "%s: %zu tags; a cached function has at most %d", name,
+                      fn->tags.n, HM_RECORD_MAX_TAGS);
+        goto fail;
     }
 
     pthread_mutex_lock(&h->fns_mu);
@@ -101,12 +126,14 @@ hermes_rc hermes__register(hermes *h, const char *name,
                            const hermes_fn_options *opts, hermes_key_fn key,
                            hermes_fn **slot)
 {
-    hermes_fn_options o = {0};
-    if (opts)
-        o = *opts;
+    HM_ENTER(h);
+    hermes_fn_options o;
+    hermes_rc rc = options_in(h, name ? name : "?", opts, &o);
+    if (rc != HERMES_OK)
+        return rc;
     o.key = key;
     hermes_fn *fn;
-    hermes_rc rc = hermes_fn_register(h, name, &o, &fn);
+    rc = hermes_fn_register(h, name, &o, &fn);
     if (rc == HERMES_OK) {
         fn->slot = slot;
         *slot = fn;

@@ -28,11 +28,12 @@
 #define HM_PRINTF(f, a)
 #endif
 
-/* Counters behind hermes_stats; relaxed atomics, read as a snapshot. */
+/* Counters behind hermes_stats, one per HERMES_STATS_MAP entry; relaxed
+ * atomics, read as a snapshot (stats.c). */
 typedef struct hm_counters {
-    atomic_uint_fast64_t hits, misses, stale, computations, compute_errors,
-        coalesced, lock_acquired, lock_contended, lock_wait_ns, lock_timeouts,
-        backend_errors, corrupt, foreign;
+#define HM_COUNTER_FIELD(name, text) atomic_uint_fast64_t name;
+    HERMES_STATS_MAP(HM_COUNTER_FIELD)
+#undef HM_COUNTER_FIELD
 } hm_counters;
 
 #define HM_COUNT(h, field, n)                                                  \

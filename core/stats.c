@@ -1,31 +1,22 @@
 /*
- * hermes_stats_get: a snapshot of the handle's counters.
+ * hermes_stats_get: a snapshot of the handle's counters, generated from
+ * HERMES_STATS_MAP like the counters themselves (internal.h).
  */
 #include <string.h>
 
 #include "internal.h"
+#include "sized.h"
 
-/* ----------------------------------------------------------------- stats */
-
-void hermes_stats_get(const hermes *h, hermes_stats *out)
+hermes_rc hermes_stats_get(const hermes *h, hermes_stats *out, size_t size)
 {
-    memset(out, 0, sizeof *out);
-    if (!h)
-        return;
+    if (!h || !out)
+        return HERMES_EINVAL;
+    hermes_stats s;
     hermes *m = (hermes *)h; /* atomics are read, never written, here */
-#define LOAD(f) out->f = atomic_load_explicit(&m->stats.f, memory_order_relaxed)
-    LOAD(hits);
-    LOAD(misses);
-    LOAD(stale);
-    LOAD(computations);
-    LOAD(compute_errors);
-    LOAD(coalesced);
-    LOAD(lock_acquired);
-    LOAD(lock_contended);
-    LOAD(lock_wait_ns);
-    LOAD(lock_timeouts);
-    LOAD(backend_errors);
-    LOAD(corrupt);
-    LOAD(foreign);
-#undef LOAD
+#define HM_STATS_LOAD(name, text)                                              \
+    s.name = atomic_load_explicit(&m->stats.name, memory_order_relaxed);
+    HERMES_STATS_MAP(HM_STATS_LOAD)
+#undef HM_STATS_LOAD
+    hm_sized_out(out, size, &s, sizeof s);
+    return HERMES_OK;
 }

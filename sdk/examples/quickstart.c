@@ -105,7 +105,7 @@ int main(int argc, char **argv)
                hermes_errmsg(cache));
 
     hermes_stats st;
-    hermes_stats_get(cache, &st);
+    hermes_stats_get(cache, &st, sizeof st);
     printf("stats: %" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64
            " computations, %" PRIu64 " backend errors\n",
            st.hits, st.misses, st.computations, st.backend_errors);

@@ -207,7 +207,8 @@ static int do_op(worker *wk, uint64_t i)
         size_t len;
         hermes_args_uint(&a, k);
         hermes_rc rc =
-            hermes_call(r->w->fn, a.data, a.len, compute_value, b, &v, &len);
+            hermes_call(r->w->fn, hermes_args_data(&a), hermes_args_len(&a),
+                        compute_value, b, &v, &len);
         hermes_free(v);
         hermes_args_free(&a);
         return rc != HERMES_OK || len != b->value_size;
@@ -221,7 +222,8 @@ static int do_op(worker *wk, uint64_t i)
         hermes_args_uint(&a, wk->id);
         hermes_args_uint(&a, i);
         hermes_rc rc =
-            hermes_call(r->w->fn, a.data, a.len, compute_value, b, &v, &len);
+            hermes_call(r->w->fn, hermes_args_data(&a), hermes_args_len(&a),
+                        compute_value, b, &v, &len);
         hermes_free(v);
         hermes_args_free(&a);
         return rc != HERMES_OK || len != b->value_size;
@@ -426,7 +428,8 @@ static void miss_cleanup(bench *b, const workload *w, unsigned n, uint64_t ops,
             hermes_args_int(&a, phase);
             hermes_args_uint(&a, t);
             hermes_args_uint(&a, i);
-            hermes_invalidate(w->fn, a.data, a.len, NULL);
+            hermes_invalidate(w->fn, hermes_args_data(&a), hermes_args_len(&a),
+                              NULL);
             hermes_args_free(&a);
         }
     }
@@ -440,7 +443,8 @@ static void populate(bench *b, const workload *w)
         void *v;
         size_t len;
         hermes_args_uint(&a, k);
-        hermes_call(w->fn, a.data, a.len, compute_value, b, &v, &len);
+        hermes_call(w->fn, hermes_args_data(&a), hermes_args_len(&a),
+                    compute_value, b, &v, &len);
         hermes_free(v);
         hermes_args_free(&a);
     }
@@ -461,7 +465,7 @@ static int run_workload(bench *b, const workload *w, unsigned n, uint64_t ops,
     memset(res, 0, sizeof *res);
     if (w->kind == K_HIT)
         populate(b, w);
-    hermes_stats_get(b->h, &s0);
+    hermes_stats_get(b->h, &s0, sizeof s0);
     for (unsigned i = 0; i < reps; i++) {
         int p = (*phase)++;
         memset(&pass, 0, sizeof pass);
@@ -479,7 +483,7 @@ static int run_workload(bench *b, const workload *w, unsigned n, uint64_t ops,
         return -1;
     if (latency && w->kind == K_MISS)
         miss_cleanup(b, w, n, ops, p);
-    hermes_stats_get(b->h, &s1);
+    hermes_stats_get(b->h, &s1, sizeof s1);
     res->p50 = pass.p50;
     res->p90 = pass.p90;
     res->p99 = pass.p99;
@@ -1006,7 +1010,7 @@ int main(int argc, char **argv)
         }
     }
     for (size_t i = 1; i < nwl; i++) {
-        hermes_fn_options o = {.tags = NULL};
+        hermes_fn_options o = HERMES_FN_OPTIONS(.tags = NULL);
         const char *tags[9] = {NULL};
         char name[32];
         for (size_t t = 0; t < wl[i].ntags; t++)
@@ -1109,7 +1113,8 @@ done:
                  k++) {
                 hermes_args a = HERMES_ARGS_INIT;
                 hermes_args_uint(&a, k);
-                hermes_invalidate(wl[i].fn, a.data, a.len, NULL);
+                hermes_invalidate(wl[i].fn, hermes_args_data(&a),
+                                  hermes_args_len(&a), NULL);
                 hermes_args_free(&a);
             }
         }

@@ -93,7 +93,7 @@ int main(int argc, char **argv)
     for (unsigned long t = 0; t < ntags; t++)
         tags[t] = all_tags[t];
     hermes_fn *fn;
-    hermes_fn_options o = {.tags = tags};
+    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = tags);
     if (hermes_fn_register(h, "footprint", &o, &fn) != HERMES_OK) {
         fprintf(stderr, "hermes-footprint: %s\n", hermes_errmsg(h));
         hermes_close(h);
@@ -106,7 +106,8 @@ int main(int argc, char **argv)
         hermes_args_int(&a, (int64_t)f.i);
         void *v;
         size_t len;
-        hermes_rc rc = hermes_call(fn, a.data, a.len, compute, &f, &v, &len);
+        hermes_rc rc = hermes_call(fn, hermes_args_data(&a),
+                                   hermes_args_len(&a), compute, &f, &v, &len);
         hermes_args_free(&a);
         if (rc != HERMES_OK) {
             fprintf(stderr, "hermes-footprint: call %llu: %s\n", f.i,
@@ -118,7 +119,7 @@ int main(int argc, char **argv)
     }
     long after = rss_bytes();
     hermes_stats s;
-    hermes_stats_get(h, &s);
+    hermes_stats_get(h, &s, sizeof s);
     if (before < 0 || after < 0 || s.computations != n) {
         fprintf(stderr,
                 "hermes-footprint: could not measure (rss %ld -> %ld, "

@@ -279,6 +279,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (f == nfns) {
                 char *tag = cstr(tp, tl);
                 hermes_fn_options o = {
+                    .size = sizeof o,
                     .tags =
                         (kind & 2) ? (const char *const[]){tag, NULL} : NULL,
                     .key = (kind & 1) ? custom_key : NULL,

@@ -154,7 +154,8 @@ static long long other_commands(void)
 static void tagged_hits_are_one_multiget_each_and_nothing_else(void **state)
 {
     hermes_fn *fn;
-    hermes_fn_options o = {.tags = HERMES_TAGS("rock", "tree")};
+    hermes_fn_options o =
+        HERMES_FN_OPTIONS(.tags = HERMES_TAGS("rock", "tree"));
     assert_int_equal(hermes_fn_register(h, "tagged", &o, &fn), HERMES_OK);
     assert_int_equal(call(fn, 1, compute_plain), 0); /* warm */
     enum { N = 100 };
@@ -169,7 +170,7 @@ static void tagged_hits_are_one_multiget_each_and_nothing_else(void **state)
     assert_int_equal(total("get_hits") - hits0, 3 * N);
     assert_int_equal(other_commands() - other0, 0);
     hermes_stats s;
-    hermes_stats_get(h, &s);
+    hermes_stats_get(h, &s, sizeof s);
     assert_true(s.hits >= N);
 }
 
@@ -192,7 +193,7 @@ static void entries_spread_over_both_servers(void **state)
     for (int i = 0; i < 200; i++)
         assert_int_equal(call(fn, i, compute_plain), 0);
     hermes_stats s;
-    hermes_stats_get(h, &s);
+    hermes_stats_get(h, &s, sizeof s);
     assert_int_equal(s.computations, 200);
 }
 
@@ -269,7 +270,7 @@ four_processes_of_eight_threads_compute_a_cold_key_once(void **state)
 static void tag_keys_carry_python_flags_and_pickles(void **state)
 {
     hermes_fn *fn;
-    hermes_fn_options o = {.tags = HERMES_TAGS("py")};
+    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = HERMES_TAGS("py"));
     assert_int_equal(hermes_fn_register(h, "py", &o, &fn), HERMES_OK);
     assert_int_equal(call(fn, 1, compute_plain), 0);
     char cmd[160], reply[256];
@@ -326,7 +327,7 @@ static void one_server_down_at_start_then_back(void **state)
     for (int i = 0; i < 40; i++)
         assert_int_equal(call(fn, i, compute_plain), 0);
     hermes_stats s;
-    hermes_stats_get(h, &s);
+    hermes_stats_get(h, &s, sizeof s);
     assert_true(s.backend_errors >= 1);
     assert_int_equal(memcached_server_restart(&srv[1]), 0);
     /* After retry_timeout_s every key caches again. */
@@ -336,10 +337,10 @@ static void one_server_down_at_start_then_back(void **state)
         hermes_stats a, b;
         for (int i = 0; i < 40; i++)
             call(fn, i, compute_plain);
-        hermes_stats_get(h, &a);
+        hermes_stats_get(h, &a, sizeof a);
         for (int i = 0; i < 40; i++)
             call(fn, i, compute_plain);
-        hermes_stats_get(h, &b);
+        hermes_stats_get(h, &b, sizeof b);
         all_cached = b.computations == a.computations;
         if (!all_cached)
             sleep_ms(100);
@@ -407,10 +408,10 @@ static void *fault_worker(void *arg)
 static int caching_resumes(void)
 {
     hermes_stats a, b;
-    hermes_stats_get(h, &a);
+    hermes_stats_get(h, &a, sizeof a);
     for (int i = 0; i < 100; i++) {
         sleep_ms(50);
-        hermes_stats_get(h, &b);
+        hermes_stats_get(h, &b, sizeof b);
         if (b.hits > a.hits + 50)
             return 1;
     }
@@ -429,7 +430,7 @@ static void every_call_is_right_while_one_server_fails(void **state)
     hermes_close(h);
     h = open_cache("lock_wait_ms = 300\n");
     hermes_fn *fn;
-    hermes_fn_options o = {.tags = HERMES_TAGS("ft", "other")};
+    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = HERMES_TAGS("ft", "other"));
     assert_int_equal(hermes_fn_register(h, "faulty", &o, &fn), HERMES_OK);
     atomic_store(&stop_flag, 0);
     pthread_t t[FAULT_THREADS];
@@ -458,7 +459,7 @@ static void every_call_is_right_while_one_server_fails(void **state)
     for (int i = 0; i < FAULT_THREADS; i++)
         pthread_join(t[i], NULL);
     hermes_stats s;
-    hermes_stats_get(h, &s);
+    hermes_stats_get(h, &s, sizeof s);
     fprintf(stderr,
             "# faults: %lld calls, %llu hits, %llu backend errors, %d wrong, "
             "%d stale, %d failed, slowest %lld ms\n",

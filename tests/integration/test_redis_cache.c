@@ -88,7 +88,8 @@ static int call(hermes_fn *fn, int64_t x, hermes_compute_fn compute)
     hermes_args_int(&a, x);
     void *v;
     size_t n;
-    hermes_rc rc = hermes_call(fn, a.data, a.len, compute, &x, &v, &n);
+    hermes_rc rc = hermes_call(fn, hermes_args_data(&a), hermes_args_len(&a),
+                               compute, &x, &v, &n);
     hermes_args_free(&a);
     if (rc != HERMES_OK)
         return -1;
@@ -153,7 +154,8 @@ static long long total_calls_except_info(const char *info)
 static void tagged_hits_are_one_mget_each_and_nothing_else(void **state)
 {
     hermes_fn *fn;
-    hermes_fn_options o = {.tags = HERMES_TAGS("rock", "tree")};
+    hermes_fn_options o =
+        HERMES_FN_OPTIONS(.tags = HERMES_TAGS("rock", "tree"));
     assert_int_equal(hermes_fn_register(h, "tagged", &o, &fn), HERMES_OK);
     assert_int_equal(call(fn, 1, compute_plain), 0); /* warm */
     redisContext *r = raw();
@@ -249,7 +251,7 @@ server_down_at_start_computes_then_caches_when_it_returns(void **state)
     for (int i = 0; i < 5; i++)
         assert_int_equal(call(fn, i, compute_plain), 0);
     hermes_stats s;
-    hermes_stats_get(h, &s);
+    hermes_stats_get(h, &s, sizeof s);
     assert_true(s.backend_errors >= 1);
     assert_int_equal(s.computations, 5);
     assert_int_equal(redis_server_restart(&server), 0);
@@ -257,7 +259,7 @@ server_down_at_start_computes_then_caches_when_it_returns(void **state)
     int cached = 0;
     for (int i = 0; i < 60 && !cached; i++) {
         call(fn, 99, compute_plain);
-        hermes_stats_get(h, &s);
+        hermes_stats_get(h, &s, sizeof s);
         cached = s.hits > 0;
         sleep_ms(100);
     }
@@ -268,7 +270,7 @@ static void
 every_call_is_right_while_the_server_is_killed_and_restarted(void **state)
 {
     hermes_fn *fn;
-    hermes_fn_options o = {.tags = HERMES_TAGS("t")};
+    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = HERMES_TAGS("t"));
     assert_int_equal(hermes_fn_register(h, "f", &o, &fn), HERMES_OK);
     int wrong = 0;
     for (int i = 0; i < 3000; i++) {
@@ -280,7 +282,7 @@ every_call_is_right_while_the_server_is_killed_and_restarted(void **state)
     }
     assert_int_equal(wrong, 0);
     hermes_stats s;
-    hermes_stats_get(h, &s);
+    hermes_stats_get(h, &s, sizeof s);
     assert_true(s.backend_errors > 0);
     assert_true(s.hits > 0);
 }

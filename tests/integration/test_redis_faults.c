@@ -240,7 +240,7 @@ static uint64_t hits(hermes *h)
 {
     hermes_stats s;
 
-    hermes_stats_get(h, &s);
+    hermes_stats_get(h, &s, sizeof s);
     return s.hits;
 }
 
@@ -371,7 +371,7 @@ tagged_calls_stay_right_and_bounded_through_kills_stops_and_full(void **state)
         char name[16], tag[16];
         snprintf(name, sizeof name, "f%d", t);
         snprintf(tag, sizeof tag, "t%d", t);
-        hermes_fn_options o = {.tags = HERMES_TAGS(tag)};
+        hermes_fn_options o = HERMES_FN_OPTIONS(.tags = HERMES_TAGS(tag));
         assert_int_equal(hermes_fn_register(h, name, &o, &fns[t]), HERMES_OK);
         atomic_init(&gen[t], 1);
         atomic_init(&req[t], 0);
@@ -406,11 +406,11 @@ tagged_calls_stay_right_and_bounded_through_kills_stops_and_full(void **state)
         slowest_resume = r > slowest_resume ? r : slowest_resume;
 
         sleep_ms(HEALTHY_MS);
-        hermes_stats_get(h, &before);
+        hermes_stats_get(h, &before, sizeof before);
         fills++;
         oom_refusals += fill_to_maxmemory();
         sleep_ms(FAULT_MS);
-        hermes_stats_get(h, &after);
+        hermes_stats_get(h, &after, sizeof after);
         /* Full indeed: writes were refused meanwhile, reads went on. */
         assert_false(stores_again(h));
         assert_true(after.backend_errors > before.backend_errors);
@@ -434,7 +434,7 @@ tagged_calls_stay_right_and_bounded_through_kills_stops_and_full(void **state)
     pthread_join(ct, NULL);
 
     hermes_stats s;
-    hermes_stats_get(h, &s);
+    hermes_stats_get(h, &s, sizeof s);
     print_message(
         "campaign: %" PRIu64 " ms, %ld calls, %" PRIu64 " hits, %" PRIu64
         " misses, %" PRIu64 " computations, %" PRIu64 " backend errors, "
@@ -560,7 +560,7 @@ static void lock_of_a_killed_holder_blocks_nobody_past_its_bounds(void **state)
     waited = now_ms() - t0;
     assert_string_equal(value, "quick");
     hermes_stats s;
-    hermes_stats_get(h, &s);
+    hermes_stats_get(h, &s, sizeof s);
     assert_int_equal(s.lock_timeouts, 1); /* it did wait on the lock */
 
     /* The dead holder's lock expires by itself. */
@@ -583,7 +583,7 @@ static void lock_of_a_killed_holder_blocks_nobody_past_its_bounds(void **state)
                      HERMES_OK);
     assert_int_equal(call_slow(fn, compute_quick, value, sizeof value),
                      HERMES_OK);
-    hermes_stats_get(h, &s);
+    hermes_stats_get(h, &s, sizeof s);
     assert_int_equal(s.lock_acquired, 1);
     assert_true(s.hits >= 1);
     hermes_close(h);

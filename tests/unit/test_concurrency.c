@@ -155,7 +155,7 @@ static void wait_for_second_caller(void)
     uint64_t deadline = now_ms() + 5000;
     do {
         pause_briefly();
-        hermes_stats_get(h, &st);
+        hermes_stats_get(h, &st, sizeof st);
     } while (st.misses < 2 + 1 && st.lock_contended == 0 &&
              now_ms() < deadline);
 }
@@ -168,7 +168,7 @@ static void wait_for_second_caller(void)
 static void clean_during_a_computation(bool warm)
 {
     hermes_fn *fn;
-    hermes_fn_options o = {.tags = HERMES_TAGS("data")};
+    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = HERMES_TAGS("data"));
     assert_int_equal(hermes_fn_register(h, "gated", &o, &fn), HERMES_OK);
     /* One miss either way, so that wait_for_second_caller counts alike. */
     if (warm)
@@ -218,7 +218,7 @@ static void callers_with_the_same_versions_share_one_computation(void **s)
 {
     (void)s;
     hermes_fn *fn;
-    hermes_fn_options o = {.tags = HERMES_TAGS("data")};
+    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = HERMES_TAGS("data"));
     assert_int_equal(hermes_fn_register(h, "shared", &o, &fn), HERMES_OK);
     create_tags(fn);
     gate g = {0};
@@ -235,7 +235,7 @@ static void callers_with_the_same_versions_share_one_computation(void **s)
     uint64_t deadline = now_ms() + 5000;
     do {
         pause_briefly();
-        hermes_stats_get(h, &st);
+        hermes_stats_get(h, &st, sizeof st);
     } while (st.misses < 1 + 4 && now_ms() < deadline);
     atomic_store(&g.hold, 0);
     for (int i = 0; i < 4; i++) {
@@ -244,7 +244,7 @@ static void callers_with_the_same_versions_share_one_computation(void **s)
         assert_string_equal(c[i].value, "g0");
     }
     assert_int_equal(atomic_load(&g.computing), 1);
-    hermes_stats_get(h, &st);
+    hermes_stats_get(h, &st, sizeof st);
     assert_int_equal(st.computations, 1 + 1);
     assert_int_equal(st.coalesced + st.hits, 3);
 }
@@ -316,7 +316,7 @@ static void fork_under_eight_busy_threads(void **s)
 {
     (void)s;
     hermes_fn *fn;
-    hermes_fn_options o = {.tags = HERMES_TAGS("busy")};
+    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = HERMES_TAGS("busy"));
     assert_int_equal(hermes_fn_register(h, "square", &o, &fn), HERMES_OK);
     atomic_int stop = 0;
     busy b[8];

@@ -202,7 +202,7 @@ static void register_errors(void **state)
                 "function name NULL");
     EXPECT_FAIL(h, hermes_fn_register(h, "with space", NULL, &fn),
                 HERMES_EINVAL, "'with space' must be non-empty");
-    hermes_fn_options bad = {.tags = HERMES_TAGS("ok", "")};
+    hermes_fn_options bad = HERMES_FN_OPTIONS(.tags = HERMES_TAGS("ok", ""));
     EXPECT_FAIL(h, hermes_fn_register(h, "g", &bad, &fn), HERMES_EINVAL,
                 "tag 2 of the list is empty");
     assert_int_equal(hermes_fn_register(h, "f", NULL, &fn), HERMES_OK);
@@ -275,7 +275,7 @@ static void call_errors(void **state)
     void *v;
     size_t n;
     assert_int_equal(hermes_fn_register(h, "f", NULL, &fn), HERMES_OK);
-    hermes_fn_options ko = {.key = key_fails};
+    hermes_fn_options ko = HERMES_FN_OPTIONS(.key = key_fails);
     assert_int_equal(hermes_fn_register(h, "keyed", &ko, &keyed), HERMES_OK);
 
     EXPECT_FAIL(h, hermes_call(fn, "a", 1, NULL, NULL, &v, &n), HERMES_EINVAL,

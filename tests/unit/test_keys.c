@@ -19,7 +19,7 @@
 
 static void hash_of(hermes_args *a, char out[HM_HASH_B64_LEN + 1])
 {
-    hm_hash128_b64(a->data, a->len, out);
+    hm_hash128_b64(hermes_args_data(a), hermes_args_len(a), out);
     out[HM_HASH_B64_LEN] = '\0';
     hermes_args_free(a);
 }
@@ -78,8 +78,8 @@ static void long_argument_lists_grow_beyond_the_inline_buffer(void **state)
     big[sizeof big - 1] = '\0';
     hermes_args_str(&a, big);
     hermes_args_str(&a, big);
-    assert_false(a.failed);
-    assert_int_equal(a.len, 2 * (9 + 999));
+    assert_false(hermes_args_failed(&a));
+    assert_int_equal(hermes_args_len(&a), 2 * (9 + 999));
     hermes_args_free(&a);
 }
 

@@ -104,6 +104,7 @@ static void plain_api_works_in_cxx(void **)
     hermes *h = open_dict();
     hermes_fn *fn = nullptr;
     hermes_fn_options opt = {};
+    opt.size = sizeof opt;
     opt.tags = math_tags;
     assert_int_equal(hermes_fn_register(h, "twice", &opt, &fn), HERMES_OK);
     runs = 0;
@@ -113,9 +114,10 @@ static void plain_api_works_in_cxx(void **)
         int x = 21;
         void *v = nullptr;
         size_t n = 0;
-        assert_int_equal(
-            hermes_call(fn, a.data, a.len, compute_twice, &x, &v, &n),
-            HERMES_OK);
+        assert_int_equal(hermes_call(fn, hermes_args_data(&a),
+                                     hermes_args_len(&a), compute_twice, &x, &v,
+                                     &n),
+                         HERMES_OK);
         hermes_args_free(&a);
         assert_int_equal(n, 2);
         assert_memory_equal(v, "42", 2);

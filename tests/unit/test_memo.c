@@ -96,7 +96,8 @@ static hermes_rc call(hermes_fn *fn, counter *c, int64_t x)
     void *v;
     size_t n;
     hermes_rc rc =
-        hermes_call(fn, args.data, args.len, compute_value, &a, &v, &n);
+        hermes_call(fn, hermes_args_data(&args), hermes_args_len(&args),
+                    compute_value, &a, &v, &n);
     hermes_args_free(&args);
     if (rc == HERMES_OK) {
         char want[32];
@@ -171,7 +172,7 @@ static int teardown(void **state)
 static hermes_fn *reg(const char *name, const char *const *tags, uint32_t ttl)
 {
     hermes_fn *fn;
-    hermes_fn_options o = {.tags = tags, .ttl = ttl};
+    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = tags, .ttl = ttl);
     assert_int_equal(hermes_fn_register(h, name, &o, &fn), HERMES_OK);
     return fn;
 }
@@ -179,7 +180,7 @@ static hermes_fn *reg(const char *name, const char *const *tags, uint32_t ttl)
 static hermes_stats stats(void)
 {
     hermes_stats s;
-    hermes_stats_get(h, &s);
+    hermes_stats_get(h, &s, sizeof s);
     return s;
 }
 
@@ -236,7 +237,9 @@ static void invalidate_recomputes_only_that_entry(void **state)
     call(fn, &c, 2);
     hermes_args a = HERMES_ARGS_INIT;
     hermes_args_int(&a, 1);
-    assert_int_equal(hermes_invalidate(fn, a.data, a.len, NULL), HERMES_OK);
+    assert_int_equal(
+        hermes_invalidate(fn, hermes_args_data(&a), hermes_args_len(&a), NULL),
+        HERMES_OK);
     hermes_args_free(&a);
     call(fn, &c, 1);
     call(fn, &c, 2);
@@ -346,7 +349,8 @@ static int avg_key(void *arg, char *buf, size_t cap)
 static void custom_key_names_the_entry(void **state)
 {
     hermes_fn *fn;
-    hermes_fn_options o = {.tags = HERMES_TAGS("math", "avg"), .key = avg_key};
+    hermes_fn_options o =
+        HERMES_FN_OPTIONS(.tags = HERMES_TAGS("math", "avg"), .key = avg_key);
     assert_int_equal(hermes_fn_register(h, "baz", &o, &fn), HERMES_OK);
     counter c = {0};
     call(fn, &c, 2);
@@ -522,7 +526,7 @@ static void key_of(const char *kind_prefix, const char *fname, int64_t x,
     hermes_args a = HERMES_ARGS_INIT;
     hermes_args_int(&a, x);
     char hash[HM_HASH_B64_LEN + 1] = {0};
-    hm_hash128_b64(a.data, a.len, hash);
+    hm_hash128_b64(hermes_args_data(&a), hermes_args_len(&a), hash);
     hermes_args_free(&a);
     snprintf(key, cap, "%s%s:%s", kind_prefix, fname, hash);
 }
@@ -590,8 +594,9 @@ static void lock_token_carries_host_pid_and_acquisition_time(void **state)
     size_t n;
     seen_token[0] = '\0';
     uint64_t before = hm_now_ms();
-    assert_int_equal(
-        hermes_call(fn, a.data, a.len, read_own_lock, NULL, &v, &n), HERMES_OK);
+    assert_int_equal(hermes_call(fn, hermes_args_data(&a), hermes_args_len(&a),
+                                 read_own_lock, NULL, &v, &n),
+                     HERMES_OK);
     uint64_t after = hm_now_ms();
     hermes_free(v);
     hermes_args_free(&a);
@@ -748,8 +753,8 @@ static void records_name_their_function_ttl_and_times(void **state)
 {
     hermes_fn *plain = reg("plain", HERMES_TAGS("t"), 120);
     hermes_fn *custom;
-    hermes_fn_options o = {
-        .tags = HERMES_TAGS("math", "avg"), .key = avg_key, .ttl = 60};
+    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = HERMES_TAGS("math", "avg"),
+                                            .key = avg_key, .ttl = 60);
     assert_int_equal(hermes_fn_register(h, "baz", &o, &custom), HERMES_OK);
     counter c = {0};
     uint64_t before = hm_now_ms();
@@ -833,7 +838,7 @@ static void a_record_of_other_tags_is_foreign_not_corrupt(void **state)
 static void another_functions_record_under_a_shared_key_is_foreign(void **state)
 {
     hermes_fn *f1, *f2;
-    hermes_fn_options o = {.key = avg_key};
+    hermes_fn_options o = HERMES_FN_OPTIONS(.key = avg_key);
     assert_int_equal(hermes_fn_register(h, "first", &o, &f1), HERMES_OK);
     assert_int_equal(hermes_fn_register(h, "second", &o, &f2), HERMES_OK);
     counter c1 = {0}, c2 = {0};
@@ -871,7 +876,7 @@ static int kilo_key(void *arg, char *buf, size_t cap)
 static void kilobyte_key_works(void **state)
 {
     hermes_fn *fn;
-    hermes_fn_options o = {.key = kilo_key};
+    hermes_fn_options o = HERMES_FN_OPTIONS(.key = kilo_key);
     assert_int_equal(hermes_fn_register(h, "kilo", &o, &fn), HERMES_OK);
     counter c = {0};
     call(fn, &c, 1);
@@ -931,7 +936,7 @@ static void registering_a_name_twice_fails(void **state)
     assert_non_null(strstr(hermes_errmsg(h), "dup"));
     assert_int_equal(hermes_fn_register(h, "bad name", NULL, &fn),
                      HERMES_EINVAL);
-    hermes_fn_options o = {.tags = HERMES_TAGS("fine", "")};
+    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = HERMES_TAGS("fine", ""));
     assert_int_equal(hermes_fn_register(h, "ok", &o, &fn), HERMES_EINVAL);
     assert_non_null(strstr(hermes_errmsg(h), "empty"));
 }
@@ -953,7 +958,7 @@ static void names_and_tag_lists_a_record_cannot_hold_are_refused(void **state)
         tags[i] = names[i];
     }
     tags[256] = NULL;
-    hermes_fn_options o = {.tags = tags};
+    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = tags);
     assert_int_equal(hermes_fn_register(h, "many", &o, &fn), HERMES_EINVAL);
     assert_int_equal(hermes_set(h, "k", "v", 1, tags, 0), HERMES_EINVAL);
     tags[255] = NULL;
@@ -1332,8 +1337,9 @@ static void keys_longer_than_the_backend_allows_are_hashed(void **state)
     hermes_rc rc = hermes_open_with(&h, NULL, NULL, mock_backend_maxkey(250));
     assert_int_equal(rc, HERMES_OK);
     hermes_fn *fn;
-    hermes_fn_options o = {.key = kilo_key,
-                           .tags = HERMES_TAGS("a-rather-long-tag-name")};
+    hermes_fn_options o =
+        HERMES_FN_OPTIONS(.key = kilo_key,
+                          .tags = HERMES_TAGS("a-rather-long-tag-name"));
     assert_int_equal(hermes_fn_register(h, "kilo", &o, &fn), HERMES_OK);
     counter c = {0};
     call(fn, &c, 1);

@@ -227,7 +227,8 @@ static void script(outcome *o)
         return;
     }
     hermes_fn *fn = NULL;
-    hermes_fn_options opts = {.tags = HERMES_TAGS("math", "power")};
+    hermes_fn_options opts =
+        HERMES_FN_OPTIONS(.tags = HERMES_TAGS("math", "power"));
     rc = hermes_fn_register(h, "square", &opts, &fn);
     expect_ok_or_nomem(rc, o, "register");
     rc = HERMES_REGISTER(h, greet, .tags = HERMES_TAGS("words"));
@@ -284,7 +285,7 @@ static void script(outcome *o)
     if (rc == HERMES_OK && got == HERMES_OK)
         BROKEN(o, "get after flush: the value from before the flush");
     hermes_stats st;
-    hermes_stats_get(h, &st);
+    hermes_stats_get(h, &st, sizeof st);
     hermes_close(h);
 }
 

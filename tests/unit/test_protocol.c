@@ -52,7 +52,7 @@ static int teardown(void **state)
 static hermes_fn *reg(const char *name, const char *const *tags)
 {
     hermes_fn *fn;
-    hermes_fn_options o = {.tags = tags};
+    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = tags);
     assert_int_equal(hermes_fn_register(h, name, &o, &fn), HERMES_OK);
     return fn;
 }

@@ -143,7 +143,7 @@ static int ttl_key(void *arg, char *buf, size_t cap)
 static hermes_fn *reg_ttl(hermes *c, const char *name, uint32_t ttl)
 {
     hermes_fn *fn;
-    hermes_fn_options o = {.ttl = ttl, .key = ttl_key};
+    hermes_fn_options o = HERMES_FN_OPTIONS(.ttl = ttl, .key = ttl_key);
     hermes_rc rc = hermes_fn_register(c, name, &o, &fn);
     if (rc != HERMES_OK)
         fail_msg("register %s: %s", name, hermes_errmsg(c));
@@ -216,7 +216,8 @@ static void ttl_beyond_what_a_backend_holds_is_an_error(void **state)
     hermes_close(h);
     h = open_mock("100");
     hermes_fn *fn;
-    hermes_fn_options o = {.ttl = HERMES_TTL_MAX + 1, .key = ttl_key};
+    hermes_fn_options o =
+        HERMES_FN_OPTIONS(.ttl = HERMES_TTL_MAX + 1, .key = ttl_key);
     assert_int_equal(hermes_fn_register(h, "long", &o, &fn), HERMES_EINVAL);
     assert_non_null(strstr(hermes_errmsg(h), "HERMES_TTL_FOREVER"));
 

@@ -215,6 +215,10 @@ hermes_rc hermes_args_double(hermes_args *a, double v);
 /* A NULL string is its own value, distinct from every string. */
 hermes_rc hermes_args_str(hermes_args *a, const char *s);
 hermes_rc hermes_args_bytes(hermes_args *a, const void *p, size_t n);
+/* The encoding so far and its length, and whether an append failed. */
+const void *hermes_args_data(const hermes_args *a);
+size_t hermes_args_len(const hermes_args *a);
+int hermes_args_failed(const hermes_args *a);
 void hermes_args_free(hermes_args *a);
 
 /* ------------------------------------------------------------ memoization */
@@ -274,12 +278,32 @@ void hermes_result_error(hermes_result *res, const char *msg);
  */
 typedef int (*hermes_key_fn)(void *arg, char *buf, size_t cap);
 
+/*
+ * Options of a cached function.  Versioned like every struct the caller
+ * passes in: `size` is sizeof(hermes_fn_options) of the caller's header,
+ * set by HERMES_FN_OPTIONS(...), so a newer library reads only the fields
+ * an older caller has (the rest count as zero), and an older library
+ * refuses (HERMES_EINVAL) a newer caller's struct whose fields beyond its
+ * own size are not all zero, instead of ignoring an option it cannot honor.
+ *
+ *     hermes_fn_options o = HERMES_FN_OPTIONS(.tags = HERMES_TAGS("users"),
+ *                                             .ttl = 300);
+ */
 typedef struct hermes_fn_options {
+    size_t size;             /* sizeof(hermes_fn_options): HERMES_FN_OPTIONS */
     const char *const *tags; /* NULL-terminated list, or NULL for no tags */
     uint32_t ttl; /* seconds, HERMES_TTL_FOREVER, or HERMES_TTL_DEFAULT (0):
                      the handle's ttl; out of range is HERMES_EINVAL */
     hermes_key_fn key; /* custom key, or NULL for "<name>:<arghash>" */
 } hermes_fn_options;
+
+/* A hermes_fn_options value with size set; the arguments are designated
+ * initializers of its other fields.  C only (a compound literal); in C++
+ * write hermes_fn_options o = {sizeof o, ...}. */
+#ifndef __cplusplus
+#define HERMES_FN_OPTIONS(...)                                                 \
+    ((hermes_fn_options){.size = sizeof(hermes_fn_options), __VA_ARGS__})
+#endif
 
 /* A NULL-terminated tag list literal: HERMES_TAGS("math", "power").  C only
  * (a compound literal); in C++ pass a named array ending in NULL. */
@@ -347,25 +371,42 @@ hermes_rc hermes_flush(hermes *h);
 
 /* ------------------------------------------------------------------ stats */
 
+/*
+ * The handle's counters, one list: X(name, description).  The struct below,
+ * the library's snapshot and every printer are generated from it.  New
+ * counters are only ever appended, so an older caller's struct is a prefix
+ * of a newer one.
+ */
+#define HERMES_STATS_MAP(X)                                                    \
+    X(hits, "calls answered from the backend")                                 \
+    X(misses, "calls that found no fresh entry")                               \
+    X(stale, "misses where an entry existed but a tag version had changed")    \
+    X(computations, "compute callbacks run")                                   \
+    X(compute_errors, "compute callbacks that failed")                         \
+    X(coalesced, "callers served by another thread's computation in this "     \
+                 "process")                                                    \
+    X(lock_acquired, "backend locks taken")                                    \
+    X(lock_contended, "lock attempts that found it held")                      \
+    X(lock_wait_ns, "time spent waiting for held locks, in nanoseconds")       \
+    X(lock_timeouts, "waits that reached lock_wait_ms")                        \
+    X(backend_errors, "backend operations that failed")                        \
+    X(corrupt, "records that did not decode")                                  \
+    X(foreign, "records of another tag list, function or format")
+
 typedef struct hermes_stats {
-    uint64_t hits;           /* calls answered from the backend */
-    uint64_t misses;         /* calls that found no fresh entry */
-    uint64_t stale;          /* misses where an entry existed but a tag
-                                version had changed */
-    uint64_t computations;   /* compute callbacks run */
-    uint64_t compute_errors; /* compute callbacks that failed */
-    uint64_t coalesced;      /* callers served by another thread's
-                                computation in this process */
-    uint64_t lock_acquired;  /* backend locks taken */
-    uint64_t lock_contended; /* lock attempts that found it held */
-    uint64_t lock_wait_ns;   /* time spent waiting for held locks */
-    uint64_t lock_timeouts;  /* waits that reached lock_wait_ms */
-    uint64_t backend_errors; /* backend operations that failed */
-    uint64_t corrupt;        /* records that did not decode */
-    uint64_t foreign; /* records of another tag list, function or format */
+#define HERMES__STATS_FIELD(name, text) uint64_t name;
+    HERMES_STATS_MAP(HERMES__STATS_FIELD)
+#undef HERMES__STATS_FIELD
 } hermes_stats;
 
-void hermes_stats_get(const hermes *h, hermes_stats *out);
+/*
+ * Copies a snapshot of h's counters into out, whose size the caller passes
+ * (sizeof *out): the library writes at most size bytes, so a newer library
+ * never overflows an older caller's struct, and zeroes what an older
+ * library does not know of a newer caller's.  HERMES_EINVAL when h or out
+ * is NULL.
+ */
+hermes_rc hermes_stats_get(const hermes *h, hermes_stats *out, size_t size);
 
 /* ------------------------------------------------- decorator-style macros */
 
@@ -529,7 +570,8 @@ inline int hermes__get(const void *p, size_t n, bool *o)
     ([&]() -> hermes_rc {                                                      \
         _Pragma("GCC diagnostic push")                                         \
             _Pragma("GCC diagnostic ignored \"-Wmissing-field-initializers\"") \
-                const hermes_fn_options hermes_o_{__VA_ARGS__};                \
+                const hermes_fn_options hermes_o_{                             \
+                    .size = sizeof(hermes_fn_options), __VA_ARGS__};           \
         _Pragma("GCC diagnostic pop") return NAME##__register((h), &hermes_o_, \
                                                               (KEYFN));        \
     }())
@@ -596,10 +638,12 @@ extern "C" {
         unsigned long long *: hermes__get_ull,                               \
         _Bool *: hermes__get_b)(p, n, (void *)(out))
 
-/* .key first, so that the braces are never empty (ISO C before C23). */
+/* .size first, so that the braces are never empty (ISO C before C23). */
 #define HERMES__REGISTER_WITH(h, NAME, KEYFN, ...)                             \
-    NAME##__register(                                                          \
-        (h), &(const hermes_fn_options){.key = NULL, __VA_ARGS__}, (KEYFN))
+    NAME##__register((h),                                                      \
+                     &(const hermes_fn_options){                               \
+                         .size = sizeof(hermes_fn_options), __VA_ARGS__},      \
+                     (KEYFN))
 #endif
 
 /*
