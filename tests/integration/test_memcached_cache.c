@@ -33,6 +33,9 @@ static hermes *h;
 static int test_pid;
 static int g_prefix;             /* a fresh prefix per test: nothing to flush */
 static atomic_int *computations; /* shared with forked children */
+/* Calls of the children that failed open (a backend error or a lock wait
+ * that ran out), each of which may compute once more by design. */
+static atomic_int *fallbacks;
 
 static void sleep_ms(int ms)
 {
@@ -233,6 +236,9 @@ static int crowd_in_child(int start_fd)
         pthread_join(t[i], NULL);
         bad += !w[i].ok;
     }
+    hermes_stats st;
+    hermes_stats_get(c, &st, sizeof st);
+    atomic_fetch_add(fallbacks, (int)(st.backend_errors + st.lock_timeouts));
     hermes_close(c);
     return bad ? 1 : 0;
 }
@@ -242,6 +248,7 @@ four_processes_of_eight_threads_compute_a_cold_key_once(void **state)
 {
     int pipefd[2];
     atomic_store(computations, 0);
+    atomic_store(fallbacks, 0);
     assert_int_equal(pipe(pipefd), 0);
     pid_t kids[4];
     for (int i = 0; i < 4; i++) {
@@ -262,7 +269,15 @@ four_processes_of_eight_threads_compute_a_cold_key_once(void **state)
         assert_true(WIFEXITED(status));
         assert_int_equal(WEXITSTATUS(status), 0);
     }
-    assert_int_equal(atomic_load(computations), 1);
+    /* Once, unless a server did not answer in time (poll_timeout_ms is
+     * 200 ms; a loaded machine can miss it) and a call failed open. */
+    int extra = atomic_load(computations) - 1;
+    if (extra != 0) {
+        print_message("cold key: %d extra computations, %d calls failed "
+                      "open\n",
+                      extra, atomic_load(fallbacks));
+        assert_true(extra > 0 && extra <= atomic_load(fallbacks));
+    }
 }
 
 /* What Python's memcached clients read back: flags 0 (plain bytes), and a
@@ -480,10 +495,11 @@ static void every_call_is_right_while_one_server_fails(void **state)
 int main(void)
 {
     test_pid = (int)getpid();
-    computations = mmap(NULL, sizeof *computations, PROT_READ | PROT_WRITE,
+    computations = mmap(NULL, 2 * sizeof *computations, PROT_READ | PROT_WRITE,
                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (computations == MAP_FAILED)
         return 1;
+    fallbacks = computations + 1;
     if (memcached_server_start(&srv[0]) != 0 ||
         memcached_server_start(&srv[1]) != 0)
         return 1;
