@@ -316,6 +316,17 @@ static int child_work(hermes_fn *fn)
 static void fork_under_eight_busy_threads(void **s)
 {
     (void)s;
+#ifdef __SANITIZE_ADDRESS__
+    /* Not under AddressSanitizer, loudly: GCC 12's libasan (Debian 12)
+     * takes no locks of its own around fork(), so a child forked while
+     * other threads allocate can hang inside ASan's allocator, whatever
+     * the program does (LLVM added those fork handlers in December 2023,
+     * llvm-project PR 75290).  The test runs in the plain and the TSan
+     * builds. */
+    print_message("fork under busy threads: skipped under ASan (its "
+                  "allocator is not fork-safe in GCC 12)\n");
+    skip();
+#endif
     hermes_fn *fn;
     hermes_fn_options o = HERMES_FN_OPTIONS(.tags = HERMES_TAGS("busy"));
     assert_int_equal(hermes_fn_register(h, "square", &o, &fn), HERMES_OK);
