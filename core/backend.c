@@ -8,22 +8,51 @@
 const char *hm_be_status_str(int status)
 {
     switch (status) {
-    case HERMES_BE_OK:
-        return "ok";
-    case HERMES_BE_IO:
-        return "backend unreachable or timed out";
-    case HERMES_BE_NOMEM:
-        return "backend out of memory";
-    case HERMES_BE_TOOBIG:
-        return "key or value too large for the backend";
-    case HERMES_BE_INVALID:
-        return "invalid request";
-    case HERMES_BE_PROTOCOL:
-        return "unexpected answer from the backend";
-    case HERMES_BE_UNSUPPORTED:
-        return "operation not supported by the backend";
+#define HM_BE_STATUS_TEXT(name, value, text)                                   \
+    case HERMES_BE_##name:                                                     \
+        return text;
+        HERMES_BE_STATUS_MAP(HM_BE_STATUS_TEXT)
+#undef HM_BE_STATUS_TEXT
     default:
         return "unknown backend status";
+    }
+}
+
+const char *hm_be_status_name(int status)
+{
+    switch (status) {
+#define HM_BE_STATUS_NAME(name, value, text)                                   \
+    case HERMES_BE_##name:                                                     \
+        return #name;
+        HERMES_BE_STATUS_MAP(HM_BE_STATUS_NAME)
+#undef HM_BE_STATUS_NAME
+    default:
+        return NULL;
+    }
+}
+
+/*
+ * The one translation of a plugin's status into the API's result, for
+ * every operation and for open(): the caller sees what went wrong in its
+ * own vocabulary whichever call met it.  INVALID is a bad argument; the
+ * only arguments open() has are the config section, so there the
+ * argument is a config key (HERMES_ECONFIG).  Anything the store did
+ * (IO, PROTOCOL, UNSUPPORTED, or a status this core does not know) is
+ * HERMES_EBACKEND.
+ */
+hermes_rc hm_be_rc(int status, bool at_open)
+{
+    switch (status) {
+    case HERMES_BE_OK:
+        return HERMES_OK;
+    case HERMES_BE_NOMEM:
+        return HERMES_ENOMEM;
+    case HERMES_BE_TOOBIG:
+        return HERMES_ETOOBIG;
+    case HERMES_BE_INVALID:
+        return at_open ? HERMES_ECONFIG : HERMES_EINVAL;
+    default:
+        return HERMES_EBACKEND;
     }
 }
 

@@ -90,9 +90,7 @@ hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
             v = hm_judge(h, &d.rd, hm_bytes(d.entry.data, d.entry.len),
                          &direct_owner, &d.tags, &payload, &plen);
         if (st != HERMES_BE_OK) {
-            rc = hm_be_error(
-                h, st == HERMES_BE_NOMEM ? HERMES_ENOMEM : HERMES_EBACKEND, st,
-                "get %s", key);
+            rc = hm_be_error(h, st, "get %s", key);
         } else if (v == HM_HIT) {
             memmove(d.rd.entry, payload, plen);
             d.rd.entry[plen] = '\0';
@@ -138,11 +136,7 @@ hermes_rc hermes_set(hermes *h, const char *key, const void *value, size_t len,
                                &direct_owner, &d.tags, &d.rd, value, len,
                                ttl != HERMES_TTL_DEFAULT ? ttl : h->cfg.ttl, 0);
         if (st != HERMES_BE_OK)
-            rc = hm_be_error(h,
-                             st == HERMES_BE_TOOBIG  ? HERMES_ETOOBIG
-                             : st == HERMES_BE_NOMEM ? HERMES_ENOMEM
-                                                     : HERMES_EBACKEND,
-                             st, "set %s", key);
+            rc = hm_be_error(h, st, "set %s", key);
     }
     direct_free(&d);
     return rc;
@@ -157,7 +151,7 @@ hermes_rc hermes_delete(hermes *h, const char *key)
         hermes_bytes k = hm_bytes(d.entry.data, d.entry.len);
         int st = hm_be_del(h, &k, 1);
         if (st != HERMES_BE_OK)
-            rc = hm_be_error(h, HERMES_EBACKEND, st, "delete %s", key);
+            rc = hm_be_error(h, st, "delete %s", key);
     }
     direct_free(&d);
     return rc;
@@ -177,7 +171,7 @@ hermes_rc hermes_clean(hermes *h, const char *const *tags)
     if (rc == HERMES_OK) {
         int st = hm_be_del(h, t.keys, t.n);
         if (st != HERMES_BE_OK)
-            rc = hm_be_error(h, HERMES_EBACKEND, st, "clean");
+            rc = hm_be_error(h, st, "clean");
     }
     hm_taglist_free(&t);
     return rc;
@@ -197,6 +191,6 @@ hermes_rc hermes_flush(hermes *h)
     int st = hm_be_flush(h, hm_bytes(prefix.data, prefix.len));
     hm_buf_free(&prefix);
     if (st != HERMES_BE_OK)
-        return hm_be_error(h, HERMES_EBACKEND, st, "flush");
+        return hm_be_error(h, st, "flush");
     return HERMES_OK;
 }

@@ -73,8 +73,7 @@ hermes_rc hm_error(const hermes *h, hermes_rc rc, const char *fmt, ...)
     return rc;
 }
 
-hermes_rc hm_be_error(const hermes *h, hermes_rc rc, int status,
-                      const char *fmt, ...)
+hermes_rc hm_be_error(const hermes *h, int status, const char *fmt, ...)
 {
     char what[HM_ERRMSG_SIZE / 2];
     va_list ap;
@@ -82,8 +81,8 @@ hermes_rc hm_be_error(const hermes *h, hermes_rc rc, int status,
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     const char *detail = hm_be_detail();
-    return hm_error(h, rc, "%s: %s%s%s", what, hm_be_status_str(status),
-                    *detail ? ": " : "", detail);
+    return hm_error(h, hm_be_rc(status, false), "%s: %s%s%s", what,
+                    hm_be_status_str(status), *detail ? ": " : "", detail);
 }
 
 hermes_rc hm_bad_handle(const hermes *h, const char *func)

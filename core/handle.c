@@ -184,9 +184,7 @@ static hermes_rc open_backend(hermes *h, const hermes_backend *linked)
      * as the core's own messages do, whichever plugin wrote it. */
     char msg[sizeof oe.msg * 4], where[512];
     hm_config_escape(oe.msg, msg, sizeof msg);
-    rc = st == HERMES_BE_NOMEM     ? HERMES_ENOMEM
-         : st == HERMES_BE_INVALID ? HERMES_ECONFIG
-                                   : HERMES_EBACKEND;
+    rc = hm_be_rc(st, true);
     if (sec && oe.kv_index >= 0 && (size_t)oe.kv_index < sec->n) {
         hm_config_where(where, sizeof where, h->cfg.source,
                         sec->lines[oe.kv_index]);

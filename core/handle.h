@@ -22,7 +22,9 @@ const char *hm_handle_entry_prefix(const hermes *h);
 /* The backend's own stats (HERMES_CAP_STATS), serialized like every other
  * backend call.  Returns the plugin's hermes_be_status. */
 int hm_be_stats(hermes *h, hermes_stat_cb cb, void *arg);
-/* A backend status as text. */
+/* A backend status as text ("backend unreachable or timed out"), and its
+ * name in HERMES_BE_STATUS_MAP ("IO"; NULL for a status not listed). */
 const char *hm_be_status_str(int status);
+const char *hm_be_status_name(int status);
 
 #endif

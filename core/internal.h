@@ -107,9 +107,13 @@ struct hermes {
 hermes_rc hm_error(const hermes *h, hermes_rc rc, const char *fmt, ...)
     HM_PRINTF(3, 4);
 /* As hm_error, for a failed backend call: "<what>: <status>[: <detail>]",
- * with the detail the plugin attached to the failure (hm_be_detail). */
-hermes_rc hm_be_error(const hermes *h, hermes_rc rc, int status,
-                      const char *fmt, ...) HM_PRINTF(4, 5);
+ * with the detail the plugin attached to the failure (hm_be_detail), and
+ * the result hm_be_rc(status, false). */
+hermes_rc hm_be_error(const hermes *h, int status, const char *fmt, ...)
+    HM_PRINTF(3, 4);
+/* backend.c: the hermes_rc of a plugin's status, the same for every
+ * operation (at_open: for open(), where INVALID names a config key). */
+hermes_rc hm_be_rc(int status, bool at_open);
 /* Whether the calling thread's message and backend detail (errors.c) are
  * set.  Initial-exec and hidden, so that clearing them, on entry to every
  * public call and before every backend call, is one store at an offset

@@ -120,11 +120,13 @@ void hm_call_backend_failed(hm_call *c, int status, hm_outcome *o)
 {
     if (c->h->cfg.on_backend_error == HM_FALLBACK_FAIL) {
         memset(o, 0, sizeof *o);
-        o->rc = HERMES_EBACKEND;
-        const char *what = hm_be_status_str(status), *detail = hm_be_detail();
-        size_t n = strlen(what) + 2 + strlen(detail) + 1;
+        o->rc = hm_be_rc(status, false);
+        const char *be = c->h->be->name, *what = hm_be_status_str(status),
+                   *detail = hm_be_detail();
+        size_t n = 8 + strlen(be) + 2 + strlen(what) + 2 + strlen(detail) + 1;
         if ((o->errmsg = malloc(n)) != NULL)
-            snprintf(o->errmsg, n, "%s%s%s", what, *detail ? ": " : "", detail);
+            snprintf(o->errmsg, n, "backend %s: %s%s%s", be, what,
+                     *detail ? ": " : "", detail);
         return;
     }
     hm_call_compute(c, false, o);
@@ -221,9 +223,6 @@ static hermes_rc deliver(hm_call *c, hm_outcome *o, void **value, size_t *len)
     } else if (rc == HERMES_ETIMEOUT) {
         hm_error(c->h, rc, "%s: waited %u ms for another caller's computation",
                  c->fn->name, c->h->cfg.lock_wait_ms);
-    } else if (rc == HERMES_EBACKEND) {
-        hm_error(c->h, rc, "%s: backend %s: %s", c->fn->name, c->h->be->name,
-                 o->errmsg ? o->errmsg : "failed");
     } else {
         hm_error(c->h, rc, "%s: %s", c->fn->name,
                  o->errmsg ? o->errmsg : hermes_strerror(rc));
@@ -341,8 +340,7 @@ hermes_rc hermes_invalidate(hermes_fn *fn, const void *args, size_t args_len,
         hermes_bytes k = hm_bytes(entry.data, entry.len);
         int st = hm_be_del(fn->h, &k, 1);
         if (st != HERMES_BE_OK)
-            rc = hm_be_error(fn->h, HERMES_EBACKEND, st, "invalidate %s",
-                             fn->name);
+            rc = hm_be_error(fn->h, st, "invalidate %s", fn->name);
     } else if (rc == HERMES_ENOMEM) {
         hm_error(fn->h, rc, "invalidate %s: out of memory", fn->name);
     }

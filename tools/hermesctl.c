@@ -20,6 +20,7 @@
 
 #include "handle.h"
 #include "loader.h"
+#include "stats.h"
 
 #ifndef HERMES_PLUGINDIR
 #error "HERMES_PLUGINDIR (the installed plugin directory) must be defined"
@@ -49,6 +50,9 @@ static void usage(FILE *out)
             "  flush       delete every key under the configured prefix\n"
             "  stats       the backend's own statistics, \"name: value\" "
             "per line\n"
+            "  counters    the library's counters (hermes_stats), one per "
+            "line:\n"
+            "              NAME DESCRIPTION (tab-separated)\n"
             "\n"
             "Options:\n"
             "  -c, --config CONFIG  INI file (default: $HERMES_CONFIG, "
@@ -277,6 +281,14 @@ static int cmd_stats(const char *path)
     return EXIT_SUCCESS;
 }
 
+/* The vocabulary of hermes_stats, from the one list (HERMES_STATS_MAP). */
+static int cmd_counters(void)
+{
+    for (size_t i = 0; i < hm_stat_nfields; i++)
+        printf("%s\t%s\n", hm_stat_fields[i].name, hm_stat_fields[i].text);
+    return EXIT_SUCCESS;
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -329,13 +341,15 @@ int main(int argc, char **argv)
         return cmd_flush(path);
     if (strcmp(cmd, "stats") == 0 && nargs == 0)
         return cmd_stats(path);
+    if (strcmp(cmd, "counters") == 0 && nargs == 0)
+        return cmd_counters();
     if (strcmp(cmd, "help") == 0) {
         usage(stdout);
         return EXIT_SUCCESS;
     }
     if (strcmp(cmd, "check") == 0 || strcmp(cmd, "plugins") == 0 ||
         strcmp(cmd, "clean") == 0 || strcmp(cmd, "flush") == 0 ||
-        strcmp(cmd, "stats") == 0)
+        strcmp(cmd, "stats") == 0 || strcmp(cmd, "counters") == 0)
         fprintf(stderr, "%s: %s: wrong number of arguments\n", progname, cmd);
     else
         fprintf(stderr, "%s: unknown command '%s'\n", progname, cmd);

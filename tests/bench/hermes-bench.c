@@ -38,6 +38,7 @@
 #include "host.h"
 #include "keys.h"
 #include "record.h"
+#include "stats.h"
 
 #define NKEYS 1024 /* distinct arguments of a hit workload */
 #define MAX_THREADS 256
@@ -84,6 +85,7 @@ typedef struct bench {
     size_t value_size;   /* payload of every cached value */
     size_t base_size;    /* baseline value: a hit2 record's size */
     uint32_t ttl_s;
+    bool counters;             /* -v: print each workload's counters */
     uint64_t run_id;           /* makes miss arguments unique across runs */
     unsigned char *value;      /* value_size bytes of payload */
     unsigned char *base_value; /* base_size bytes for the baseline key */
@@ -494,6 +496,10 @@ static int run_workload(bench *b, const workload *w, unsigned n, uint64_t ops,
                 "hermes-bench: warning: %s: %" PRIu64 " backend errors "
                 "(calls that failed open are not cache hits)\n",
                 w->name, s1.backend_errors - s0.backend_errors);
+    if (b->counters && w->fn) {
+        printf("# %s at %u thread%s counted:\n", w->name, n, n == 1 ? "" : "s");
+        hm_stats_print(stdout, "#   ", &s1, &s0);
+    }
     if (w->kind == K_HIT && s1.misses != s0.misses)
         fprintf(stderr,
                 "hermes-bench: warning: %s had %" PRIu64 " misses: not a pure "
@@ -695,7 +701,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: hermes-bench [-c CONFIG] [-w WORKLOAD] [-n OPS] "
-            "[-t THREADS] [-s VALUE_SIZE] [-r REPS] [-p]\n"
+            "[-t THREADS] [-s VALUE_SIZE] [-r REPS] [-p] [-v]\n"
             "  -c CONFIG    INI file (default $HERMES_CONFIG, else the dict "
             "backend)\n"
             "  -w WORKLOAD  hit0, hit2, hit8, miss or baseline (default: "
@@ -718,6 +724,10 @@ static void usage(FILE *out)
             "workload's\n"
             "               throughput passes (no baseline, no latency "
             "pass)\n"
+            "  -v           after each workload, the library's counters "
+            "it moved\n"
+            "               (hermes_stats, a \"#   name: count\" line "
+            "each)\n"
             "The baseline is a bare get of a value the size of a hit2 "
             "record;\n"
             "\"xR of baseline\" is the workload's cost per op divided by "
@@ -881,12 +891,12 @@ int main(int argc, char **argv)
     uint64_t ops = 0, vsize = 64, reps = 0;
     unsigned threads[MAX_THREAD_COUNTS];
     size_t nthreads = 0;
-    bool profile = false;
+    bool profile = false, counters = false;
     int c;
 
     if (config && !*config)
         config = NULL;
-    while ((c = getopt(argc, argv, "c:w:n:t:s:r:ph")) != -1) {
+    while ((c = getopt(argc, argv, "c:w:n:t:s:r:pvh")) != -1) {
         switch (c) {
         case 'c':
             config = optarg;
@@ -925,6 +935,9 @@ int main(int argc, char **argv)
         case 'p':
             profile = true;
             break;
+        case 'v':
+            counters = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -960,6 +973,7 @@ int main(int argc, char **argv)
             threads[nthreads++] = 8;
     }
     b.value_size = vsize;
+    b.counters = counters;
     b.base_size = hit2_record_size(vsize);
     b.ttl_s = hm_handle_config(b.h)->ttl;
     b.value = malloc(vsize);

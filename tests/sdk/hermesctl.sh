@@ -189,6 +189,27 @@ if run 1 clean ""; then
     expect "clean rejects an empty tag" "empty"
 fi
 
+# --- counters: exactly the names of HERMES_STATS_MAP, in its order, each
+# with its description
+srcdir=${HERMES_TEST_SRCDIR:?HERMES_TEST_SRCDIR is not set}
+if run 0 counters; then
+    awk '/^#define HERMES_STATS_MAP/ { on = 1; next }
+         on && /^ *X\(/ { n = $0; sub(/^ *X\(/, "", n); sub(/,.*/, "", n)
+                          print n }
+         on && !/\\$/ { on = 0 }' \
+        "$srcdir/sdk/include/hermes/hermes.h" >"$tmp/want"
+    cut -f1 "$tmp/out" >"$tmp/got"
+    if [ -s "$tmp/want" ] && cmp -s "$tmp/want" "$tmp/got"; then
+        pass "counters lists every HERMES_STATS_MAP name in order"
+    else
+        fail "counters: expected the names $(tr '\n' ' ' <"$tmp/want")"
+    fi
+    expect "counters describes each" "$(printf 'hits\tcalls answered')"
+fi
+if run 2 counters extra; then
+    expect "counters takes no arguments" "wrong number of arguments"
+fi
+
 # --- usage: help on stdout, mistakes on stderr with status 2
 if run 0 --help; then
     expect "--help prints usage" "usage: hermesctl"

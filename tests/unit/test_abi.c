@@ -1,7 +1,9 @@
 /*
  * The versioned API: structs that cross it carry their size, so an older
  * caller's struct is never overflowed and an option a library cannot honor
- * is refused rather than ignored.
+ * is refused rather than ignored.  And the vocabularies listed once: the
+ * counters' table the printers use, the backend statuses' names, and the
+ * one mapping of a backend status to the hermes_rc every call returns.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +14,13 @@
 
 #include <cmocka.h>
 
+#include <hermes/backend.h>
 #include <hermes/hermes.h>
+
+#include "handle.h"
+#include "internal.h"
+#include "mock_backend.h"
+#include "stats.h"
 
 static int compute(void *arg, hermes_result *res)
 {
@@ -177,6 +185,150 @@ static void args_accessors_read_the_encoding(void **state)
     hermes_args_free(&b);
 }
 
+/* The printers' table has one row per counter, in the struct's order, and
+ * reads each counter where the struct holds it. */
+static void stats_table_follows_the_list(void **state)
+{
+    assert_int_equal(hm_stat_nfields, sizeof(hermes_stats) / sizeof(uint64_t));
+    size_t i = 0;
+    hermes_stats s;
+    memset(&s, 0, sizeof s);
+#define ROW(field, desc)                                                       \
+    assert_string_equal(hm_stat_fields[i].name, #field);                       \
+    assert_string_equal(hm_stat_fields[i].text, desc);                         \
+    assert_int_equal(hm_stat_fields[i].offset, offsetof(hermes_stats, field)); \
+    s.field = 1000 + i;                                                        \
+    assert_int_equal(hm_stat_value(&s, &hm_stat_fields[i]), 1000 + i);         \
+    i++;
+    HERMES_STATS_MAP(ROW)
+#undef ROW
+}
+
+/* hm_stats_print writes every counter, or what moved since a snapshot. */
+static void stats_printer_prints_every_counter(void **state)
+{
+    hermes *h = busy_handle();
+    hermes_stats s0, s1;
+    memset(&s0, 0, sizeof s0);
+    assert_int_equal(hermes_stats_get(h, &s1, sizeof s1), HERMES_OK);
+    s0.hits = 1;
+    char *text = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&text, &n);
+    assert_non_null(f);
+    hm_stats_print(f, "> ", &s1, &s0);
+    assert_int_equal(fclose(f), 0);
+    size_t lines = 0;
+    for (const char *c = text; *c; c++)
+        lines += *c == '\n';
+    assert_int_equal(lines, hm_stat_nfields);
+    assert_non_null(strstr(text, "> hits: 0\n"));   /* 1 hit minus 1 */
+    assert_non_null(strstr(text, "> misses: 1\n")); /* 1 miss minus 0 */
+    assert_non_null(strstr(text, "> foreign: 0\n"));
+    free(text);
+    hermes_close(h);
+}
+
+/* Every status of the list has its name and text; an unknown one none. */
+static void backend_status_names_come_from_the_list(void **state)
+{
+    size_t n = 0;
+#define NAMED(name, value, text)                                               \
+    assert_int_equal(HERMES_BE_##name, value);                                 \
+    assert_string_equal(hm_be_status_name(value), #name);                      \
+    assert_string_equal(hm_be_status_str(value), text);                        \
+    n++;
+    HERMES_BE_STATUS_MAP(NAMED)
+#undef NAMED
+    assert_int_equal(n, 7);
+    assert_null(hm_be_status_name(99));
+    assert_null(hm_be_status_name(-1));
+    assert_string_equal(hm_be_status_str(99), "unknown backend status");
+}
+
+/* What each status means to the application, written out once more here
+ * so that a change to the mapping must change this table too. */
+static const struct {
+    int status;
+    hermes_rc op, open;
+} status_rc[] = {
+    {HERMES_BE_IO, HERMES_EBACKEND, HERMES_EBACKEND},
+    {HERMES_BE_NOMEM, HERMES_ENOMEM, HERMES_ENOMEM},
+    {HERMES_BE_TOOBIG, HERMES_ETOOBIG, HERMES_ETOOBIG},
+    {HERMES_BE_INVALID, HERMES_EINVAL, HERMES_ECONFIG},
+    {HERMES_BE_PROTOCOL, HERMES_EBACKEND, HERMES_EBACKEND},
+    {HERMES_BE_UNSUPPORTED, HERMES_EBACKEND, HERMES_EBACKEND},
+    {99, HERMES_EBACKEND, HERMES_EBACKEND}, /* a status from a newer ABI */
+};
+#define NSTATUS (sizeof status_rc / sizeof status_rc[0])
+
+static int compute_unused(void *arg, hermes_result *res)
+{
+    fail_msg("computed although on_backend_error = fail");
+    return 1;
+}
+
+/* Every public call that meets a backend failure returns the same code
+ * for the same status: get, set, delete, clean, flush, invalidate and
+ * the cached call (with on_backend_error = fail). */
+static void every_call_maps_a_status_the_same_way(void **state)
+{
+    hermes *h;
+    hermes_fn *fn;
+    assert_int_equal(hermes_open_with(&h, "[hermes]\non_backend_error = fail\n",
+                                      "abi.ini", mock_backend()),
+                     HERMES_OK);
+    assert_int_equal(hermes_fn_register(h, "f", NULL, &fn), HERMES_OK);
+    mock_state *m = mock_current();
+    for (size_t i = 0; i < NSTATUS; i++) {
+        int st = status_rc[i].status;
+        hermes_rc want = status_rc[i].op;
+        void *v = NULL;
+        size_t len;
+        assert_int_equal(hm_be_rc(st, false), want);
+        mock_fail_all(m, st);
+        hermes_rc got[] = {
+            hermes_get(h, "k", NULL, &v, &len),
+            hermes_set(h, "k", "v", 1, NULL, 0),
+            hermes_delete(h, "k"),
+            hermes_clean(h, HERMES_TAGS("t")),
+            hermes_flush(h),
+            hermes_invalidate(fn, "a", 1, NULL),
+            hermes_call(fn, "a", 1, compute_unused, NULL, &v, &len),
+        };
+        mock_fail_all(m, 0);
+        for (size_t j = 0; j < sizeof got / sizeof got[0]; j++)
+            if (got[j] != want)
+                fail_msg("status %d, call %zu: %s, expected %s", st, j,
+                         hermes_strerror(got[j]), hermes_strerror(want));
+    }
+    hermes_close(h);
+}
+
+static int open_status;
+static int open_failing(const hermes_host *host, const hermes_kv *kv, size_t n,
+                        void **state, hermes_open_error *err)
+{
+    return open_status;
+}
+
+/* open() is mapped by the same function: only INVALID reads differently,
+ * because open's only arguments are the config section. */
+static void open_maps_a_status_the_same_way(void **state)
+{
+    hermes_backend d = *mock_backend();
+    d.open = open_failing;
+    for (size_t i = 0; i < NSTATUS; i++) {
+        hermes *h;
+        open_status = status_rc[i].status;
+        assert_int_equal(hm_be_rc(open_status, true), status_rc[i].open);
+        assert_int_equal(hermes_open_with(&h, NULL, "abi.ini", &d),
+                         status_rc[i].open);
+        assert_non_null(strstr(hermes_errmsg(h), "failed to open"));
+        hermes_close(h);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -188,6 +340,11 @@ int main(void)
         cmocka_unit_test(options_newer_than_the_library),
         cmocka_unit_test(options_older_than_the_library),
         cmocka_unit_test(args_accessors_read_the_encoding),
+        cmocka_unit_test(stats_table_follows_the_list),
+        cmocka_unit_test(stats_printer_prints_every_counter),
+        cmocka_unit_test(backend_status_names_come_from_the_list),
+        cmocka_unit_test(every_call_maps_a_status_the_same_way),
+        cmocka_unit_test(open_maps_a_status_the_same_way),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

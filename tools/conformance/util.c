@@ -4,6 +4,7 @@
  * collection of callback results, and failure reporting.
  */
 #include "conformance.h"
+#include "handle.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -67,13 +68,12 @@ void conf_note(conf_ctx *c, const char *fmt, ...)
 
 const char *conf_status(int st)
 {
-    static const char *const names[] = {
-        "OK", "IO", "NOMEM", "TOOBIG", "INVALID", "PROTOCOL", "UNSUPPORTED"};
     static _Thread_local char buf[4][24];
     static _Thread_local unsigned next;
+    const char *name = hm_be_status_name(st);
 
-    if (st >= 0 && (size_t)st < sizeof names / sizeof names[0])
-        return names[st];
+    if (name != NULL)
+        return name;
     char *b = buf[next++ % 4];
 
     snprintf(b, sizeof buf[0], "status %d", st);

@@ -105,16 +105,33 @@ extern "C" {
 /* The symbol the loader looks up in every plugin. */
 #define HERMES_BACKEND_ENTRY_SYMBOL "hermes_backend_entry"
 
-/* Status codes returned by every backend operation (ABI 1.0). */
+/*
+ * Status codes returned by every backend operation (ABI 1.0), one list:
+ * X(name, value, text) gives HERMES_BE_<name>, and the core's messages and
+ * the conformance kit's report use the same names and texts.
+ *
+ *   OK           the operation completed
+ *   IO           server unreachable, timed out or reset: the core fails
+ *                open and counts it
+ *   NOMEM        out of memory inside the plugin
+ *   TOOBIG       a key or value exceeds the store's limits
+ *   INVALID      bad arguments (open: a bad config key or value)
+ *   PROTOCOL     the server answered something unexpected
+ *   UNSUPPORTED  optional operation refused by the store (see below)
+ */
+#define HERMES_BE_STATUS_MAP(X)                                                \
+    X(OK, 0, "ok")                                                             \
+    X(IO, 1, "backend unreachable or timed out")                               \
+    X(NOMEM, 2, "backend out of memory")                                       \
+    X(TOOBIG, 3, "key or value too large for the backend")                     \
+    X(INVALID, 4, "invalid request")                                           \
+    X(PROTOCOL, 5, "unexpected answer from the backend")                       \
+    X(UNSUPPORTED, 6, "operation not supported by the backend")
+
 typedef enum hermes_be_status {
-    HERMES_BE_OK = 0,         /* the operation completed */
-    HERMES_BE_IO = 1,         /* server unreachable, timed out or reset:
-                                 the core fails open and counts it */
-    HERMES_BE_NOMEM = 2,      /* out of memory inside the plugin */
-    HERMES_BE_TOOBIG = 3,     /* a key or value exceeds the store's limits */
-    HERMES_BE_INVALID = 4,    /* bad arguments or configuration */
-    HERMES_BE_PROTOCOL = 5,   /* the server answered something unexpected */
-    HERMES_BE_UNSUPPORTED = 6 /* optional operation not provided */
+#define HERMES__BE_STATUS_ENUM(name, value, text) HERMES_BE_##name = value,
+    HERMES_BE_STATUS_MAP(HERMES__BE_STATUS_ENUM)
+#undef HERMES__BE_STATUS_ENUM
 } hermes_be_status;
 
 /* Log levels for hermes_host.log: HERMES_LOG_ERROR .. HERMES_LOG_DEBUG. */
