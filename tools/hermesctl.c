@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,9 @@ static void usage(FILE *out)
             "  flush       delete every key under the configured prefix\n"
             "  stats       the backend's own statistics, \"name: value\" "
             "per line\n"
+            "  version     versions of hermesctl, the library, the backend "
+            "ABI and\n"
+            "              each plugin on the search path\n"
             "  counters    the library's counters (hermes_stats), one per "
             "line:\n"
             "              NAME DESCRIPTION (tab-separated)\n"
@@ -59,7 +63,7 @@ static void usage(FILE *out)
             "else the\n"
             "                       built-in defaults: the dict backend)\n"
             "  -h, --help           this text\n"
-            "  -V, --version        the library version\n"
+            "  -V, --version        as the version command\n"
             "\n"
             "Exit status: 0 success, 1 failure, 2 usage error.\n",
             progname);
@@ -191,18 +195,59 @@ static void print_plugin(void *arg, const char *path, const hermes_backend *d,
     putchar('\n');
 }
 
-static int cmd_plugins(const char *path)
+/* The config without opening its backend: for the plugin search path. */
+static int load_config(const char *path, hm_config *cfg)
 {
-    hm_config cfg;
     char err[1024];
-    hermes_rc rc = path ? hm_config_load(path, &cfg, err, sizeof err)
-                        : hm_config_defaults(&cfg);
+    hermes_rc rc = path ? hm_config_load(path, cfg, err, sizeof err)
+                        : hm_config_defaults(cfg);
     if (rc != HERMES_OK) {
         fprintf(stderr, "%s: %s\n", progname,
                 rc == HERMES_ENOMEM ? "out of memory" : err);
-        return EXIT_FAILURE;
+        return -1;
     }
+    return 0;
+}
+
+static int cmd_plugins(const char *path)
+{
+    hm_config cfg;
+    if (load_config(path, &cfg) != 0)
+        return EXIT_FAILURE;
     hm_plugin_list(cfg.plugin_path, print_plugin, NULL);
+    hm_config_free(&cfg);
+    return EXIT_SUCCESS;
+}
+
+/* "plugin NAME VERSION ABI M.N PATH" for each plugin loading by name
+ * would pick; the others are `plugins`' business. */
+static void print_plugin_version(void *arg, const char *path,
+                                 const hermes_backend *d, const char *err,
+                                 int shadowed)
+{
+    if (!d || shadowed)
+        return;
+    fputs("plugin ", stdout);
+    put_field(d->name, SIZE_MAX);
+    putchar(' ');
+    put_field(d->version, SIZE_MAX);
+    printf(" ABI %u.%u ", (unsigned)d->abi_major, (unsigned)d->abi_minor);
+    put_field(path, SIZE_MAX);
+    putchar('\n');
+}
+
+/* The versions an operator asks for when something does not load: this
+ * program's, the library's, the plugin ABI it speaks, each plugin's. */
+static int cmd_version(const char *path)
+{
+    printf("hermesctl %s\n", HERMES_VERSION);
+    printf("library %s (0x%06lx)\n", hermes_version(), hermes_version_number());
+    printf("backend ABI %d.%d\n", HERMES_BACKEND_ABI_MAJOR,
+           HERMES_BACKEND_ABI_MINOR);
+    hm_config cfg;
+    if (load_config(path, &cfg) != 0)
+        return EXIT_FAILURE;
+    hm_plugin_list(cfg.plugin_path, print_plugin_version, NULL);
     hm_config_free(&cfg);
     return EXIT_SUCCESS;
 }
@@ -300,6 +345,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *config = NULL;
+    bool version = false;
     int c;
 
     /* '+': options end at the command, so "clean -x" passes "-x" on. */
@@ -312,13 +358,15 @@ int main(int argc, char **argv)
             usage(stdout);
             return EXIT_SUCCESS;
         case 'V':
-            printf("hermesctl %s\n", HERMES_VERSION);
-            return EXIT_SUCCESS;
+            version = true;
+            break;
         default:
             usage(stderr);
             return EXIT_USAGE;
         }
     }
+    if (version)
+        return cmd_version(config_path(config));
     if (optind >= argc) {
         usage(stderr);
         return EXIT_USAGE;
@@ -343,13 +391,16 @@ int main(int argc, char **argv)
         return cmd_stats(path);
     if (strcmp(cmd, "counters") == 0 && nargs == 0)
         return cmd_counters();
+    if (strcmp(cmd, "version") == 0 && nargs == 0)
+        return cmd_version(path);
     if (strcmp(cmd, "help") == 0) {
         usage(stdout);
         return EXIT_SUCCESS;
     }
     if (strcmp(cmd, "check") == 0 || strcmp(cmd, "plugins") == 0 ||
         strcmp(cmd, "clean") == 0 || strcmp(cmd, "flush") == 0 ||
-        strcmp(cmd, "stats") == 0 || strcmp(cmd, "counters") == 0)
+        strcmp(cmd, "stats") == 0 || strcmp(cmd, "counters") == 0 ||
+        strcmp(cmd, "version") == 0)
         fprintf(stderr, "%s: %s: wrong number of arguments\n", progname, cmd);
     else
         fprintf(stderr, "%s: unknown command '%s'\n", progname, cmd);

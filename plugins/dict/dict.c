@@ -36,13 +36,10 @@
 #include <string.h>
 
 #include <hermes/backend.h>
+#include <hermes/version.h>
 
 #include "dict.h"
 #include "siphash.h"
-
-#ifndef PACKAGE_VERSION
-#define PACKAGE_VERSION "0.1.0"
-#endif
 
 #define DICT_DEFAULT_SHARDS 16
 #define DICT_MAX_SHARDS 1024
@@ -1086,7 +1083,7 @@ static const hermes_backend dict_backend = {
     .abi_minor = HERMES_BACKEND_ABI_MINOR,
     .struct_size = sizeof(hermes_backend),
     .name = "dict",
-    .version = PACKAGE_VERSION,
+    .version = HERMES_VERSION, /* released with the library */
     .description = "in-process sharded hash table with TTL and LRU eviction",
     .caps = HERMES_CAP_THREADSAFE | HERMES_CAP_SCAN | HERMES_CAP_STATS,
     .max_key_len = 0,

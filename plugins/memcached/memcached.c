@@ -30,6 +30,8 @@
  */
 #include "pool.h"
 
+#include <hermes/version.h>
+
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1035,7 +1037,7 @@ static const hermes_backend mc_backend = {
     .abi_minor = HERMES_BACKEND_ABI_MINOR,
     .struct_size = sizeof(hermes_backend),
     .name = "memcached",
-    .version = "1.0",
+    .version = HERMES_VERSION, /* released with the library */
     .description = "memcached servers through libmemcached (consistent "
                    "hashing, one multi-get per read)",
     .caps = HERMES_CAP_THREADSAFE | HERMES_CAP_SHARED | HERMES_CAP_STATS,

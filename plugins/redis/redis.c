@@ -19,6 +19,8 @@
  */
 #include "pool.h"
 
+#include <hermes/version.h>
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1183,7 +1185,7 @@ static const hermes_backend redis_backend = {
     .abi_minor = HERMES_BACKEND_ABI_MINOR,
     .struct_size = sizeof(hermes_backend),
     .name = "redis",
-    .version = "0.1.0",
+    .version = HERMES_VERSION, /* released with the library */
     .description = "redis server via hiredis (pooled, pipelined, shared)",
     .caps = HERMES_CAP_THREADSAFE | HERMES_CAP_SCAN | HERMES_CAP_STATS |
             HERMES_CAP_SHARED,

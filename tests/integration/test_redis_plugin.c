@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <hermes/backend.h>
+#include <hermes/version.h>
 #include <hiredis/hiredis.h>
 
 #include "../support/fake_redis.h"
@@ -385,14 +386,14 @@ static int test_teardown(void **state)
 
 /* ---------------------------------------------------------------- tests */
 
-static void descriptor_declares_redis_0_1_0_with_caps(void **state)
+static void descriptor_declares_redis_and_its_caps(void **state)
 {
     (void)state;
     assert_int_equal(be->abi_major, HERMES_BACKEND_ABI_MAJOR);
     assert_int_equal(be->abi_minor, HERMES_BACKEND_ABI_MINOR);
     assert_int_equal(be->struct_size, sizeof(hermes_backend));
     assert_string_equal(be->name, "redis");
-    assert_string_equal(be->version, "0.1.0");
+    assert_string_equal(be->version, HERMES_VERSION);
     assert_int_equal(be->caps, HERMES_CAP_THREADSAFE | HERMES_CAP_SCAN |
                                    HERMES_CAP_STATS | HERMES_CAP_SHARED);
     assert_int_equal(be->max_key_len, 0);
@@ -1917,7 +1918,7 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, test_setup, test_teardown)
     const struct CMUnitTest tests[] = {
-        T(descriptor_declares_redis_0_1_0_with_caps),
+        T(descriptor_declares_redis_and_its_caps),
         T(overwrite_that_is_too_big_removes_the_old_value),
         T(overwrite_refused_by_the_server_removes_the_old_value),
         T(batch_longer_than_one_request_may_be_is_too_big),

@@ -189,6 +189,30 @@ if run 1 clean ""; then
     expect "clean rejects an empty tag" "empty"
 fi
 
+# --- version: hermesctl, the library, the ABI and each plugin, all the
+# version configure wrote into <hermes/version.h>
+ver=$(sed -n 's/^#define HERMES_VERSION "\(.*\)"$/\1/p' \
+    "$builddir/sdk/include/hermes/version.h")
+if [ -z "$ver" ]; then
+    echo "FAIL: no HERMES_VERSION in $builddir/sdk/include/hermes/version.h"
+    failures=$((failures + 1))
+fi
+HERMES_PLUGIN_PATH=$builddir/plugins/redis
+export HERMES_PLUGIN_PATH
+for how in --version version; do
+    if run 0 $how; then
+        expect "$how names hermesctl's version" "hermesctl $ver"
+        expect "$how names the library's version" "library $ver (0x"
+        expect "$how names the backend ABI" "backend ABI 1."
+        expect "$how names the built-in plugin" "plugin dict $ver ABI 1."
+        expect "$how names a plugin on the path" "plugin redis $ver ABI 1."
+    fi
+done
+unset HERMES_PLUGIN_PATH
+if run 2 version extra; then
+    expect "version takes no arguments" "wrong number of arguments"
+fi
+
 # --- counters: exactly the names of HERMES_STATS_MAP, in its order, each
 # with its description
 srcdir=${HERMES_TEST_SRCDIR:?HERMES_TEST_SRCDIR is not set}

@@ -3,11 +3,14 @@
 # snippet below must fail to compile, in C (no _Generic default) and in C++
 # (deleted overloads), while the same snippet with a supported type
 # compiles, so a failure is the type's and not the harness's.  Run by
-# `make check` with CC, CXX and HERMES_TEST_SRCDIR set (see Makefile.am).
+# `make check` with CC, CXX, HERMES_TEST_SRCDIR and HERMES_TEST_BUILDDIR
+# set (see Makefile.am).
 
 set -u
 
 srcdir=${HERMES_TEST_SRCDIR:?HERMES_TEST_SRCDIR is not set}
+# <hermes/version.h> is generated into the build tree.
+builddir=${HERMES_TEST_BUILDDIR:?HERMES_TEST_BUILDDIR is not set}
 cc=${CC:?CC is not set}
 cxx=${CXX:?CXX is not set}
 failures=0
@@ -25,7 +28,7 @@ compile() {
         set -- $cxx -std=c++20 -pedantic -Wall -Wextra -Werror
     fi
     printf '#include <hermes/hermes.h>\n%s\n' "$code" >"$file"
-    if "$@" -I"$srcdir/sdk/include" -fsyntax-only "$file" >"$tmp/out" 2>&1
+    if "$@" -I"$srcdir/sdk/include" -I"$builddir/sdk/include" -fsyntax-only "$file" >"$tmp/out" 2>&1
     then got=ok; else got=error; fi
     if [ "$got" = "$want" ]; then
         echo "PASS: $lang: $name"

@@ -25,12 +25,11 @@
 #include <stdint.h>
 
 #include <hermes/log.h>
+#include <hermes/version.h> /* HERMES_VERSION*, hermes_version_number() */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define HERMES_VERSION "0.1.0"
 
 /* Result codes.  X(name, value, text): one list, so code and text cannot drift.
  */
