@@ -515,18 +515,22 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /*
- * The ratio of a workload to its baseline measured in alternating passes,
- * the median over rounds: on loopback a round trip's time drifts by a
- * factor of two within seconds, so two measurements taken minutes apart
- * compare the machine's moods, not the code.  With latency set the ratio is
- * of medians (p50 of w over p50 of base), else of throughputs (w / base).
+ * A workload against another measured in alternating passes, the median
+ * over rounds: on loopback a round trip's time drifts by a factor of two
+ * within seconds, and on a shared machine a dict pass's by as much, so two
+ * measurements taken minutes apart compare the machine's moods, not the
+ * code.  R_P50 is the ratio of medians (p50 of w over p50 of base),
+ * R_THROUGHPUT of throughputs (w / base), R_NS_EACH the difference in one
+ * thread's cost per op divided by per (the cost of each extra tag).
  */
 #define RATIO_ROUNDS 7
-static int interleaved_ratio(bench *b, const workload *base, const workload *w,
-                             unsigned n, uint64_t ops, bool latency, int *phase,
-                             double *ratio)
+typedef enum ratio_kind { R_P50, R_THROUGHPUT, R_NS_EACH } ratio_kind;
+static int interleaved(bench *b, const workload *base, const workload *w,
+                       unsigned n, uint64_t ops, ratio_kind rk, double per,
+                       int *phase, double *median)
 {
     double r[RATIO_ROUNDS];
+    bool latency = rk == R_P50;
     for (int i = 0; i < RATIO_ROUNDS; i++) {
         result rb, rw;
         memset(&rb, 0, sizeof rb);
@@ -534,18 +538,24 @@ static int interleaved_ratio(bench *b, const workload *base, const workload *w,
         if (run_pass(b, base, n, ops, (*phase)++, latency, &rb) != 0 ||
             run_pass(b, w, n, ops, (*phase)++, latency, &rw) != 0)
             return -1;
-        if (latency)
+        if (rk == R_P50)
             r[i] = rb.p50 ? (double)rw.p50 / (double)rb.p50 : 0;
-        else
+        else if (rk == R_THROUGHPUT)
             r[i] = rb.ops_per_s > 0 ? rw.ops_per_s / rb.ops_per_s : 0;
+        else
+            r[i] = (rw.ns_per_op - rb.ns_per_op) / per;
     }
     qsort(r, RATIO_ROUNDS, sizeof *r, cmp_double);
-    printf("# %s/%s %s ratio, %u thread%s, rounds sorted:", w->name, base->name,
-           latency ? "p50" : "throughput", n, n == 1 ? "" : "s");
+    printf("# %s against %s, %s, %u thread%s, rounds sorted:", w->name,
+           base->name,
+           rk == R_P50          ? "p50 ratio"
+           : rk == R_THROUGHPUT ? "throughput ratio"
+                                : "ns per extra tag",
+           n, n == 1 ? "" : "s");
     for (int i = 0; i < RATIO_ROUNDS; i++)
         printf(" %.2f", r[i]);
     printf("\n");
-    *ratio = r[RATIO_ROUNDS / 2];
+    *median = r[RATIO_ROUNDS / 2];
     return 0;
 }
 
@@ -1079,41 +1089,67 @@ int main(int argc, char **argv)
         }
     }
 
-    /* The targets (issues), from the runs that measure them. */
+    /*
+     * The targets of issue 11, each re-measured in alternating passes (see
+     * interleaved()): the figures above come from passes far apart in time.
+     * Dict: a tagged hit at most 2.5 ABI gets, each tag beyond at most 35
+     * ns.  Redis: a hit's latency at most 1.1 raw GETs from one thread,
+     * throughput at least 0.9 of raw at 8 threads and 0.8 at 32.
+     */
     for (size_t ti = 0; is_dict && ti < nthreads; ti++) {
+        double x, tag;
+        if (!res[ti][2].ran || !res[ti][0].ran)
+            continue;
+        /* The miss workload flushed the store behind it. */
+        populate(&b, &wl[2]);
+        if (res[ti][3].ran)
+            populate(&b, &wl[3]);
+        if (interleaved(&b, &wl[0], &wl[2], threads[ti], ops, R_THROUGHPUT, 1,
+                        &phase, &x) != 0) {
+            status = 1;
+            goto done;
+        }
+        x = x > 0 ? 1 / x : 0; /* cost, not speed */
+        printf("hit2/baseline = %.2f (target <= 2.5) at %u thread%s: %s\n", x,
+               threads[ti], threads[ti] == 1 ? "" : "s",
+               x <= 2.5 ? "met" : "MISSED");
+        if (!res[ti][3].ran)
+            continue;
+        if (interleaved(&b, &wl[2], &wl[3], threads[ti], ops, R_NS_EACH,
+                        (double)(wl[3].ntags - wl[2].ntags), &phase,
+                        &tag) != 0) {
+            status = 1;
+            goto done;
+        }
+        printf("each tag beyond 2 = %.1f ns (hit8 - hit2) / 6 (target <= 35) "
+               "at %u thread%s: %s\n",
+               tag, threads[ti], threads[ti] == 1 ? "" : "s",
+               tag <= 35 ? "met" : "MISSED");
+    }
+    for (size_t ti = 0; is_redis && ti < nthreads; ti++) {
         const result *base = &res[ti][0], *h2 = &res[ti][2];
+        unsigned n = threads[ti];
+        double x;
         if (!h2->ran || !base->ran)
             continue;
-        double x = h2->ns_per_op / base->ns_per_op;
-        printf("hit2/baseline = %.2f (target <= 3.5) at %u thread%s: %s\n", x,
-               threads[ti], threads[ti] == 1 ? "" : "s",
-               x <= 3.5 ? "met" : "MISSED");
-    }
-    if (is_redis) {
-        for (size_t ti = 0; ti < nthreads; ti++) {
-            const result *base = &res[ti][0], *h2 = &res[ti][2];
-            if (!h2->ran || !base->ran)
-                continue;
-            /* Re-measured in alternating passes (see interleaved_ratio):
-             * the figures above come from passes far apart in time. */
-            double x;
-            bool lat = threads[ti] == 1;
-            if (interleaved_ratio(&b, &wl[0], &wl[2], threads[ti], ops, lat,
-                                  &phase, &x) != 0) {
-                status = 1;
-                goto done;
-            }
-            if (lat) {
-                printf("hit2 latency ratio = %.2f (median of %d alternating "
-                       "rounds of p50s, target <= 1.2): %s\n",
-                       x, RATIO_ROUNDS, x <= 1.2 ? "met" : "MISSED");
-            } else {
-                printf("%u-thread throughput ratio = %.2f (target >= 0.8%s): "
-                       "%s\n",
-                       threads[ti], x, threads[ti] == 8 ? "" : " at 8 threads",
-                       x >= 0.8 ? "met" : "MISSED");
-            }
+        populate(&b, &wl[2]);
+        if (interleaved(&b, &wl[0], &wl[2], n, ops,
+                        n == 1 ? R_P50 : R_THROUGHPUT, 1, &phase, &x) != 0) {
+            status = 1;
+            goto done;
         }
+        if (n == 1)
+            printf("hit2 latency ratio = %.2f (median of %d alternating "
+                   "rounds of p50s, target <= 1.1): %s\n",
+                   x, RATIO_ROUNDS, x <= 1.1 ? "met" : "MISSED");
+        else if (n == 8 || n == 32)
+            printf("%u-thread throughput ratio = %.2f (target >= %.1f): %s\n",
+                   n, x, n == 8 ? 0.9 : 0.8,
+                   x >= (n == 8 ? 0.9 : 0.8) ? "met" : "MISSED");
+        else
+            printf("%u-thread throughput ratio = %.2f (targets are at 8 and "
+                   "32 threads)\n",
+                   n, x);
     }
 
 done:
