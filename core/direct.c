@@ -83,21 +83,16 @@ hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
     if (rc == HERMES_OK) {
         int st = hm_read_entry(h, hm_bytes(d.entry.data, d.entry.len), d.tags.n,
                                d.tags.keys, &d.rd);
-        const void *payload;
-        size_t plen;
         hm_verdict v = HM_ABSENT;
         if (st == HERMES_BE_OK)
-            v = hm_judge(h, &d.rd, hm_bytes(d.entry.data, d.entry.len),
-                         &direct_owner, &d.tags, &payload, &plen);
+            v = hm_judge(h, &d.rd, &direct_owner, &d.tags);
         if (st != HERMES_BE_OK) {
             rc = hm_be_error(h, st, "get %s", key);
         } else if (v == HM_HIT) {
-            memmove(d.rd.entry, payload, plen);
-            d.rd.entry[plen] = '\0';
             *value = d.rd.entry;
-            *len = plen;
+            *len = d.rd.entry_len;
             d.rd.entry = NULL;
-            HM_COUNT(h, hits, 1);
+            HM_COUNT_HIT(h);
         } else {
             HM_COUNT(h, misses, 1);
             hm_count_verdict(h, v);

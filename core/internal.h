@@ -39,6 +39,29 @@ typedef struct hm_counters {
 #define HM_COUNT(h, field, n)                                                  \
     atomic_fetch_add_explicit(&(h)->stats.field, (n), memory_order_relaxed)
 
+/*
+ * Hits, counted on every hit of every thread, are spread over stripes a
+ * cache line apart, one per thread (modulo HM_HIT_STRIPES), so threads
+ * hitting at once do not pass one counter's line between them; the
+ * snapshot adds them up (stats.c).
+ */
+#define HM_HIT_STRIPES 16
+typedef struct hm_hit_stripe {
+    atomic_uint_fast64_t n;
+    char pad[64 - sizeof(atomic_uint_fast64_t)];
+} hm_hit_stripe;
+#if defined(__GNUC__)
+__attribute__((tls_model("initial-exec"), visibility("hidden")))
+#endif
+extern _Thread_local unsigned char hm_stripe_tls; /* 1 + stripe, 0 unset */
+unsigned hm_stripe_assign(void);
+#define HM_COUNT_HIT(h)                                                        \
+    atomic_fetch_add_explicit(                                                 \
+        &(h)->hit_stripes[hm_stripe_tls ? hm_stripe_tls - 1u                   \
+                                        : hm_stripe_assign()]                  \
+             .n,                                                               \
+        1, memory_order_relaxed)
+
 /* In-process coalescing of concurrent computations of one entry. */
 typedef struct hm_flight hm_flight;
 typedef struct hm_flights {
@@ -91,6 +114,7 @@ struct hermes {
     hm_logger logger;
     uint64_t id; /* unique in the process: owns a thread's message */
     hm_counters stats;
+    hm_hit_stripe hit_stripes[HM_HIT_STRIPES]; /* hits (HM_COUNT_HIT) */
     hm_flights flights;
     pthread_mutex_t fns_mu;
     struct hermes_fn *fns;

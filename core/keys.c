@@ -66,6 +66,16 @@ void hm_buf_add(hm_buf *b, const void *p, size_t n)
     b->data[b->len] = '\0';
 }
 
+char *hm_buf_append(hm_buf *b, size_t n)
+{
+    if (!hm_buf_reserve(b, n))
+        return NULL;
+    char *at = b->data + b->len;
+    b->len += n;
+    b->data[b->len] = '\0';
+    return at;
+}
+
 void hm_buf_adds(hm_buf *b, const char *s)
 {
     hm_buf_add(b, s, strlen(s));
@@ -97,10 +107,12 @@ void hm_buf_add_escaped(hm_buf *b, const char *s, size_t n)
 
 /* ------------------------------------------------------------- hashing */
 
+static const char b64url_tab[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
 size_t hm_b64url(const unsigned char *in, size_t n, char *out)
 {
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const char *tab = b64url_tab;
     size_t o = 0, i = 0;
     for (; i + 3 <= n; i += 3) {
         uint32_t v =
@@ -123,11 +135,24 @@ size_t hm_b64url(const unsigned char *in, size_t n, char *out)
     return o;
 }
 
+/*
+ * The same characters as hm_b64url() of the hash's canonical (big-endian)
+ * bytes, taken six bits at a time straight from its two halves: every hit
+ * builds its key with this, and the byte-wise loop cost as much as the
+ * hash.  Characters 0-9 are the high half's top 60 bits, character 10 its
+ * last 4 bits and the low half's first 2, 11-20 the next 60, 21 the last
+ * 2 bits padded with zeros.
+ */
 void hm_hash128_b64(const void *p, size_t n, char out[HM_HASH_B64_LEN])
 {
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, XXH3_128bits(p, n));
-    hm_b64url(c.digest, sizeof c.digest, out);
+    const char *tab = b64url_tab;
+    XXH128_hash_t h = XXH3_128bits(p, n);
+    for (int i = 0; i < 10; i++)
+        out[i] = tab[(h.high64 >> (58 - 6 * i)) & 63];
+    out[10] = tab[((h.high64 & 15) << 2) | (h.low64 >> 62)];
+    for (int i = 0; i < 10; i++)
+        out[11 + i] = tab[(h.low64 >> (56 - 6 * i)) & 63];
+    out[21] = tab[(h.low64 & 3) << 4];
 }
 
 bool hm_key_text_ok(const char *s, size_t n)

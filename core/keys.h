@@ -26,6 +26,9 @@ void hm_buf_free(hm_buf *b);
 void hm_buf_reset(hm_buf *b);
 void hm_buf_add(hm_buf *b, const void *p, size_t n);
 void hm_buf_adds(hm_buf *b, const char *s);
+/* Appends n bytes for the caller to fill and returns where they start
+ * (NUL-terminated after them), or NULL when out of memory (b->failed). */
+char *hm_buf_append(hm_buf *b, size_t n);
 /* Appends s with every byte that may not appear in a key (space, control
  * characters, DEL) and '%' and '#' written as %XX. */
 void hm_buf_add_escaped(hm_buf *b, const char *s, size_t n);

@@ -12,9 +12,19 @@ hermes_rc hm_entry_key(hermes_fn *fn, const void *args, size_t alen, void *arg,
                        hm_buf *entry)
 {
     hermes *h = fn->h;
-    hm_buf_add(entry, h->entry_prefix, h->entry_prefix_len);
-    size_t head = entry->len;
-    if (fn->key) {
+    size_t head = h->entry_prefix_len;
+    if (!fn->key) {
+        /* The hit path: one append of the whole key. */
+        char *k =
+            hm_buf_append(entry, head + fn->ename_len + 1 + HM_HASH_B64_LEN);
+        if (!k)
+            return HERMES_ENOMEM;
+        memcpy(k, h->entry_prefix, head);
+        memcpy(k + head, fn->ename, fn->ename_len);
+        k[head + fn->ename_len] = ':';
+        hm_hash128_b64(args, alen, k + head + fn->ename_len + 1);
+    } else {
+        hm_buf_add(entry, h->entry_prefix, head);
         char small[256], *k = small;
         int n = fn->key(arg, small, sizeof small);
         if (n >= 0 && (size_t)n >= sizeof small) {
@@ -35,12 +45,6 @@ hermes_rc hm_entry_key(hermes_fn *fn, const void *args, size_t alen, void *arg,
         hm_buf_add_escaped(entry, k, (size_t)n);
         if (k != small)
             free(k);
-    } else {
-        char hash[HM_HASH_B64_LEN];
-        hm_hash128_b64(args, alen, hash);
-        hm_buf_add(entry, fn->ename, fn->ename_len);
-        hm_buf_add(entry, ":", 1);
-        hm_buf_add(entry, hash, sizeof hash);
     }
     hm_key_fit(entry, head, h->be->max_key_len);
     return entry->failed ? HERMES_ENOMEM : HERMES_OK;

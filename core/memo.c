@@ -91,28 +91,21 @@ void hm_call_compute(hm_call *c, bool store, hm_outcome *o)
 
 int hm_call_read_hit(hm_call *c, int *status, hm_outcome *o)
 {
-    const void *payload;
-    size_t len;
     *status = hm_read_entry(c->h, hm_bytes(c->entry.data, c->entry.len),
                             c->fn->tags.n, c->fn->tags.keys, &c->rd);
     if (*status != HERMES_BE_OK)
         return 0;
     hm_owner owner;
     hm_fn_owner(c->fn, &c->entry, &owner);
-    c->verdict = hm_judge(c->h, &c->rd, hm_bytes(c->entry.data, c->entry.len),
-                          &owner, &c->fn->tags, &payload, &len);
+    c->verdict = hm_judge(c->h, &c->rd, &owner, &c->fn->tags);
     if (c->verdict != HM_HIT)
         return 0;
-    /* The payload ends the record but for the 4-byte checksum: slide it to
-     * the front of the buffer we already own instead of copying it again. */
-    unsigned char *buf = c->rd.entry;
-    memmove(buf, payload, len);
-    buf[len] = '\0';
-    c->rd.entry = NULL;
+    /* The read kept only the payload, at the front of its buffer. */
     memset(o, 0, sizeof *o);
-    o->value = buf;
-    o->len = len;
+    o->value = c->rd.entry;
+    o->len = c->rd.entry_len;
     o->rc = HERMES_OK;
+    c->rd.entry = NULL;
     return 1;
 }
 
@@ -293,7 +286,7 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
             if (round)
                 HM_COUNT(c.h, coalesced, 1);
             else
-                HM_COUNT(c.h, hits, 1);
+                HM_COUNT_HIT(c.h);
             break;
         }
         if (st != HERMES_BE_OK) {

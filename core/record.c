@@ -180,6 +180,26 @@ size_t hm_record_stale_at(const hm_record *rec, const uint64_t *version_ids)
     return 0;
 }
 
+bool hm_record_tags_check(const hm_record *rec, size_t ntags,
+                          const uint32_t *tag_ids, const bool *found,
+                          const uint64_t *vids, size_t *missing, size_t *moved)
+{
+    if (rec->ntags != ntags)
+        return false;
+    const unsigned char *t = rec->tags_at;
+    for (size_t i = 0; i < ntags; i++, t += HM_RECORD_TAG_SIZE) {
+        if (get_le32(t) != tag_ids[i])
+            return false;
+        if (!found[i]) {
+            if (*missing > i)
+                *missing = i;
+        } else if (get_le64(t + 4) != vids[i] && *moved > i) {
+            *moved = i;
+        }
+    }
+    return true;
+}
+
 uint64_t hm_record_expiry_ms(const hm_record *rec)
 {
     return rec->ttl_s ? rec->created_ms + (uint64_t)rec->ttl_s * 1000u : 0;

@@ -131,6 +131,16 @@ bool hm_record_same_tags(const hm_record *rec, size_t ntags,
  * version_ids[i], else 1 + the index of the first that differs. */
 size_t hm_record_stale_at(const hm_record *rec, const uint64_t *version_ids);
 
+/*
+ * Both checks of a hit in one walk: false when the record was not written
+ * for exactly these tag ids, in order.  Else *missing is the index of the
+ * first tag not found (found[i] false) and *moved that of the first whose
+ * version id differs from vids[i]; each is left alone when there is none.
+ */
+bool hm_record_tags_check(const hm_record *rec, size_t ntags,
+                          const uint32_t *tag_ids, const bool *found,
+                          const uint64_t *vids, size_t *missing, size_t *moved);
+
 /* The logical expiry, ms since the epoch; 0 = never. */
 uint64_t hm_record_expiry_ms(const hm_record *rec);
 

@@ -36,6 +36,18 @@ void hm_stats_print(FILE *out, const char *indent, const hermes_stats *s,
     }
 }
 
+_Thread_local unsigned char hm_stripe_tls;
+
+/* A thread's first hit picks its stripe: threads in turn. */
+unsigned hm_stripe_assign(void)
+{
+    static atomic_uint next;
+    unsigned s = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) %
+                 HM_HIT_STRIPES;
+    hm_stripe_tls = (unsigned char)(s + 1);
+    return s;
+}
+
 hermes_rc hermes_stats_get(const hermes *h, hermes_stats *out, size_t size)
 {
     if (!h || !out)
@@ -46,6 +58,9 @@ hermes_rc hermes_stats_get(const hermes *h, hermes_stats *out, size_t size)
     s.name = atomic_load_explicit(&m->stats.name, memory_order_relaxed);
     HERMES_STATS_MAP(HM_STATS_LOAD)
 #undef HM_STATS_LOAD
+    for (size_t i = 0; i < HM_HIT_STRIPES; i++)
+        s.hits +=
+            atomic_load_explicit(&m->hit_stripes[i].n, memory_order_relaxed);
     hm_sized_out(out, size, &s, sizeof s);
     return HERMES_OK;
 }

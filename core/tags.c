@@ -57,6 +57,38 @@ static void set_version(hm_read *rd, size_t i, const void *v, size_t len)
     rd->found[i] = true;
 }
 
+/*
+ * The entry's bytes, decoded and checked against the entry key while the
+ * backend still holds them: only the payload, name and tag fields are
+ * copied, so a hit copies its payload once and moves nothing.
+ */
+static void keep_entry(hm_read *rd, const unsigned char *value, size_t len)
+{
+    hm_record rec;
+    free(rd->entry);
+    rd->dec = hm_record_decode(value, len, rd->key, &rec);
+    size_t pay = rd->dec == HM_RECORD_OK ? rec.payload_len : 0;
+    size_t meta = rd->dec == HM_RECORD_OK
+                      ? rec.name_len + HM_RECORD_TAG_SIZE * rec.ntags
+                      : 0;
+    rd->entry = malloc(pay + 1 + meta);
+    if (!rd->entry) {
+        rd->nomem = true;
+        return;
+    }
+    rd->entry_len = pay;
+    rd->entry[pay] = '\0';
+    if (rd->dec != HM_RECORD_OK)
+        return;
+    memcpy(rd->entry, rec.payload, pay);
+    /* The name and the tags are adjacent in the record. */
+    memcpy(rd->entry + pay + 1, rec.name, meta);
+    rec.payload = rd->entry;
+    rec.name = rd->entry + pay + 1;
+    rec.tags_at = rec.name + rec.name_len;
+    rd->rec = rec;
+}
+
 /* Index 0 is the entry, 1..ntags the tags. */
 static void on_read_value(void *arg, size_t index, const void *value,
                           size_t len)
@@ -64,19 +96,10 @@ static void on_read_value(void *arg, size_t index, const void *value,
     hm_read *rd = arg;
     if (rd->tags_only)
         index++;
-    if (index == 0) {
-        free(rd->entry);
-        rd->entry = malloc(len + 1);
-        if (!rd->entry) {
-            rd->nomem = true;
-            return;
-        }
-        memcpy(rd->entry, value, len);
-        rd->entry[len] = '\0';
-        rd->entry_len = len;
-    } else if (index <= rd->ntags) {
+    if (index == 0)
+        keep_entry(rd, value, len);
+    else if (index <= rd->ntags)
         set_version(rd, index - 1, value, len);
-    }
 }
 
 int hm_read_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
@@ -92,6 +115,7 @@ int hm_read_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
     if (ntags)
         memcpy(keys + 1, tag_keys, ntags * sizeof *keys);
     rd->tags_only = entry_key.data == NULL;
+    rd->key = entry_key;
     free(rd->entry);
     rd->entry = NULL;
     rd->entry_len = 0;
@@ -128,32 +152,27 @@ void hm_count_verdict(hermes *h, hm_verdict v)
         HM_COUNT(h, corrupt, 1);
 }
 
-hm_verdict hm_judge(hermes *h, hm_read *rd, hermes_bytes key,
-                    const hm_owner *owner, const hm_taglist *tags,
-                    const void **payload, size_t *len)
+hm_verdict hm_judge(hermes *h, hm_read *rd, const hm_owner *owner,
+                    const hm_taglist *tags)
 {
+    (void)h;
     if (!rd->entry)
         return HM_ABSENT;
-    hm_record rec;
-    int dec = hm_record_decode(rd->entry, rd->entry_len, key, &rec);
-    if (dec == HM_RECORD_CORRUPT)
+    if (rd->dec == HM_RECORD_CORRUPT)
         return HM_CORRUPT;
-    if (dec != HM_RECORD_OK || !same_owner(&rec, owner) ||
-        !hm_record_same_tags(&rec, tags->n, tags->ids))
+    if (rd->dec != HM_RECORD_OK || !same_owner(&rd->rec, owner))
         return HM_FOREIGN;
-    for (size_t i = 0; i < rd->ntags; i++) {
-        if (!rd->found[i]) {
-            rd->stale_tag = i;
-            return HM_STALE;
-        }
-    }
-    size_t at = hm_record_stale_at(&rec, rd->vids);
-    if (at != 0) {
-        rd->stale_tag = at - 1;
+    /* One walk over the record's tags: the tag list must be the
+     * function's (else foreign); stale at the first tag that is gone, else
+     * at the first whose version moved. */
+    size_t missing = SIZE_MAX, moved = SIZE_MAX;
+    if (!hm_record_tags_check(&rd->rec, tags->n, tags->ids, rd->found, rd->vids,
+                              &missing, &moved))
+        return HM_FOREIGN;
+    if (missing != SIZE_MAX || moved != SIZE_MAX) {
+        rd->stale_tag = missing != SIZE_MAX ? missing : moved;
         return HM_STALE;
     }
-    *payload = rec.payload;
-    *len = rec.payload_len;
     return HM_HIT;
 }
 

@@ -11,18 +11,29 @@
 #include "keyspace.h"
 #include "record.h"
 
-/* What one batched read of an entry and its tags found. */
+/*
+ * What one batched read of an entry and its tags found.  The entry's record
+ * is decoded as the backend hands it over, and only what a reader needs is
+ * copied out of it, in one allocation: the payload first (so that a hit
+ * hands the buffer on as it is), a NUL, then the name and tag fields that
+ * rec points into.
+ */
 typedef struct hm_read {
     size_t ntags;
     bool *found;          /* ntags: the tag key exists */
     uint64_t *vids;       /* ntags: hm_version_id() of its value when found */
-    unsigned char *entry; /* the entry's raw bytes (malloc'ed) or NULL */
-    size_t entry_len;
-    size_t stale_tag;    /* on HM_STALE: the index of the tag that moved */
-    bool nomem;          /* copying a value ran out of memory */
-    bool tags_only;      /* the batch had no entry key */
-    bool small_found[8]; /* storage for up to 8 tags without malloc */
+    unsigned char *entry; /* malloc'ed when the entry key exists, else NULL:
+                             its payload when dec is HM_RECORD_OK */
+    size_t entry_len;     /* the payload's length */
+    int dec;              /* hm_record_decode() of the entry's bytes */
+    size_t stale_tag;     /* on HM_STALE: the index of the tag that moved */
+    bool nomem;           /* copying a value ran out of memory */
+    bool tags_only;       /* the batch had no entry key */
+    hermes_bytes key;     /* the entry key the record must be bound to */
+    bool small_found[8];  /* storage for up to 8 tags without malloc */
     uint64_t small_vids[8];
+    hm_record rec; /* the entry's header when dec is HM_RECORD_OK; its
+                      payload, name and tags point into entry */
 } hm_read;
 
 typedef enum hm_verdict {
@@ -50,13 +61,13 @@ int hm_read_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
                   const hermes_bytes *tag_keys, hm_read *rd);
 
 /*
- * Judges what hm_read_entry found under entry key `key` against the owner
- * (the function reading it, or a direct read: any writer) and its tags.
- * On HM_HIT, *payload and *len point into rd->entry.
+ * Judges what hm_read_entry found against the owner (the function reading
+ * it, or a direct read: any writer) and its tags.  On HM_HIT the payload is
+ * rd->entry (rd->entry_len bytes, NUL-terminated), which the caller may
+ * take over.
  */
-hm_verdict hm_judge(hermes *h, hm_read *rd, hermes_bytes key,
-                    const hm_owner *owner, const hm_taglist *tags,
-                    const void **payload, size_t *len);
+hm_verdict hm_judge(hermes *h, hm_read *rd, const hm_owner *owner,
+                    const hm_taglist *tags);
 
 /*
  * A new tag version, in the bytes Python HermesCache reads back: 16 random

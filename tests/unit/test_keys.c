@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <xxhash.h>
 
 #include <hermes/hermes.h>
 
@@ -22,6 +23,22 @@ static void hash_of(hermes_args *a, char out[HM_HASH_B64_LEN + 1])
     hm_hash128_b64(hermes_args_data(a), hermes_args_len(a), out);
     out[HM_HASH_B64_LEN] = '\0';
     hermes_args_free(a);
+}
+
+/* The hit path's encoder gives the characters of the byte-wise one. */
+static void hash_text_is_base64url_of_the_canonical_hash(void **state)
+{
+    unsigned char in[64];
+    for (size_t n = 0; n < sizeof in; n++) {
+        in[n] = (unsigned char)(n * 37 + 11);
+        XXH128_canonical_t c;
+        XXH128_canonicalFromHash(&c, XXH3_128bits(in, n));
+        char want[HM_HASH_B64_LEN + 1], got[HM_HASH_B64_LEN + 1];
+        assert_int_equal(hm_b64url(c.digest, sizeof c.digest, want),
+                         HM_HASH_B64_LEN);
+        hm_hash128_b64(in, n, got);
+        assert_memory_equal(got, want, HM_HASH_B64_LEN);
+    }
 }
 
 static void argument_boundaries_are_part_of_the_key(void **state)
@@ -264,6 +281,7 @@ static void every_single_bit_flip_of_a_record_is_rejected(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(hash_text_is_base64url_of_the_canonical_hash),
         cmocka_unit_test(argument_boundaries_are_part_of_the_key),
         cmocka_unit_test(argument_types_are_part_of_the_key),
         cmocka_unit_test(equal_arguments_hash_equally_and_to_22_characters),
