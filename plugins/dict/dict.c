@@ -74,18 +74,66 @@ struct link {
     struct link *next;
 };
 
-/* The LRU links come first so that a list node is also its entry. */
+/*
+ * The LRU links come first so that a list node is also its entry.  40
+ * bytes before the key: every entry pays them, and a cached call's entry
+ * is often not much bigger (README, "dict").  What an entry costs is not
+ * stored but worked out again when it goes (entry_cost_of()), and its hash
+ * only in part: the bucket of a key is found by hashing it again on the
+ * rare paths that need it (growing, evicting), and 16 bits of the hash
+ * spare most key comparisons in a chain.
+ */
 struct entry {
     struct link lru;    /* head = most recently used */
     struct entry *next; /* hash chain */
-    uint64_t hash;
-    uint64_t expires; /* monotonic ms, 0 = never */
-    size_t cost;      /* what it takes from max_bytes: see entry_cost() */
-    bool mapped;      /* its own mapping (munmap), not a heap block */
-    size_t klen;
-    size_t vlen;
+    uint64_t meta;      /* expiry (monotonic ms, 0 = never) in the low
+                           META_EXPIRES_BITS, the hash's top 16 bits above */
+    uint32_t klen;      /* ENTRY_MAPPED: its own mapping (munmap), not a
+                           heap block; the rest is the key's length */
+    uint32_t vlen;
     unsigned char data[]; /* key bytes, then value bytes */
 };
+
+#define META_EXPIRES_BITS 48
+#define META_EXPIRES_MAX ((UINT64_C(1) << META_EXPIRES_BITS) - 1)
+#define ENTRY_MAPPED 0x80000000u
+/* The longest key and value an entry holds (HERMES_BE_TOOBIG beyond). */
+#define ENTRY_MAX_KEY (ENTRY_MAPPED - 1)
+#define ENTRY_MAX_VALUE UINT32_MAX
+
+static uint64_t entry_expires(const struct entry *e)
+{
+    return e->meta & META_EXPIRES_MAX;
+}
+
+/* A monotonic time too far ahead to fit (8900 years) never comes. */
+static void entry_set_expires(struct entry *e, uint64_t ms)
+{
+    e->meta = (e->meta & ~META_EXPIRES_MAX) |
+              (ms > META_EXPIRES_MAX ? META_EXPIRES_MAX : ms);
+}
+
+/* Bits neither the shard (the top ones) nor, but in shards of more than
+ * 2^32 buckets, the bucket (the bottom ones) depends on. */
+static uint16_t hash_tag(uint64_t hash)
+{
+    return (uint16_t)(hash >> 32);
+}
+
+static uint16_t entry_tag(const struct entry *e)
+{
+    return (uint16_t)(e->meta >> META_EXPIRES_BITS);
+}
+
+static size_t entry_klen(const struct entry *e)
+{
+    return e->klen & ~ENTRY_MAPPED;
+}
+
+static bool entry_mapped(const struct entry *e)
+{
+    return (e->klen & ENTRY_MAPPED) != 0;
+}
 
 struct shard {
     /* Shards sit side by side; the alignment keeps one shard's lock and
@@ -198,12 +246,13 @@ static uint64_t now_ms(const dict *d, uint64_t *now)
  * never down; for locks, down would mean two owners at once). */
 static bool is_expired(const dict *d, const struct entry *e, uint64_t *now)
 {
-    return e->expires != 0 && e->expires < now_ms(d, now);
+    uint64_t expires = entry_expires(e);
+    return expires != 0 && expires < now_ms(d, now);
 }
 
 static const unsigned char *entry_value(const struct entry *e)
 {
-    return e->data + e->klen;
+    return e->data + entry_klen(e);
 }
 
 static bool bytes_equal(const void *a, const void *b, size_t len)
@@ -216,7 +265,8 @@ static bool entry_size(size_t klen, size_t vlen, size_t *size)
 {
     size_t base = sizeof(struct entry);
 
-    if (klen > SIZE_MAX - base - DICT_MMAP_MIN ||
+    if (klen > ENTRY_MAX_KEY || vlen > ENTRY_MAX_VALUE ||
+        klen > SIZE_MAX - base - DICT_MMAP_MIN ||
         vlen > SIZE_MAX - base - DICT_MMAP_MIN - klen)
         return false;
     *size = base + klen + vlen;
@@ -261,10 +311,19 @@ static size_t heap_cost(void *p, size_t size)
 #endif
 }
 
+/* What an allocated entry took from max_bytes: the figure entry_new()
+ * charged, worked out again the same way. */
+static size_t entry_cost_of(const struct entry *e)
+{
+    size_t size = sizeof(*e) + entry_klen(e) + e->vlen;
+
+    return entry_mapped(e) ? entry_cost(size) : heap_cost((void *)e, size);
+}
+
 static void entry_free(dict *d, struct entry *e)
 {
-    if (e->mapped) {
-        munmap(e, e->cost);
+    if (entry_mapped(e)) {
+        munmap(e, entry_cost(sizeof(*e) + entry_klen(e) + e->vlen));
         atomic_fetch_sub(&d->mappings, 1);
     } else {
         free(e);
@@ -274,6 +333,11 @@ static void entry_free(dict *d, struct entry *e)
 static uint64_t hash_key(const dict *d, hermes_bytes key)
 {
     return hm_siphash13(&d->sipkey, key.data, key.len);
+}
+
+static uint64_t entry_hash(const dict *d, const struct entry *e)
+{
+    return hash_key(d, (hermes_bytes){e->data, entry_klen(e)});
 }
 
 /* Shards take the top bits and buckets the bottom bits of the hash, so
@@ -314,7 +378,7 @@ static struct entry **find_link(struct shard *s, uint64_t hash,
     struct entry *e;
 
     while ((e = *link) != NULL) {
-        if (e->hash == hash && e->klen == key.len &&
+        if (entry_tag(e) == hash_tag(hash) && entry_klen(e) == key.len &&
             bytes_equal(e->data, key.data, key.len))
             break;
         link = &e->next;
@@ -327,19 +391,21 @@ static void remove_at(dict *d, struct shard *s, struct entry **link)
 {
     struct entry *e = *link;
 
+    size_t cost = entry_cost_of(e);
+
     *link = e->next;
     lru_unlink(&e->lru);
     s->count--;
-    if (e->expires)
+    if (entry_expires(e))
         s->ttl_count--;
-    atomic_fetch_sub(&d->entry_bytes, e->cost);
-    atomic_fetch_sub(&d->used, e->cost);
+    atomic_fetch_sub(&d->entry_bytes, cost);
+    atomic_fetch_sub(&d->used, cost);
     entry_free(d, e);
 }
 
 static void remove_entry(dict *d, struct shard *s, struct entry *e)
 {
-    struct entry **link = &s->buckets[e->hash & s->mask];
+    struct entry **link = &s->buckets[entry_hash(d, e) & s->mask];
 
     while (*link != e)
         link = &(*link)->next;
@@ -362,8 +428,9 @@ static void maybe_grow(dict *d, struct shard *s)
         struct entry *e = s->buckets[i], *next;
         for (; e != NULL; e = next) {
             next = e->next;
-            e->next = nb[e->hash & (n * 2 - 1)];
-            nb[e->hash & (n * 2 - 1)] = e;
+            uint64_t b = entry_hash(d, e) & (n * 2 - 1);
+            e->next = nb[b];
+            nb[b] = e;
         }
     }
     free(s->buckets);
@@ -373,18 +440,19 @@ static void maybe_grow(dict *d, struct shard *s)
     atomic_fetch_add(&d->used, n * sizeof(*nb));
 }
 
-/* Inserts e, whose cost is already in d->used. */
-static void insert_entry(dict *d, struct shard *s, struct entry *e)
+/* Inserts e, of that hash, whose cost is already in d->used. */
+static void insert_entry(dict *d, struct shard *s, struct entry *e,
+                         uint64_t hash)
 {
-    struct entry **head = &s->buckets[e->hash & s->mask];
+    struct entry **head = &s->buckets[hash & s->mask];
 
     e->next = *head;
     *head = e;
     lru_push_front(s, &e->lru);
     s->count++;
-    if (e->expires)
+    if (entry_expires(e))
         s->ttl_count++;
-    atomic_fetch_add(&d->entry_bytes, e->cost);
+    atomic_fetch_add(&d->entry_bytes, entry_cost_of(e));
     maybe_grow(d, s);
 }
 
@@ -467,7 +535,7 @@ static struct entry *entry_new(dict *d, struct shard *s, uint64_t hash,
             e = p;
     }
     if (e != NULL) {
-        e->mapped = true;
+        e->klen = ENTRY_MAPPED;
     } else {
         if (size >= DICT_MMAP_MIN)
             atomic_fetch_sub(&d->mappings, 1);
@@ -482,14 +550,11 @@ static struct entry *entry_new(dict *d, struct shard *s, uint64_t hash,
             atomic_fetch_sub(&d->used, cost - real);
         else
             atomic_fetch_add(&d->used, real - cost);
-        cost = real;
-        e->mapped = false;
+        e->klen = 0;
     }
-    e->hash = hash;
-    e->expires = 0;
-    e->cost = cost;
-    e->klen = key.len;
-    e->vlen = value.len;
+    e->meta = (uint64_t)hash_tag(hash) << META_EXPIRES_BITS;
+    e->klen |= (uint32_t)key.len;
+    e->vlen = (uint32_t)value.len;
     if (key.len)
         memcpy(e->data, key.data, key.len);
     if (value.len)
@@ -500,7 +565,7 @@ static struct entry *entry_new(dict *d, struct shard *s, uint64_t hash,
 /* Frees an entry never inserted, returning its reservation. */
 static void entry_discard(dict *d, struct entry *e)
 {
-    atomic_fetch_sub(&d->used, e->cost);
+    atomic_fetch_sub(&d->used, entry_cost_of(e));
     entry_free(d, e);
 }
 
@@ -589,7 +654,7 @@ static int store(dict *d, hermes_bytes key, hermes_bytes value, uint32_t ttl_ms,
     if (e == NULL)
         return HERMES_BE_NOMEM;
     if (ttl_ms != 0)
-        e->expires = now_ms(d, &now) + ttl_ms;
+        entry_set_expires(e, now_ms(d, &now) + ttl_ms);
 
     pthread_mutex_lock(&s->mu);
     link = find_link(s, hash, key);
@@ -608,7 +673,7 @@ static int store(dict *d, hermes_bytes key, hermes_bytes value, uint32_t ttl_ms,
         }
         remove_at(d, s, link);
     }
-    insert_entry(d, s, e);
+    insert_entry(d, s, e, hash);
     if (if_absent && cb != NULL)
         cb(arg, index, entry_value(e), e->vlen);
     pthread_mutex_unlock(&s->mu);
@@ -695,7 +760,7 @@ static int dict_unlock(void *state, hermes_bytes key, hermes_bytes token,
 
 static bool has_prefix(const struct entry *e, hermes_bytes prefix)
 {
-    return e->klen >= prefix.len &&
+    return entry_klen(e) >= prefix.len &&
            bytes_equal(e->data, prefix.data, prefix.len);
 }
 
@@ -742,8 +807,9 @@ struct scan_buf {
 static bool scan_buf_add(struct scan_buf *b, const struct entry *e,
                          int64_t ttl_ms)
 {
-    struct scan_rec rec = {e->klen, e->vlen, ttl_ms};
-    size_t need = sizeof(rec) + e->klen + e->vlen;
+    size_t klen = entry_klen(e);
+    struct scan_rec rec = {klen, e->vlen, ttl_ms};
+    size_t need = sizeof(rec) + klen + e->vlen;
 
     if (need > SIZE_MAX - b->len)
         return false;
@@ -759,7 +825,7 @@ static bool scan_buf_add(struct scan_buf *b, const struct entry *e,
         b->cap = cap;
     }
     memcpy(b->data + b->len, &rec, sizeof(rec));
-    memcpy(b->data + b->len + sizeof(rec), e->data, e->klen + e->vlen);
+    memcpy(b->data + b->len + sizeof(rec), e->data, klen + e->vlen);
     b->len += need;
     b->count++;
     return true;
@@ -805,7 +871,8 @@ static bool scan_chunk(dict *d, struct shard *s, hermes_bytes prefix,
                 continue;
             }
             if (has_prefix(e, prefix)) {
-                int64_t ttl = e->expires ? (int64_t)(e->expires - now) : -1;
+                uint64_t exp = entry_expires(e);
+                int64_t ttl = exp ? (int64_t)(exp - now) : -1;
                 if (!scan_buf_add(b, e, ttl)) {
                     ok = false;
                     break;
