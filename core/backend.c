@@ -116,7 +116,12 @@ int hm_be_unlock(hermes *h, hermes_bytes key, hermes_bytes token, int *released)
 int hm_be_flush(hermes *h, hermes_bytes prefix)
 {
     be_enter(h);
-    return be_leave(h, h->be->flush(h->be_state, prefix), "flush");
+    int st = h->be->flush(h->be_state, prefix);
+    /* From a store without prefix deletion, UNSUPPORTED is no failure: the
+     * namespace tag did the flush (hermes_flush). */
+    bool fine = st == HERMES_BE_UNSUPPORTED && h->ns_key;
+    be_leave(h, fine ? HERMES_BE_OK : st, "flush");
+    return st;
 }
 
 int hm_be_stats(hermes *h, hermes_stat_cb cb, void *arg)

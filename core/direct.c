@@ -33,10 +33,12 @@ static hermes_rc direct_init(hermes *h, direct *d, const char *op,
         return hm_error(h, HERMES_EINVAL, "hermes_%s: key is NULL", op);
     hermes_rc rc = hm_direct_key(h, key, &d->entry);
     if (rc == HERMES_OK)
-        rc = hm_taglist_build(h, tags, &d->tags);
+        rc = hm_taglist_build_entry(h, tags, &d->tags);
     if (rc == HERMES_OK && d->tags.n > HM_RECORD_MAX_TAGS)
-        rc = hm_error(h, HERMES_EINVAL, "%s: %zu tags; an entry has at most %d",
-                      key, d->tags.n, HM_RECORD_MAX_TAGS);
+        rc = hm_error(h, HERMES_EINVAL,
+                      "%s: %zu tags; an entry has at most %d%s", key,
+                      hm_taglist_user(&d->tags),
+                      HM_RECORD_MAX_TAGS - d->tags.ns, hm_ns_note(h));
     if (rc == HERMES_OK && hm_read_init(&d->rd, d->tags.n) != 0)
         rc = HERMES_ENOMEM;
     d->rd_ok = rc == HERMES_OK;
@@ -46,11 +48,13 @@ static hermes_rc direct_init(hermes *h, direct *d, const char *op,
 }
 
 /* Why hermes_get found nothing to return. */
-static const char *miss_reason(hm_verdict v)
+static const char *miss_reason(hm_verdict v, const direct *d)
 {
     switch (v) {
     case HM_STALE:
-        return "a tag was cleaned since the value was set";
+        return d->tags.ns && d->rd.stale_tag == 0
+                   ? "hermes_flush ran since the value was set"
+                   : "a tag was cleaned since the value was set";
     case HM_FOREIGN:
         return "the stored record was written for other tags or by "
                "another function";
@@ -97,7 +101,7 @@ hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
             HM_COUNT(h, misses, 1);
             hm_count_verdict(h, v);
             rc = hm_error(h, HERMES_ENOTFOUND, "get %s: %s", key,
-                          miss_reason(v));
+                          miss_reason(v, &d));
         }
     }
     direct_free(&d);
@@ -172,9 +176,40 @@ hermes_rc hermes_clean(hermes *h, const char *const *tags)
     return rc;
 }
 
+/*
+ * A new version of the namespace tag: every entry under the prefix was
+ * written under an older one and is stale from now on.  Overwritten rather
+ * than deleted, so that the callers right after a flush find the tag and
+ * share their computations in-process as usual (an absent tag makes a
+ * flight unshareable, memo.c); deleted when no random bytes are to be had.
+ */
+static int bump_namespace(hermes *h)
+{
+    unsigned char v[HM_VERSION_LEN];
+    hermes_bytes ns = hm_bytes(h->ns_key, strlen(h->ns_key));
+    if (hm_version_new(v) != 0)
+        return hm_be_del(h, &ns, 1);
+    hermes_item it = {ns, {v, sizeof v}, 0, 0}; /* tags never expire */
+    return hm_be_set(h, &it, 1, NULL, NULL);
+}
+
+/*
+ * On a backend that deletes by prefix, one flush() of "<prefix>:".  On one
+ * that cannot (HERMES_CAP_NO_PREFIX_FLUSH), a new version of the namespace
+ * tag every entry carries (taglist.h) makes them all stale at once; then
+ * the plugin's flush() may add what its configuration allows (memcached's
+ * flush_all), or answer HERMES_BE_UNSUPPORTED: nothing more to do.
+ */
 hermes_rc hermes_flush(hermes *h)
 {
     HM_ENTER(h);
+    if (h->ns_key) {
+        int st = bump_namespace(h);
+        if (st != HERMES_BE_OK)
+            return hm_be_error(h, HERMES_EBACKEND, st,
+                               "flush: new version of the namespace key %s",
+                               h->ns_key);
+    }
     hm_buf prefix;
     hm_buf_init(&prefix);
     hm_buf_adds(&prefix, h->cfg.prefix);
@@ -185,6 +220,13 @@ hermes_rc hermes_flush(hermes *h)
     }
     int st = hm_be_flush(h, hm_bytes(prefix.data, prefix.len));
     hm_buf_free(&prefix);
+    if (h->ns_key && st == HERMES_BE_UNSUPPORTED)
+        st = HERMES_BE_OK;
+    if (st != HERMES_BE_OK && h->ns_key)
+        return hm_be_error(h, HERMES_EBACKEND, st,
+                           "flush: every entry is invalidated (%s has a new "
+                           "version), but the backend's own flush failed",
+                           h->ns_key);
     if (st != HERMES_BE_OK)
         return hm_be_error(h, st, "flush");
     return HERMES_OK;

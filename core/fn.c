@@ -85,12 +85,13 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
     fn->ename_len = strlen(fn->ename);
     fn->ttl = o.ttl;
     fn->key = o.key;
-    if ((rc = hm_taglist_build(h, o.tags, &fn->tags)) != HERMES_OK)
+    if ((rc = hm_taglist_build_entry(h, o.tags, &fn->tags)) != HERMES_OK)
         goto fail;
     if (fn->tags.n > HM_RECORD_MAX_TAGS) {
         rc = hm_error(h, HERMES_EINVAL,
-                      "%s: %zu tags; a cached function has at most %d", name,
-                      fn->tags.n, HM_RECORD_MAX_TAGS);
+                      "%s: %zu tags; a cached function has at most %d%s", name,
+                      hm_taglist_user(&fn->tags),
+                      HM_RECORD_MAX_TAGS - fn->tags.ns, hm_ns_note(h));
         goto fail;
     }
 

@@ -159,6 +159,10 @@ static hermes_rc open_backend(hermes *h, const hermes_backend *linked)
     h->entry_prefix = concat(h->cfg.prefix, ":entry:");
     h->tag_prefix = concat(h->cfg.prefix, ":tag:");
     h->lock_prefix = concat(h->cfg.prefix, ":lock:");
+    /* A bit ABI 1.0 did not define means nothing from a 1.0 plugin. */
+    if ((h->be->caps & HERMES_CAP_NO_PREFIX_FLUSH) && h->be->abi_minor >= 1 &&
+        !(h->ns_key = concat(h->cfg.prefix, ":ns")))
+        return open_failed(h, HERMES_ENOMEM, "out of memory");
     if (!h->entry_prefix || !h->tag_prefix || !h->lock_prefix)
         return open_failed(h, HERMES_ENOMEM, "out of memory");
     h->entry_prefix_len = strlen(h->entry_prefix);
@@ -321,6 +325,7 @@ void hermes_close(hermes *h)
     free(h->entry_prefix);
     free(h->tag_prefix);
     free(h->lock_prefix);
+    free(h->ns_key);
     hm_flights_free(&h->flights);
     pthread_mutex_destroy(&h->be_mu);
     pthread_mutex_destroy(&h->fns_mu);
@@ -356,4 +361,9 @@ const char *hm_handle_plugin_path(const hermes *h)
 const char *hm_handle_entry_prefix(const hermes *h)
 {
     return h->entry_prefix;
+}
+
+const char *hm_handle_ns_key(const hermes *h)
+{
+    return h->ns_key;
 }

@@ -18,6 +18,9 @@ const hermes_backend *hm_handle_backend(const hermes *h);
 const char *hm_handle_plugin_path(const hermes *h);
 /* "<prefix>:entry:" */
 const char *hm_handle_entry_prefix(const hermes *h);
+/* "<prefix>:ns", the namespace key hermes_flush deletes, when the backend
+ * cannot flush by prefix (HERMES_CAP_NO_PREFIX_FLUSH); else NULL. */
+const char *hm_handle_ns_key(const hermes *h);
 
 /* The backend's own stats (HERMES_CAP_STATS), serialized like every other
  * backend call.  Returns the plugin's hermes_be_status. */

@@ -80,9 +80,11 @@ typedef struct hm_logger {
 } hm_logger;
 
 /* A tag list (built and freed by taglist.c): sorted, unique names with
- * their lengths and their tag keys. */
+ * their lengths and their tag keys; an entry's list on a backend without
+ * prefix flush starts with the namespace tag (taglist.h). */
 typedef struct hm_taglist {
     size_t n;
+    bool ns;             /* index 0 is the namespace tag */
     char **names;        /* owned */
     hermes_bytes *bytes; /* names with their lengths (point into names) */
     hermes_bytes *keys;  /* "<prefix>:tag:<tag>", owned */
@@ -122,6 +124,9 @@ struct hermes {
     size_t entry_prefix_len;
     char *tag_prefix;  /* "<prefix>:tag:" */
     char *lock_prefix; /* "<prefix>:lock:" */
+    /* "<prefix>:ns", the namespace tag of every entry, when the backend
+     * cannot flush by prefix (HERMES_CAP_NO_PREFIX_FLUSH); else NULL. */
+    char *ns_key;
     char hostname[64];
     struct hermes *fork_prev, *fork_next; /* open handles (fork.c) */
 };

@@ -25,6 +25,8 @@ struct mock_state {
     const char *fail_detail; /* attached to every failure when set */
     const hermes_host *host;
     bool strict;
+    char last_get[8][256]; /* the keys of the last get() */
+    size_t last_get_n;
 };
 
 static mock_state *current;
@@ -60,6 +62,24 @@ static void count(mock_state *m, unsigned *op, const hermes_bytes *keys,
     for (size_t i = 0; i < n; i++)
         if (keys[i].len > m->counts.longest_key)
             m->counts.longest_key = keys[i].len;
+    pthread_mutex_unlock(&m->mu);
+}
+
+const char *mock_last_get_key(const mock_state *m, size_t i)
+{
+    return i < m->last_get_n ? m->last_get[i] : NULL;
+}
+
+static void keep_get_keys(mock_state *m, const hermes_bytes *keys, size_t n)
+{
+    pthread_mutex_lock(&m->mu);
+    m->last_get_n = 0;
+    for (size_t i = 0; i < n && i < 8; i++) {
+        size_t len = keys[i].len < 255 ? keys[i].len : 255;
+        memcpy(m->last_get[i], keys[i].data, len);
+        m->last_get[i][len] = '\0';
+        m->last_get_n++;
+    }
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -152,6 +172,7 @@ static int mock_get(void *state, const hermes_bytes *keys, size_t n,
 {
     mock_state *m = state;
     count(m, &m->counts.get, keys, n, n);
+    keep_get_keys(m, keys, n);
     if (m->strict)
         strict_get(n);
     if (m->fail)
@@ -219,6 +240,17 @@ static int mock_flush(void *state, hermes_bytes prefix)
     return m->inner->flush(m->inner_state, prefix);
 }
 
+/* A store that cannot delete by prefix has nothing to do here. */
+static int mock_flush_unsupported(void *state, hermes_bytes prefix)
+{
+    mock_state *m = state;
+    (void)prefix;
+    count(m, &m->counts.flush, NULL, 0, 0);
+    if (m->fail)
+        return fail_now(m);
+    return HERMES_BE_UNSUPPORTED;
+}
+
 static int mock_scan(void *state, hermes_bytes prefix, hermes_scan_cb cb,
                      void *arg)
 {
@@ -240,6 +272,14 @@ static int mock_scan(void *state, hermes_bytes prefix, hermes_scan_cb cb,
 
 static const hermes_backend mock_desc = MOCK_DESC(0);
 static hermes_backend mock_desc_max = MOCK_DESC(0);
+static hermes_backend mock_desc_no_prefix_flush = MOCK_DESC(0);
+
+const hermes_backend *mock_backend_no_prefix_flush(void)
+{
+    mock_desc_no_prefix_flush.caps |= HERMES_CAP_NO_PREFIX_FLUSH;
+    mock_desc_no_prefix_flush.flush = mock_flush_unsupported;
+    return &mock_desc_no_prefix_flush;
+}
 
 const hermes_backend *mock_backend(void)
 {

@@ -19,6 +19,11 @@ const hermes_backend *mock_backend(void);
 /* The descriptor with another max_key_len (e.g. 250, like memcached). */
 const hermes_backend *mock_backend_maxkey(unsigned max_key_len);
 
+/* The descriptor of a store that cannot flush by prefix, as memcached:
+ * HERMES_CAP_NO_PREFIX_FLUSH, and flush() answers HERMES_BE_UNSUPPORTED
+ * (counted) without deleting anything. */
+const hermes_backend *mock_backend_no_prefix_flush(void);
+
 /* The state of the most recently opened mock backend. */
 mock_state *mock_current(void);
 
@@ -38,6 +43,9 @@ void mock_fail_all(mock_state *m, int status);
 void mock_fail_detail(mock_state *m, const char *detail);
 /* Strict mode: every call does function_called() and check_expected(n). */
 void mock_strict(mock_state *m, bool on);
+/* The i-th key of the last get(), NUL-terminated (keys up to 255 bytes,
+ * the first 8 of a batch), or NULL. */
+const char *mock_last_get_key(const mock_state *m, size_t i);
 /* Direct access to the store underneath (dict ops and state). */
 const hermes_backend *mock_inner(const mock_state *m, void **state);
 

@@ -83,9 +83,10 @@
  *
  * HERMES_BE_UNSUPPORTED is only for scan() and stats(), declared in caps
  * but refused by the store in its present configuration (a server that
- * disables SCAN or INFO, say); the kit then skips the check.  A mandatory
- * operation never returns it: a store that cannot lock, flush by prefix
- * or set-if-absent cannot be a backend.
+ * disables SCAN or INFO, say; the kit then skips the check), and for the
+ * flush() of a plugin with HERMES_CAP_NO_PREFIX_FLUSH.  A mandatory
+ * operation never returns it otherwise: a store that cannot lock or
+ * set-if-absent cannot be a backend.
  *
  * Everything below is ABI 1.0 unless marked otherwise.
  */
@@ -255,6 +256,10 @@ typedef void (*hermes_stat_cb)(void *arg, const char *name, const char *value);
 #define HERMES_CAP_SHARED                                                      \
     0x8u /* the store is shared between processes                              \
             (locks coordinate across processes) */
+/* (ABI 1.1) flush() cannot delete by prefix (memcached): the core flushes
+ * through a namespace tag instead.  Without it, as for every 1.0 plugin,
+ * flush() deletes by prefix.  See flush(). */
+#define HERMES_CAP_NO_PREFIX_FLUSH 0x10u
 
 /*
  * The descriptor.  Fields up to and including `reserved` are ABI 1.0.  All
@@ -342,6 +347,16 @@ typedef struct hermes_backend {
      * one application: the core passes "<prefix>:"), leaving other keys
      * alone.  prefix is matched as bytes, never as a pattern.  Keys written
      * while a flush runs may survive it.
+     *
+     * A store that cannot delete by prefix sets HERMES_CAP_NO_PREFIX_FLUSH.
+     * The core then adds a namespace tag, the key "<prefix>:ns", to every
+     * entry it writes and reads it in the same get() as the other tags;
+     * hermes_flush() gives that key a new version, which makes every entry
+     * stale at once, and then calls flush(), which returns
+     * HERMES_BE_UNSUPPORTED
+     * when it has nothing to add, or deletes more when its configuration
+     * says so (memcached's flush_all = yes) and returns HERMES_BE_OK only
+     * when every key under prefix is gone.
      */
     int (*flush)(void *state, hermes_bytes prefix);
 
