@@ -11,8 +11,9 @@
  * can run it in CI.
  *
  * Every key it writes is under a prefix unique to the run
- * ("hconf:<pid>:<random>:"), flushed at the end, so it can run against a
- * server holding other data.
+ * ("hconf:<pid>:<random>:"), flushed at the end (or scanned and deleted,
+ * when the store cannot delete by prefix), so it can run against a server
+ * holding other data.
  */
 #include "conformance/conformance.h"
 
@@ -410,7 +411,70 @@ static void run_group(conf_ctx *c, size_t first, size_t last,
     fclose(cap);
 }
 
-/* Flushes the run's prefix through a fresh state, bounded like a check. */
+/* The keys a scan of the run's prefix found, deleted after the scan (the
+ * kit serializes calls into a plugin that is not thread-safe). */
+typedef struct found_keys {
+    size_t n, cap;
+    hermes_bytes *k;
+} found_keys;
+
+static int collect_key(void *arg, const void *key, size_t klen,
+                       const void *value, size_t vlen, int64_t ttl_ms)
+{
+    found_keys *f = arg;
+
+    (void)value, (void)vlen, (void)ttl_ms;
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? 2 * f->cap : 64;
+        hermes_bytes *k = realloc(f->k, cap * sizeof *k);
+
+        if (!k)
+            return 1; /* delete what was found so far */
+        f->k = k;
+        f->cap = cap;
+    }
+    void *copy = conf_xmalloc(klen ? klen : 1);
+
+    memcpy(copy, key, klen);
+    f->k[f->n++] = (hermes_bytes){copy, klen};
+    return 0;
+}
+
+static int delete_scanned(conf_ctx *c, hermes_bytes prefix)
+{
+    found_keys f = {0, 0, NULL};
+    int st = conf_scan(c, prefix, collect_key, &f);
+
+    if (st == HERMES_BE_OK && f.n)
+        st = conf_del(c, f.k, f.n);
+    for (size_t i = 0; i < f.n; i++)
+        free((void *)f.k[i].data);
+    free(f.k);
+    return st;
+}
+
+/*
+ * Deletes the run's keys through a fresh state, bounded like a check: a
+ * flush of the run's prefix, or, from a store that cannot delete by
+ * prefix, a scan and deletes when it can scan, else nothing (the keys stay
+ * until they expire or are evicted).
+ */
+static int remove_run_keys(conf_ctx *c)
+{
+    hermes_bytes pre = conf_bytes(c->prefix, c->prefix_len);
+
+    if (!(c->be->caps & HERMES_CAP_NO_PREFIX_FLUSH))
+        return conf_flush(c, pre);
+    if (c->be->caps & HERMES_CAP_SCAN)
+        return delete_scanned(c, pre);
+    fprintf(stderr,
+            "hermes-conformance: cleanup: the backend can neither delete by "
+            "prefix nor scan; the run's keys (\"%s\"...) stay until they "
+            "expire or are evicted\n",
+            c->prefix);
+    return HERMES_BE_OK;
+}
+
 static void cleanup(conf_ctx *c, unsigned timeout_s)
 {
     fflush(NULL);
@@ -420,11 +484,11 @@ static void cleanup(conf_ctx *c, unsigned timeout_s)
         return;
     if (pid == 0) {
         if (conf_open(c) == CONF_PASS) {
-            int st = conf_flush(c, conf_bytes(c->prefix, c->prefix_len));
+            int st = remove_run_keys(c);
 
             if (st != HERMES_BE_OK)
                 fprintf(stderr,
-                        "hermes-conformance: cleanup: flush of \"%s\" "
+                        "hermes-conformance: cleanup of \"%s\" "
                         "returned %s\n",
                         c->prefix, conf_status(st));
             c->be->close(c->state);
@@ -439,7 +503,7 @@ static void cleanup(conf_ctx *c, unsigned timeout_s)
     while (waitpid(pid, &status, WNOHANG) == 0) {
         if (conf_now_ms() >= deadline) {
             fprintf(stderr,
-                    "hermes-conformance: cleanup: the flush of "
+                    "hermes-conformance: cleanup: the removal of "
                     "\"%s\" hangs; killed\n",
                     c->prefix);
             kill(pid, SIGKILL);

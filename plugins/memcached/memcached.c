@@ -12,7 +12,8 @@
  *   del    delete per key                                 1 per key
  *   lock   add key token ttl (a freed lock: cas over it)  1-3
  *   unlock gets, then cas of the lock to a "free" marker  2
- *   flush  flush_all on every server, only with flush_all = yes
+ *   flush  none: HERMES_CAP_NO_PREFIX_FLUSH, the core deletes its
+ *          namespace key; flush_all on every server when flush_all = yes
  *   stats  `stats` of every server, plus the plugin's counters
  *
  * Keys: memcached's text protocol takes 1..250 printable bytes without
@@ -952,9 +953,11 @@ static int mc_unlock(void *state, hermes_bytes key, hermes_bytes token,
 /* -------------------------------------------------------------- flush */
 
 /*
- * memcached cannot delete by prefix: the core invalidates everything under
- * its prefix through its namespace instead.  flush_all = yes lets this
- * empty every server of the pool, other applications' keys included.
+ * memcached cannot delete by prefix, so the descriptor says
+ * HERMES_CAP_NO_PREFIX_FLUSH: the core has already made every entry under
+ * its prefix stale by deleting its namespace key, and this has nothing to
+ * add (UNSUPPORTED).  flush_all = yes also empties every server of the
+ * pool, other applications' keys included, freeing the memory at once.
  */
 static int mc_flush(void *state, hermes_bytes prefix)
 {
@@ -1040,7 +1043,8 @@ static const hermes_backend mc_backend = {
     .version = HERMES_VERSION, /* released with the library */
     .description = "memcached servers through libmemcached (consistent "
                    "hashing, one multi-get per read)",
-    .caps = HERMES_CAP_THREADSAFE | HERMES_CAP_SHARED | HERMES_CAP_STATS,
+    .caps = HERMES_CAP_THREADSAFE | HERMES_CAP_SHARED | HERMES_CAP_STATS |
+            HERMES_CAP_NO_PREFIX_FLUSH,
     .max_key_len = MC_KEY_MAX,
     .open = mc_open,
     .close = mc_close,

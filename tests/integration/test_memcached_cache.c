@@ -166,11 +166,11 @@ static void tagged_hits_are_one_multiget_each_and_nothing_else(void **state)
     long long other0 = other_commands(), mgets0 = plugin_multi_gets();
     for (int i = 0; i < N; i++)
         assert_int_equal(call(fn, 1, compute_plain), 0);
-    /* N multi-gets of the entry and its two tags, all hits, no other
-     * command on either server. */
+    /* N multi-gets of the entry, its two tags and the namespace key of
+     * hermes_flush, all hits, no other command on either server. */
     assert_int_equal(plugin_multi_gets() - mgets0, N);
-    assert_int_equal(total("cmd_get") - gets0, 3 * N);
-    assert_int_equal(total("get_hits") - hits0, 3 * N);
+    assert_int_equal(total("cmd_get") - gets0, 4 * N);
+    assert_int_equal(total("get_hits") - hits0, 4 * N);
     assert_int_equal(other_commands() - other0, 0);
     hermes_stats s;
     hermes_stats_get(h, &s, sizeof s);
@@ -198,6 +198,118 @@ static void entries_spread_over_both_servers(void **state)
     hermes_stats s;
     hermes_stats_get(h, &s, sizeof s);
     assert_int_equal(s.computations, 200);
+}
+
+/* Whether `key` is on server i, by a raw get: "VALUE <key> ..." */
+static bool raw_has(int i, const char *key)
+{
+    char cmd[300], reply[400], want[300];
+    snprintf(cmd, sizeof cmd, "get %s", key);
+    snprintf(want, sizeof want, "VALUE %s ", key);
+    assert_int_equal(
+        memcached_server_command(&srv[i], cmd, reply, sizeof reply), 0);
+    return strncmp(reply, want, strlen(want)) == 0;
+}
+
+static hermes_fn *reg_on(hermes *c, const char *name, const char *const *tags)
+{
+    hermes_fn *fn;
+    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = tags);
+    assert_int_equal(hermes_fn_register(c, name, &o, &fn), HERMES_OK);
+    return fn;
+}
+
+static uint64_t computed_by(hermes *c)
+{
+    hermes_stats s;
+    hermes_stats_get(c, &s, sizeof s);
+    return s.computations;
+}
+
+static void expect_direct(hermes *c, const char *key, const char *want)
+{
+    void *v;
+    size_t n;
+    assert_int_equal(hermes_get(c, key, NULL, &v, &n), HERMES_OK);
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(v, want, n);
+    hermes_free(v);
+}
+
+/*
+ * memcached cannot delete by prefix: hermes_flush gives the namespace key
+ * a new version, so every entry of the prefix (cached functions, tagged or
+ * not, and hermes_set entries) misses, while another prefix's entries and
+ * another application's key on the same servers stay, and no flush_all
+ * reaches the servers.  The stale entries are overwritten in place.
+ */
+static void flush_invalidates_every_entry_and_no_other_key(void **state)
+{
+    enum { N = 10 };
+    hermes_fn *tagged = reg_on(h, "ftagged", HERMES_TAGS("rock"));
+    hermes_fn *plain = reg_on(h, "fplain", NULL);
+    int mine = g_prefix;
+    g_prefix = 1000 + mine; /* another application's prefix */
+    hermes *other = open_cache(NULL);
+    g_prefix = mine;
+    hermes_fn *theirs = reg_on(other, "fplain", NULL);
+    char foreign[64], cmd[128], reply[64], their_key[128];
+    snprintf(foreign, sizeof foreign, "foreign-%d", test_pid);
+    snprintf(their_key, sizeof their_key, "mc%d-%d:entry:d", test_pid,
+             1000 + mine);
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "set %s 0 0 5\r\nalien", foreign);
+        assert_int_equal(
+            memcached_server_command(&srv[i], cmd, reply, sizeof reply), 0);
+        assert_string_equal(reply, "STORED");
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(call(tagged, i, compute_plain), 0);
+        assert_int_equal(call(plain, i, compute_plain), 0);
+        assert_int_equal(call(theirs, i, compute_plain), 0);
+    }
+    assert_int_equal(hermes_set(h, "d", "mine", 4, NULL, HERMES_TTL_DEFAULT),
+                     HERMES_OK);
+    assert_int_equal(
+        hermes_set(h, "dt", "mine", 4, HERMES_TAGS("rock"), HERMES_TTL_DEFAULT),
+        HERMES_OK);
+    assert_int_equal(
+        hermes_set(other, "d", "theirs", 6, NULL, HERMES_TTL_DEFAULT),
+        HERMES_OK);
+    uint64_t mine0 = computed_by(h), theirs0 = computed_by(other);
+    assert_int_equal(mine0, 2 * N);
+    long long flushes0 = total("cmd_flush"), items0 = total("curr_items");
+
+    assert_int_equal(hermes_flush(h), HERMES_OK);
+
+    /* Through the servers: no flush_all; the foreign key on both servers
+     * and the other prefix's entry are where they were. */
+    assert_int_equal(total("cmd_flush"), flushes0);
+    assert_true(raw_has(0, foreign) && raw_has(1, foreign));
+    assert_int_equal(raw_has(0, their_key) + raw_has(1, their_key), 1);
+    /* Through the library: the other prefix still hits... */
+    for (int i = 0; i < N; i++)
+        assert_int_equal(call(theirs, i, compute_plain), 0);
+    assert_int_equal(computed_by(other), theirs0);
+    expect_direct(other, "d", "theirs");
+    /* ...and every entry of this one misses, then is cached again. */
+    void *v;
+    size_t n;
+    assert_int_equal(hermes_get(h, "d", NULL, &v, &n), HERMES_ENOTFOUND);
+    assert_int_equal(hermes_get(h, "dt", HERMES_TAGS("rock"), &v, &n),
+                     HERMES_ENOTFOUND);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            assert_int_equal(call(tagged, i, compute_plain), 0);
+            assert_int_equal(call(plain, i, compute_plain), 0);
+        }
+    }
+    assert_int_equal(computed_by(h) - mine0, 2 * N);
+    /* Recomputed entries overwrite the stale ones: the servers hold no
+     * more items than before but for the released-lock markers of the
+     * recomputations (2 s each). */
+    assert_true(total("curr_items") - items0 <= 2 * N);
+    hermes_close(other);
 }
 
 typedef struct worker {
@@ -507,6 +619,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(tagged_hits_are_one_multiget_each_and_nothing_else),
         T(entries_spread_over_both_servers),
+        T(flush_invalidates_every_entry_and_no_other_key),
         T(four_processes_of_eight_threads_compute_a_cold_key_once),
         T(tag_keys_carry_python_flags_and_pickles),
         T(one_server_down_at_start_then_back),

@@ -169,6 +169,7 @@ static void descriptor(void **state)
     assert_int_equal(be->max_key_len, 250);
     assert_true(be->caps & HERMES_CAP_THREADSAFE);
     assert_true(be->caps & HERMES_CAP_SHARED);
+    assert_true(be->caps & HERMES_CAP_NO_PREFIX_FLUSH);
 }
 
 static void config_errors_name_the_key(void **state)

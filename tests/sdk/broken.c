@@ -10,6 +10,8 @@
  *   -DBROKEN_ADD      broken_add:     set-if-absent overwrites a key
  *   -DBROKEN_TTL      broken_ttl:     set() ignores ttl_ms
  *   -DBROKEN_FLUSH    broken_flush:   flush() ignores the prefix
+ *   -DBROKEN_NSFLUSH  broken_nsflush: HERMES_CAP_NO_PREFIX_FLUSH, and
+ *                     flush() deletes every key but answers UNSUPPORTED
  *   -DBROKEN_BATCH    broken_batch:   get() reports values at index n-1-i
  *   -DBROKEN_LOCKTTL  broken_lockttl: lock() ignores its TTL
  *   -DBROKEN_TTLEARLY broken_ttlearly: set() cuts ttl_ms to 1%
@@ -158,6 +160,26 @@ static int broken_flush(void *state, hermes_bytes prefix)
 #define BROKEN_NAME "broken_flush"
 #define BROKEN_DESCRIPTION "test plugin: flush ignores the prefix"
 #define OP_FLUSH broken_flush
+
+#elif defined(BROKEN_NSFLUSH)
+/*
+ * Breaks: "flush() returns HERMES_BE_UNSUPPORTED when it has nothing to
+ * add" to the core's namespace tag.  It says it did nothing, and deleted
+ * every key, other applications' included.
+ */
+static int broken_flush(void *state, hermes_bytes prefix)
+{
+    (void)prefix;
+    memory_flush(state, (hermes_bytes){"", 0});
+    return HERMES_BE_UNSUPPORTED;
+}
+#define BROKEN_NAME "broken_nsflush"
+#define BROKEN_DESCRIPTION                                                     \
+    "test plugin: flush deletes everything, says it did not"
+#define OP_FLUSH broken_flush
+#define BROKEN_CAPS                                                            \
+    (HERMES_CAP_THREADSAFE | HERMES_CAP_SCAN | HERMES_CAP_STATS |              \
+     HERMES_CAP_NO_PREFIX_FLUSH)
 
 #elif defined(BROKEN_BATCH)
 /*

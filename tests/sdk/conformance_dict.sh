@@ -95,6 +95,9 @@ expect_broken broken_add set_if_absent ttl_expiry
 expect_broken broken_ttl ttl_expiry set_if_absent
 # flush deletes every key, ignoring the prefix.
 expect_broken broken_flush flush_prefix delete
+# cannot flush by prefix, and its flush deletes every key but answers
+# UNSUPPORTED (nothing done).
+expect_broken broken_nsflush flush_prefix delete
 # get reports found values at index n-1-i.
 expect_broken broken_batch get_batch set_get_binary
 # lock ignores its TTL: an expired lock is never free.
