@@ -21,6 +21,7 @@
 
 #include <hermes/hermes.h>
 
+#include "keys.h"
 #include "redis_server.h"
 
 static redis_server server;
@@ -171,6 +172,64 @@ static void tagged_hits_are_one_mget_each_and_nothing_else(void **state)
     redisFree(r);
 }
 
+/* The keys under the test's prefix, sorted, one per line. */
+static void keys_under_prefix(redisContext *r, char *out, size_t cap)
+{
+    redisReply *rep = redisCommand(r, "KEYS it%d:*", test_pid);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    out[0] = '\0';
+    char *sorted[16];
+    assert_true(rep->elements <= 16);
+    for (size_t i = 0; i < rep->elements; i++)
+        sorted[i] = rep->element[i]->str;
+    for (size_t i = 1; i < rep->elements; i++)
+        for (size_t j = i; j > 0 && strcmp(sorted[j - 1], sorted[j]) > 0; j--) {
+            char *t = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = t;
+        }
+    for (size_t i = 0; i < rep->elements; i++)
+        snprintf(out + strlen(out), cap - strlen(out), "%s\n", sorted[i]);
+    freeReplyObject(rep);
+}
+
+/* Redis deletes by prefix: no namespace key is written or read, and a
+ * flush is SCAN and UNLINK, leaving nothing under the prefix. */
+static void flush_by_prefix_writes_no_namespace_key(void **state)
+{
+    hermes_fn *fn;
+    hermes_fn_options o =
+        HERMES_FN_OPTIONS(.tags = HERMES_TAGS("rock", "tree"));
+    assert_int_equal(hermes_fn_register(h, "tagged", &o, &fn), HERMES_OK);
+    assert_int_equal(call(fn, 1, compute_plain), 0);
+    assert_int_equal(hermes_set(h, "d", "v", 1, NULL, HERMES_TTL_DEFAULT),
+                     HERMES_OK);
+    redisContext *r = raw();
+    char keys[2048], want[2048];
+    keys_under_prefix(r, keys, sizeof keys);
+    hermes_args a = HERMES_ARGS_INIT;
+    hermes_args_int(&a, 1);
+    char hash[HM_HASH_B64_LEN + 1] = {0};
+    hm_hash128_b64(hermes_args_data(&a), hermes_args_len(&a), hash);
+    hermes_args_free(&a);
+    snprintf(want, sizeof want,
+             "it%d:entry:d\nit%d:entry:tagged:%s\nit%d:tag:rock\n"
+             "it%d:tag:tree\n",
+             test_pid, test_pid, hash, test_pid, test_pid);
+    assert_string_equal(keys, want);
+    freeReplyObject(redisCommand(r, "CONFIG RESETSTAT"));
+    assert_int_equal(hermes_flush(h), HERMES_OK);
+    redisReply *info = redisCommand(r, "INFO commandstats");
+    assert_non_null(info);
+    assert_int_equal(cmd_calls(info->str, "set"), 0);
+    assert_true(cmd_calls(info->str, "scan") >= 1);
+    freeReplyObject(info);
+    keys_under_prefix(r, keys, sizeof keys);
+    assert_string_equal(keys, "");
+    redisFree(r);
+}
+
 typedef struct worker {
     hermes *h;
     hermes_fn *fn;
@@ -295,6 +354,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(tagged_hits_are_one_mget_each_and_nothing_else),
+        T(flush_by_prefix_writes_no_namespace_key),
         T(four_processes_of_eight_threads_compute_a_cold_key_once),
         T(server_down_at_start_computes_then_caches_when_it_returns),
         T(every_call_is_right_while_the_server_is_killed_and_restarted),
