@@ -142,6 +142,13 @@ static int cmd_check(const char *path)
     print_ok_line(h);
     printf("config: %s\n", hm_handle_config(h)->source);
     printf("prefix: %s\n", hm_handle_config(h)->prefix);
+    if (hm_handle_ns_key(h))
+        printf("flush: through the namespace key %s (backend %s cannot "
+               "delete by prefix)\n",
+               hm_handle_ns_key(h), hm_handle_backend(h)->name);
+    else
+        printf("flush: deletes every key under '%s:'\n",
+               hm_handle_config(h)->prefix);
     hermes_close(h);
     return EXIT_SUCCESS;
 }
@@ -288,7 +295,15 @@ static int cmd_flush(const char *path)
         hermes_close(h);
         return EXIT_FAILURE;
     }
-    printf("ok: flushed every key under '%s:'\n", hm_handle_config(h)->prefix);
+    if (hm_handle_ns_key(h))
+        printf("ok: invalidated every entry under '%s:' (backend %s cannot "
+               "delete by prefix: the namespace key %s has a new version; the "
+               "old entries stay until overwritten, expired or evicted)\n",
+               hm_handle_config(h)->prefix, hm_handle_backend(h)->name,
+               hm_handle_ns_key(h));
+    else
+        printf("ok: flushed every key under '%s:'\n",
+               hm_handle_config(h)->prefix);
     hermes_close(h);
     return EXIT_SUCCESS;
 }

@@ -88,4 +88,18 @@ for check in server_gone server_back set_if_absent_race lock_race \
         exit 1
     }
 done
+# hermesctl on the same pool says which flush memcached has.
+ctl_out=$("$builddir/hermesctl" -c "$tmp/memcached.ini" check 2>&1 &&
+    "$builddir/hermesctl" -c "$tmp/memcached.ini" flush 2>&1) || {
+    echo "FAILED: hermesctl check/flush on memcached: $ctl_out"
+    exit 1
+}
+for want in "flush: through the namespace key cache:ns (backend memcached" \
+    "ok: invalidated every entry under 'cache:' (backend memcached"; do
+    echo "$ctl_out" | grep -qF "$want" || {
+        echo "FAILED: hermesctl does not say '$want':"
+        echo "$ctl_out"
+        exit 1
+    }
+done
 echo "conformance memcached: ok"

@@ -57,6 +57,8 @@ if run 0 check; then
     expect "check with defaults names the dict backend" \
         "ok: backend dict "
     expect "check with defaults says it is built in" "(built-in)"
+    expect "check says the dict flushes by prefix" \
+        "flush: deletes every key under 'cache:'"
 fi
 
 # --- HERMES_CONFIG is used when -c is not given
