@@ -133,11 +133,7 @@ static hermes_rc open_backend(hermes *h, const hermes_backend *linked)
     char err[1024];
     hermes_rc rc;
     if (linked) {
-        rc = hm_plugin_check(linked, "(linked)", err, sizeof err);
-        h->plugin.desc = linked;
-        h->plugin.path = strdup("(linked)");
-        if (rc == HERMES_OK && !h->plugin.path)
-            rc = HERMES_ENOMEM;
+        rc = hm_plugin_adopt(linked, "(linked)", &h->plugin, err, sizeof err);
         if (rc != HERMES_OK)
             return open_failed(h, rc,
                                rc == HERMES_ENOMEM ? "out of memory" : err);

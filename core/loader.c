@@ -85,9 +85,10 @@ static int valid_name(const char *s)
 }
 
 /*
- * The order of the checks matters: each one makes the next safe.  The
- * first eight bytes (versions and size) exist in every ABI, and no field
- * past them is read before struct_size is known to cover ABI 1.0.
+ * The extension rule of <hermes/backend.h>, checked.  The order matters:
+ * each check makes the next safe.  The first eight bytes (versions and
+ * size) exist in every ABI, and no field past them is read before
+ * struct_size is known to cover ABI 1.0.
  */
 hermes_rc hm_plugin_check(const hermes_backend *d, const char *path, char *err,
                           size_t errlen)
@@ -104,7 +105,8 @@ hermes_rc hm_plugin_check(const hermes_backend *d, const char *path, char *err,
     if (d->abi_minor > HERMES_BACKEND_ABI_MINOR)
         return seterr(err, errlen,
                       "%s: ABI %u.%u is newer than this core's "
-                      "%u.%u",
+                      "%u.%u (upgrade Hermes, or rebuild the plugin against "
+                      "this SDK)",
                       path, (unsigned)d->abi_major, (unsigned)d->abi_minor,
                       (unsigned)HERMES_BACKEND_ABI_MAJOR,
                       (unsigned)HERMES_BACKEND_ABI_MINOR);
@@ -114,6 +116,16 @@ hermes_rc hm_plugin_check(const hermes_backend *d, const char *path, char *err,
                       "%zu",
                       path, (unsigned)d->struct_size,
                       (size_t)HERMES_BACKEND_SIZE_1_0);
+    /* Only a header that is not this ABI's makes a larger one with a
+     * minor this core knows: its fields cannot be what we would read. */
+    if (d->struct_size > sizeof(hermes_backend))
+        return seterr(
+            err, errlen,
+            "%s: descriptor struct_size %u larger than ABI %u.%u's "
+            "%zu, although it says ABI %u.%u",
+            path, (unsigned)d->struct_size, (unsigned)HERMES_BACKEND_ABI_MAJOR,
+            (unsigned)HERMES_BACKEND_ABI_MINOR, sizeof(hermes_backend),
+            (unsigned)d->abi_major, (unsigned)d->abi_minor);
     if (!valid_name(d->name))
         return seterr(err, errlen, "%s: descriptor has no valid name", path);
     if (d->version == NULL)
@@ -228,19 +240,26 @@ static void diagnose(const char *path, char *buf, size_t len)
     free(so);
 }
 
-static hermes_rc load_builtin(hm_plugin *out, char *err, size_t errlen)
+hermes_rc hm_plugin_adopt(const hermes_backend *d, const char *path,
+                          hm_plugin *out, char *err, size_t errlen)
 {
-    const hermes_backend *d = hm_dict_backend();
-    hermes_rc rc = hm_plugin_check(d, BUILTIN_PATH, err, errlen);
+    hermes_rc rc = hm_plugin_check(d, path, err, errlen);
     if (rc != HERMES_OK)
         return rc;
-    out->path = strdup(BUILTIN_PATH);
-    if (out->path == NULL) {
-        seterr(err, errlen, "%s: out of memory", BUILTIN_PATH);
+    if (out->path == NULL && (out->path = strdup(path)) == NULL) {
+        seterr(err, errlen, "%s: out of memory", path);
         return HERMES_ENOMEM;
     }
-    out->desc = d;
+    /* The fields struct_size covers, and NULL or 0 for the rest. */
+    memset(&out->copy, 0, sizeof out->copy);
+    memcpy(&out->copy, d, d->struct_size);
+    out->desc = &out->copy;
     return HERMES_OK;
+}
+
+static hermes_rc load_builtin(hm_plugin *out, char *err, size_t errlen)
+{
+    return hm_plugin_adopt(hm_dict_backend(), BUILTIN_PATH, out, err, errlen);
 }
 
 /*
@@ -321,18 +340,17 @@ static hermes_rc load_file(const char *path, hm_plugin *out, char *err,
         hermes_backend_entry_fn fn;
     } entry;
     entry.p = sym;
-    const hermes_backend *d = entry.fn();
-    rc = hm_plugin_check(d, path, err, errlen);
+    out->path = copy;
+    rc = hm_plugin_adopt(entry.fn(), path, out, err, errlen);
     if (rc != HERMES_OK) {
         pthread_mutex_lock(&lt_mutex);
         lt_dlclose(h);
         pthread_mutex_unlock(&lt_mutex);
         free(copy);
+        out->path = NULL;
         return rc;
     }
     out->dl = h;
-    out->desc = d;
-    out->path = copy;
     return HERMES_OK;
 }
 

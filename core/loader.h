@@ -12,8 +12,11 @@
 
 typedef struct hm_plugin {
     void *dl;                   /* lt_dlhandle, NULL for the built-in dict */
-    const hermes_backend *desc; /* the validated descriptor */
+    const hermes_backend *desc; /* &copy once validated */
     char *path;                 /* the file loaded, or "(built-in)" */
+    /* The plugin's descriptor as far as its struct_size goes, zero-filled
+     * beyond: the core reads only this, never past what the plugin has. */
+    hermes_backend copy;
 } hm_plugin;
 
 /*
@@ -32,8 +35,11 @@ typedef struct hm_plugin {
  *                    plugin"
  *   entry NULL       "PATH: hermes_backend_entry returned NULL"
  *   major mismatch   "PATH: ABI major N, this core speaks M"
- *   newer minor      "PATH: ABI 1.N is newer than this core's 1.M"
+ *   newer minor      "PATH: ABI 1.N is newer than this core's 1.M (upgrade
+ *                    Hermes, or rebuild the plugin against this SDK)"
  *   too small        "PATH: descriptor struct_size N smaller than ABI 1.0's M"
+ *   too large        "PATH: descriptor struct_size N larger than ABI 1.M's
+ *                    K, although it says ABI 1.M"
  *   NULL operation   "PATH: mandatory operation 'get' is NULL"
  *   bad name         "PATH: descriptor has no valid name"
  *   no version       "PATH: descriptor has no version"
@@ -44,9 +50,18 @@ typedef struct hm_plugin {
 hermes_rc hm_plugin_load(const char *spec, const char *plugin_path,
                          hm_plugin *out, char *err, size_t errlen);
 
-/* Validates a descriptor (used for the built-in one and by the loader). */
+/* Validates a descriptor against the extension rule of <hermes/backend.h>
+ * and the duties of a 1.x descriptor (the errors above, from "entry NULL"
+ * on). */
 hermes_rc hm_plugin_check(const hermes_backend *d, const char *path, char *err,
                           size_t errlen);
+
+/* Validates d and keeps it in out: out->copy holds its struct_size bytes,
+ * zero-filled beyond, and out->desc points at the copy.  out->path is set
+ * to a copy of path unless already set.  For the built-in dict and a
+ * descriptor linked into the application (hermes_open_with). */
+hermes_rc hm_plugin_adopt(const hermes_backend *d, const char *path,
+                          hm_plugin *out, char *err, size_t errlen);
 
 void hm_plugin_unload(hm_plugin *p);
 

@@ -2,19 +2,20 @@
  * A do-nothing backend plugin for the loader tests, compiled once per
  * defect: each -D flag below breaks the descriptor (or the entry point) in
  * one way, so every loader check has a real shared object to refuse.  With
- * no flag, or with TP_OLD_MINOR, it is a valid plugin.
+ * no flag it is a valid plugin.  (The plugin built against ABI 1.0 is
+ * abi_1_0.c, compiled against a frozen copy of that header.)
  *
  *   TP_NO_ENTRY      no hermes_backend_entry symbol at all
  *   TP_ENTRY_NULL    the entry returns NULL
  *   TP_BAD_MAJOR     ABI major one newer than the core's
  *   TP_NEWER_MINOR   ABI minor one newer than the core's
  *   TP_SMALL_SIZE    struct_size smaller than ABI 1.0's descriptor
+ *   TP_BIG_SIZE      struct_size larger than the descriptor of the minor
+ *                    it declares (the core's own)
  *   TP_BAD_NAME      a name outside [a-z0-9_]+
  *   TP_NULL_OP=TP_x  the mandatory operation x (TP_OPEN, TP_GET, ...) NULL
  *   TP_SCAN_NO_OP    HERMES_CAP_SCAN declared, scan NULL
  *   TP_UNRESOLVED    needs a symbol nothing defines, so dlopen fails
- *   TP_OLD_MINOR     minor 0 with struct_size exactly ABI 1.0's, in an
- *                    object of exactly that size (valid: must load)
  */
 #include <stddef.h>
 #include <string.h>
@@ -47,16 +48,14 @@ enum {
 
 #if defined(TP_NEWER_MINOR)
 #define ABI_MINOR (HERMES_BACKEND_ABI_MINOR + 1)
-#elif defined(TP_OLD_MINOR)
-#define ABI_MINOR 0
 #else
 #define ABI_MINOR HERMES_BACKEND_ABI_MINOR
 #endif
 
 #if defined(TP_SMALL_SIZE)
 #define STRUCT_SIZE (HERMES_BACKEND_SIZE_1_0 - sizeof(void *))
-#elif defined(TP_OLD_MINOR)
-#define STRUCT_SIZE HERMES_BACKEND_SIZE_1_0
+#elif defined(TP_BIG_SIZE)
+#define STRUCT_SIZE (sizeof(hermes_backend) + sizeof(void *))
 #else
 #define STRUCT_SIZE sizeof(hermes_backend)
 #endif
@@ -162,28 +161,6 @@ HERMES_BACKEND_EXPORT const hermes_backend *hermes_backend_entry(void);
 HERMES_BACKEND_EXPORT const hermes_backend *hermes_backend_entry(void)
 {
     return NULL;
-}
-
-#elif defined(TP_OLD_MINOR)
-
-/*
- * A plugin built against ABI 1.0 has a descriptor only as large as 1.0's
- * fields.  Handing out exactly that many bytes lets AddressSanitizer catch
- * a core that reads past struct_size.
- */
-static _Alignas(hermes_backend) unsigned char old[HERMES_BACKEND_SIZE_1_0];
-
-/* Filled at load time, not in the entry, so concurrent loads never write
- * it while another reads. */
-__attribute__((constructor)) static void fill_old(void)
-{
-    memcpy(old, &desc, sizeof old);
-}
-
-HERMES_BACKEND_EXPORT const hermes_backend *hermes_backend_entry(void);
-HERMES_BACKEND_EXPORT const hermes_backend *hermes_backend_entry(void)
-{
-    return (const hermes_backend *)(void *)old;
 }
 
 #else

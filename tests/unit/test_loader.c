@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <hermes/hermes.h>
+
 #include "core/loader.h"
 #include "dict.h"
 
@@ -104,7 +106,9 @@ static void builtin_dict_loads(void **state)
     hm_plugin p;
     load_ok("dict", NULL, &p);
     assert_null(p.dl);
-    assert_ptr_equal(p.desc, hm_dict_backend());
+    /* The core's copy of the built-in descriptor, like any plugin's. */
+    assert_ptr_equal(p.desc, &p.copy);
+    assert_memory_equal(p.desc, hm_dict_backend(), sizeof(hermes_backend));
     assert_string_equal(p.desc->name, "dict");
     assert_string_equal(p.path, "(built-in)");
     hm_plugin_unload(&p);
@@ -311,7 +315,9 @@ static void newer_abi_major_is_refused(void **state)
 static void newer_abi_minor_is_refused(void **state)
 {
     char want[128];
-    snprintf(want, sizeof want, "ABI %d.%d is newer than this core's %d.%d",
+    snprintf(want, sizeof want,
+             "ABI %d.%d is newer than this core's %d.%d (upgrade Hermes, or "
+             "rebuild the plugin against this SDK)",
              HERMES_BACKEND_ABI_MAJOR, HERMES_BACKEND_ABI_MINOR + 1,
              HERMES_BACKEND_ABI_MAJOR, HERMES_BACKEND_ABI_MINOR);
     refused("newer_minor", want);
@@ -324,6 +330,20 @@ static void too_small_struct_size_is_refused(void **state)
              "descriptor struct_size %zu smaller than ABI 1.0's %zu",
              HERMES_BACKEND_SIZE_1_0 - sizeof(void *), HERMES_BACKEND_SIZE_1_0);
     refused("small_size", want);
+}
+
+/* A minor this core knows with a larger descriptor than that minor has:
+ * the fields past ours cannot be the ones we would read. */
+static void too_large_struct_size_is_refused(void **state)
+{
+    char want[256];
+    snprintf(want, sizeof want,
+             "descriptor struct_size %zu larger than ABI %d.%d's %zu, "
+             "although it says ABI %d.%d",
+             sizeof(hermes_backend) + sizeof(void *), HERMES_BACKEND_ABI_MAJOR,
+             HERMES_BACKEND_ABI_MINOR, sizeof(hermes_backend),
+             HERMES_BACKEND_ABI_MAJOR, HERMES_BACKEND_ABI_MINOR);
+    refused("big_size", want);
 }
 
 static void null_mandatory_operation_is_refused(void **state)
@@ -348,17 +368,99 @@ static void bad_name_is_refused(void **state)
     refused("bad_name", "descriptor has no valid name");
 }
 
-static void plugin_built_for_older_minor_loads(void **state)
+/* The plugin built against the frozen 1.0 header loads as it is, and the
+ * core keeps a copy of exactly its fields. */
+static void plugin_built_against_abi_1_0_loads(void **state)
 {
     char path[1400];
     hm_plugin p;
 
-    snprintf(path, sizeof path, "%s/old_minor.la", plugdir);
+    snprintf(path, sizeof path, "%s/abi_1_0.la", plugdir);
     load_ok(path, NULL, &p);
+    assert_int_equal(p.desc->abi_major, 1);
     assert_int_equal(p.desc->abi_minor, 0);
     assert_int_equal(p.desc->struct_size, HERMES_BACKEND_SIZE_1_0);
-    assert_string_equal(p.desc->name, "test");
+    assert_ptr_equal(p.desc, &p.copy);
+    assert_string_equal(p.desc->name, "abi_1_0");
+    assert_null(p.desc->scan);
+    assert_null(p.desc->stats);
     hm_plugin_unload(&p);
+}
+
+static int compute_one(void *arg, hermes_result *res)
+{
+    (*(int *)arg)++;
+    return hermes_result_set(res, "computed", 8) != HERMES_OK;
+}
+
+/* The cache works through a 1.0 plugin: direct set and get with a tag,
+ * clean, a memoized miss (lock, compute, store, unlock) then a hit,
+ * delete, flush. */
+static void cache_works_through_an_abi_1_0_plugin(void **state)
+{
+    char ini[1600];
+    snprintf(ini, sizeof ini, "[hermes]\nbackend = %s/abi_1_0.la\n", plugdir);
+    hermes *h;
+    hermes_rc rc = hermes_open_string(&h, ini, "abi_1_0.ini");
+    if (rc != HERMES_OK)
+        fail_msg("open: %s", hermes_errmsg(h));
+    assert_string_equal(hermes_backend_name(h), "abi_1_0");
+
+    const char *const tags[] = {"t", NULL};
+    void *v;
+    size_t len;
+    assert_int_equal(hermes_set(h, "k", "value", 5, tags, 60), HERMES_OK);
+    assert_int_equal(hermes_get(h, "k", tags, &v, &len), HERMES_OK);
+    assert_int_equal(len, 5);
+    assert_memory_equal(v, "value", 5);
+    hermes_free(v);
+    assert_int_equal(hermes_clean(h, tags), HERMES_OK);
+    assert_int_equal(hermes_get(h, "k", tags, &v, &len), HERMES_ENOTFOUND);
+
+    hermes_fn *fn;
+    int computed = 0;
+    assert_int_equal(hermes_fn_register(h, "f", NULL, &fn), HERMES_OK);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(
+            hermes_call(fn, "a", 1, compute_one, &computed, &v, &len),
+            HERMES_OK);
+        assert_memory_equal(v, "computed", 8);
+        hermes_free(v);
+    }
+    hermes_stats st;
+    assert_int_equal(hermes_stats_get(h, &st, sizeof st), HERMES_OK);
+    assert_int_equal(computed, 1);
+    assert_int_equal(st.hits, 2); /* the direct get, then the call's */
+    assert_int_equal(st.lock_acquired, 1);
+    assert_int_equal(st.backend_errors, 0);
+
+    assert_int_equal(hermes_set(h, "k", "v", 1, NULL, 0), HERMES_OK);
+    assert_int_equal(hermes_delete(h, "k"), HERMES_OK);
+    assert_int_equal(hermes_get(h, "k", NULL, &v, &len), HERMES_ENOTFOUND);
+    assert_int_equal(hermes_flush(h), HERMES_OK);
+    assert_int_equal(hermes_call(fn, "a", 1, compute_one, &computed, &v, &len),
+                     HERMES_OK);
+    hermes_free(v);
+    assert_int_equal(computed, 2); /* flushed, so computed again */
+    hermes_close(h);
+}
+
+/* A descriptor linked into the application follows the same rule: the
+ * core reads a copy, never the caller's bytes past struct_size. */
+static void linked_descriptor_is_copied_up_to_its_size(void **state)
+{
+    hermes *h;
+    /* On the heap at exactly the 1.0 size, so ASan sees any read past. */
+    hermes_backend *d = malloc(HERMES_BACKEND_SIZE_1_0);
+    assert_non_null(d);
+    memcpy(d, hm_dict_backend(), HERMES_BACKEND_SIZE_1_0);
+    d->struct_size = HERMES_BACKEND_SIZE_1_0;
+    assert_int_equal(hermes_open_with(&h, NULL, "linked.ini", d), HERMES_OK);
+    d->name = "changed"; /* the core kept its own copy */
+    assert_string_equal(hermes_backend_name(h), "dict");
+    assert_int_equal(hermes_set(h, "k", "v", 1, NULL, 0), HERMES_OK);
+    hermes_close(h);
+    free(d);
 }
 
 /* Descriptor checks that need no file: a valid base, then one defect. */
@@ -738,10 +840,13 @@ int main(void)
         T(newer_abi_major_is_refused),
         T(newer_abi_minor_is_refused),
         T(too_small_struct_size_is_refused),
+        T(too_large_struct_size_is_refused),
         T(null_mandatory_operation_is_refused),
         T(scan_capability_without_scan_is_refused),
         T(bad_name_is_refused),
-        T(plugin_built_for_older_minor_loads),
+        T(plugin_built_against_abi_1_0_loads),
+        T(cache_works_through_an_abi_1_0_plugin),
+        T(linked_descriptor_is_copied_up_to_its_size),
         T(check_accepts_valid_descriptor),
         T(check_refuses_null_version),
         T(check_refuses_stats_capability_without_stats),

@@ -54,6 +54,10 @@ int check_descriptor(conf_ctx *c)
     if (d->struct_size < HERMES_BACKEND_SIZE_1_0)
         return conf_fail(c, "struct_size %u is smaller than ABI 1.0's %zu",
                          d->struct_size, (size_t)HERMES_BACKEND_SIZE_1_0);
+    if (d->struct_size > sizeof(hermes_backend))
+        return conf_fail(c, "struct_size %u is larger than ABI %u.%u's %zu",
+                         d->struct_size, HERMES_BACKEND_ABI_MAJOR,
+                         HERMES_BACKEND_ABI_MINOR, sizeof(hermes_backend));
     if (!valid_name(d->name))
         return conf_fail(c, "name %s%s%s is not [a-z0-9_]+",
                          d->name ? "\"" : "", d->name ? d->name : "NULL",
@@ -87,14 +91,6 @@ int check_descriptor(conf_ctx *c)
                          d->stats
                              ? "stats is set but caps lacks HERMES_CAP_STATS"
                              : "caps has HERMES_CAP_STATS but stats is NULL");
-    /* reserved[] is zero in a 1.0 descriptor; later minors turn slots
-     * into fields, so only a plugin of our own minor is held to it. */
-    if (d->abi_minor == HERMES_BACKEND_ABI_MINOR &&
-        d->struct_size >= sizeof(hermes_backend)) {
-        for (size_t i = 0; i < 8; i++)
-            if (d->reserved[i])
-                return conf_fail(c, "reserved[%zu] is not NULL", i);
-    }
     conf_note(c, "name %s, version %s, caps 0x%x, max_key_len %u", d->name,
               d->version, d->caps, d->max_key_len);
     return CONF_PASS;

@@ -626,11 +626,13 @@ static int memory_stats(void *state, hermes_stat_cb cb, void *arg)
 /*
  * The descriptor: what the loader checks before anything is called.
  * abi_major/abi_minor/struct_size come from the header this file was
- * compiled against, which is how a newer core knows which fields exist.
- * The name selects the config section ([memory]) and must match the file
- * name (memory.so) for `backend = memory` to find it.  The caps promise
- * that every operation may run concurrently (the mutex makes it so) and
- * that scan and stats are provided.  reserved[] stays zero.
+ * compiled against: struct_size is how a newer core knows which fields
+ * exist, abi_minor which contract the plugin follows (backend.h, "The
+ * extension rule").  The name selects the config section ([memory]) and
+ * must match the file name (memory.so) for `backend = memory` to find it.
+ * The caps promise that every operation may run concurrently (the mutex
+ * makes it so) and that scan and stats are provided.  Fields not named
+ * here stay NULL.
  */
 static const hermes_backend memory_backend = {
     .abi_major = HERMES_BACKEND_ABI_MAJOR,

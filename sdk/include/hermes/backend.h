@@ -8,14 +8,27 @@
  * operations.  This header is all a plugin includes; it does not depend on
  * <hermes/hermes.h>.
  *
- * Compatibility promise (modelled on SQLite's VFS):
- *  - HERMES_BACKEND_ABI_MAJOR changes only when an existing field changes
- *    meaning, type or position.  The core refuses plugins of another major.
- *  - A minor release only appends fields at the end of struct
- *    hermes_backend (and of struct hermes_host).  The core refuses plugins
- *    whose minor is newer than its own, and before reading a field added in
- *    minor N it checks that the plugin's struct_size covers it.  A plugin
- *    built against an older minor therefore keeps loading.
+ * The extension rule, one for struct hermes_backend and struct
+ * hermes_host (modelled on SQLite's VFS):
+ *  - Fields are only appended, at the end; a field keeps its offset, type
+ *    and meaning for every 1.x.  Nothing is reserved: a new field takes new
+ *    space, so struct_size, the size of the struct as the side that filled
+ *    it was compiled, says exactly which fields it has.
+ *  - struct_size is the authority.  The side that reads a struct filled by
+ *    the other reads a field only when struct_size covers it
+ *    (HERMES_BACKEND_HAS, HERMES_HOST_HAS); a field it does not cover is
+ *    absent and counts as NULL or 0.  The loader enforces this for the
+ *    descriptor: it keeps a copy of the plugin's struct_size bytes,
+ *    zero-filled to its own size, and the core reads only that copy.
+ *  - abi_minor says which 1.x contract the plugin was written to: which
+ *    fields, capability bits, status codes and duties it knows.  The core
+ *    loads a plugin of its own major and a minor up to its own, and
+ *    refuses a newer minor (it cannot honor duties it does not know), as
+ *    it refuses a struct_size below ABI 1.0's or above its own.  So a
+ *    plugin built against 1.N loads in every core 1.M with M >= N, and
+ *    always finds the host services of its own minor.
+ *  - HERMES_BACKEND_ABI_MAJOR changes only when a field changes meaning,
+ *    type or position or goes away; the core refuses another major.
  *  - Status codes and flag bits are only ever added, never renumbered.
  *
  * Buffers: every pointer the core passes into an operation is owned by the
@@ -141,7 +154,10 @@ typedef enum hermes_be_status {
 /*
  * Services the core offers a plugin (ABI 1.0, extended in 1.1).  The structure
  * and the functions it points to stay valid from open() until close() returns
- * and may be called from any thread.
+ * and may be called from any thread.  The core fills every field it has and
+ * sets struct_size to its own sizeof; a plugin checks HERMES_HOST_HAS before
+ * calling a service newer than 1.0 (another host, such as an older
+ * conformance kit, may lack it).
  */
 typedef struct hermes_host {
     uint32_t struct_size; /* sizeof(struct hermes_host) of the core */
@@ -180,11 +196,17 @@ typedef struct hermes_host {
     void (*error_detail)(void *ctx, const char *msg);
 } hermes_host;
 
-/* Whether the core's host structure has `field` (added in a later minor):
+/* The bytes a struct needs to hold `field` and everything before it. */
+#define HERMES__END_OF(type, field)                                            \
+    (offsetof(type, field) + sizeof(((type *)0)->field))
+
+/* Whether the core's host structure has `field` (see the extension rule):
  * a plugin checks this before calling a service newer than ABI 1.0. */
 #define HERMES_HOST_HAS(host, field)                                           \
-    ((host)->struct_size >=                                                    \
-     offsetof(hermes_host, field) + sizeof((host)->field))
+    ((host)->struct_size >= HERMES__END_OF(hermes_host, field))
+
+/* The size of ABI 1.0's host: the smallest a plugin can be given. */
+#define HERMES_HOST_SIZE_1_0 HERMES__END_OF(hermes_host, config_source)
 
 /* One "key = value" line of the plugin's config section.  Neither key nor
  * value is ever NULL: "key =" gives the empty string, which a plugin
@@ -262,9 +284,12 @@ typedef void (*hermes_stat_cb)(void *arg, const char *name, const char *value);
 #define HERMES_CAP_NO_PREFIX_FLUSH 0x10u
 
 /*
- * The descriptor.  Fields up to and including `reserved` are ABI 1.0.  All
- * operations except scan and stats are mandatory: the loader refuses a
- * descriptor with a NULL mandatory operation.
+ * The descriptor: every field here is ABI 1.0; a later minor appends its
+ * fields after `stats` (see the extension rule).  All operations except
+ * scan and stats are mandatory: the loader refuses a descriptor with a NULL
+ * mandatory operation.  Initialize it with designated initializers and
+ * struct_size = sizeof(hermes_backend), as in HERMES_BACKEND_DEFINE's
+ * example: a field this header does not name stays NULL.
  */
 typedef struct hermes_backend {
     uint16_t abi_major; /* HERMES_BACKEND_ABI_MAJOR the plugin was built with */
@@ -370,12 +395,16 @@ typedef struct hermes_backend {
      * returning.  May report some pairs and then fail, e.g. its own
      * counters before finding the server down. */
     int (*stats)(void *state, hermes_stat_cb cb, void *arg);
-
-    void *reserved[8]; /* zero; room for ABI 1.x additions */
 } hermes_backend;
 
-/* The smallest struct_size the ABI 1.0 core accepts. */
-#define HERMES_BACKEND_SIZE_1_0 (offsetof(struct hermes_backend, reserved))
+/* Whether descriptor d has `field`: its struct_size covers it.  The core
+ * reads a field newer than 1.0 only when this holds (and an operation
+ * only when it is also non-NULL). */
+#define HERMES_BACKEND_HAS(d, field)                                           \
+    ((d)->struct_size >= HERMES__END_OF(hermes_backend, field))
+
+/* The size of ABI 1.0's descriptor: the smallest struct_size accepted. */
+#define HERMES_BACKEND_SIZE_1_0 HERMES__END_OF(hermes_backend, stats)
 
 /* The function a plugin exports, named HERMES_BACKEND_ENTRY_SYMBOL. */
 typedef const hermes_backend *(*hermes_backend_entry_fn)(void);
