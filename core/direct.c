@@ -206,9 +206,8 @@ hermes_rc hermes_flush(hermes *h)
     if (h->ns_key) {
         int st = bump_namespace(h);
         if (st != HERMES_BE_OK)
-            return hm_be_error(h, HERMES_EBACKEND, st,
-                               "flush: new version of the namespace key %s",
-                               h->ns_key);
+            return hm_be_error(
+                h, st, "flush: new version of the namespace key %s", h->ns_key);
     }
     hm_buf prefix;
     hm_buf_init(&prefix);
@@ -223,7 +222,7 @@ hermes_rc hermes_flush(hermes *h)
     if (h->ns_key && st == HERMES_BE_UNSUPPORTED)
         st = HERMES_BE_OK;
     if (st != HERMES_BE_OK && h->ns_key)
-        return hm_be_error(h, HERMES_EBACKEND, st,
+        return hm_be_error(h, st,
                            "flush: every entry is invalidated (%s has a new "
                            "version), but the backend's own flush failed",
                            h->ns_key);
