@@ -4,7 +4,9 @@
  * through HERMES_FUNC (name, name_try, name_invalidate), set/get/delete
  * with tags, clean, flush, close) runs once
  * per allocation N, failing the Nth allocation, and again failing every
- * allocation from the Nth on.
+ * allocation from the Nth on: on the built-in dict, and on a store that
+ * cannot flush by prefix (the mock of HERMES_CAP_NO_PREFIX_FLUSH, whose
+ * entries carry the namespace tag).
  *
  * The test is linked with -Wl,--wrap=malloc,calloc,realloc,strdup,strndup,
  * aligned_alloc,free (Makefile.am), so the wrappers below see every
@@ -38,6 +40,8 @@
 #include <execinfo.h>
 
 #include <hermes/hermes.h>
+
+#include "mock_backend.h"
 
 /* ----------------------------------------------------------- injection */
 
@@ -214,11 +218,16 @@ static void expect_ok_or_nomem(hermes_rc rc, outcome *o, const char *step)
         BROKEN(o, "%s: %s", step, hermes_strerror(rc));
 }
 
+/* The store of the script: the built-in dict (NULL) or a descriptor. */
+static const hermes_backend *backend;
+
 static void script(outcome *o)
 {
+    static const char conf[] =
+        "[hermes]\nprefix = oom\nttl = 60\n[dict]\nshards = 2\n";
     hermes *h = NULL;
-    hermes_rc rc = hermes_open_string(
-        &h, "[hermes]\nprefix = oom\nttl = 60\n[dict]\nshards = 2\n", "<oom>");
+    hermes_rc rc = backend ? hermes_open_with(&h, conf, "<oom>", backend)
+                           : hermes_open_string(&h, conf, "<oom>");
     expect_ok_or_nomem(rc, o, "open");
     if (rc != HERMES_OK) {
         if (h && !hermes_errmsg(h)[0])
@@ -314,6 +323,13 @@ static long run(int mode, long n)
 
 static long clean_run_allocs;
 
+/* Each group of three runs on the store its state names (NULL: dict). */
+static int use_backend(void **state)
+{
+    backend = *state;
+    return 0;
+}
+
 static void the_script_allocates_and_passes_without_failures(void **state)
 {
     (void)state;
@@ -347,10 +363,18 @@ static void failing_every_allocation_from_the_nth(void **state)
 
 int main(void)
 {
+#define ON(f, be)                                                              \
+    {                                                                          \
+#f, f, use_backend, NULL, (void *)(be)                                 \
+    }
+    const hermes_backend *ns = mock_backend_no_prefix_flush();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(the_script_allocates_and_passes_without_failures),
-        cmocka_unit_test(failing_the_nth_allocation_for_every_n),
-        cmocka_unit_test(failing_every_allocation_from_the_nth),
+        ON(the_script_allocates_and_passes_without_failures, NULL),
+        ON(failing_the_nth_allocation_for_every_n, NULL),
+        ON(failing_every_allocation_from_the_nth, NULL),
+        ON(the_script_allocates_and_passes_without_failures, ns),
+        ON(failing_the_nth_allocation_for_every_n, ns),
+        ON(failing_every_allocation_from_the_nth, ns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
