@@ -47,13 +47,17 @@ enum hermes_key {
     K_ON_BACKEND_ERROR,
     K_LOG_LEVEL,
     K_LOG,
+    K_EARLY_REFRESH,
+    K_GRACE,
+    K_STALE_IF_ERROR,
     K_COUNT
 };
 
 static const char *const hermes_keys[K_COUNT] = {
-    "backend",     "ttl",          "prefix",          "plugin_path",
-    "lock_ttl_ms", "lock_wait_ms", "on_lock_timeout", "on_backend_error",
-    "log_level",   "log",
+    "backend",        "ttl",          "prefix",          "plugin_path",
+    "lock_ttl_ms",    "lock_wait_ms", "on_lock_timeout", "on_backend_error",
+    "log_level",      "log",          "early_refresh",   "grace",
+    "stale_if_error",
 };
 
 typedef struct parser {
@@ -250,6 +254,7 @@ static hermes_rc fill_defaults(hm_config *cfg, const char *source)
     cfg->on_lock_timeout = HM_FALLBACK_COMPUTE;
     cfg->on_backend_error = HM_FALLBACK_COMPUTE;
     cfg->log_level = HERMES_LOG_WARN;
+    cfg->early_refresh = HM_DEFAULT_EARLY_REFRESH;
     return HERMES_OK;
 }
 
@@ -293,6 +298,54 @@ static hermes_rc set_number(parser *p, const char *key, const char *v,
         return fail(p, key, "out of range %u..%u: %s", (unsigned)min,
                     (unsigned)max, quote(v, strlen(v), q, sizeof q));
     *out = (uint32_t)n;
+    return HERMES_OK;
+}
+
+/* A decimal number 0..max ("1", "0.5", ".25"), read without strtod: the
+ * application's locale must not change what a file means. */
+static hermes_rc set_decimal(parser *p, const char *key, const char *v,
+                             double max, double *out)
+{
+    char q[80];
+    const char *s = v;
+    double n = 0, scale = 1;
+    bool digits = false, dot = false;
+
+    for (; *s != '\0'; s++) {
+        if (*s == '.' && !dot) {
+            dot = true;
+            continue;
+        }
+        if (*s < '0' || *s > '9')
+            return fail(p, key, "not a number: %s",
+                        quote(v, strlen(v), q, sizeof q));
+        digits = true;
+        if (dot)
+            n += (scale /= 10) * (*s - '0');
+        else if (n <= max) /* saturate: anything past max is out of range */
+            n = n * 10 + (*s - '0');
+    }
+    if (!digits)
+        return fail(p, key, "not a number: %s",
+                    quote(v, strlen(v), q, sizeof q));
+    if (n > max)
+        return fail(p, key, "out of range 0..%g: %s", max,
+                    quote(v, strlen(v), q, sizeof q));
+    *out = n;
+    return HERMES_OK;
+}
+
+static hermes_rc set_bool(parser *p, const char *key, const char *v, bool *out)
+{
+    char q[80];
+
+    if (strcasecmp(v, "yes") == 0)
+        *out = true;
+    else if (strcasecmp(v, "no") == 0)
+        *out = false;
+    else
+        return fail(p, key, "expected yes or no: %s",
+                    quote(v, strlen(v), q, sizeof q));
     return HERMES_OK;
 }
 
@@ -404,6 +457,12 @@ static hermes_rc hermes_setting(parser *p, const char *key, const char *v)
         return set_fallback(p, key, v, &c->on_lock_timeout);
     case K_ON_BACKEND_ERROR:
         return set_fallback(p, key, v, &c->on_backend_error);
+    case K_EARLY_REFRESH:
+        return set_decimal(p, key, v, HM_MAX_EARLY_REFRESH, &c->early_refresh);
+    case K_GRACE:
+        return set_number(p, key, v, 0, HERMES_TTL_MAX, &c->grace);
+    case K_STALE_IF_ERROR:
+        return set_bool(p, key, v, &c->stale_if_error);
     case K_LOG:
         if (strcasecmp(v, "stderr") == 0)
             c->log_stderr = true;

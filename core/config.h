@@ -48,9 +48,19 @@ typedef struct hm_config {
     hm_fallback on_backend_error; /* default compute */
     int log_level;                /* HERMES_LOG_* threshold (default warn) */
     bool log_stderr;      /* log = stderr: lines go to stderr (default none) */
+    double early_refresh; /* XFetch beta for functions that set none
+                             (default HM_DEFAULT_EARLY_REFRESH; 0 = off) */
+    uint32_t grace;       /* seconds of grace (default 0) */
+    bool stale_if_error;  /* default no */
     hm_section *sections; /* every section but [hermes], in file order */
     size_t nsections;
 } hm_config;
+
+/* The default XFetch factor: the paper's optimum in expectation, and what
+ * Symfony Cache uses (README "Freshness"). */
+#define HM_DEFAULT_EARLY_REFRESH 1.0
+/* The largest early_refresh accepted. */
+#define HM_MAX_EARLY_REFRESH 100.0
 
 /* Fills cfg with the built-in defaults (source "<defaults>"). */
 hermes_rc hm_config_defaults(hm_config *cfg);

@@ -83,20 +83,21 @@ static void flight_release(hm_flights *fs, hm_flight *f)
     free(f);
 }
 
-hm_flight *hm_flight_join(hermes *h, const char *key, size_t klen,
-                          hm_flight **leader_flight)
+/* The flight of key in bucket b, or NULL; called with fs->mu held. */
+static hm_flight *flight_find(hm_flights *fs, size_t b, const char *key,
+                              size_t klen)
 {
-    hm_flights *fs = &h->flights;
-    size_t b = bucket_of(key, klen);
-    *leader_flight = NULL;
-    pthread_mutex_lock(&fs->mu);
-    for (hm_flight *f = fs->buckets[b]; f; f = f->next) {
-        if (f->klen == klen && memcmp(f->key, key, klen) == 0) {
-            f->refs++;
-            pthread_mutex_unlock(&fs->mu);
+    for (hm_flight *f = fs->buckets[b]; f; f = f->next)
+        if (f->klen == klen && memcmp(f->key, key, klen) == 0)
             return f;
-        }
-    }
+    return NULL;
+}
+
+/* A new flight of key, led by the caller, in bucket b; NULL when out of
+ * memory.  Called with fs->mu held. */
+static hm_flight *flight_new(hm_flights *fs, size_t b, const char *key,
+                             size_t klen)
+{
     hm_flight *f = calloc(1, sizeof *f);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -110,15 +111,43 @@ hm_flight *hm_flight_join(hermes *h, const char *key, size_t klen,
         f->refs = 1;
         f->next = fs->buckets[b];
         fs->buckets[b] = f;
-        *leader_flight = f;
     } else if (f) {
         free(f->key);
         free(f);
+        f = NULL;
     }
     pthread_condattr_destroy(&ca);
-    /* Out of memory: lead without a flight; nobody can follow. */
+    return f;
+}
+
+hm_flight *hm_flight_join(hermes *h, const char *key, size_t klen,
+                          hm_flight **leader_flight)
+{
+    hm_flights *fs = &h->flights;
+    size_t b = bucket_of(key, klen);
+    pthread_mutex_lock(&fs->mu);
+    hm_flight *f = flight_find(fs, b, key, klen);
+    if (f) {
+        f->refs++;
+        *leader_flight = NULL;
+    } else {
+        /* Out of memory: lead without a flight; nobody can follow. */
+        *leader_flight = flight_new(fs, b, key, klen);
+    }
     pthread_mutex_unlock(&fs->mu);
-    return NULL;
+    return f;
+}
+
+hm_flight *hm_flight_try_lead(hermes *h, const char *key, size_t klen,
+                              bool *busy)
+{
+    hm_flights *fs = &h->flights;
+    size_t b = bucket_of(key, klen);
+    pthread_mutex_lock(&fs->mu);
+    *busy = flight_find(fs, b, key, klen) != NULL;
+    hm_flight *f = *busy ? NULL : flight_new(fs, b, key, klen);
+    pthread_mutex_unlock(&fs->mu);
+    return f;
 }
 
 void hm_flight_land(hermes *h, hm_flight *f, const hm_outcome *o)

@@ -25,6 +25,14 @@ void hm_flights_free(hm_flights *f);
  */
 hm_flight *hm_flight_join(hermes *h, const char *key, size_t klen,
                           hm_flight **leader_flight);
+/*
+ * Leads key's in-process work unless another caller already does, without
+ * joining: *busy is set (and NULL returned) when one does.  Otherwise the
+ * caller leads and lands the flight returned (NULL when memory ran out:
+ * it leads without one).  Used by refreshes, on which nobody waits.
+ */
+hm_flight *hm_flight_try_lead(hermes *h, const char *key, size_t klen,
+                              bool *busy);
 /* The leader publishes its outcome (copied) and leaves the flight. */
 void hm_flight_land(hermes *h, hm_flight *f, const hm_outcome *o);
 /*

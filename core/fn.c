@@ -43,6 +43,30 @@ static hermes_rc options_in(hermes *h, const char *name,
     return HERMES_OK;
 }
 
+/* The freshness fields: 0 (the handle's), off, or a value in range. */
+static hermes_rc fresh_options(hermes *h, const char *name,
+                               const hermes_fn_options *o)
+{
+    double b = o->early_refresh;
+    if (!(b >= 0 && b <= HM_MAX_EARLY_REFRESH) && b != HERMES_EARLY_REFRESH_OFF)
+        return hm_error(h, HERMES_EINVAL,
+                        "register %s: early_refresh %g: 0 (the handle's), "
+                        "HERMES_EARLY_REFRESH_OFF or up to %g",
+                        name, b, HM_MAX_EARLY_REFRESH);
+    if (o->grace > HERMES_TTL_MAX && o->grace != HERMES_GRACE_NONE)
+        return hm_error(h, HERMES_EINVAL,
+                        "register %s: grace %lu s: at most %u s, or "
+                        "HERMES_GRACE_NONE",
+                        name, (unsigned long)o->grace, HERMES_TTL_MAX);
+    if (o->stale_if_error != 0 && o->stale_if_error != HERMES_YES &&
+        o->stale_if_error != HERMES_NO)
+        return hm_error(h, HERMES_EINVAL,
+                        "register %s: stale_if_error %d: 0 (the handle's), "
+                        "HERMES_YES or HERMES_NO",
+                        name, o->stale_if_error);
+    return HERMES_OK;
+}
+
 hermes_rc hermes_fn_register(hermes *h, const char *name,
                              const hermes_fn_options *opts, hermes_fn **out)
 {
@@ -67,10 +91,21 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
     if (!hm_ttl_ok(o.ttl))
         return hm_error(h, HERMES_EINVAL, "register %s: " HM_TTL_RANGE, name,
                         (unsigned long)o.ttl, HERMES_TTL_MAX);
+    if ((rc = fresh_options(h, name, &o)) != HERMES_OK)
+        return rc;
     hermes_fn *fn = calloc(1, sizeof *fn);
     if (!fn)
         return hm_error(h, HERMES_ENOMEM, "register %s: out of memory", name);
     fn->h = h;
+    fn->beta = o.early_refresh == 0 ? h->cfg.early_refresh
+               : o.early_refresh == HERMES_EARLY_REFRESH_OFF ? 0
+                                                             : o.early_refresh;
+    fn->grace = o.grace == 0                   ? h->cfg.grace
+                : o.grace == HERMES_GRACE_NONE ? 0
+                                               : o.grace;
+    fn->stale_if_error = o.stale_if_error == 0 ? h->cfg.stale_if_error
+                                               : o.stale_if_error == HERMES_YES;
+    fn->fresh = fn->beta > 0 || fn->grace > 0;
     rc = HERMES_ENOMEM;
     if (!(fn->name = strdup(name)))
         goto fail;

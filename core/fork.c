@@ -92,6 +92,7 @@ static void child(void)
         unlock_handle(h);
     }
     hm_loader_unlock();
+    hm_host_forked();
     pthread_mutex_unlock(&fork_mu);
 }
 

@@ -14,8 +14,19 @@
  * summarized, so a dead backend cannot flood the log. */
 #define HM_LOG_BURST 10
 
+static _Atomic(const hm_test_host *) test_host;
+
+void hm_test_host_set(const hm_test_host *t)
+{
+    atomic_store_explicit(&test_host, t, memory_order_release);
+}
+
 uint64_t hm_now_ms(void)
 {
+    const hm_test_host *t =
+        atomic_load_explicit(&test_host, memory_order_acquire);
+    if (t && t->now_ms)
+        return t->now_ms(t->ctx);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
@@ -42,6 +53,44 @@ int hm_random(void *buf, size_t len)
         len -= (size_t)n;
     }
     return 0;
+}
+
+/* Bumped in a forked child: a thread whose generator was seeded under an
+ * older generation seeds again. */
+static atomic_uint fork_generation;
+
+void hm_host_forked(void)
+{
+    atomic_fetch_add_explicit(&fork_generation, 1, memory_order_relaxed);
+}
+
+typedef struct draw_state {
+    bool seeded;
+    unsigned generation;
+    uint64_t s;
+} draw_state;
+static _Thread_local draw_state draw;
+
+double hm_draw_unit(void)
+{
+    const hm_test_host *t =
+        atomic_load_explicit(&test_host, memory_order_acquire);
+    if (t && t->unit)
+        return t->unit(t->ctx);
+    unsigned g = atomic_load_explicit(&fork_generation, memory_order_relaxed);
+    if (!draw.seeded || draw.generation != g) {
+        if (hm_random(&draw.s, sizeof draw.s) != 0)
+            draw.s ^= hm_monotonic_ns(); /* no secrecy needed, only spread */
+        draw.seeded = true;
+        draw.generation = g;
+    }
+    /* splitmix64 (Steele, Lea, Flood 2014): one add and a mix per draw. */
+    uint64_t z = (draw.s += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    z ^= z >> 31;
+    /* The top 53 bits, plus one: (0, 1], never 0 (ln(0) is -inf). */
+    return (double)((z >> 11) + 1) * 0x1p-53;
 }
 
 void hm_sleep_ns(uint64_t ns)

@@ -100,6 +100,11 @@ struct hermes_fn {
     uint32_t ttl;      /* seconds; HERMES_TTL_DEFAULT = the handle's ttl */
     hermes_key_fn key; /* custom key or NULL */
     hermes_fn **slot;  /* HERMES_REGISTER's pointer, cleared at close */
+    /* Freshness, resolved against the handle's defaults (fresh.h). */
+    double beta;         /* XFetch factor; 0 = no early refresh */
+    uint32_t grace;      /* seconds */
+    bool stale_if_error; /* a failure within grace serves the old value */
+    bool fresh;          /* beta > 0 or grace > 0: hits check the time */
     struct hermes_fn *next;
 };
 

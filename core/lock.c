@@ -15,9 +15,7 @@
 
 #include "lock.h"
 
-/* The lock key of an entry: the same suffix under "<prefix>:lock:".  Built
- * only on a miss; a hit never needs it. */
-static hermes_rc lock_key(hermes *h, const hm_buf *entry, hm_buf *lock)
+hermes_rc hm_lock_key(hermes *h, const hm_buf *entry, hm_buf *lock)
 {
     size_t head = h->entry_prefix_len;
     hm_buf_adds(lock, h->lock_prefix);
@@ -41,7 +39,7 @@ void hm_lock_timed_out(hm_call *c, hm_outcome *o)
 void hm_lock_lead(hm_call *c, hm_outcome *o)
 {
     hermes *h = c->h;
-    if (lock_key(h, &c->entry, &c->lock) != HERMES_OK) {
+    if (hm_lock_key(h, &c->entry, &c->lock) != HERMES_OK) {
         memset(o, 0, sizeof *o);
         o->rc = HERMES_ENOMEM;
         return;

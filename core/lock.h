@@ -6,6 +6,11 @@
 
 #include "memo.h"
 
+/* The lock key of an entry into lock: the same suffix under
+ * "<prefix>:lock:".  Built only on a miss or a refresh; a hit never needs
+ * it. */
+hermes_rc hm_lock_key(hermes *h, const hm_buf *entry, hm_buf *lock);
+
 /*
  * The leader of a miss: take the backend lock or wait for its holder, read
  * again, create missing tags, compute, store, unlock.  The outcome is in o.

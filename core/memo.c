@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fresh.h"
 #include "keyspace.h"
 #include "lock.h"
 #include "memo.h"
@@ -82,6 +83,7 @@ void hm_call_compute(hm_call *c, bool store, hm_outcome *o)
         hm_fn_owner(c->fn, &c->entry, &owner);
         hm_write_entry(h, hm_bytes(c->entry.data, c->entry.len), &owner,
                        &c->fn->tags, &c->rd, res.data, res.len, ttl,
+                       c->fn->grace,
                        us > UINT32_MAX ? UINT32_MAX : (uint32_t)us);
     }
     o->rc = HERMES_OK;
@@ -91,6 +93,9 @@ void hm_call_compute(hm_call *c, bool store, hm_outcome *o)
 
 int hm_call_read_hit(hm_call *c, int *status, hm_outcome *o)
 {
+    c->fresh = HM_FRESH_NONE;
+    if (c->stale.value)
+        hm_outcome_free(&c->stale);
     *status = hm_read_entry(c->h, hm_bytes(c->entry.data, c->entry.len),
                             c->fn->tags.n, c->fn->tags.keys, &c->rd);
     if (*status != HERMES_BE_OK)
@@ -100,13 +105,20 @@ int hm_call_read_hit(hm_call *c, int *status, hm_outcome *o)
     c->verdict = hm_judge(c->h, &c->rd, &owner, &c->fn->tags);
     if (c->verdict != HM_HIT)
         return 0;
-    /* The read kept only the payload, at the front of its buffer. */
-    memset(o, 0, sizeof *o);
-    o->value = c->rd.entry;
-    o->len = c->rd.entry_len;
-    o->rc = HERMES_OK;
+    if (c->fn->fresh && (c->fresh = hm_fresh_judge(c)) == HM_FRESH_EXPIRED) {
+        c->fresh = HM_FRESH_NONE;
+        c->verdict = HM_ABSENT;
+        return 0;
+    }
+    /* The read kept only the payload, at the front of its buffer; a value
+     * within grace is kept aside for hm_fresh_refresh. */
+    hm_outcome *into = c->fresh == HM_FRESH_GRACE ? &c->stale : o;
+    memset(into, 0, sizeof *into);
+    into->value = c->rd.entry;
+    into->len = c->rd.entry_len;
+    into->rc = HERMES_OK;
     c->rd.entry = NULL;
-    return 1;
+    return into == o;
 }
 
 void hm_call_backend_failed(hm_call *c, int status, hm_outcome *o)
@@ -254,6 +266,9 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
     c.compute = compute_fn;
     c.arg = arg;
     c.verdict = HM_ABSENT;
+    c.fresh = HM_FRESH_NONE;
+    c.stale.value = NULL;
+    c.stale.errmsg = NULL;
     hm_outcome o;
     hm_buf_init(&c.entry);
     hm_buf_init(&c.lock);
@@ -287,6 +302,8 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
                 HM_COUNT(c.h, coalesced, 1);
             else
                 HM_COUNT_HIT(c.h);
+            if (c.fresh == HM_FRESH_EARLY)
+                hm_fresh_refresh(&c, &o);
             break;
         }
         if (st != HERMES_BE_OK) {
@@ -296,6 +313,10 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
         if (round == 0) {
             HM_COUNT(c.h, misses, 1);
             hm_count_verdict(c.h, c.verdict);
+        }
+        if (c.fresh == HM_FRESH_GRACE) {
+            hm_fresh_refresh(&c, &o);
+            break;
         } else if (round == 3) {
             hm_call_compute(&c, false, &o);
             break;
@@ -304,6 +325,7 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
             break;
     }
     rc = deliver(&c, &o, value, len);
+    hm_outcome_free(&c.stale);
     hm_read_free(&c.rd);
     hm_buf_free(&c.entry);
     hm_buf_free(&c.lock);

@@ -21,6 +21,15 @@ struct hermes_result {
     bool nomem; /* hermes_result_set ran out of memory */
 };
 
+/* What a read's timing makes of a value the tags allow (fresh.c). */
+typedef enum hm_fresh_kind {
+    HM_FRESH_NONE = 0, /* fresh (or the read was no hit): nothing to do */
+    HM_FRESH_EARLY,    /* fresh, and XFetch chose this reader to refresh it */
+    HM_FRESH_GRACE,    /* past its TTL, within grace: servable while one
+                          caller recomputes it */
+    HM_FRESH_EXPIRED   /* past TTL and grace: a miss */
+} hm_fresh_kind;
+
 typedef struct hm_call {
     hermes *h;
     hermes_fn *fn;
@@ -30,6 +39,10 @@ typedef struct hm_call {
     hm_read rd;
     hm_verdict verdict;          /* of the last read */
     const struct hm_call *outer; /* computing when this one started */
+    hm_fresh_kind fresh;         /* of the last read's hit */
+    uint64_t seen_created;       /* the record the last hit judged: its */
+    uint32_t seen_sum;           /* creation time and checksum */
+    hm_outcome stale;            /* HM_FRESH_GRACE: the old value, else empty */
 } hm_call;
 
 /*
@@ -45,7 +58,10 @@ hermes_rc hm_result_set2(hermes_result *res, const void *a, size_t an,
 void hm_call_compute(hm_call *c, bool store, hm_outcome *o);
 
 /* Reads entry and tags; on a hit moves the payload into o and returns 1.
- * The backend status is in *status, the verdict in c->verdict. */
+ * The backend status is in *status, the verdict in c->verdict.  For a
+ * function with freshness, a hit is fresh (c->fresh says whether to
+ * refresh it early); a value within grace is no hit but moves into
+ * c->stale (c->fresh HM_FRESH_GRACE); one beyond grace is absent. */
 int hm_call_read_hit(hm_call *c, int *status, hm_outcome *o);
 
 /* What a failing backend turns into, per on_backend_error. */

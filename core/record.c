@@ -142,6 +142,7 @@ int hm_record_decode(const void *data, size_t n, hermes_bytes key,
     out->created_ms = get_le(p + 5, 6);
     out->ttl_s = (uint32_t)get_le(p + 11, 4);
     out->compute_us = (uint32_t)get_le(p + 15, 4);
+    out->checksum = (uint32_t)get_le(p + body, 4);
     out->name = p + HM_RECORD_HEADER;
     out->tags_at = out->name + out->name_len;
     out->payload = p + fixed;

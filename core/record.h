@@ -103,6 +103,7 @@ typedef struct hm_record {
     const unsigned char *tags_at; /* HM_RECORD_TAG_SIZE bytes per tag */
     const unsigned char *payload;
     size_t payload_len;
+    uint32_t checksum; /* with created_ms, tells two records apart */
 } hm_record;
 
 /* hm_record_decode() results. */

@@ -256,7 +256,7 @@ out:
 int hm_write_entry(hermes *h, hermes_bytes entry_key, const hm_owner *owner,
                    const hm_taglist *tags, const hm_read *rd,
                    const void *payload, size_t len, uint32_t ttl_s,
-                   uint32_t compute_us)
+                   uint32_t grace_s, uint32_t compute_us)
 {
     /* The API refuses TTLs between HERMES_TTL_MAX and HERMES_TTL_FOREVER,
      * so every TTL fits in milliseconds: nothing is silently shortened.
@@ -283,10 +283,11 @@ int hm_write_entry(hermes *h, hermes_bytes entry_key, const hm_owner *owner,
     unsigned char *rec = hm_record_encode(&in, entry_key, &rlen);
     if (!rec)
         return HERMES_BE_NOMEM;
+    uint64_t keep_ms = ttl_s ? ((uint64_t)ttl_s + grace_s) * 1000u : 0;
     hermes_item item = {
         .key = entry_key,
         .value = {rec, rlen},
-        .ttl_ms = ttl_s * 1000u,
+        .ttl_ms = keep_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)keep_ms,
         .flags = 0,
     };
     int st = hm_be_set(h, &item, 1, NULL, NULL);

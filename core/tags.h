@@ -97,10 +97,12 @@ int hm_tags_ensure(hermes *h, size_t ntags, const hermes_bytes *tag_keys,
 
 /* Writes the record of owner for payload under the versions in rd; ttl_s is
  * resolved (1..HERMES_TTL_MAX seconds or HERMES_TTL_FOREVER), anything else
- * is HERMES_BE_INVALID. */
+ * is HERMES_BE_INVALID.  The record says ttl_s; the backend keeps it
+ * grace_s longer (capped at the longest TTL a backend takes), so that the
+ * old value is there to serve while it is recomputed (fresh.c). */
 int hm_write_entry(hermes *h, hermes_bytes entry_key, const hm_owner *owner,
                    const hm_taglist *tags, const hm_read *rd,
                    const void *payload, size_t len, uint32_t ttl_s,
-                   uint32_t compute_us);
+                   uint32_t grace_s, uint32_t compute_us);
 
 #endif

@@ -20,7 +20,8 @@
 
 #define KNOWN                                                                  \
     "(known: backend, ttl, prefix, plugin_path, lock_ttl_ms, lock_wait_ms, "   \
-    "on_lock_timeout, on_backend_error, log_level, log)"
+    "on_lock_timeout, on_backend_error, log_level, log, early_refresh, "       \
+    "grace, stale_if_error)"
 
 /* Parses text as "app.ini", failing the test with the message on error. */
 static void parse_ok(const char *text, hm_config *cfg)
@@ -373,6 +374,68 @@ static void number_out_of_range_is_an_error(void **state)
                 "'99999999999999999999999'");
 }
 
+/* Freshness defaults: early_refresh 1 (XFetch's beta), no grace, no
+ * stale-if-error; each settable, each error naming file, line and key. */
+static void freshness_keys_are_parsed(void **state)
+{
+    hm_config cfg;
+    parse_ok("[hermes]\n", &cfg);
+    assert_true(cfg.early_refresh == 1.0);
+    assert_int_equal(cfg.grace, 0);
+    assert_false(cfg.stale_if_error);
+    hm_config_free(&cfg);
+    parse_ok("[hermes]\nearly_refresh = 0.25\ngrace = 30\n"
+             "stale_if_error = yes\n",
+             &cfg);
+    assert_true(cfg.early_refresh == 0.25);
+    assert_int_equal(cfg.grace, 30);
+    assert_true(cfg.stale_if_error);
+    hm_config_free(&cfg);
+    parse_ok("[hermes]\nearly_refresh = 0\nstale_if_error = NO\n", &cfg);
+    assert_true(cfg.early_refresh == 0);
+    assert_false(cfg.stale_if_error);
+    hm_config_free(&cfg);
+    parse_ok("[hermes]\nearly_refresh = 2.\n", &cfg);
+    assert_true(cfg.early_refresh == 2.0);
+    hm_config_free(&cfg);
+    parse_fails("[hermes]\nearly_refresh = 1,5\n",
+                "app.ini:2: early_refresh: not a number: '1,5'");
+    parse_fails("[hermes]\nearly_refresh = -1\n",
+                "app.ini:2: early_refresh: not a number: '-1'");
+    parse_fails("[hermes]\nearly_refresh = .\n",
+                "app.ini:2: early_refresh: not a number: '.'");
+    parse_fails("[hermes]\nearly_refresh = 101\n",
+                "app.ini:2: early_refresh: out of range 0..100: '101'");
+    parse_fails("[hermes]\ngrace = soon\n",
+                "app.ini:2: grace: not a number: 'soon'");
+    parse_fails("[hermes]\n\ngrace = 4294968\n",
+                "app.ini:3: grace: out of range 0..4294967: '4294968'");
+    parse_fails("[hermes]\nstale_if_error = maybe\n",
+                "app.ini:2: stale_if_error: expected yes or no: 'maybe'");
+}
+
+/* The same keys given in code: same checks, "<options>" for the place. */
+static void freshness_keys_in_code(void **state)
+{
+    hm_setting ok[] = {{NULL, "grace", "5"},
+                       {NULL, "early_refresh", "3"},
+                       {"hermes", "stale_if_error", "yes"}};
+    hm_config cfg;
+    char err[256] = "";
+    assert_int_equal(
+        hm_config_from_settings(ok, 3, "<options>", &cfg, err, sizeof err),
+        HERMES_OK);
+    assert_int_equal(cfg.grace, 5);
+    assert_true(cfg.early_refresh == 3.0);
+    assert_true(cfg.stale_if_error);
+    hm_config_free(&cfg);
+    hm_setting bad[] = {{NULL, "grace", "-5"}};
+    assert_int_equal(
+        hm_config_from_settings(bad, 1, "<options>", &cfg, err, sizeof err),
+        HERMES_ECONFIG);
+    assert_string_equal(err, "<options>: grace: out of range 0..4294967: '-5'");
+}
+
 static void bad_fallback_value_is_an_error(void **state)
 {
     parse_fails("[hermes]\non_lock_timeout = maybe\n",
@@ -673,6 +736,8 @@ int main(void)
         cmocka_unit_test(bad_number_is_an_error),
         cmocka_unit_test(empty_number_is_an_error),
         cmocka_unit_test(number_out_of_range_is_an_error),
+        cmocka_unit_test(freshness_keys_are_parsed),
+        cmocka_unit_test(freshness_keys_in_code),
         cmocka_unit_test(bad_fallback_value_is_an_error),
         cmocka_unit_test(bad_log_level_is_an_error),
         cmocka_unit_test(bad_prefix_is_an_error),

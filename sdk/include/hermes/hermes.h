@@ -294,7 +294,26 @@ typedef struct hermes_fn_options {
     uint32_t ttl; /* seconds, HERMES_TTL_FOREVER, or HERMES_TTL_DEFAULT (0):
                      the handle's ttl; out of range is HERMES_EINVAL */
     hermes_key_fn key; /* custom key, or NULL for "<name>:<arghash>" */
+    /* Freshness (README "Freshness"); 0 in each means the handle's
+     * setting of the same name ([hermes] early_refresh, grace,
+     * stale_if_error). */
+    double early_refresh; /* XFetch factor beta: a reader recomputes early
+                             with a probability that rises as expiry
+                             nears; HERMES_EARLY_REFRESH_OFF: never */
+    uint32_t grace;       /* seconds after expiry during which the old value
+                             is served while one caller recomputes;
+                             HERMES_GRACE_NONE: none */
+    int stale_if_error;   /* HERMES_YES: a computation that fails within
+                             grace is answered with the old value; HERMES_NO:
+                             with the error */
 } hermes_fn_options;
+
+/* The "off" values of hermes_fn_options' freshness fields (0 is "the
+ * handle's setting"). */
+#define HERMES_EARLY_REFRESH_OFF (-1.0)
+#define HERMES_GRACE_NONE UINT32_MAX
+#define HERMES_YES 1
+#define HERMES_NO (-1)
 
 /* A hermes_fn_options value with size set; the arguments are designated
  * initializers of its other fields.  C only (a compound literal); in C++
@@ -390,7 +409,12 @@ hermes_rc hermes_flush(hermes *h);
     X(lock_timeouts, "waits that reached lock_wait_ms")                        \
     X(backend_errors, "backend operations that failed")                        \
     X(corrupt, "records that did not decode")                                  \
-    X(foreign, "records of another tag list, function or format")
+    X(foreign, "records of another tag list, function or format")              \
+    X(early_refreshes, "values recomputed before their expiry (XFetch)")       \
+    X(stale_served, "calls answered with a value past its TTL, within "        \
+                    "grace, while another caller recomputed it")               \
+    X(stale_if_error, "failed computations answered with the value past its "  \
+                      "TTL (stale_if_error)")
 
 typedef struct hermes_stats {
 #define HERMES__STATS_FIELD(name, text) uint64_t name;
