@@ -39,6 +39,7 @@
 #include "keys.h"
 #include "record.h"
 #include "stats.h"
+#include "storm.h"
 
 #define NKEYS 1024 /* distinct arguments of a hit workload */
 #define MAX_THREADS 256
@@ -711,7 +712,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: hermes-bench [-c CONFIG] [-w WORKLOAD] [-n OPS] "
-            "[-t THREADS] [-s VALUE_SIZE] [-r REPS] [-p] [-v]\n"
+            "[-t THREADS] [-s VALUE_SIZE] [-r REPS] [-p] [-v] [-d SECONDS] "
+            "[-P PROCS]\n"
             "  -c CONFIG    INI file (default $HERMES_CONFIG, else the dict "
             "backend)\n"
             "  -w WORKLOAD  hit0, hit2, hit8, miss or baseline (default: "
@@ -719,7 +721,15 @@ static void usage(FILE *out)
             "               flush (redis): hermes_flush of OPS entries, "
             "alone and beside\n"
             "               10 OPS other keys, against UNLINKing them by "
-            "name\n"
+            "name;\n"
+            "               storm: one hot entry (TTL 1 s, a 50 ms "
+            "computation) with\n"
+            "               freshness off and on (README \"Freshness\")\n"
+            "  -d SECONDS   storm: seconds per mode and round (default 20)\n"
+            "  -P PROCS     storm: processes, each with THREADS threads "
+            "(default 1 with\n"
+            "               8 threads; 4 with 4 threads on a shared "
+            "backend)\n"
             "  -n OPS       operations per workload and pass, over all "
             "threads\n"
             "               (default %d for dict, %d otherwise)\n"
@@ -906,8 +916,26 @@ int main(int argc, char **argv)
 
     if (config && !*config)
         config = NULL;
-    while ((c = getopt(argc, argv, "c:w:n:t:s:r:pvh")) != -1) {
+    uint64_t procs = 0;
+    double seconds = 20;
+    while ((c = getopt(argc, argv, "c:w:n:t:s:r:pvhd:P:")) != -1) {
         switch (c) {
+        case 'd': {
+            char *end;
+            seconds = strtod(optarg, &end);
+            if (*end || !(seconds > 0 && seconds <= 3600)) {
+                fprintf(stderr, "hermes-bench: -d: 0 to 3600 seconds: %s\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'P':
+            if (parse_u64(optarg, 1, 64, &procs) != 0) {
+                fprintf(stderr, "hermes-bench: -P: 1 to 64: %s\n", optarg);
+                return 2;
+            }
+            break;
         case 'c':
             config = optarg;
             break;
@@ -960,6 +988,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    uint64_t rounds = reps ? reps : 1; /* storm: -r is its rounds */
+    unsigned storm_threads = nthreads ? threads[0] : 0;
 
     bench b;
     memset(&b, 0, sizeof b);
@@ -1011,6 +1041,25 @@ int main(int argc, char **argv)
                      !(profile && only && strcmp(only, "baseline") != 0);
     int status = 0;
 
+    if (only && strcmp(only, "storm") == 0) {
+        bool shared = hm_handle_backend(b.h)->caps & HERMES_CAP_SHARED;
+        storm_opts so = {
+            .procs = procs    ? (unsigned)procs
+                     : shared ? 4
+                              : 1,
+            .seconds = seconds,
+            .rounds = (unsigned)rounds,
+            .ttl_s = 1,
+            .compute_ms = 50,
+            .value_size = vsize,
+        };
+        so.threads = storm_threads ? storm_threads : so.procs > 1 ? 4 : 8;
+        status = storm_run(b.h, &so) == 0 ? 0 : 1;
+        hermes_close(b.h);
+        free(b.value);
+        free(b.base_value);
+        return status;
+    }
     if (only && strcmp(only, "flush") == 0) {
         status = is_redis ? run_flush(&b, ops, reps < 5 ? 5 : reps) : 2;
         if (!is_redis)
