@@ -13,9 +13,11 @@
 /*
  * fork() while other threads use the pool: the child would inherit mu held
  * by a thread that does not exist there.  The handlers take every pool's
- * mu before the fork and release it on both sides; the child then finds
- * the parent's clients by their pid (check_fork_locked).  glibc drops the
- * handlers if the module is unloaded.
+ * mu before the fork and release it on both sides; the child's handler
+ * first empties every pool of the parent's clients (check_fork_locked),
+ * so that a hit never calls getpid() (a system call) to find out.  A
+ * client borrowed across the fork is known by its pid when it comes back.
+ * glibc drops the handlers if the module is unloaded.
  */
 static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
@@ -40,9 +42,18 @@ static void fork_release(void)
     pthread_mutex_unlock(&fork_mu);
 }
 
+static void check_fork_locked(mcpool *p);
+
+static void fork_child(void)
+{
+    for (mcpool *p = fork_list; p; p = p->fork_next)
+        check_fork_locked(p);
+    fork_release();
+}
+
 static void fork_setup(void)
 {
-    pthread_atfork(fork_prepare, fork_release, fork_release);
+    pthread_atfork(fork_prepare, fork_release, fork_child);
 }
 
 static void fork_track(mcpool *p)
@@ -98,9 +109,10 @@ static void free_client(mc_client *c)
     free(c);
 }
 
-/* Called with mu held.  In a fork child the idle list holds the parent's
- * connections and `live` counts clients borrowed by parent threads that do
- * not exist here: start over with an empty pool. */
+/* Called with mu held, by the fork child handler and at destroy.  In a
+ * fork child the idle list holds the parent's connections and `live`
+ * counts clients borrowed by parent threads that do not exist here: start
+ * over with an empty pool. */
 static void check_fork_locked(mcpool *p)
 {
     pid_t me = getpid();
@@ -172,7 +184,6 @@ int mcpool_take(mcpool *p, mc_client **out)
     mc_client *c;
 
     pthread_mutex_lock(&p->mu);
-    check_fork_locked(p);
     for (;;) {
         if ((c = p->idle) != NULL) {
             p->idle = c->next;
@@ -229,7 +240,6 @@ void mcpool_put(mcpool *p, mc_client *c, int failed)
     if (failed && c->pid == getpid() && has_pending(c->mc))
         memcached_quit(c->mc);
     pthread_mutex_lock(&p->mu);
-    check_fork_locked(p);
     if (c->pid != p->pid) {
         /* Borrowed before a fork, returned in the child (a callback that
          * forked): it belongs to the parent. */
