@@ -14,6 +14,8 @@
  *   unlock gets, then cas of the lock to a "free" marker  2
  *   flush  none: HERMES_CAP_NO_PREFIX_FLUSH, the core deletes its
  *          namespace key; flush_all on every server when flush_all = yes
+ *   scan   `lru_crawler metadump` of every server, then multi-gets of
+ *          the keys under the prefix (scan.c)
  *   stats  `stats` of every server, plus the plugin's counters
  *
  * Keys: memcached's text protocol takes 1..250 printable bytes without
@@ -30,6 +32,7 @@
  * expects for them.
  */
 #include "pool.h"
+#include "scan.h"
 
 #include <hermes/version.h>
 
@@ -47,6 +50,7 @@
 #define HASH_MARK_LEN 3
 #define HASHED_COPY 200      /* printable bytes kept in an encoded key */
 #define THIRTY_DAYS 2592000u /* beyond: an absolute Unix time */
+#define TTL_PAD_S 1 /* added to every TTL: memcached's clock is coarse */
 #define MAX_VALUE_DEFAULT (1u << 20) /* memcached's default item size (-I) */
 #define MAX_SERVERS 256
 
@@ -61,6 +65,7 @@ typedef struct mc_state {
     const hermes_host *host;
     int flush_all;
     size_t max_value_bytes;
+    uint32_t connect_ms, poll_ms; /* for the plugin's own connections */
     atomic_ulong mgets, errors;
 } mc_state;
 
@@ -87,27 +92,33 @@ static void mc_log(mc_state *st, int level, const char *fmt, ...)
     st->host->log(st->host->ctx, level, msg);
 }
 
+/* The reason of this failure, for hermes_errmsg (ABI 1.1). */
+static void mc_detail(mc_state *st, const char *what, const char *why)
+{
+    char detail[256];
+
+    if (!st->host || !HERMES_HOST_HAS(st->host, error_detail) ||
+        !st->host->error_detail)
+        return;
+    snprintf(detail, sizeof detail, "memcached %s: %s", what,
+             why ? why : "failed");
+    for (char *m = detail; *m; m++)
+        if ((unsigned char)*m < 0x20 || *m == 0x7f)
+            *m = '?';
+    st->host->error_detail(st->host->ctx, detail);
+}
+
 /* Counts and logs a failed libmemcached call; returns the ABI status. */
 static int mc_fail(mc_state *st, memcached_st *mc, const char *what,
                    memcached_return_t rc)
 {
     const char *why =
         mc ? memcached_last_error_message(mc) : memcached_strerror(NULL, rc);
-    char detail[256];
 
     atomic_fetch_add(&st->errors, 1);
     mc_log(st, HERMES_LOG_ERROR, "%s: %s: %s", what,
            memcached_strerror(NULL, rc), why);
-    /* The reason of this failure, for hermes_errmsg (ABI 1.1). */
-    if (st->host && HERMES_HOST_HAS(st->host, error_detail) &&
-        st->host->error_detail) {
-        snprintf(detail, sizeof detail, "memcached %s: %s", what,
-                 why ? why : "failed");
-        for (char *m = detail; *m; m++)
-            if ((unsigned char)*m < 0x20 || *m == 0x7f)
-                *m = '?';
-        st->host->error_detail(st->host->ctx, detail);
-    }
+    mc_detail(st, what, why);
     switch (rc) {
     case MEMCACHED_E2BIG:
         return HERMES_BE_TOOBIG;
@@ -202,7 +213,7 @@ static time_t mc_expiry(uint32_t ttl_ms)
 
     if (ttl_ms == 0)
         return 0;
-    s = ((uint64_t)ttl_ms + 999) / 1000 + 1;
+    s = ((uint64_t)ttl_ms + 999) / 1000 + TTL_PAD_S;
     if (s > THIRTY_DAYS)
         return time(NULL) + (time_t)s;
     return (time_t)s;
@@ -560,6 +571,8 @@ static int mc_open(const hermes_host *host, const hermes_kv *kv, size_t n,
     st->host = host;
     st->flush_all = flush_all;
     st->max_value_bytes = (size_t)max_value;
+    st->connect_ms = (uint32_t)connect_ms;
+    st->poll_ms = (uint32_t)poll_ms;
     atomic_init(&st->mgets, 0);
     atomic_init(&st->errors, 0);
     /* No connect here: the application must start with servers down. */
@@ -978,6 +991,29 @@ static int mc_flush(void *state, hermes_bytes prefix)
     return status;
 }
 
+/* --------------------------------------------------------------- scan */
+
+static int mc_scan(void *state, hermes_bytes prefix, hermes_scan_cb cb,
+                   void *arg)
+{
+    mc_state *st = state;
+    mc_scan_env env = {&st->pool,   st->host,  st->connect_ms,
+                       st->poll_ms, HASH_MARK, TTL_PAD_S * 1000};
+    char why[256];
+    int status = mc_scan_pool(&env, prefix, cb, arg, why, sizeof why);
+
+    if (status != HERMES_BE_OK) {
+        if (status != HERMES_BE_UNSUPPORTED)
+            atomic_fetch_add(&st->errors, 1);
+        mc_log(st,
+               status == HERMES_BE_UNSUPPORTED ? HERMES_LOG_WARN
+                                               : HERMES_LOG_ERROR,
+               "scan: %s", why);
+        mc_detail(st, "scan", why);
+    }
+    return status;
+}
+
 /* -------------------------------------------------------------- stats */
 
 static int mc_stats(void *state, hermes_stat_cb cb, void *arg)
@@ -1043,8 +1079,8 @@ static const hermes_backend mc_backend = {
     .version = HERMES_VERSION, /* released with the library */
     .description = "memcached servers through libmemcached (consistent "
                    "hashing, one multi-get per read)",
-    .caps = HERMES_CAP_THREADSAFE | HERMES_CAP_SHARED | HERMES_CAP_STATS |
-            HERMES_CAP_NO_PREFIX_FLUSH,
+    .caps = HERMES_CAP_THREADSAFE | HERMES_CAP_SHARED | HERMES_CAP_SCAN |
+            HERMES_CAP_STATS | HERMES_CAP_NO_PREFIX_FLUSH,
     .max_key_len = MC_KEY_MAX,
     .open = mc_open,
     .close = mc_close,
@@ -1054,7 +1090,7 @@ static const hermes_backend mc_backend = {
     .lock = mc_lock,
     .unlock = mc_unlock,
     .flush = mc_flush,
-    .scan = NULL,
+    .scan = mc_scan,
     .stats = mc_stats,
 };
 

@@ -29,7 +29,7 @@ while getopts t: opt; do
     esac
 done
 shift $((OPTIND - 1))
-all_targets="config keys record roundtrip redis"
+all_targets="config keys record roundtrip redis metadump"
 targets=${*:-$all_targets}
 work=${FUZZ_WORK:-$PWD/build-fuzz}
 jobs=${FUZZ_JOBS:-1}
@@ -80,6 +80,11 @@ build() { # target -> $work/TARGET/fuzz_TARGET
     local t=$1 objs extra=""
     case $t in
     redis) objs=$(redis_objs) ;;
+    metadump)
+        # The memcached plugin's metadump reader alone.
+        compile "$src/plugins/memcached/metadump.c" "$work/obj/mc_metadump.o"
+        objs=$work/obj/mc_metadump.o
+        extra=-I$src/plugins/memcached ;;
     record)
         # The checksum always passes, so that the fuzzer reaches the fields.
         compile "$src/core/record.c" "$work/obj/record_nocheck.o" -DHM_RECORD_NO_CHECKSUM

@@ -3,7 +3,8 @@
  * errors, binary-safe keys mapped the same way every time, batches that
  * are one multi-get (counted by the servers), set-if-absent reporting the
  * winner, token-checked locks, TTLs rounded up and past 30 days, flush
- * only when allowed, stats, bounded failure with a server gone, and fork.
+ * only when allowed, stats, scan (values, TTLs, a server that refuses
+ * it, a server gone), bounded failure with a server gone, and fork.
  * The plugin is compiled into the test (hermes_backend_entry()).
  */
 #include <stdarg.h>
@@ -66,6 +67,15 @@ static int host_random(void *ctx, void *buf, size_t len)
     return getrandom(buf, len, 0) == (ssize_t)len ? 0 : -1;
 }
 
+/* The last error detail the plugin gave (ABI 1.1). */
+static char g_detail[256];
+
+static void host_detail(void *ctx, const char *msg)
+{
+    (void)ctx;
+    snprintf(g_detail, sizeof g_detail, "%s", msg);
+}
+
 static const hermes_host host = {
     .struct_size = sizeof(hermes_host),
     .log = host_log,
@@ -73,6 +83,7 @@ static const hermes_host host = {
     .monotonic_ns = host_monotonic_ns,
     .random = host_random,
     .config_source = "<test>",
+    .error_detail = host_detail,
 };
 
 static hermes_bytes B(const char *s)
@@ -499,6 +510,191 @@ static void stat_cb(void *arg, const char *name, const char *value)
         s->per_server_b = 1;
 }
 
+/* ------------------------------------------------------------- scan */
+
+#define SCAN_KEYS 40
+
+typedef struct scan_seen {
+    const char *prefix;
+    int count[SCAN_KEYS], others, calls, stop_after;
+    int wrong_value, wrong_ttl;
+    void *st; /* when set, the callback reads through the plugin */
+    int reads_ok;
+} scan_seen;
+
+static int scan_cb(void *arg, const void *key, size_t klen, const void *value,
+                   size_t vlen, int64_t ttl_ms)
+{
+    scan_seen *s = arg;
+    size_t pl = strlen(s->prefix);
+    char want[32];
+    int i;
+
+    s->calls++;
+    if (klen <= pl || memcmp(key, s->prefix, pl) != 0) {
+        s->others++;
+        return 0;
+    }
+    /* The key is not NUL-terminated. */
+    snprintf(want, sizeof want, "%.*s", (int)(klen - pl),
+             (const char *)key + pl);
+    i = atoi(want);
+    if (i < 0 || i >= SCAN_KEYS) {
+        s->others++;
+        return 0;
+    }
+    s->count[i]++;
+    snprintf(want, sizeof want, "value-%d", i);
+    if (vlen != strlen(want) || memcmp(value, want, vlen) != 0)
+        s->wrong_value++;
+    /* Even keys never expire; odd ones have 60 s (61 s on the server). */
+    if (i % 2 == 0 ? ttl_ms != -1 : (ttl_ms <= 0 || ttl_ms > 62000))
+        s->wrong_ttl++;
+    if (s->st) {
+        char out[8];
+        hermes_bytes k = {key, klen};
+        got g;
+
+        memset(&g, 0, sizeof g);
+        if (be->get(s->st, &k, 1, got_cb, &g) == HERMES_BE_OK && g.hits[0])
+            s->reads_ok++;
+        (void)out;
+    }
+    return s->stop_after && s->calls >= s->stop_after;
+}
+
+/* A scan that must succeed; on failure says why. */
+static void scan_ok(void *st, const char *prefix, scan_seen *s)
+{
+    int rc;
+
+    g_detail[0] = '\0';
+    rc = be->scan(st, B(prefix), scan_cb, s);
+    if (rc != HERMES_BE_OK)
+        fail_msg("scan: %d: %s", rc, g_detail);
+}
+
+/* SCAN_KEYS keys "<prefix><i>" = "value-<i>", odd ones with a TTL. */
+static void scan_fill(void *st, char *prefix, size_t cap)
+{
+    char kb[64], vb[32];
+
+    snprintf(prefix, cap, "scan%d.%d:", (int)getpid(), g_seq++);
+    for (int i = 0; i < SCAN_KEYS; i++) {
+        snprintf(kb, sizeof kb, "%s%d", prefix, i);
+        snprintf(vb, sizeof vb, "value-%d", i);
+        put(st, B(kb), vb, i % 2 ? 60000 : 0);
+    }
+    /* Beside them, keys of someone else. */
+    snprintf(kb, sizeof kb, "x%s0", prefix);
+    put(st, B(kb), "other", 0);
+}
+
+static void scan_lists_keys_with_values_and_ttls(void **state)
+{
+    (void)state;
+    void *st = open_pool();
+    char prefix[64];
+    scan_seen s;
+    long long a0 = memcached_server_stat(&g_a, "curr_items");
+
+    assert_true(be->caps & HERMES_CAP_SCAN);
+    scan_fill(st, prefix, sizeof prefix);
+    /* The keys are on both servers, so both were dumped. */
+    assert_true(memcached_server_stat(&g_a, "curr_items") > a0);
+    memset(&s, 0, sizeof s);
+    s.prefix = prefix;
+    scan_ok(st, prefix, &s);
+    for (int i = 0; i < SCAN_KEYS; i++)
+        if (s.count[i] != 1)
+            fail_msg("key %d reported %d times", i, s.count[i]);
+    assert_int_equal(s.others, 0);
+    assert_int_equal(s.wrong_value, 0);
+    assert_int_equal(s.wrong_ttl, 0);
+    be->close(st);
+}
+
+static void scan_stops_when_the_callback_says_so(void **state)
+{
+    (void)state;
+    void *st = open_pool();
+    char prefix[64];
+    scan_seen s;
+
+    scan_fill(st, prefix, sizeof prefix);
+    memset(&s, 0, sizeof s);
+    s.prefix = prefix;
+    s.stop_after = 3;
+    scan_ok(st, prefix, &s);
+    assert_int_equal(s.calls, 3);
+    be->close(st);
+}
+
+/* With one pooled client, a callback that reads through the plugin
+ * would wait for the client the scan holds, and fail: it holds none. */
+static void scan_holds_no_client_during_the_callback(void **state)
+{
+    (void)state;
+    void *st =
+        open_kv("servers", g_servers, "pool_size", "1", "connect_timeout_ms",
+                "200", "poll_timeout_ms", "300", NULL);
+    char prefix[64];
+    scan_seen s;
+
+    scan_fill(st, prefix, sizeof prefix);
+    memset(&s, 0, sizeof s);
+    s.prefix = prefix;
+    s.st = st;
+    scan_ok(st, prefix, &s);
+    assert_int_equal(s.reads_ok, SCAN_KEYS);
+    be->close(st);
+}
+
+static void scan_unsupported_says_which_server_and_why(void **state)
+{
+    (void)state;
+    static const char *const no_crawler[] = {"-o", "no_lru_crawler", NULL};
+    memcached_server c;
+    char servers[64];
+    void *st;
+
+    memset(&c, 0, sizeof c);
+    c.extra_args = no_crawler;
+    assert_int_equal(memcached_server_start(&c), 0);
+    snprintf(servers, sizeof servers, "127.0.0.1:%d", c.port);
+    st = open_kv("servers", servers, NULL);
+    g_detail[0] = '\0';
+    assert_int_equal(
+        be->scan(st, B("p:"), scan_cb, &(scan_seen){.prefix = "p:"}),
+        HERMES_BE_UNSUPPORTED);
+    if (!strstr(g_detail, servers) || !strstr(g_detail, "lru crawler disabled"))
+        fail_msg("detail: %s", g_detail);
+    be->close(st);
+    memcached_server_stop(&c);
+}
+
+static void scan_of_a_dead_server_fails_and_says_why(void **state)
+{
+    (void)state;
+    memcached_server c;
+    char servers[64];
+    void *st;
+
+    memset(&c, 0, sizeof c);
+    assert_int_equal(memcached_server_start(&c), 0);
+    snprintf(servers, sizeof servers, "127.0.0.1:%d", c.port);
+    memcached_server_stop(&c);
+    st = open_kv("servers", servers, "connect_timeout_ms", "200",
+                 "poll_timeout_ms", "300", NULL);
+    g_detail[0] = '\0';
+    assert_int_equal(
+        be->scan(st, B("p:"), scan_cb, &(scan_seen){.prefix = "p:"}),
+        HERMES_BE_IO);
+    if (!strstr(g_detail, servers) || !strstr(g_detail, "refused"))
+        fail_msg("detail: %s", g_detail);
+    be->close(st);
+}
+
 static void stats_per_server(void **state)
 {
     (void)state;
@@ -671,6 +867,11 @@ int main(void)
         cmocka_unit_test(locks_are_token_checked),
         cmocka_unit_test(ttls_round_up_and_pass_thirty_days),
         cmocka_unit_test(stats_per_server),
+        cmocka_unit_test(scan_lists_keys_with_values_and_ttls),
+        cmocka_unit_test(scan_stops_when_the_callback_says_so),
+        cmocka_unit_test(scan_holds_no_client_during_the_callback),
+        cmocka_unit_test(scan_unsupported_says_which_server_and_why),
+        cmocka_unit_test(scan_of_a_dead_server_fails_and_says_why),
         cmocka_unit_test(too_big_values_are_refused_and_old_ones_gone),
         cmocka_unit_test(fork_child_uses_its_own_connections),
         cmocka_unit_test(threads_share_one_state),

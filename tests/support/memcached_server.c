@@ -241,6 +241,8 @@ static void exec_server(const memcached_server *s, const char *bin)
         argv[argc++] = "-u";
         argv[argc++] = "root";
     }
+    for (int i = 0; s->extra_args && s->extra_args[i] && i < 8; i++)
+        argv[argc++] = s->extra_args[i];
     argv[argc] = NULL;
     execvp(bin, (char *const *)argv);
     fprintf(stderr, "memcached_server: cannot run %s: %s; %s\n", bin,

@@ -24,6 +24,9 @@ typedef struct memcached_server {
                      SIGSTOP/SIGCONT it */
     int port;     /* TCP port on 127.0.0.1, kept across restarts */
     char log[64]; /* its stderr, for messages */
+    /* Set by the caller before starting, or NULL: more arguments for
+     * memcached (NULL-terminated, at most 8), e.g. "-o", "no_lru_crawler". */
+    const char *const *extra_args;
 } memcached_server;
 
 /* Start a server (zero-initialise *s first).  Waits until it answers
