@@ -31,6 +31,7 @@
  * Durations past 30 days are sent as the absolute Unix time memcached
  * expects for them.
  */
+#include "batch.h"
 #include "pool.h"
 #include "scan.h"
 
@@ -64,9 +65,11 @@ typedef struct mc_state {
     mcpool pool;
     const hermes_host *host;
     int flush_all;
+    int binary; /* protocol = binary: no pipelined text batches */
     size_t max_value_bytes;
-    uint32_t connect_ms, poll_ms; /* for the plugin's own connections */
+    uint32_t connect_ms, poll_ms, retry_s; /* for its own connections */
     atomic_ulong mgets, errors;
+    atomic_ulong batches; /* pipelined write requests sent (batch.c) */
 } mc_state;
 
 /* ------------------------------------------------------------ logging */
@@ -573,6 +576,9 @@ static int mc_open(const hermes_host *host, const hermes_kv *kv, size_t n,
     st->max_value_bytes = (size_t)max_value;
     st->connect_ms = (uint32_t)connect_ms;
     st->poll_ms = (uint32_t)poll_ms;
+    st->retry_s = (uint32_t)retry_s;
+    st->binary = binary;
+    atomic_init(&st->batches, 0);
     atomic_init(&st->mgets, 0);
     atomic_init(&st->errors, 0);
     /* No connect here: the application must start with servers down. */
@@ -724,67 +730,159 @@ static memcached_return_t get_one(mc_client *cl, const mc_key *k, size_t index,
     return rc;
 }
 
+/* Runs a batch of plain sets and deletes (batch.c), counting and logging
+ * its failure as `what`, and giving its reason as the operation's detail
+ * when explain is set. */
+static int run_batch(mc_state *st, mc_client *cl, const char *what,
+                     mc_cmd *cmds, size_t n, int explain)
+{
+    mc_batch_env env = {st->host, st->connect_ms, st->poll_ms, st->retry_s};
+    char why[256];
+    unsigned sent;
+    int status;
+
+    if (n == 0)
+        return HERMES_BE_OK;
+    status = mc_batch_run(cl, &env, cmds, n, why, sizeof why, &sent);
+    atomic_fetch_add(&st->batches, sent);
+    if (status != HERMES_BE_OK) {
+        atomic_fetch_add(&st->errors, 1);
+        mc_log(st, HERMES_LOG_ERROR, "%s: %s", what, why);
+        if (explain)
+            mc_detail(st, what, why);
+    }
+    return status;
+}
+
+/* One set-if-absent item: add; when the key exists, read the value that
+ * won.  A key deleted between the two is absent again: add once more, so
+ * that racing deletes almost never leave the item unreported. */
+static int set_if_absent(mc_state *st, mc_client *cl, const hermes_item *it,
+                         size_t i, const mc_key *k, hermes_value_cb cb,
+                         void *arg)
+{
+    const char *val = it->value.data ? it->value.data : "";
+    time_t exp = mc_expiry(it->ttl_ms);
+    memcached_return_t rc;
+
+    if (it->value.len > st->max_value_bytes)
+        return HERMES_BE_TOOBIG;
+    for (int attempt = 0; attempt < 8; attempt++) {
+        int found = 0;
+
+        rc = memcached_add(cl->mc, k->p, k->len, val, it->value.len, exp, 0);
+        if (rc == MEMCACHED_SUCCESS) {
+            if (cb)
+                cb(arg, i, val, it->value.len);
+            return HERMES_BE_OK;
+        }
+        if (rc != MEMCACHED_NOTSTORED && rc != MEMCACHED_DATA_EXISTS)
+            return mc_fail(st, cl->mc, "add", rc);
+        if (!cb)
+            return HERMES_BE_OK;
+        rc = get_one(cl, k, i, cb, arg, &found);
+        if (rc != MEMCACHED_SUCCESS)
+            return mc_fail(st, cl->mc, "get after add", rc);
+        if (found)
+            return HERMES_BE_OK;
+    }
+    return HERMES_BE_OK;
+}
+
+/* One plain item through libmemcached (the binary protocol's way). */
+static int set_plain(mc_state *st, mc_client *cl, const hermes_item *it,
+                     const mc_key *k)
+{
+    const char *val = it->value.data ? it->value.data : "";
+    memcached_return_t rc;
+    int s = HERMES_BE_OK;
+
+    if (it->value.len > st->max_value_bytes) {
+        s = HERMES_BE_TOOBIG; /* refused before sending */
+    } else {
+        rc = memcached_set(cl->mc, k->p, k->len, val, it->value.len,
+                           mc_expiry(it->ttl_ms), 0);
+        if (rc == MEMCACHED_SUCCESS)
+            return HERMES_BE_OK;
+        s = mc_fail(st, cl->mc, "set", rc);
+    }
+    /* The old value must not stay readable.  memcached drops it itself
+     * when a new one is too large; make sure of it whatever the reason. */
+    memcached_delete(cl->mc, k->p, k->len, 0);
+    return s;
+}
+
+/*
+ * Plain items go out as pipelined batches (batch.c) on the text protocol:
+ * a run of them, up to the next set-if-absent item, is one request per
+ * server.  An item refused (too big, or by the server) has its key
+ * deleted in a second batch, so its old value does not stay readable.
+ */
 static int mc_set(void *state, const hermes_item *items, size_t n,
                   hermes_value_cb cb, void *arg)
 {
     mc_state *st = state;
-    int first = HERMES_BE_OK, failed = 0;
+    int first = HERMES_BE_OK, failed = 0, status;
+    mc_key *keys = malloc(n * sizeof *keys);
+    mc_cmd *cmds = malloc(n * sizeof *cmds);
+    size_t *item_of = malloc(n * sizeof *item_of);
+    size_t nc = 0;
     mc_client *cl;
-    int status;
 
-    if ((status = mcpool_take(&st->pool, &cl)) != HERMES_BE_OK)
+    if (!keys || !cmds || !item_of) {
+        free(keys);
+        free(cmds);
+        free(item_of);
+        return HERMES_BE_NOMEM;
+    }
+    if ((status = mcpool_take(&st->pool, &cl)) != HERMES_BE_OK) {
+        free(keys);
+        free(cmds);
+        free(item_of);
         return status;
-    for (size_t i = 0; i < n; i++) {
-        const hermes_item *it = &items[i];
-        const char *val = it->value.data ? it->value.data : "";
-        time_t exp = mc_expiry(it->ttl_ms);
-        memcached_return_t rc;
-        mc_key k;
+    }
+    for (size_t i = 0; i <= n; i++) {
+        const hermes_item *it = i < n ? &items[i] : NULL;
         int s = HERMES_BE_OK;
 
-        key_encode(it->key, &k);
-        if (it->value.len > st->max_value_bytes) {
-            /* Refused before sending: the old value must not stay. */
-            if (!(it->flags & HERMES_SET_IF_ABSENT))
-                memcached_delete(cl->mc, k.p, k.len, 0);
-            s = HERMES_BE_TOOBIG;
-        } else if (it->flags & HERMES_SET_IF_ABSENT) {
-            /* add; when the key exists, read the value that won.  A key
-             * deleted between the two is absent again: add once more, so
-             * that racing deletes almost never leave the item unreported. */
-            for (int attempt = 0; attempt < 8; attempt++) {
-                int found = 0;
+        if (it)
+            key_encode(it->key, &keys[i]);
+        if (it && !(it->flags & HERMES_SET_IF_ABSENT) && !st->binary) {
+            int big = it->value.len > st->max_value_bytes;
 
-                rc = memcached_add(cl->mc, k.p, k.len, val, it->value.len, exp,
-                                   0);
-                if (rc == MEMCACHED_SUCCESS) {
-                    if (cb)
-                        cb(arg, i, val, it->value.len);
-                    break;
-                }
-                if (rc != MEMCACHED_NOTSTORED && rc != MEMCACHED_DATA_EXISTS) {
-                    s = mc_fail(st, cl->mc, "add", rc);
-                    break;
-                }
-                if (!cb)
-                    break;
-                rc = get_one(cl, &k, i, cb, arg, &found);
-                if (rc != MEMCACHED_SUCCESS) {
-                    s = mc_fail(st, cl->mc, "get after add", rc);
-                    break;
-                }
-                if (found)
-                    break;
-            }
-        } else {
-            rc = memcached_set(cl->mc, k.p, k.len, val, it->value.len, exp, 0);
-            if (rc != MEMCACHED_SUCCESS) {
-                s = mc_fail(st, cl->mc, "set", rc);
-                /* memcached drops the old item itself when a new one is
-                 * too large; make sure of it whatever the reason. */
-                memcached_delete(cl->mc, k.p, k.len, 0);
-            }
+            cmds[nc] = (mc_cmd){keys[i].p,
+                                keys[i].len,
+                                big              ? NULL
+                                : it->value.data ? it->value.data
+                                                 : "",
+                                it->value.len,
+                                mc_expiry(it->ttl_ms),
+                                0};
+            item_of[nc++] = big ? SIZE_MAX : i; /* a delete, TOOBIG */
+            if (big && first == HERMES_BE_OK)
+                first = HERMES_BE_TOOBIG;
+            continue;
         }
+        /* The batch so far goes before the next item in array order. */
+        if (nc) {
+            size_t nd = 0;
+
+            s = run_batch(st, cl, "set", cmds, nc, 1);
+            /* Refused by a server that answered: delete the old value
+             * there (one that did not answer is not asked again). */
+            for (size_t c = 0; c < nc; c++)
+                if (cmds[c].status != HERMES_BE_OK &&
+                    cmds[c].status != HERMES_BE_IO && item_of[c] != SIZE_MAX)
+                    cmds[nd++] =
+                        (mc_cmd){cmds[c].key, cmds[c].klen, NULL, 0, 0, 0};
+            if (nd)
+                run_batch(st, cl, "delete after a failed set", cmds, nd, 0);
+            nc = 0;
+        }
+        if (s == HERMES_BE_OK && it)
+            s = it->flags & HERMES_SET_IF_ABSENT
+                    ? set_if_absent(st, cl, it, i, &keys[i], cb, arg)
+                    : set_plain(st, cl, it, &keys[i]);
         if (s != HERMES_BE_OK) {
             failed = 1;
             if (first == HERMES_BE_OK)
@@ -792,6 +890,9 @@ static int mc_set(void *state, const hermes_item *items, size_t n,
         }
     }
     mcpool_put(&st->pool, cl, failed);
+    free(keys);
+    free(cmds);
+    free(item_of);
     return first;
 }
 
@@ -802,21 +903,38 @@ static int mc_del(void *state, const hermes_bytes *keys, size_t n)
     mc_state *st = state;
     int first = HERMES_BE_OK;
     mc_client *cl;
+    batch b;
     int status;
 
-    if ((status = mcpool_take(&st->pool, &cl)) != HERMES_BE_OK)
+    if ((status = batch_init(&b, keys, n)) != HERMES_BE_OK)
         return status;
-    for (size_t i = 0; i < n; i++) {
-        mc_key k;
-        memcached_return_t rc;
+    if ((status = mcpool_take(&st->pool, &cl)) != HERMES_BE_OK) {
+        batch_free(&b);
+        return status;
+    }
+    if (!st->binary) {
+        mc_cmd *cmds = malloc(n * sizeof *cmds);
 
-        key_encode(keys[i], &k);
-        rc = memcached_delete(cl->mc, k.p, k.len, 0);
-        if (rc != MEMCACHED_SUCCESS && rc != MEMCACHED_NOTFOUND &&
-            first == HERMES_BE_OK)
-            first = mc_fail(st, cl->mc, "delete", rc);
+        if (!cmds) {
+            first = HERMES_BE_NOMEM;
+        } else {
+            for (size_t i = 0; i < n; i++)
+                cmds[i] = (mc_cmd){b.keys[i], b.lens[i], NULL, 0, 0, 0};
+            first = run_batch(st, cl, "delete", cmds, n, 1);
+            free(cmds);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            memcached_return_t rc =
+                memcached_delete(cl->mc, b.keys[i], b.lens[i], 0);
+
+            if (rc != MEMCACHED_SUCCESS && rc != MEMCACHED_NOTFOUND &&
+                first == HERMES_BE_OK)
+                first = mc_fail(st, cl->mc, "delete", rc);
+        }
     }
     mcpool_put(&st->pool, cl, first != HERMES_BE_OK);
+    batch_free(&b);
     return first;
 }
 
@@ -1029,6 +1147,8 @@ static int mc_stats(void *state, hermes_stat_cb cb, void *arg)
     cb(arg, "multi_gets", num);
     snprintf(num, sizeof num, "%lu", atomic_load(&st->errors));
     cb(arg, "errors", num);
+    snprintf(num, sizeof num, "%lu", atomic_load(&st->batches));
+    cb(arg, "write_batches", num);
     if ((status = mcpool_take(&st->pool, &cl)) != HERMES_BE_OK)
         return status;
     all = memcached_stat(cl->mc, NULL, &rc);

@@ -106,6 +106,9 @@ static void free_client(mc_client *c)
         return;
     }
     memcached_free(c->mc);
+    for (uint32_t i = 0; i < c->nwires; i++)
+        wire_close(&c->wires[i]);
+    free(c->wires);
     free(c);
 }
 

@@ -20,6 +20,8 @@
 #ifndef HERMES_MEMCACHED_POOL_H
 #define HERMES_MEMCACHED_POOL_H
 
+#include "wire.h"
+
 #include <hermes/backend.h>
 #include <libmemcached/memcached.h>
 #include <pthread.h>
@@ -30,6 +32,10 @@
 typedef struct mc_client {
     memcached_st *mc;
     pid_t pid; /* the process that created it */
+    /* The client's own connections, one per server, for what libmemcached
+     * does not do (batch.c); NULL until the first batch. */
+    mc_wire *wires;
+    uint32_t nwires;
     struct mc_client *next;
 } mc_client;
 

@@ -16,7 +16,8 @@
 typedef struct mc_wire {
     int fd;
     uint32_t poll_ms;
-    char err[128]; /* why the last call failed */
+    uint64_t retry_at_ns; /* batch.c: no new connection before (monotonic) */
+    char err[128];        /* why the last call failed */
 } mc_wire;
 
 /* Connects to host:port, or to the unix socket path host when port is 0.

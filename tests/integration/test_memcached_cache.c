@@ -50,7 +50,8 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static hermes *open_cache(const char *extra)
+/* extra: lines for [hermes]; mc_extra: lines for [memcached]. */
+static hermes *open_cache_with(const char *extra, const char *mc_extra)
 {
     char text[1024];
     hermes *c;
@@ -59,13 +60,19 @@ static hermes *open_cache(const char *extra)
              "%s/plugins/memcached\nprefix = mc%d-%d\n%s\n"
              "[memcached]\nservers = 127.0.0.1:%d, 127.0.0.1:%d\n"
              "connect_timeout_ms = 200\npoll_timeout_ms = 200\n"
-             "retry_timeout_s = 1\n",
+             "retry_timeout_s = 1\n%s\n",
              getenv("HERMES_TEST_BUILDDIR"), test_pid, g_prefix,
-             extra ? extra : "", srv[0].port, srv[1].port);
+             extra ? extra : "", srv[0].port, srv[1].port,
+             mc_extra ? mc_extra : "");
     hermes_rc rc = hermes_open_string(&c, text, "test");
     if (rc != HERMES_OK)
         fail_msg("open: %s", hermes_errmsg(c));
     return c;
+}
+
+static hermes *open_cache(const char *extra)
+{
+    return open_cache_with(extra, NULL);
 }
 
 static int compute_counted(void *arg, hermes_result *res)
@@ -604,6 +611,28 @@ static void every_call_is_right_while_one_server_fails(void **state)
     assert_true(atomic_load(&slowest_ms) < 1500);
 }
 
+/* A write the server refuses (a 2 MiB value; memcached's items are at
+ * most 1 MiB, and the plugin allows 4) fails with the server's own words
+ * in hermes_errmsg, from the plugin's error detail. */
+static void a_refused_write_says_why_in_errmsg(void **state)
+{
+    (void)state;
+    hermes *c = open_cache_with(NULL, "max_value_bytes = 4194304");
+    size_t len = 2u << 20;
+    char *big = malloc(len);
+
+    assert_non_null(big);
+    memset(big, 'z', len);
+    assert_int_not_equal(hermes_set(c, "big", big, len, NULL, 0), HERMES_OK);
+    if (!strstr(hermes_errmsg(c), "SERVER_ERROR object too large"))
+        fail_msg("errmsg: %s", hermes_errmsg(c));
+    /* The next call that works clears it. */
+    assert_int_equal(hermes_set(c, "small", "s", 1, NULL, 0), HERMES_OK);
+    assert_string_equal(hermes_errmsg(c), "");
+    free(big);
+    hermes_close(c);
+}
+
 int main(void)
 {
     test_pid = (int)getpid();
@@ -624,6 +653,7 @@ int main(void)
         T(tag_keys_carry_python_flags_and_pickles),
         T(one_server_down_at_start_then_back),
         T(every_call_is_right_while_one_server_fails),
+        T(a_refused_write_says_why_in_errmsg),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     memcached_server_stop(&srv[0]);

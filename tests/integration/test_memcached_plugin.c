@@ -3,9 +3,11 @@
  * errors, binary-safe keys mapped the same way every time, batches that
  * are one multi-get (counted by the servers), set-if-absent reporting the
  * winner, token-checked locks, TTLs rounded up and past 30 days, flush
- * only when allowed, stats, scan (values, TTLs, a server that refuses
- * it, a server gone), bounded failure with a server gone, and fork.
- * The plugin is compiled into the test (hermes_backend_entry()).
+ * only when allowed, stats, pipelined write batches (one request per
+ * server, refusals and a dead server reported with their reason), scan (values,
+ * TTLs, a server that refuses it, a server gone), bounded failure with a server
+ * gone, and fork. The plugin is compiled into the test
+ * (hermes_backend_entry()).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -695,6 +697,128 @@ static void scan_of_a_dead_server_fails_and_says_why(void **state)
     be->close(st);
 }
 
+/* ---------------------------------------------------- write batches */
+
+typedef struct one_stat {
+    const char *name;
+    long long value;
+} one_stat;
+
+static void one_stat_cb(void *arg, const char *name, const char *value)
+{
+    one_stat *o = arg;
+
+    if (strcmp(name, o->name) == 0)
+        o->value = atoll(value);
+}
+
+/* One of the plugin's own counters, by stats(). */
+static long long plugin_stat(void *st, const char *name)
+{
+    one_stat o = {name, -1};
+
+    assert_int_equal(be->stats(st, one_stat_cb, &o), HERMES_BE_OK);
+    return o.value;
+}
+
+#define BATCH_N 20
+
+/* Sets and deletes of many keys are one pipelined request per server,
+ * each command seen once by the servers (their cmd_set, delete_hits,
+ * delete_misses) and each reply judged. */
+static void writes_are_one_request_per_server(void **state)
+{
+    (void)state;
+    void *st = open_pool();
+    char kb[BATCH_N + 5][64], out[16];
+    hermes_item items[BATCH_N];
+    hermes_bytes keys[BATCH_N + 5];
+    long long set0 = total("cmd_set"), b0 = plugin_stat(st, "write_batches");
+    long long a0 = memcached_server_stat(&g_a, "cmd_set");
+
+    for (int i = 0; i < BATCH_N + 5; i++)
+        keys[i] = ukey(kb[i], sizeof kb[i], "batch");
+    for (int i = 0; i < BATCH_N; i++)
+        items[i] = (hermes_item){keys[i], B("v"), i % 2 ? 60000 : 0, 0};
+    assert_int_equal(be->set(st, items, BATCH_N, NULL, NULL), HERMES_BE_OK);
+    assert_int_equal(total("cmd_set") - set0, BATCH_N);
+    /* Spread over both servers: one request to each. */
+    long long on_a = memcached_server_stat(&g_a, "cmd_set") - a0;
+    assert_true(on_a > 0 && on_a < BATCH_N);
+    assert_int_equal(plugin_stat(st, "write_batches") - b0, 2);
+    for (int i = 0; i < BATCH_N; i++)
+        assert_true(get1(st, keys[i], out, sizeof out));
+
+    long long hits0 = total("delete_hits"), miss0 = total("delete_misses");
+    assert_int_equal(be->del(st, keys, BATCH_N + 5), HERMES_BE_OK);
+    assert_int_equal(total("delete_hits") - hits0, BATCH_N);
+    assert_int_equal(total("delete_misses") - miss0, 5);
+    assert_int_equal(plugin_stat(st, "write_batches") - b0, 4);
+    for (int i = 0; i < BATCH_N; i++)
+        assert_false(get1(st, keys[i], out, sizeof out));
+    be->close(st);
+}
+
+/* A command the server refuses inside a batch fails the batch with the
+ * server's words, the others are stored, and the refused key's old value
+ * is gone. */
+static void a_refused_write_in_a_batch_is_reported_with_its_reason(void **state)
+{
+    (void)state;
+    void *st =
+        open_kv("servers", g_servers, "max_value_bytes", "4194304", NULL);
+    char kb[3][64], out[16], *big = malloc(2u << 20);
+    hermes_bytes k[3];
+
+    for (int i = 0; i < 3; i++)
+        k[i] = ukey(kb[i], sizeof kb[i], "refused");
+    memset(big, 'y', 2u << 20);
+    put(st, k[1], "old", 0);
+    hermes_item items[3] = {{k[0], B("a"), 0, 0},
+                            {k[1], {big, 2u << 20}, 0, 0},
+                            {k[2], B("c"), 0, 0}};
+    g_detail[0] = '\0';
+    assert_int_equal(be->set(st, items, 3, NULL, NULL), HERMES_BE_TOOBIG);
+    if (!strstr(g_detail, "SERVER_ERROR object too large"))
+        fail_msg("detail: %s", g_detail);
+    assert_true(get1(st, k[0], out, sizeof out));
+    assert_string_equal(out, "a");
+    assert_true(get1(st, k[2], out, sizeof out));
+    assert_false(get1(st, k[1], out, sizeof out));
+    free(big);
+    be->close(st);
+}
+
+/* A batch whose keys live on a dead server fails with the reason, and the
+ * other server's keys are written. */
+static void a_batch_with_a_server_gone_says_why(void **state)
+{
+    (void)state;
+    memcached_server c;
+    char servers[96], kb[BATCH_N][64];
+    hermes_item items[BATCH_N];
+    void *st;
+
+    memset(&c, 0, sizeof c);
+    assert_int_equal(memcached_server_start(&c), 0);
+    snprintf(servers, sizeof servers, "127.0.0.1:%d, 127.0.0.1:%d", g_a.port,
+             c.port);
+    memcached_server_stop(&c);
+    st = open_kv("servers", servers, "connect_timeout_ms", "200",
+                 "poll_timeout_ms", "300", NULL);
+    long long set0 = memcached_server_stat(&g_a, "cmd_set");
+    for (int i = 0; i < BATCH_N; i++)
+        items[i] =
+            (hermes_item){ukey(kb[i], sizeof kb[i], "gone"), B("v"), 0, 0};
+    g_detail[0] = '\0';
+    assert_int_equal(be->set(st, items, BATCH_N, NULL, NULL), HERMES_BE_IO);
+    if (!strstr(g_detail, "refused"))
+        fail_msg("detail: %s", g_detail);
+    long long on_a = memcached_server_stat(&g_a, "cmd_set") - set0;
+    assert_true(on_a > 0 && on_a < BATCH_N);
+    be->close(st);
+}
+
 static void stats_per_server(void **state)
 {
     (void)state;
@@ -867,6 +991,10 @@ int main(void)
         cmocka_unit_test(locks_are_token_checked),
         cmocka_unit_test(ttls_round_up_and_pass_thirty_days),
         cmocka_unit_test(stats_per_server),
+        cmocka_unit_test(writes_are_one_request_per_server),
+        cmocka_unit_test(
+            a_refused_write_in_a_batch_is_reported_with_its_reason),
+        cmocka_unit_test(a_batch_with_a_server_gone_says_why),
         cmocka_unit_test(scan_lists_keys_with_values_and_ttls),
         cmocka_unit_test(scan_stops_when_the_callback_says_so),
         cmocka_unit_test(scan_holds_no_client_during_the_callback),
