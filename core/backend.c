@@ -131,3 +131,11 @@ int hm_be_stats(hermes *h, hermes_stat_cb cb, void *arg)
     be_enter(h);
     return be_leave(h, h->be->stats(h->be_state, cb, arg), "stats");
 }
+
+int hm_be_scan(hermes *h, hermes_bytes prefix, hermes_scan_cb cb, void *arg)
+{
+    if (!(h->be->caps & HERMES_CAP_SCAN) || !h->be->scan)
+        return HERMES_BE_UNSUPPORTED;
+    be_enter(h);
+    return be_leave(h, h->be->scan(h->be_state, prefix, cb, arg), "scan");
+}

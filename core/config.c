@@ -50,14 +50,27 @@ enum hermes_key {
     K_EARLY_REFRESH,
     K_GRACE,
     K_STALE_IF_ERROR,
+    K_PUBLISH_STATS,
+    K_PUBLISH_INTERVAL_MS,
     K_COUNT
 };
 
 static const char *const hermes_keys[K_COUNT] = {
-    "backend",        "ttl",          "prefix",          "plugin_path",
-    "lock_ttl_ms",    "lock_wait_ms", "on_lock_timeout", "on_backend_error",
-    "log_level",      "log",          "early_refresh",   "grace",
+    "backend",
+    "ttl",
+    "prefix",
+    "plugin_path",
+    "lock_ttl_ms",
+    "lock_wait_ms",
+    "on_lock_timeout",
+    "on_backend_error",
+    "log_level",
+    "log",
+    "early_refresh",
+    "grace",
     "stale_if_error",
+    "publish_stats",
+    "publish_interval_ms",
 };
 
 typedef struct parser {
@@ -255,6 +268,8 @@ static hermes_rc fill_defaults(hm_config *cfg, const char *source)
     cfg->on_backend_error = HM_FALLBACK_COMPUTE;
     cfg->log_level = HERMES_LOG_WARN;
     cfg->early_refresh = HM_DEFAULT_EARLY_REFRESH;
+    cfg->publish_stats = -1;
+    cfg->publish_interval_ms = 5000;
     return HERMES_OK;
 }
 
@@ -463,6 +478,20 @@ static hermes_rc hermes_setting(parser *p, const char *key, const char *v)
         return set_number(p, key, v, 0, HERMES_TTL_MAX, &c->grace);
     case K_STALE_IF_ERROR:
         return set_bool(p, key, v, &c->stale_if_error);
+    case K_PUBLISH_STATS:
+        if (strcasecmp(v, "yes") == 0)
+            c->publish_stats = 1;
+        else if (strcasecmp(v, "no") == 0)
+            c->publish_stats = 0;
+        else if (strcasecmp(v, "auto") == 0)
+            c->publish_stats = -1;
+        else
+            return fail(p, key, "expected yes, no or auto: %s",
+                        quote(v, strlen(v), q, sizeof q));
+        return HERMES_OK;
+    case K_PUBLISH_INTERVAL_MS:
+        /* Its TTL is three intervals, in a 32-bit count of ms. */
+        return set_number(p, key, v, 100, 3600000, &c->publish_interval_ms);
     case K_LOG:
         if (strcasecmp(v, "stderr") == 0)
             c->log_stderr = true;

@@ -52,6 +52,9 @@ typedef struct hm_config {
                              (default HM_DEFAULT_EARLY_REFRESH; 0 = off) */
     uint32_t grace;       /* seconds of grace (default 0) */
     bool stale_if_error;  /* default no */
+    int publish_stats;    /* publish_stats: 1 yes, 0 no, -1 auto (default:
+                             yes for a backend with HERMES_CAP_SHARED) */
+    uint32_t publish_interval_ms; /* default 5000 */
     hm_section *sections; /* every section but [hermes], in file order */
     size_t nsections;
 } hm_config;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "keyspace.h"
+#include "publish.h"
 #include "taglist.h"
 #include "tags.h"
 
@@ -77,6 +78,7 @@ hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
                      void **value, size_t *len)
 {
     HM_ENTER(h);
+    hm_publish_tick(h);
     if (!value || !len)
         return hm_error(h, HERMES_EINVAL, "hermes_get: %s is NULL",
                         !value ? "value" : "len");
@@ -112,6 +114,7 @@ hermes_rc hermes_set(hermes *h, const char *key, const void *value, size_t len,
                      const char *const *tags, uint32_t ttl)
 {
     HM_ENTER(h);
+    hm_publish_tick(h);
     if (!value && len)
         return hm_error(h, HERMES_EINVAL,
                         "hermes_set: value is NULL but len is %zu", len);

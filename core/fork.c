@@ -86,6 +86,9 @@ static void child(void)
 {
     for (hermes *h = handles; h; h = h->fork_next) {
         rename_private_locks(h);
+        /* The child publishes under its own pid at its next call. */
+        if (atomic_load(&h->publish_due_ns))
+            atomic_store(&h->publish_due_ns, 1);
         /* Leaked, not freed: a flight's condition variable may count
          * waiters that do not exist here, and destroying it could block. */
         memset(h->flights.buckets, 0, sizeof h->flights.buckets);

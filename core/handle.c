@@ -11,6 +11,7 @@
 #include "dict.h"
 #include "flight.h"
 #include "fork.h"
+#include "publish.h"
 #include "handle.h"
 #include "keys.h"
 #include "options.h"
@@ -174,8 +175,10 @@ static hermes_rc open_backend(hermes *h, const hermes_backend *linked)
     oe.kv_index = -1;
     int st = h->be->open(&h->host, sec ? sec->kv : NULL, sec ? sec->n : 0,
                          &h->be_state, &oe);
-    if (st == HERMES_BE_OK)
+    if (st == HERMES_BE_OK) {
+        hm_publish_init(h);
         return HERMES_OK;
+    }
     h->be_state = NULL;
     oe.msg[sizeof oe.msg - 1] = '\0';
     if (!oe.msg[0])
@@ -308,6 +311,8 @@ void hermes_close(hermes *h)
     if (!h)
         return;
     hm_fork_untrack(h);
+    if (!h->failed && h->be && h->be_state)
+        hm_publish_retract(h);
     for (hermes_fn *fn = h->fns, *next; fn; fn = next) {
         next = fn->next;
         if (fn->slot && *fn->slot == fn)

@@ -55,12 +55,25 @@ __attribute__((tls_model("initial-exec"), visibility("hidden")))
 #endif
 extern _Thread_local unsigned char hm_stripe_tls; /* 1 + stripe, 0 unset */
 unsigned hm_stripe_assign(void);
+#define HM_STRIPE() (hm_stripe_tls ? hm_stripe_tls - 1u : hm_stripe_assign())
 #define HM_COUNT_HIT(h)                                                        \
-    atomic_fetch_add_explicit(                                                 \
-        &(h)->hit_stripes[hm_stripe_tls ? hm_stripe_tls - 1u                   \
-                                        : hm_stripe_assign()]                  \
-             .n,                                                               \
-        1, memory_order_relaxed)
+    atomic_fetch_add_explicit(&(h)->hit_stripes[HM_STRIPE()].n, 1,             \
+                              memory_order_relaxed)
+/* A hit of a registered function: the handle's count and the function's
+ * (striped the same way, for publish.h). */
+#define HM_COUNT_FN_HIT(h, fn)                                                 \
+    do {                                                                       \
+        unsigned hm_s_ = HM_STRIPE();                                          \
+        atomic_fetch_add_explicit(&(h)->hit_stripes[hm_s_].n, 1,               \
+                                  memory_order_relaxed);                       \
+        atomic_fetch_add_explicit(&(fn)->hit_stripes[hm_s_].n, 1,              \
+                                  memory_order_relaxed);                       \
+    } while (0)
+
+/* Counts one wait for another caller's computation of ns nanoseconds:
+ * lock_wait_ns and its histogram bucket (stats.c). */
+struct hermes;
+void hm_count_lock_wait(struct hermes *h, uint64_t ns);
 
 /* In-process coalescing of concurrent computations of one entry. */
 typedef struct hm_flight hm_flight;
@@ -105,6 +118,9 @@ struct hermes_fn {
     uint32_t grace;      /* seconds */
     bool stale_if_error; /* a failure within grace serves the old value */
     bool fresh;          /* beta > 0 or grace > 0: hits check the time */
+    /* This function's calls (publish.h): hits striped as the handle's. */
+    hm_hit_stripe hit_stripes[HM_HIT_STRIPES];
+    atomic_uint_fast64_t misses;
     struct hermes_fn *next;
 };
 
@@ -133,6 +149,12 @@ struct hermes {
      * cannot flush by prefix (HERMES_CAP_NO_PREFIX_FLUSH); else NULL. */
     char *ns_key;
     char hostname[64];
+    /* Stats publication (publish.h): when the next one is due on
+     * hm_coarse_ns()'s clock, 0 when publication is off; and the pid that
+     * last published, whose key hermes_close() removes. */
+    atomic_uint_fast64_t publish_due_ns;
+    uint32_t publish_interval_ms;
+    atomic_long published_pid;
     struct hermes *fork_prev, *fork_next; /* open handles (fork.c) */
 };
 
@@ -223,5 +245,9 @@ int hm_be_lock(hermes *h, hermes_bytes key, hermes_bytes token, uint32_t ttl_ms,
 int hm_be_unlock(hermes *h, hermes_bytes key, hermes_bytes token,
                  int *released);
 int hm_be_flush(hermes *h, hermes_bytes prefix);
+/* The optional scan (HERMES_CAP_SCAN), HERMES_BE_UNSUPPORTED without it.
+ * For a plugin that is not thread-safe the whole walk holds be_mu, so cb
+ * must not call into the backend. */
+int hm_be_scan(hermes *h, hermes_bytes prefix, hermes_scan_cb cb, void *arg);
 
 #endif

@@ -32,6 +32,10 @@ char *hm_buf_append(hm_buf *b, size_t n);
 /* Appends s with every byte that may not appear in a key (space, control
  * characters, DEL) and '%' and '#' written as %XX. */
 void hm_buf_add_escaped(hm_buf *b, const char *s, size_t n);
+/* The reverse: a malloc'ed, NUL-terminated copy of s (n bytes) with every
+ * %XX decoded (anything else kept as is), its length in *len when len is
+ * not NULL; NULL when out of memory. */
+char *hm_unescape(const char *s, size_t n, size_t *len);
 
 /* Writes the base64url (no padding) 128-bit hash of p into out[22]. */
 void hm_hash128_b64(const void *p, size_t n, char out[HM_HASH_B64_LEN]);

@@ -71,7 +71,7 @@ void hm_lock_lead(hm_call *c, hm_outcome *o)
             HM_COUNT(h, lock_contended, 1);
         }
         if (now >= deadline) {
-            HM_COUNT(h, lock_wait_ns, now - waited_from);
+            hm_count_lock_wait(h, now - waited_from);
             hm_lock_timed_out(c, o);
             return;
         }
@@ -79,14 +79,14 @@ void hm_lock_lead(hm_call *c, hm_outcome *o)
         hm_sleep_ns(backoff < deadline - now ? backoff : deadline - now);
         int hit = hm_call_read_hit(c, &st, o);
         if (hit || st != HERMES_BE_OK) {
-            HM_COUNT(h, lock_wait_ns, hm_monotonic_ns() - waited_from);
+            hm_count_lock_wait(h, hm_monotonic_ns() - waited_from);
             if (!hit)
                 hm_call_backend_failed(c, st, o);
             return;
         }
     }
     if (waited_from)
-        HM_COUNT(h, lock_wait_ns, hm_monotonic_ns() - waited_from);
+        hm_count_lock_wait(h, hm_monotonic_ns() - waited_from);
 
     /* Better to read twice than to compute twice: another process may have
      * stored the value between our miss and our lock. */

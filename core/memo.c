@@ -15,6 +15,7 @@
 #include "keyspace.h"
 #include "lock.h"
 #include "memo.h"
+#include "publish.h"
 
 /* The calls this thread is computing, innermost first (hm_call.outer):
  * a compute callback that calls its own entry, directly or through other
@@ -195,7 +196,7 @@ static int miss(hm_call *c, hm_outcome *o)
         uint64_t t0 = hm_monotonic_ns();
         int got =
             hm_flight_wait(h, f, (uint64_t)h->cfg.lock_wait_ms * 1000000u, o);
-        HM_COUNT(h, lock_wait_ns, hm_monotonic_ns() - t0);
+        hm_count_lock_wait(h, hm_monotonic_ns() - t0);
         if (got != 0) {
             hm_lock_timed_out(c, o);
             return 0;
@@ -292,6 +293,7 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
                         "this thread computes the same entry",
                         fn->name, computing->fn->name);
     }
+    hm_publish_tick(c.h);
     /* A follower told to read again usually finds the leader's value; a
      * caller that keeps being sent back (tags cleaned over and over)
      * computes directly after a few rounds instead of looping. */
@@ -301,7 +303,7 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
             if (round)
                 HM_COUNT(c.h, coalesced, 1);
             else
-                HM_COUNT_HIT(c.h);
+                HM_COUNT_FN_HIT(c.h, fn);
             if (c.fresh == HM_FRESH_EARLY)
                 hm_fresh_refresh(&c, &o);
             break;
@@ -312,6 +314,7 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
         }
         if (round == 0) {
             HM_COUNT(c.h, misses, 1);
+            atomic_fetch_add_explicit(&fn->misses, 1, memory_order_relaxed);
             hm_count_verdict(c.h, c.verdict);
         }
         if (c.fresh == HM_FRESH_GRACE) {

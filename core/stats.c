@@ -4,6 +4,7 @@
  * table the tools print them from (stats.h).
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "internal.h"
@@ -63,4 +64,24 @@ hermes_rc hermes_stats_get(const hermes *h, hermes_stats *out, size_t size)
             atomic_load_explicit(&m->hit_stripes[i].n, memory_order_relaxed);
     hm_sized_out(out, size, &s, sizeof s);
     return HERMES_OK;
+}
+
+/* The histogram's buckets are consecutive counters of the map, from
+ * lock_wait_us_lt_2 to lock_wait_us_ge_8388608 (inspect.h). */
+#define HM_WAIT_FIRST offsetof(hm_counters, lock_wait_us_lt_2)
+_Static_assert(offsetof(hm_counters, lock_wait_us_ge_8388608) - HM_WAIT_FIRST ==
+                   23 * sizeof(atomic_uint_fast64_t),
+               "lock-wait buckets are 24 consecutive counters");
+
+void hm_count_lock_wait(hermes *h, uint64_t ns)
+{
+    uint64_t us = ns / 1000u;
+    unsigned i = 0;
+    while (i < 23 && us >= (UINT64_C(2) << i))
+        i++;
+    HM_COUNT(h, lock_wait_ns, ns);
+    atomic_uint_fast64_t *b =
+        (atomic_uint_fast64_t *)((char *)&h->stats + HM_WAIT_FIRST +
+                                 i * sizeof(atomic_uint_fast64_t));
+    atomic_fetch_add_explicit(b, 1, memory_order_relaxed);
 }

@@ -21,7 +21,7 @@
 #define KNOWN                                                                  \
     "(known: backend, ttl, prefix, plugin_path, lock_ttl_ms, lock_wait_ms, "   \
     "on_lock_timeout, on_backend_error, log_level, log, early_refresh, "       \
-    "grace, stale_if_error)"
+    "grace, stale_if_error, publish_stats, publish_interval_ms)"
 
 /* Parses text as "app.ini", failing the test with the message on error. */
 static void parse_ok(const char *text, hm_config *cfg)

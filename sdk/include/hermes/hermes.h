@@ -394,6 +394,12 @@ hermes_rc hermes_flush(hermes *h);
  * the library's snapshot and every printer are generated from it.  New
  * counters are only ever appended, so an older caller's struct is a prefix
  * of a newer one.
+ *
+ * The lock_wait_us_* counters are a histogram of the waits lock_wait_ns
+ * sums (one count per wait for another caller's computation, in this
+ * process or another): fixed log2 buckets of microseconds, the first for
+ * waits under 2 us, the last for 2^23 us (8.4 s) and more, so percentiles
+ * can be read off them (hermesctl stats, the inspector).
  */
 #define HERMES_STATS_MAP(X)                                                    \
     X(hits, "calls answered from the backend")                                 \
@@ -414,7 +420,40 @@ hermes_rc hermes_flush(hermes *h);
     X(stale_served, "calls answered with a value past its TTL, within "        \
                     "grace, while another caller recomputed it")               \
     X(stale_if_error, "failed computations answered with the value past its "  \
-                      "TTL (stale_if_error)")
+                      "TTL (stale_if_error)")                                  \
+    X(lock_wait_us_lt_2, "lock waits under 2 us")                              \
+    X(lock_wait_us_lt_4, "lock waits of 2 to 3 us")                            \
+    X(lock_wait_us_lt_8, "lock waits of 4 to 7 us")                            \
+    X(lock_wait_us_lt_16, "lock waits of 8 to 15 us")                          \
+    X(lock_wait_us_lt_32, "lock waits of 16 to 31 us")                         \
+    X(lock_wait_us_lt_64, "lock waits of 32 to 63 us")                         \
+    X(lock_wait_us_lt_128, "lock waits of 64 to 127 us")                       \
+    X(lock_wait_us_lt_256, "lock waits of 128 to 255 us")                      \
+    X(lock_wait_us_lt_512, "lock waits of 256 to 511 us")                      \
+    X(lock_wait_us_lt_1024, "lock waits of 512 to 1023 us (under 1.02 ms)")    \
+    X(lock_wait_us_lt_2048, "lock waits of 1024 to 2047 us (under 2.05 ms)")   \
+    X(lock_wait_us_lt_4096, "lock waits of 2048 to 4095 us (under 4.1 ms)")    \
+    X(lock_wait_us_lt_8192, "lock waits of 4096 to 8191 us (under 8.19 ms)")   \
+    X(lock_wait_us_lt_16384, "lock waits of 8192 to 16383 us (under 16.4 ms)") \
+    X(lock_wait_us_lt_32768,                                                   \
+      "lock waits of 16384 to 32767 us (under 32.8 ms)")                       \
+    X(lock_wait_us_lt_65536,                                                   \
+      "lock waits of 32768 to 65535 us (under 65.5 ms)")                       \
+    X(lock_wait_us_lt_131072,                                                  \
+      "lock waits of 65536 to 131071 us (under 131 ms)")                       \
+    X(lock_wait_us_lt_262144,                                                  \
+      "lock waits of 131072 to 262143 us (under 262 ms)")                      \
+    X(lock_wait_us_lt_524288,                                                  \
+      "lock waits of 262144 to 524287 us (under 524 ms)")                      \
+    X(lock_wait_us_lt_1048576,                                                 \
+      "lock waits of 524288 to 1048575 us (under 1.05 s)")                     \
+    X(lock_wait_us_lt_2097152,                                                 \
+      "lock waits of 1048576 to 2097151 us (under 2.1 s)")                     \
+    X(lock_wait_us_lt_4194304,                                                 \
+      "lock waits of 2097152 to 4194303 us (under 4.19 s)")                    \
+    X(lock_wait_us_lt_8388608,                                                 \
+      "lock waits of 4194304 to 8388607 us (under 8.39 s)")                    \
+    X(lock_wait_us_ge_8388608, "lock waits of 8388608 us (8.39 s) or more")
 
 typedef struct hermes_stats {
 #define HERMES__STATS_FIELD(name, text) uint64_t name;
