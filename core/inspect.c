@@ -973,8 +973,7 @@ hermes_rc hm_inspect_scan(hermes *h, const hm_scan_opts *opts,
         hm_snapshot_free(s);
         if (st == HERMES_BE_NOMEM)
             return hm_error(h, HERMES_ENOMEM, "inspect: out of memory");
-        return hm_be_error(h, HERMES_EBACKEND, st, "inspect: backend %s",
-                           h->be->name);
+        return hm_be_error(h, st, "inspect: backend %s", h->be->name);
     }
     s->complete = !c.cancelled;
     s->scan_ns = hm_monotonic_ns() - c.t0;

@@ -258,8 +258,9 @@ typedef struct hm_scan_opts {
  * Errors (message in hermes_errmsg(h)): HERMES_EINVAL (h or out NULL, a
  * failed handle), HERMES_EBACKEND ("backend NAME cannot list keys (no
  * scan capability)" for a backend without HERMES_CAP_SCAN, such as
- * memcached, or the scan or a get failed), HERMES_ENOMEM.  *out is NULL on
- * error.
+ * memcached), the backend's own failure of the scan or a get as every call
+ * reports it (HERMES_EBACKEND for a server down), HERMES_ENOMEM.  *out is
+ * NULL on error.
  */
 hermes_rc hm_inspect_scan(hermes *h, const hm_scan_opts *opts,
                           hm_snapshot **out);
