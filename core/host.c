@@ -32,6 +32,17 @@ uint64_t hm_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t hm_now_ms_coarse(void)
+{
+    const hm_test_host *t =
+        atomic_load_explicit(&test_host, memory_order_acquire);
+    if (t && t->now_ms)
+        return t->now_ms(t->ctx);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 uint64_t hm_monotonic_ns(void)
 {
     struct timespec ts;

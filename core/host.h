@@ -10,6 +10,9 @@
 
 /* Wall-clock milliseconds since the epoch. */
 uint64_t hm_now_ms(void);
+/* The same from the kernel's coarse clock (a tick's resolution, a few ms;
+ * a fraction of the cost): for decisions on every hit (fresh.c). */
+uint64_t hm_now_ms_coarse(void);
 /* Monotonic nanoseconds. */
 uint64_t hm_monotonic_ns(void);
 /* Fills buf from the kernel's random source; 0 or -1. */
