@@ -194,7 +194,13 @@ static void try_reports_what_the_plain_form_hides(void **state)
     assert_int_equal(v, -1);
     assert_int_equal(runs, 0);
     assert_int_equal(mul_invalidate(2, 3), HERMES_EINVAL);
-    assert_int_equal(HERMES_REGISTER(h, mul, .ttl = 60), HERMES_OK);
+    /* The freshness options are the macro's options too; out of range is
+     * refused like any option. */
+    assert_int_equal(HERMES_REGISTER(h, mul, .ttl = 60, .grace = 4294968),
+                     HERMES_EINVAL);
+    assert_int_equal(HERMES_REGISTER(h, mul, .ttl = 60, .early_refresh = 0.5,
+                                     .grace = 30, .stale_if_error = HERMES_YES),
+                     HERMES_OK);
     assert_int_equal(mul_try(2, 3, &v), HERMES_OK);
     assert_int_equal(v, 6);
     v = 0;

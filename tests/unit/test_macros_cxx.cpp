@@ -65,7 +65,9 @@ static void macros_cache_in_cxx(void **)
         HERMES_REGISTER_KEYED(h, mul, mul_key, .tags = math_tags, .ttl = 60),
         HERMES_OK);
     assert_int_equal(HERMES_REGISTER(h, greet), HERMES_OK);
-    assert_int_equal(HERMES_REGISTER(h, pi, .ttl = 5), HERMES_OK);
+    assert_int_equal(HERMES_REGISTER(h, pi, .ttl = 5, .early_refresh = 2,
+                                     .grace = 10, .stale_if_error = HERMES_NO),
+                     HERMES_OK);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(mul(6, 7), 42);
         char *g = greet("ada", 2, true);
