@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fresh.h"
 #include "keyspace.h"
 #include "publish.h"
 #include "taglist.h"
@@ -92,6 +93,11 @@ hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
         hm_verdict v = HM_ABSENT;
         if (st == HERMES_BE_OK)
             v = hm_judge(h, &d.rd, &direct_owner, &d.tags);
+        /* Past its TTL: still stored only for a function's grace. */
+        if (v == HM_HIT &&
+            hm_fresh_classify(hm_now_ms_coarse(), d.rd.rec.created_ms,
+                              d.rd.rec.ttl_s, 0, 0, 0) == HM_FRESH_EXPIRED)
+            v = HM_ABSENT;
         if (st != HERMES_BE_OK) {
             rc = hm_be_error(h, st, "get %s", key);
         } else if (v == HM_HIT) {

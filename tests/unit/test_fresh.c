@@ -438,6 +438,32 @@ static void beyond_grace_is_a_miss(void **state)
     assert_int_equal(stats().stale_served, 0);
 }
 
+static int key_k(void *arg, char *buf, size_t cap)
+{
+    return snprintf(buf, cap, "k");
+}
+
+/* hermes_get never returns a value past its TTL, though the store keeps a
+ * function's entry TTL + grace. */
+static void direct_get_does_not_serve_grace(void **state)
+{
+    hermes_fn *fn =
+        reg("keyed", HERMES_FN_OPTIONS(.ttl = 10, .grace = 60, .key = key_k));
+    assert_int_equal(value_of(fn), 1);
+    void *v;
+    size_t n;
+    assert_int_equal(hermes_get(h, "k", NULL, &v, &n), HERMES_OK);
+    assert_memory_equal(v, "v1", 2);
+    hermes_free(v);
+    advance_ms(10000);
+    assert_int_equal(hermes_get(h, "k", NULL, &v, &n), HERMES_ENOTFOUND);
+    /* The function's own call within grace refreshes it. */
+    assert_int_equal(value_of(fn), 2);
+    assert_int_equal(hermes_get(h, "k", NULL, &v, &n), HERMES_OK);
+    assert_memory_equal(v, "v2", 2);
+    hermes_free(v);
+}
+
 /* Without grace an expired value is a miss at once, as before. */
 static void no_grace_means_expiry_is_a_miss(void **state)
 {
@@ -752,6 +778,7 @@ int main(void)
         T(stale_is_served_while_one_caller_recomputes),
         T(beyond_grace_is_a_miss),
         T(no_grace_means_expiry_is_a_miss),
+        T(direct_get_does_not_serve_grace),
         T(tag_cleaned_during_grace_is_never_served),
         T(tag_cleaned_during_a_refresh_is_never_served),
         T(compute_failure_in_grace_serves_stale_when_configured),
