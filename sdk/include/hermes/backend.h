@@ -71,9 +71,12 @@
  * kill the application (a network plugin blocks or avoids SIGPIPE: write
  * with MSG_NOSIGNAL, or block it in the calling thread around writes).  The
  * core treats every failure as "the backend is unavailable for this call":
- * it computes the value directly, counts and logs the failure, and calls
- * again next time.  So a plugin never needs to retry by itself, and must
- * not block for longer than its own configured timeouts.
+ * a cached call computes the value directly (a direct hermes_get/set, or
+ * on_backend_error = fail, returns the error: one table, the same for
+ * every call, turns a status into the application's hermes_rc), the
+ * failure is counted and logged, and the next call tries again.  So a
+ * plugin never needs to retry by itself, and must not block for longer
+ * than its own configured timeouts.
  *
  * Keys are binary-safe byte strings.  The core's own keys are printable
  * (no spaces, no control characters) and at most max_key_len bytes; a
@@ -287,9 +290,9 @@ typedef void (*hermes_stat_cb)(void *arg, const char *name, const char *value);
  * The descriptor: every field here is ABI 1.0; a later minor appends its
  * fields after `stats` (see the extension rule).  All operations except
  * scan and stats are mandatory: the loader refuses a descriptor with a NULL
- * mandatory operation.  Initialize it with designated initializers and
- * struct_size = sizeof(hermes_backend), as in HERMES_BACKEND_DEFINE's
- * example: a field this header does not name stays NULL.
+ * mandatory operation.  Fill it with designated initializers, the three
+ * version fields from this header (see the example at
+ * HERMES_BACKEND_DEFINE), so that every field left out is NULL or 0.
  */
 typedef struct hermes_backend {
     uint16_t abi_major; /* HERMES_BACKEND_ABI_MAJOR the plugin was built with */
@@ -417,7 +420,17 @@ typedef const hermes_backend *(*hermes_backend_entry_fn)(void);
 
 /*
  * Defines the entry function of a plugin returning &desc:
- *     static const hermes_backend desc = { ... };
+ *     static const hermes_backend desc = {
+ *         .abi_major = HERMES_BACKEND_ABI_MAJOR,
+ *         .abi_minor = HERMES_BACKEND_ABI_MINOR,
+ *         .struct_size = sizeof(hermes_backend),
+ *         .name = "mystore",
+ *         .version = "1.0.0",
+ *         .description = "one line about the store",
+ *         .open = my_open, .close = my_close, .get = my_get,
+ *         .set = my_set, .del = my_del, .lock = my_lock,
+ *         .unlock = my_unlock, .flush = my_flush,
+ *     };
  *     HERMES_BACKEND_DEFINE(desc)
  */
 #define HERMES_BACKEND_DEFINE(desc)                                            \

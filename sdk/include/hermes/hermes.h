@@ -31,8 +31,8 @@
 extern "C" {
 #endif
 
-/* Result codes.  X(name, value, text): one list, so code and text cannot drift.
- */
+/* Result codes, one list: X(name, value, text) gives HERMES_<name> and the
+ * text hermes_strerror() returns, so code and text cannot drift. */
 #define HERMES_RC_MAP(X)                                                       \
     X(OK, 0, "success")                                                        \
     X(ENOMEM, 1, "out of memory")                                              \
@@ -89,9 +89,10 @@ hermes_rc hermes_open_defaults(hermes **out);
 /*
  * As hermes_open_string() (text may be NULL for the defaults), with a
  * backend linked into the application instead of a plugin file: the
- * descriptor is checked like a loaded plugin's, and its config section is
- * the one named after backend->name.  The descriptor must outlive the
- * handle.  Useful for embedding a store, and for tests.
+ * descriptor (<hermes/backend.h>) is checked and copied like a loaded
+ * plugin's, and its config section is the one named after backend->name.
+ * What it points to (its strings and functions) must outlive the handle.
+ * Useful for embedding a store, and for tests.
  */
 struct hermes_backend;
 hermes_rc hermes_open_with(hermes **out, const char *text, const char *source,
@@ -179,7 +180,11 @@ const char *hermes_backend_version(const hermes *h);
 /*
  * The bytes an entry's key is derived from.  Each argument is written with
  * a type tag and a length, so (1, "ab") and ("1a", "b") never collide.
- * Initialize with HERMES_ARGS_INIT; free with hermes_args_free().
+ * Initialize with HERMES_ARGS_INIT; free with hermes_args_free().  The
+ * fields are the library's: read the encoding through hermes_args_data(),
+ * hermes_args_len() and hermes_args_failed().  Callers hold it by value
+ * (the macros keep one on the stack), so its size and layout are fixed for
+ * all of 1.x, like the encoding itself: entry keys depend on it.
  */
 typedef struct hermes_args {
     unsigned char *data;
@@ -346,8 +351,11 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
  *
  * On HERMES_OK, *value (malloc'ed, NUL-terminated for convenience after len
  * bytes) and *len are set; free *value with hermes_free().  When the backend
- * fails, the value is computed directly (unless on_backend_error = fail).
- * On failure *value is NULL.
+ * fails, the value is computed directly; with on_backend_error = fail the
+ * call returns the backend's error instead (HERMES_EBACKEND, or
+ * HERMES_ENOMEM, HERMES_ETOOBIG, HERMES_EINVAL for a plugin that ran out of
+ * memory, found the key too large or refused the request), computing
+ * nothing.  On failure *value is NULL.
  *
  * A compute callback may call other cached functions.  One that calls the
  * entry it is computing (directly, or through other cached functions
@@ -372,7 +380,10 @@ hermes *hermes_fn_handle(const hermes_fn *fn);
  * fit the memoize shape.  The same record format and tag protocol apply:
  * hermes_get() with the tags the value was set with is a hit only while
  * none of them has been cleaned.  tags may be NULL.  hermes_set()'s ttl is
- * as for hermes_fn_options (0: the handle's ttl).
+ * as for hermes_fn_options (0: the handle's ttl).  These never compute, so
+ * a backend failure is returned (HERMES_EBACKEND, HERMES_ENOMEM,
+ * HERMES_ETOOBIG or HERMES_EINVAL, as for hermes_call()), with the
+ * plugin's reason in hermes_errmsg().
  */
 hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
                      void **value, size_t *len); /* HERMES_ENOTFOUND on miss */
