@@ -269,12 +269,18 @@ static int compute_unused(void *arg, hermes_result *res)
 }
 
 /* Every public call that meets a backend failure returns the same code
- * for the same status: get, set, delete, clean, flush, invalidate and
- * the cached call (with on_backend_error = fail). */
+ * for the same status: get, set, delete, clean, flush (by prefix, and
+ * through the namespace key of a store that cannot), invalidate and the
+ * cached call (with on_backend_error = fail). */
 static void every_call_maps_a_status_the_same_way(void **state)
 {
-    hermes *h;
+    hermes *h, *ns;
     hermes_fn *fn;
+    hermes_backend no_prefix = *mock_backend();
+    no_prefix.caps |= HERMES_CAP_NO_PREFIX_FLUSH;
+    assert_int_equal(hermes_open_with(&ns, NULL, "abi.ini", &no_prefix),
+                     HERMES_OK);
+    mock_state *mns = mock_current();
     assert_int_equal(hermes_open_with(&h, "[hermes]\non_backend_error = fail\n",
                                       "abi.ini", mock_backend()),
                      HERMES_OK);
@@ -287,7 +293,9 @@ static void every_call_maps_a_status_the_same_way(void **state)
         size_t len;
         assert_int_equal(hm_be_rc(st, false), want);
         mock_fail_all(m, st);
+        mock_fail_all(mns, st);
         hermes_rc got[] = {
+            hermes_flush(ns),
             hermes_get(h, "k", NULL, &v, &len),
             hermes_set(h, "k", "v", 1, NULL, 0),
             hermes_delete(h, "k"),
@@ -297,12 +305,14 @@ static void every_call_maps_a_status_the_same_way(void **state)
             hermes_call(fn, "a", 1, compute_unused, NULL, &v, &len),
         };
         mock_fail_all(m, 0);
+        mock_fail_all(mns, 0);
         for (size_t j = 0; j < sizeof got / sizeof got[0]; j++)
             if (got[j] != want)
                 fail_msg("status %d, call %zu: %s, expected %s", st, j,
                          hermes_strerror(got[j]), hermes_strerror(want));
     }
     hermes_close(h);
+    hermes_close(ns);
 }
 
 static int open_status;
