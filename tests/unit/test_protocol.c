@@ -351,7 +351,7 @@ static void without_prefix_flush_clean_leaves_the_namespace_key(void **state)
 static void without_prefix_flush_a_record_has_one_tag_more(void **state)
 {
     hermes_fn *fn;
-    static char names[255][8];
+    static char names[255][16]; /* room for any int: -O1 checks */
     const char *tags[256];
     for (int i = 0; i < 255; i++) {
         snprintf(names[i], sizeof names[i], "t%d", i);
