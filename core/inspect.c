@@ -54,6 +54,8 @@ hm_key_kind hm_inspect_classify(const char *prefix, const void *key, size_t len)
         return HM_KEY_UNKNOWN;
     k += plen + 1;
     len -= plen + 1;
+    if (len == 2 && memcmp(k, "ns", 2) == 0)
+        return HM_KEY_TAG; /* the namespace tag (taglist.h) */
     for (int i = 0; i < HM_KEY_UNKNOWN; i++) {
         size_t hl = strlen(kind_heads[i]);
         if (len > hl && memcmp(k, kind_heads[i], hl) == 0)
@@ -288,7 +290,11 @@ static int add_tag(scan_ctx *c, const char *key, size_t klen, const void *v,
     if (!(t->key = dup_n(key, klen)))
         return -1;
     size_t head = strlen(c->h->tag_prefix);
-    if (key[head] != '#' && !(t->name = dup_n(key + head, klen - head)))
+    /* The namespace tag "<prefix>:ns" is the tag named "" (taglist.h). */
+    bool ns = klen == strlen(c->h->cfg.prefix) + 3 &&
+              memcmp(key + klen - 3, ":ns", 3) == 0;
+    if (ns ? !(t->name = strdup(""))
+           : key[head] != '#' && !(t->name = dup_n(key + head, klen - head)))
         return -1;
     if (!(t->version = (unsigned char *)dup_n(v, vlen)))
         return -1;
@@ -1055,7 +1061,9 @@ static void add_time(hm_buf *b, const char *label, uint64_t ms, uint64_t now)
 
 static void tag_label(const hm_insp_etag *t, char *out, size_t cap)
 {
-    if (t->name)
+    if (t->name && !t->name[0])
+        snprintf(out, cap, "'' (the namespace key, moved by a flush)");
+    else if (t->name)
         snprintf(out, cap, "'%s'", t->name);
     else
         snprintf(out, cap, "#%08" PRIx32 " (name unknown)", t->tag_id);

@@ -47,7 +47,9 @@
 /* ------------------------------------------------------ classification */
 
 typedef enum hm_key_kind {
-    HM_KEY_TAG = 0, /* "<prefix>:tag:<tag>" */
+    HM_KEY_TAG = 0, /* "<prefix>:tag:<tag>", and "<prefix>:ns", the
+                       namespace tag named "" of a backend that cannot
+                       flush by prefix (taglist.h) */
     HM_KEY_ENTRY,   /* "<prefix>:entry:<name>:<arghash>" or a custom key */
     HM_KEY_LOCK,    /* "<prefix>:lock:<name>:<arghash>" */
     HM_KEY_STATS,   /* "<prefix>:stats:<host>:<pid>" (publish.h) */

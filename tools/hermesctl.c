@@ -1,7 +1,9 @@
 /*
  * hermesctl - the operator's command for a Hermes cache: check that a
  * configuration opens, list the backend plugins the loader can see, clean
- * tags, flush the prefix and show the backend's own statistics.
+ * tags, flush the prefix, show the backend's own statistics and the
+ * counters running processes publish, and list the tags, entries and locks
+ * under the prefix with each entry's verdict (core/inspect.h).
  *
  * It links the core's convenience library (libhermes-core.la), not the
  * installed libhermes.so, because `plugins` and `stats` need what the
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include "handle.h"
+#include "inspect.h"
 #include "loader.h"
 #include "stats.h"
 
@@ -49,8 +52,21 @@ static void usage(FILE *out)
             "              field is the reason)\n"
             "  clean TAG...  invalidate every entry tagged with any TAG\n"
             "  flush       delete every key under the configured prefix\n"
-            "  stats       the backend's own statistics, \"name: value\" "
-            "per line\n"
+            "  stats       the counters each running process publishes "
+            "(with lock-wait\n"
+            "              percentiles and per-function hits and misses), "
+            "then the\n"
+            "              backend's own statistics, \"name: value\" per "
+            "line\n"
+            "  tags        one line per tag: NAME VERSION ENTRIES STALE "
+            "STALE_BYTES\n"
+            "  entries     one line per entry: STATE FUNCTION SIZE TTL_S "
+            "KEY WHY\n"
+            "  locks       one line per held lock: ENTRY HOST:PID AGE_MS "
+            "TTL_MS\n"
+            "  explain KEY why entry KEY (whole key or the part after\n"
+            "              PREFIX:entry:) is fresh, stale, expired, "
+            "foreign or corrupt\n"
             "  version     versions of hermesctl, the library, the backend "
             "ABI and\n"
             "              each plugin on the search path\n"
@@ -316,18 +332,209 @@ static void print_stat(void *arg, const char *name, const char *value)
     putchar('\n');
 }
 
+/* ------------------------------------------------------- the views */
+
+/* A scan of the prefix, or NULL after saying why. */
+static hm_snapshot *snapshot_or_report(hermes *h)
+{
+    hm_snapshot *s = NULL;
+    hermes_rc rc = hm_inspect_scan(h, NULL, &s);
+    if (rc != HERMES_OK) {
+        fprintf(stderr, "%s: %s\n", progname,
+                hermes_errmsg(h)[0] ? hermes_errmsg(h) : hermes_strerror(rc));
+        return NULL;
+    }
+    return s;
+}
+
+/* Opens, scans, calls view, closes: the shape of every view. */
+static int run_view(const char *path, int (*view)(const hm_snapshot *, void *),
+                    void *arg)
+{
+    hermes *h = open_or_report(path);
+    if (!h)
+        return EXIT_FAILURE;
+    note_if_private(h, "this is a new, empty store");
+    hm_snapshot *s = snapshot_or_report(h);
+    int rc = s ? view(s, arg) : EXIT_FAILURE;
+    hm_snapshot_free(s);
+    hermes_close(h);
+    return rc;
+}
+
+static void put_ttl_s(int64_t ttl_ms)
+{
+    if (ttl_ms == HM_TTL_NEVER)
+        fputs("never", stdout);
+    else if (ttl_ms < 0)
+        fputs("?", stdout);
+    else
+        printf("%.1f", (double)ttl_ms / 1000.0);
+}
+
+static int view_tags(const hm_snapshot *s, void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < s->ntags; i++) {
+        const hm_insp_tag *t = &s->tags[i];
+        if (t->name)
+            put_field(t->name, SIZE_MAX);
+        else
+            put_field(t->key, SIZE_MAX);
+        printf("\t%s\t%zu\t%zu\t%llu\n", t->version_text, t->entries, t->stale,
+               (unsigned long long)t->stale_bytes);
+    }
+    printf("total: %zu tags\n", s->ntags);
+    return EXIT_SUCCESS;
+}
+
+/* Why an entry is in its state, in a few words (explain says more). */
+static void put_why(const hm_insp_entry *e)
+{
+    if (e->state == HM_STATE_STALE) {
+        const hm_insp_etag *t = &e->tags[e->stale_tag];
+        fputs("tag ", stdout);
+        if (t->name)
+            put_field(t->name, SIZE_MAX);
+        else
+            printf("#%08lx", (unsigned long)t->tag_id);
+        fputs(t->tag < 0 ? " gone" : " moved", stdout);
+    } else if (e->state == HM_STATE_FOREIGN || e->state == HM_STATE_CORRUPT) {
+        put_field(e->why ? e->why : "-", SIZE_MAX);
+    } else {
+        putchar('-');
+    }
+}
+
+static int view_entries(const hm_snapshot *s, void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < s->nentries; i++) {
+        const hm_insp_entry *e = &s->entries[i];
+        printf("%s\t", hm_state_name(e->state));
+        put_field(e->function ? e->function : "-", SIZE_MAX);
+        printf("\t%zu\t", e->size);
+        put_ttl_s(e->ttl_ms);
+        putchar('\t');
+        put_field(e->key, SIZE_MAX);
+        putchar('\t');
+        put_why(e);
+        putchar('\n');
+    }
+    printf("total: %zu entries", s->nentries);
+    for (int st = 0; st < HM_STATE_COUNT; st++)
+        printf(", %s %zu (%llu bytes)", hm_state_name((hm_state)st),
+               s->state_count[st], (unsigned long long)s->state_bytes[st]);
+    putchar('\n');
+    return EXIT_SUCCESS;
+}
+
+static int view_locks(const hm_snapshot *s, void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < s->nlocks; i++) {
+        const hm_insp_lock *l = &s->locks[i];
+        put_field(l->entry_key, SIZE_MAX);
+        if (l->token_ok)
+            printf("\t%s:%ld\t%lld\t", l->host, l->pid, (long long)l->age_ms);
+        else
+            fputs("\t?\t?\t", stdout);
+        if (l->ttl_ms >= 0)
+            printf("%lld\n", (long long)l->ttl_ms);
+        else
+            puts(l->ttl_ms == HM_TTL_NEVER ? "never" : "?");
+    }
+    printf("total: %zu locks\n", s->nlocks);
+    return EXIT_SUCCESS;
+}
+
+static int view_explain(const hm_snapshot *s, void *arg)
+{
+    const char *key = arg;
+    const hm_insp_entry *e = hm_snapshot_entry(s, key);
+    if (!e) {
+        fprintf(stderr, "%s: no entry '%s' under the prefix (%zu entries)\n",
+                progname, key, s->nentries);
+        return EXIT_FAILURE;
+    }
+    char *text = hm_inspect_explain(s, e);
+    if (!text) {
+        fprintf(stderr, "%s: out of memory\n", progname);
+        return EXIT_FAILURE;
+    }
+    fputs(text, stdout);
+    hermes_free(text);
+    return EXIT_SUCCESS;
+}
+
+/* Each publishing process: its counters, wait percentiles, functions. */
+static void print_procs(const hm_snapshot *s)
+{
+    for (size_t i = 0; i < s->nprocs; i++) {
+        const hm_insp_proc *p = &s->procs[i];
+        if (!p->ok) {
+            printf("process ?: %s: %s\n", p->key, p->why ? p->why : "");
+            continue;
+        }
+        printf("process %s:%ld: backend %s, published %.1f s ago, every %u "
+               "ms\n",
+               p->host, p->pid, p->backend,
+               ((double)s->taken_ms - (double)p->published_ms) / 1000.0,
+               (unsigned)p->interval_ms);
+        hm_stats_print(stdout, "  ", &p->stats, NULL);
+        static const double pct[] = {50, 90, 99};
+        for (size_t j = 0; j < 3; j++)
+            printf("  lock_wait_p%.0f_us: %llu\n", pct[j],
+                   (unsigned long long)hm_lock_wait_percentile_us(p->lock_wait,
+                                                                  pct[j]));
+        for (size_t j = 0; j < p->nfns; j++) {
+            fputs("  fn ", stdout);
+            put_field(p->fns[j].name, SIZE_MAX);
+            printf(": hits %llu, misses %llu, tags",
+                   (unsigned long long)p->fns[j].hits,
+                   (unsigned long long)p->fns[j].misses);
+            for (size_t k = 0; k < p->fns[j].ntags; k++) {
+                putchar(' ');
+                put_field(p->fns[j].tags[k], SIZE_MAX);
+            }
+            putchar('\n');
+        }
+    }
+}
+
 static int cmd_stats(const char *path)
 {
     hermes *h = open_or_report(path);
     if (!h)
         return EXIT_FAILURE;
-    if (!(hm_handle_backend(h)->caps & HERMES_CAP_STATS)) {
-        fprintf(stderr, "%s: backend %s does not report statistics\n", progname,
-                hm_handle_backend(h)->name);
+    unsigned caps = hm_handle_backend(h)->caps;
+    if (!(caps & (HERMES_CAP_STATS | HERMES_CAP_SCAN))) {
+        fprintf(stderr,
+                "%s: backend %s neither reports statistics nor lists the "
+                "processes' published counters (no scan)\n",
+                progname, hm_handle_backend(h)->name);
         hermes_close(h);
         return EXIT_FAILURE;
     }
     note_if_private(h, "these are the counters of a new, empty store");
+    if (caps & HERMES_CAP_SCAN) {
+        hm_snapshot *s = snapshot_or_report(h);
+        if (!s) {
+            hermes_close(h);
+            return EXIT_FAILURE;
+        }
+        print_procs(s);
+        hm_snapshot_free(s);
+    } else {
+        fprintf(stderr,
+                "%s: note: backend %s cannot list keys: the processes' "
+                "published counters are not shown\n",
+                progname, hm_handle_backend(h)->name);
+    }
+    if (!(caps & HERMES_CAP_STATS)) {
+        hermes_close(h);
+        return EXIT_SUCCESS;
+    }
     /* Called directly, not through backend.c: the same serialization rule
      * applies (the plugin may not be thread-safe). */
     int st = hm_be_stats(h, print_stat, NULL);
@@ -406,6 +613,14 @@ int main(int argc, char **argv)
         return cmd_stats(path);
     if (strcmp(cmd, "counters") == 0 && nargs == 0)
         return cmd_counters();
+    if (strcmp(cmd, "tags") == 0 && nargs == 0)
+        return run_view(path, view_tags, NULL);
+    if (strcmp(cmd, "entries") == 0 && nargs == 0)
+        return run_view(path, view_entries, NULL);
+    if (strcmp(cmd, "locks") == 0 && nargs == 0)
+        return run_view(path, view_locks, NULL);
+    if (strcmp(cmd, "explain") == 0 && nargs == 1)
+        return run_view(path, view_explain, args[0]);
     if (strcmp(cmd, "version") == 0 && nargs == 0)
         return cmd_version(path);
     if (strcmp(cmd, "help") == 0) {
@@ -415,7 +630,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "check") == 0 || strcmp(cmd, "plugins") == 0 ||
         strcmp(cmd, "clean") == 0 || strcmp(cmd, "flush") == 0 ||
         strcmp(cmd, "stats") == 0 || strcmp(cmd, "counters") == 0 ||
-        strcmp(cmd, "version") == 0)
+        strcmp(cmd, "version") == 0 || strcmp(cmd, "tags") == 0 ||
+        strcmp(cmd, "entries") == 0 || strcmp(cmd, "locks") == 0 ||
+        strcmp(cmd, "explain") == 0)
         fprintf(stderr, "%s: %s: wrong number of arguments\n", progname, cmd);
     else
         fprintf(stderr, "%s: unknown command '%s'\n", progname, cmd);

@@ -172,6 +172,8 @@ static void keys_are_classified_by_their_kind(void **state)
         hm_key_kind kind;
     } cases[] = {
         {"app:tag:users", HM_KEY_TAG},
+        {"app:ns", HM_KEY_TAG}, /* the namespace tag */
+        {"app:nsx", HM_KEY_UNKNOWN},
         {"app:entry:power:AAAAAAAAAAAAAAAAAAAAAA", HM_KEY_ENTRY},
         {"app:entry:avg:2:10", HM_KEY_ENTRY},
         {"app:lock:power:AAAAAAAAAAAAAAAAAAAAAA", HM_KEY_LOCK},
@@ -264,6 +266,49 @@ static void a_backend_without_scan_is_a_clear_error(void **state)
     assert_null(s);
     assert_non_null(strstr(hermes_errmsg(c), "no scan capability"));
     assert_non_null(strstr(hermes_errmsg(c), d.name));
+    hermes_close(c);
+}
+
+/* A store that cannot flush at all: the namespace key does it. */
+static int no_flush(void *state, hermes_bytes prefix)
+{
+    (void)state;
+    (void)prefix;
+    return HERMES_BE_UNSUPPORTED;
+}
+
+/* On a store that cannot flush by prefix every record starts with the
+ * namespace tag "<prefix>:ns" (named ""), which a flush moves. */
+static void the_namespace_tag_is_a_tag_a_flush_moves(void **state)
+{
+    (void)state;
+    hermes_backend d = *mock_backend();
+    d.caps |= HERMES_CAP_NO_PREFIX_FLUSH;
+    d.flush = no_flush;
+    hermes *c;
+    assert_int_equal(
+        hermes_open_with(&c, "[hermes]\nprefix = insp\n", "test", &d),
+        HERMES_OK);
+    hermes_fn *fn = register_power(c, "power", HERMES_TAGS("math"));
+    call_power(fn, 2, 3);
+    hm_snapshot *s;
+    assert_int_equal(hm_inspect_scan(c, NULL, &s), HERMES_OK);
+    const hm_insp_entry *e = entry_of(s, "power");
+    assert_int_equal(e->state, HM_STATE_FRESH);
+    assert_int_equal(e->ntags, 2);
+    assert_string_equal(e->tags[0].name, "");
+    assert_non_null(hm_snapshot_tag(s, ""));
+    assert_string_equal(hm_snapshot_tag(s, "")->key, "insp:ns");
+    hm_snapshot_free(s);
+    assert_int_equal(hermes_flush(c), HERMES_OK);
+    assert_int_equal(hm_inspect_scan(c, NULL, &s), HERMES_OK);
+    e = entry_of(s, "power");
+    assert_int_equal(e->state, HM_STATE_STALE);
+    assert_int_equal(e->stale_tag, 0);
+    char *why = hm_inspect_explain(s, e);
+    assert_non_null(strstr(why, "namespace key"));
+    hermes_free(why);
+    hm_snapshot_free(s);
     hermes_close(c);
 }
 
@@ -736,6 +781,7 @@ int main(void)
         T(a_lock_wait_is_counted_in_its_bucket),
         T(a_backend_without_scan_is_a_clear_error),
         T(a_fresh_entry_is_decoded),
+        T(the_namespace_tag_is_a_tag_a_flush_moves),
         T(a_cleaned_tag_makes_its_entries_stale_naming_it),
         T(an_entry_past_its_ttl_is_expired),
         T(other_formats_and_tag_lists_are_foreign),
