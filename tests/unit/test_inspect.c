@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -657,6 +658,47 @@ static void published_counters_appear_per_process_and_function(void **state)
     hermes_close(c);
 }
 
+/* Threads calling at once: one of them writes each interval (the others
+ * go on), and the published hits add up every thread's. */
+typedef struct hammer {
+    hermes_fn *fn;
+    int calls;
+} hammer;
+
+static void *hammer_run(void *arg)
+{
+    hammer *m = arg;
+    for (int i = 0; i < m->calls; i++) {
+        int ab[2] = {2, 2};
+        void *v;
+        size_t n;
+        if (hermes_call(m->fn, ab, sizeof ab, compute_power, ab, &v, &n) ==
+            HERMES_OK)
+            hermes_free(v);
+        if (i % 50 == 0)
+            sleep_ms(1);
+    }
+    return NULL;
+}
+
+static void threads_publish_once_per_interval(void **state)
+{
+    (void)state;
+    hermes *c = open_with("publish_stats = yes\npublish_interval_ms = 100");
+    hammer m = {register_power(c, "power", NULL), 2000};
+    call_power(m.fn, 2, 2); /* the miss; 8000 hits follow */
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, hammer_run, &m), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    hm_snapshot *s = wait_for_proc(c, (long)getpid(), 8000);
+    const hm_insp_proc *p = proc_of(s, (long)getpid());
+    assert_true(p->fns[0].hits == 8000 && p->fns[0].misses == 1);
+    hm_snapshot_free(s);
+    hermes_close(c);
+}
+
 static void publication_is_off_by_default_on_private_stores(void **state)
 {
     (void)state;
@@ -790,6 +832,7 @@ int main(void)
         T(unknown_keys_under_the_prefix_are_listed),
         T(scans_report_progress_and_can_be_cancelled),
         T(published_counters_appear_per_process_and_function),
+        T(threads_publish_once_per_interval),
         T(publication_is_off_by_default_on_private_stores),
         T(the_record_decodes_and_refuses_other_formats),
 #ifdef INSPECT_REDIS
