@@ -124,6 +124,32 @@ int hm_be_flush(hermes *h, hermes_bytes prefix)
     return st;
 }
 
+int hm_be_lock_get(hermes *h, hermes_bytes key, hermes_bytes token,
+                   uint32_t ttl_ms, int *acquired, const hermes_bytes *keys,
+                   size_t n, hermes_value_cb cb, void *arg)
+{
+    *acquired = 0;
+    if (!HERMES_BACKEND_HAS_OP(h->be, lock_get))
+        return HERMES_BE_UNSUPPORTED;
+    be_enter(h);
+    return be_leave(h,
+                    h->be->lock_get(h->be_state, key, token, ttl_ms, acquired,
+                                    keys, n, cb, arg),
+                    "lock and get");
+}
+
+int hm_be_set_unlock(hermes *h, const hermes_item *items, size_t n,
+                     hermes_bytes key, hermes_bytes token, int *released)
+{
+    *released = 0;
+    if (!HERMES_BACKEND_HAS_OP(h->be, set_unlock))
+        return HERMES_BE_UNSUPPORTED;
+    be_enter(h);
+    return be_leave(
+        h, h->be->set_unlock(h->be_state, items, n, key, token, released),
+        "set and unlock");
+}
+
 int hm_be_stats(hermes *h, hermes_stat_cb cb, void *arg)
 {
     if (!h->be->stats)

@@ -142,7 +142,7 @@ hermes_rc hermes_set(hermes *h, const char *key, const void *value, size_t len,
             st = hm_write_entry(h, hm_bytes(d.entry.data, d.entry.len),
                                 &direct_owner, &d.tags, &d.rd, value, len,
                                 ttl != HERMES_TTL_DEFAULT ? ttl : h->cfg.ttl, 0,
-                                0);
+                                0, NULL);
         if (st != HERMES_BE_OK)
             rc = hm_be_error(h, st, "set %s", key);
     }

@@ -249,5 +249,12 @@ int hm_be_flush(hermes *h, hermes_bytes prefix);
  * For a plugin that is not thread-safe the whole walk holds be_mu, so cb
  * must not call into the backend. */
 int hm_be_scan(hermes *h, hermes_bytes prefix, hermes_scan_cb cb, void *arg);
+/* The optional fused operations (ABI 1.2), for backends that have them
+ * (HERMES_BACKEND_HAS); HERMES_BE_UNSUPPORTED otherwise. */
+int hm_be_lock_get(hermes *h, hermes_bytes key, hermes_bytes token,
+                   uint32_t ttl_ms, int *acquired, const hermes_bytes *keys,
+                   size_t n, hermes_value_cb cb, void *arg);
+int hm_be_set_unlock(hermes *h, const hermes_item *items, size_t n,
+                     hermes_bytes key, hermes_bytes token, int *released);
 
 #endif

@@ -36,6 +36,14 @@ void hm_lock_timed_out(hm_call *c, hm_outcome *o)
     hm_call_compute(c, false, o);
 }
 
+/*
+ * With a backend that has lock_get and set_unlock (ABI 1.2) a cold miss is
+ * three round trips: the read that missed, the lock taken together with
+ * the read again, and the record written together with the unlock.  A
+ * caller that finds the lock held gets a fresh read with every attempt,
+ * so each poll is one round trip, not two.  Other backends take the same
+ * steps one operation at a time.
+ */
 void hm_lock_lead(hm_call *c, hm_outcome *o)
 {
     hermes *h = c->h;
@@ -46,7 +54,10 @@ void hm_lock_lead(hm_call *c, hm_outcome *o)
     }
     char token[128];
     size_t toklen;
-    hermes_bytes tok = {token, 0};
+    hm_lock_ref lk = {
+        hm_bytes(c->lock.data, c->lock.len), {token, 0}, h->cfg.lock_ttl_ms};
+    hermes_bytes entry = hm_bytes(c->entry.data, c->entry.len);
+    bool fused = HERMES_BACKEND_HAS_OP(h->be, lock_get);
     uint64_t start = hm_monotonic_ns(), waited_from = 0, backoff = 0;
     uint64_t deadline = start + (uint64_t)h->cfg.lock_wait_ms * 1000000u;
     int acquired = 0, st;
@@ -54,9 +65,10 @@ void hm_lock_lead(hm_call *c, hm_outcome *o)
     for (;;) {
         /* A new token per attempt: it carries the time of this one. */
         hm_lock_token(h, hm_now_ms(), token, sizeof token, &toklen);
-        tok.len = toklen;
-        st = hm_be_lock(h, hm_bytes(c->lock.data, c->lock.len), tok,
-                        h->cfg.lock_ttl_ms, &acquired);
+        lk.token.len = toklen;
+        st = fused ? hm_lock_read_entry(h, &lk, &acquired, entry, c->fn->tags.n,
+                                        c->fn->tags.keys, &c->rd)
+                   : hm_be_lock(h, lk.key, lk.token, lk.ttl_ms, &acquired);
         if (st != HERMES_BE_OK) {
             hm_call_backend_failed(c, st, o);
             return;
@@ -70,6 +82,12 @@ void hm_lock_lead(hm_call *c, hm_outcome *o)
             waited_from = now;
             HM_COUNT(h, lock_contended, 1);
         }
+        /* The holder's value may be in the read that came with the
+         * attempt. */
+        if (fused && hm_call_take_hit(c, o)) {
+            HM_COUNT(h, lock_wait_ns, now - waited_from);
+            return;
+        }
         if (now >= deadline) {
             hm_count_lock_wait(h, now - waited_from);
             hm_lock_timed_out(c, o);
@@ -77,6 +95,8 @@ void hm_lock_lead(hm_call *c, hm_outcome *o)
         }
         backoff = hm_backoff_next(backoff);
         hm_sleep_ns(backoff < deadline - now ? backoff : deadline - now);
+        if (fused)
+            continue; /* the next attempt reads again */
         int hit = hm_call_read_hit(c, &st, o);
         if (hit || st != HERMES_BE_OK) {
             hm_count_lock_wait(h, hm_monotonic_ns() - waited_from);
@@ -89,14 +109,20 @@ void hm_lock_lead(hm_call *c, hm_outcome *o)
         hm_count_lock_wait(h, hm_monotonic_ns() - waited_from);
 
     /* Better to read twice than to compute twice: another process may have
-     * stored the value between our miss and our lock. */
-    if (!hm_call_read_hit(c, &st, o)) {
+     * stored the value between our miss and our lock (with lock_get that
+     * read came with the lock). */
+    hm_unlock un = {lk, false};
+    st = HERMES_BE_OK;
+    if (fused ? !hm_call_take_hit(c, o) : !hm_call_read_hit(c, &st, o)) {
         if (st == HERMES_BE_OK)
             st = hm_tags_ensure(h, c->fn->tags.n, c->fn->tags.keys, &c->rd);
+        c->unlock = &un;
         hm_call_compute(c, st == HERMES_BE_OK, o);
+        c->unlock = NULL;
     }
     int released;
-    hm_be_unlock(h, hm_bytes(c->lock.data, c->lock.len), tok, &released);
+    if (!un.done)
+        hm_be_unlock(h, lk.key, lk.token, &released);
 }
 
 void hm_lock_token(hermes *h, uint64_t now_ms, char *buf, size_t cap,

@@ -85,7 +85,7 @@ void hm_call_compute(hm_call *c, bool store, hm_outcome *o)
         hm_write_entry(h, hm_bytes(c->entry.data, c->entry.len), &owner,
                        &c->fn->tags, &c->rd, res.data, res.len, ttl,
                        c->fn->grace,
-                       us > UINT32_MAX ? UINT32_MAX : (uint32_t)us);
+                       us > UINT32_MAX ? UINT32_MAX : (uint32_t)us, c->unlock);
     }
     o->rc = HERMES_OK;
     o->value = res.data;
@@ -94,13 +94,16 @@ void hm_call_compute(hm_call *c, bool store, hm_outcome *o)
 
 int hm_call_read_hit(hm_call *c, int *status, hm_outcome *o)
 {
+    *status = hm_read_entry(c->h, hm_bytes(c->entry.data, c->entry.len),
+                            c->fn->tags.n, c->fn->tags.keys, &c->rd);
+    return *status == HERMES_BE_OK && hm_call_take_hit(c, o);
+}
+
+int hm_call_take_hit(hm_call *c, hm_outcome *o)
+{
     c->fresh = HM_FRESH_NONE;
     if (c->stale.value)
         hm_outcome_free(&c->stale);
-    *status = hm_read_entry(c->h, hm_bytes(c->entry.data, c->entry.len),
-                            c->fn->tags.n, c->fn->tags.keys, &c->rd);
-    if (*status != HERMES_BE_OK)
-        return 0;
     hm_owner owner;
     hm_fn_owner(c->fn, &c->entry, &owner);
     c->verdict = hm_judge(c->h, &c->rd, &owner, &c->fn->tags);
@@ -270,6 +273,7 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
     c.fresh = HM_FRESH_NONE;
     c.stale.value = NULL;
     c.stale.errmsg = NULL;
+    c.unlock = NULL;
     hm_outcome o;
     hm_buf_init(&c.entry);
     hm_buf_init(&c.lock);

@@ -37,7 +37,8 @@ typedef struct hm_call {
     void *arg;
     hm_buf entry, lock;
     hm_read rd;
-    hm_verdict verdict;          /* of the last read */
+    hm_verdict verdict; /* of the last read */
+    hm_unlock *unlock;  /* the lock a store releases with its write, or NULL */
     const struct hm_call *outer; /* computing when this one started */
     hm_fresh_kind fresh;         /* of the last read's hit */
     uint64_t seen_created;       /* the record the last hit judged: its */
@@ -63,6 +64,10 @@ void hm_call_compute(hm_call *c, bool store, hm_outcome *o);
  * refresh it early); a value within grace is no hit but moves into
  * c->stale (c->fresh HM_FRESH_GRACE); one beyond grace is absent. */
 int hm_call_read_hit(hm_call *c, int *status, hm_outcome *o);
+
+/* Judges what c->rd holds (read by hm_read_entry or hm_lock_read_entry);
+ * on a hit moves the payload into o and returns 1. */
+int hm_call_take_hit(hm_call *c, hm_outcome *o);
 
 /* What a failing backend turns into, per on_backend_error. */
 void hm_call_backend_failed(hm_call *c, int status, hm_outcome *o);

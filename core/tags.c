@@ -102,8 +102,11 @@ static void on_read_value(void *arg, size_t index, const void *value,
         set_version(rd, index - 1, value, len);
 }
 
-int hm_read_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
-                  const hermes_bytes *tag_keys, hm_read *rd)
+/* One batched get of the entry and its tags, behind the lock when lock is
+ * not NULL. */
+static int read_batch(hermes *h, const hm_lock_ref *lock, int *acquired,
+                      hermes_bytes entry_key, size_t ntags,
+                      const hermes_bytes *tag_keys, hm_read *rd)
 {
     hermes_bytes small[5], *keys = small;
     if (ntags + 1 > 5) {
@@ -121,13 +124,32 @@ int hm_read_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
     rd->entry_len = 0;
     for (size_t i = 0; i < ntags; i++)
         rd->found[i] = false;
-    int st = rd->tags_only ? hm_be_get(h, keys + 1, ntags, on_read_value, rd)
-                           : hm_be_get(h, keys, ntags + 1, on_read_value, rd);
+    const hermes_bytes *from = rd->tags_only ? keys + 1 : keys;
+    size_t n = rd->tags_only ? ntags : ntags + 1;
+    int st = lock ? hm_be_lock_get(h, lock->key, lock->token, lock->ttl_ms,
+                                   acquired, from, n, on_read_value, rd)
+                  : hm_be_get(h, from, n, on_read_value, rd);
     if (keys != small)
         free(keys);
     if (st == HERMES_BE_OK && rd->nomem)
         st = HERMES_BE_NOMEM;
     return st;
+}
+
+int hm_read_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
+                  const hermes_bytes *tag_keys, hm_read *rd)
+{
+    return read_batch(h, NULL, NULL, entry_key, ntags, tag_keys, rd);
+}
+
+int hm_lock_read_entry(hermes *h, const hm_lock_ref *lock, int *acquired,
+                       hermes_bytes entry_key, size_t ntags,
+                       const hermes_bytes *tag_keys, hm_read *rd)
+{
+    *acquired = 0;
+    if (!HERMES_BACKEND_HAS_OP(h->be, lock_get))
+        return HERMES_BE_UNSUPPORTED;
+    return read_batch(h, lock, acquired, entry_key, ntags, tag_keys, rd);
 }
 
 /* Whether the record was written by owner (any writer for a direct read). */
@@ -256,7 +278,7 @@ out:
 int hm_write_entry(hermes *h, hermes_bytes entry_key, const hm_owner *owner,
                    const hm_taglist *tags, const hm_read *rd,
                    const void *payload, size_t len, uint32_t ttl_s,
-                   uint32_t grace_s, uint32_t compute_us)
+                   uint32_t grace_s, uint32_t compute_us, hm_unlock *un)
 {
     /* The API refuses TTLs between HERMES_TTL_MAX and HERMES_TTL_FOREVER,
      * so every TTL fits in milliseconds: nothing is silently shortened.
@@ -290,7 +312,14 @@ int hm_write_entry(hermes *h, hermes_bytes entry_key, const hm_owner *owner,
         .ttl_ms = keep_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)keep_ms,
         .flags = 0,
     };
-    int st = hm_be_set(h, &item, 1, NULL, NULL);
+    int st, released;
+    if (un && HERMES_BACKEND_HAS_OP(h->be, set_unlock)) {
+        st = hm_be_set_unlock(h, &item, 1, un->lock.key, un->lock.token,
+                              &released);
+        un->done = true;
+    } else {
+        st = hm_be_set(h, &item, 1, NULL, NULL);
+    }
     free(rec);
     return st;
 }

@@ -60,6 +60,22 @@ void hm_read_free(hm_read *rd);
 int hm_read_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
                   const hermes_bytes *tag_keys, hm_read *rd);
 
+/* A lock held by the caller: key and owner token. */
+typedef struct hm_lock_ref {
+    hermes_bytes key, token;
+    uint32_t ttl_ms;
+} hm_lock_ref;
+
+/*
+ * Takes the lock (*acquired says whether) and reads as hm_read_entry()
+ * does, in one round trip (the backend's lock_get, ABI 1.2); the read is
+ * made whether or not the lock was taken.  HERMES_BE_UNSUPPORTED when the
+ * backend lacks lock_get.
+ */
+int hm_lock_read_entry(hermes *h, const hm_lock_ref *lock, int *acquired,
+                       hermes_bytes entry_key, size_t ntags,
+                       const hermes_bytes *tag_keys, hm_read *rd);
+
 /*
  * Judges what hm_read_entry found against the owner (the function reading
  * it, or a direct read: any writer) and its tags.  On HM_HIT the payload is
@@ -95,14 +111,25 @@ int hm_version_new(unsigned char out[HM_VERSION_LEN]);
 int hm_tags_ensure(hermes *h, size_t ntags, const hermes_bytes *tag_keys,
                    hm_read *rd);
 
+/* A lock to release together with a write (hm_write_entry): done is set
+ * when the write's round trip carried the unlock, which the caller then
+ * does not send again (one that failed leaves the lock to its TTL). */
+typedef struct hm_unlock {
+    hm_lock_ref lock;
+    bool done;
+} hm_unlock;
+
 /* Writes the record of owner for payload under the versions in rd; ttl_s is
  * resolved (1..HERMES_TTL_MAX seconds or HERMES_TTL_FOREVER), anything else
  * is HERMES_BE_INVALID.  The record says ttl_s; the backend keeps it
  * grace_s longer (capped at the longest TTL a backend takes), so that the
- * old value is there to serve while it is recomputed (fresh.c). */
+ * old value is there to serve while it is recomputed (fresh.c).  With un,
+ * and a backend that has set_unlock (ABI 1.2), the lock is released in the
+ * same round trip and un->done set; otherwise releasing it is left to the
+ * caller. */
 int hm_write_entry(hermes *h, hermes_bytes entry_key, const hm_owner *owner,
                    const hm_taglist *tags, const hm_read *rd,
                    const void *payload, size_t len, uint32_t ttl_s,
-                   uint32_t grace_s, uint32_t compute_us);
+                   uint32_t grace_s, uint32_t compute_us, hm_unlock *un);
 
 #endif

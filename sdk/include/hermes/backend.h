@@ -117,7 +117,7 @@ extern "C" {
 #endif
 
 #define HERMES_BACKEND_ABI_MAJOR 1
-#define HERMES_BACKEND_ABI_MINOR 1
+#define HERMES_BACKEND_ABI_MINOR 2
 
 /* The symbol the loader looks up in every plugin. */
 #define HERMES_BACKEND_ENTRY_SYMBOL "hermes_backend_entry"
@@ -398,6 +398,34 @@ typedef struct hermes_backend {
      * returning.  May report some pairs and then fail, e.g. its own
      * counters before finding the server down. */
     int (*stats)(void *state, hermes_stat_cb cb, void *arg);
+
+    /* ---- ABI 1.2: optional, NULL when not provided ---- */
+
+    /*
+     * lock() and then get() in one round trip: take the lock `key` as
+     * lock() does, then read keys as get() does, whether or not the lock
+     * was taken (a caller that found it held learns at once whether the
+     * holder's value is there).  Both halves behave exactly as the two
+     * operations would; the values go to cb before this returns, and on
+     * an error the core ignores *acquired and whatever was reported (a
+     * lock that was taken all the same expires with its TTL).  A miss's
+     * leader uses it to take the lock and read the entry again together.
+     * Used when HERMES_BACKEND_HAS(desc, lock_get) and it is not NULL; else
+     * the core calls lock() and get().
+     */
+    int (*lock_get)(void *state, hermes_bytes key, hermes_bytes token,
+                    uint32_t ttl_ms, int *acquired, const hermes_bytes *keys,
+                    size_t n, hermes_value_cb cb, void *arg);
+    /*
+     * set() of n items without HERMES_SET_IF_ABSENT and then unlock() of
+     * `key`, in one round trip: a miss's leader writes its value and
+     * releases its lock together.  The unlock is attempted even when an
+     * item fails, and *released says what it did; the first error of
+     * either half is returned.  Used when HERMES_BACKEND_HAS(desc,
+     * set_unlock) and it is not NULL; else set() and unlock().
+     */
+    int (*set_unlock)(void *state, const hermes_item *items, size_t n,
+                      hermes_bytes key, hermes_bytes token, int *released);
 } hermes_backend;
 
 /* Whether descriptor d has `field`: its struct_size covers it.  The core
@@ -405,6 +433,9 @@ typedef struct hermes_backend {
  * only when it is also non-NULL). */
 #define HERMES_BACKEND_HAS(d, field)                                           \
     ((d)->struct_size >= HERMES__END_OF(hermes_backend, field))
+
+/* Whether d has the optional operation op (ABI 1.2 on) and sets it. */
+#define HERMES_BACKEND_HAS_OP(d, op) (HERMES_BACKEND_HAS(d, op) && (d)->op)
 
 /* The size of ABI 1.0's descriptor: the smallest struct_size accepted. */
 #define HERMES_BACKEND_SIZE_1_0 HERMES__END_OF(hermes_backend, stats)
