@@ -742,14 +742,26 @@ static void answered(rpool *p)
     pthread_mutex_unlock(&p->mu);
 }
 
+uint64_t rpool_deadline(const rpool *p)
+{
+    return clock_ns(CLOCK_MONOTONIC) +
+           (uint64_t)p->command_timeout_ms * 1000000u;
+}
+
 int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
                const rpool_shape *shape, const char *what)
+{
+    return rpool_read_until(p, conn, n, replies, shape, what,
+                            rpool_deadline(p));
+}
+
+int rpool_read_until(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
+                     const rpool_shape *shape, const char *what,
+                     uint64_t deadline)
 {
     size_t i;
     void *r;
     pipe_mask old;
-    uint64_t deadline =
-        clock_ns(CLOCK_MONOTONIC) + (uint64_t)p->command_timeout_ms * 1000000u;
 
     conn->guard.shape = *shape;
     sigpipe_block(&old);

@@ -154,6 +154,15 @@ int rpool_append(rpool *p, rpool_conn *conn, int argc, const char **argv,
 int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
                const rpool_shape *shape, const char *what);
 
+/* As rpool_read, within a deadline of the caller's (rpool_deadline()):
+ * the replies of one pipeline read in parts of different shapes share
+ * one command_timeout_ms. */
+int rpool_read_until(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
+                     const rpool_shape *shape, const char *what,
+                     uint64_t deadline);
+/* command_timeout_ms from now, for rpool_read_until. */
+uint64_t rpool_deadline(const rpool *p);
+
 /* The host's monotonic clock, in nanoseconds. */
 uint64_t rpool_now_ns(const rpool *p);
 

@@ -442,6 +442,25 @@ static int batch_argv(const char *cmd, const hermes_bytes *keys, size_t n,
     return HERMES_BE_OK;
 }
 
+/* What the reply to MGET of n keys found, to cb. */
+static int mget_reply(redis_state *st, const redisReply *r, size_t n,
+                      hermes_value_cb cb, void *arg)
+{
+    int rc = HERMES_BE_OK;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n)
+        return bad_reply(st, "MGET", r);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = r->element[i];
+
+        if (e->type == REDIS_REPLY_STRING)
+            cb(arg, i, e->str, e->len);
+        else if (e->type != REDIS_REPLY_NIL)
+            rc = bad_reply(st, "MGET", e);
+    }
+    return rc;
+}
+
 static int redis_get(void *state, const hermes_bytes *keys, size_t n,
                      hermes_value_cb cb, void *arg)
 {
@@ -449,7 +468,6 @@ static int redis_get(void *state, const hermes_bytes *keys, size_t n,
     redisReply *r = NULL;
     const char **argv;
     size_t *lens;
-    size_t i;
     int rc;
 
     if (n == 0)
@@ -464,18 +482,7 @@ static int redis_get(void *state, const hermes_bytes *keys, size_t n,
     if (rc != HERMES_BE_OK)
         return rc;
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
-        rc = bad_reply(st, "MGET", r);
-    } else {
-        for (i = 0; i < n; i++) {
-            const redisReply *e = r->element[i];
-
-            if (e->type == REDIS_REPLY_STRING)
-                cb(arg, i, e->str, e->len);
-            else if (e->type != REDIS_REPLY_NIL)
-                rc = bad_reply(st, "MGET", e);
-        }
-    }
+    rc = mget_reply(st, r, n, cb, arg);
     freeReplyObject(r);
     return rc;
 }
@@ -694,32 +701,109 @@ static int redis_del(void *state, const hermes_bytes *keys, size_t n)
 
 /* ------------------------------------------------------------- locks */
 
+/* The lock command: SET key token NX PX ttl_ms (ttl holds the digits). */
+typedef struct lock_cmd {
+    const char *argv[6];
+    size_t lens[6];
+    char ttl[16];
+} lock_cmd;
+
+static int lock_cmd_init(lock_cmd *l, hermes_bytes key, hermes_bytes token,
+                         uint32_t ttl_ms)
+{
+    if (ttl_ms == 0)
+        return HERMES_BE_INVALID;
+    if (too_big(key.len) || too_big(token.len))
+        return HERMES_BE_TOOBIG;
+    *l = (lock_cmd){
+        .argv = {"SET", bytes_ptr(key), bytes_ptr(token), "NX", "PX", NULL},
+        .lens = {3, key.len, token.len, 2, 2, 0},
+    };
+    l->lens[5] =
+        (size_t)snprintf(l->ttl, sizeof l->ttl, "%lu", (unsigned long)ttl_ms);
+    l->argv[5] = l->ttl;
+    return HERMES_BE_OK;
+}
+
+/* OK when taken, nil when held by someone else. */
+static int lock_reply(redis_state *st, const redisReply *r, int *acquired)
+{
+    if (r->type == REDIS_REPLY_STATUS)
+        *acquired = 1;
+    else if (r->type != REDIS_REPLY_NIL)
+        return bad_reply(st, "lock SET NX", r);
+    return HERMES_BE_OK;
+}
+
 static int redis_lock(void *state, hermes_bytes key, hermes_bytes token,
                       uint32_t ttl_ms, int *acquired)
 {
     redis_state *st = state;
     redisReply *r = NULL;
-    char ttl[16];
-    const char *argv[6] = {"SET", bytes_ptr(key), bytes_ptr(token),
-                           "NX",  "PX",           ttl};
-    size_t lens[6] = {3, key.len, token.len, 2, 2, 0};
+    lock_cmd l;
     int rc;
 
     *acquired = 0;
-    if (ttl_ms == 0)
-        return HERMES_BE_INVALID;
-    if (too_big(key.len) || too_big(token.len))
-        return HERMES_BE_TOOBIG;
-    lens[5] = (size_t)snprintf(ttl, sizeof ttl, "%lu", (unsigned long)ttl_ms);
+    if ((rc = lock_cmd_init(&l, key, token, ttl_ms)) != HERMES_BE_OK)
+        return rc;
     rpool_shape shape = rpool_scalar(&st->pool);
-    rc = run1(st, 6, argv, lens, &r, &shape, "lock SET NX");
+    rc = run1(st, 6, l.argv, l.lens, &r, &shape, "lock SET NX");
     if (rc != HERMES_BE_OK)
         return rc;
-    if (r->type == REDIS_REPLY_STATUS)
-        *acquired = 1;
-    else if (r->type != REDIS_REPLY_NIL)
-        rc = bad_reply(st, "lock SET NX", r);
+    rc = lock_reply(st, r, acquired);
     freeReplyObject(r);
+    return rc;
+}
+
+/* lock() and get() in one pipeline: SET NX PX, then MGET. */
+static int redis_lock_get(void *state, hermes_bytes key, hermes_bytes token,
+                          uint32_t ttl_ms, int *acquired,
+                          const hermes_bytes *keys, size_t n,
+                          hermes_value_cb cb, void *arg)
+{
+    redis_state *st = state;
+    redisReply *lr = NULL, *gr = NULL;
+    const char **argv;
+    size_t *lens;
+    rpool_conn *conn;
+    lock_cmd l;
+    int rc;
+
+    *acquired = 0;
+    if ((rc = lock_cmd_init(&l, key, token, ttl_ms)) != HERMES_BE_OK)
+        return rc;
+    if (n == 0 || cb == NULL)
+        return HERMES_BE_INVALID;
+    if ((rc = batch_argv("MGET", keys, n, &argv, &lens)) != HERMES_BE_OK)
+        return rc;
+    rpool_shape lshape = rpool_scalar(&st->pool);
+    rpool_shape gshape = rpool_array(&st->pool, n);
+    rc = rpool_take(&st->pool, &conn);
+    if (rc == HERMES_BE_OK) {
+        /* One request: both replies within one command_timeout_ms. */
+        uint64_t deadline = rpool_deadline(&st->pool);
+        rc = rpool_append(&st->pool, conn, 6, l.argv, l.lens);
+        if (rc == HERMES_BE_OK)
+            rc = rpool_append(&st->pool, conn, (int)n + 1, argv, lens);
+        if (rc == HERMES_BE_OK)
+            rc = rpool_read_until(&st->pool, conn, 1, &lr, &lshape,
+                                  "lock SET NX", deadline);
+        if (rc == HERMES_BE_OK)
+            rc = rpool_read_until(&st->pool, conn, 1, &gr, &gshape, "MGET",
+                                  deadline);
+        rpool_put(&st->pool, conn);
+    }
+    free(argv);
+    free(lens);
+    /* The replies outlive the connection: cb runs without holding one. */
+    if (rc == HERMES_BE_OK)
+        rc = lock_reply(st, lr, acquired);
+    if (rc == HERMES_BE_OK)
+        rc = mget_reply(st, gr, n, cb, arg);
+    if (lr)
+        freeReplyObject(lr);
+    if (gr)
+        freeReplyObject(gr);
     return rc;
 }
 
@@ -748,17 +832,70 @@ static void load_unlock_sha(redis_state *st, rpool_conn *conn, char *sha)
     freeReplyObject(r);
 }
 
+/* The unlock command: EVALSHA of the script once its SHA1 is known (sha
+ * holds it, or ""), else EVAL of its text, which the server caches. */
+typedef struct unlock_cmd {
+    const char *argv[5];
+    size_t lens[5];
+} unlock_cmd;
+
+static void unlock_cmd_init(unlock_cmd *u, const char *sha, hermes_bytes key,
+                            hermes_bytes token)
+{
+    *u = (unlock_cmd){
+        .argv = {"EVALSHA", sha, "1", bytes_ptr(key), bytes_ptr(token)},
+        .lens = {7, 40, 1, key.len, token.len},
+    };
+    if (!sha[0]) {
+        u->argv[0] = "EVAL";
+        u->lens[0] = 4;
+        u->argv[1] = unlock_script;
+        u->lens[1] = sizeof unlock_script - 1;
+    }
+}
+
+/* After SCRIPT FLUSH or a server restart the script is gone; EVAL runs it
+ * and caches it again under the same SHA1.  *r is the EVALSHA reply. */
+static int unlock_again(redis_state *st, rpool_conn *conn, hermes_bytes key,
+                        hermes_bytes token, redisReply **r)
+{
+    unlock_cmd u;
+    rpool_shape shape = rpool_scalar(&st->pool);
+
+    if (*r == NULL || (*r)->type != REDIS_REPLY_ERROR ||
+        strncmp((*r)->str, "NOSCRIPT", 8) != 0)
+        return HERMES_BE_OK;
+    freeReplyObject(*r);
+    *r = NULL;
+    unlock_cmd_init(&u, "", key, token);
+    return command1(st, conn, 5, u.argv, u.lens, r, &shape, "EVAL");
+}
+
+/* 1 when the script deleted our lock, 0 when it was not ours. */
+static int unlock_reply(redis_state *st, const redisReply *r, int *released)
+{
+    if (r->type != REDIS_REPLY_INTEGER)
+        return bad_reply(st, "unlock", r);
+    *released = r->integer == 1;
+    return HERMES_BE_OK;
+}
+
+static void unlock_sha_copy(redis_state *st, char sha[41])
+{
+    pthread_mutex_lock(&st->sha_mu);
+    memcpy(sha, st->unlock_sha, 41);
+    pthread_mutex_unlock(&st->sha_mu);
+}
+
 static int redis_unlock(void *state, hermes_bytes key, hermes_bytes token,
                         int *released)
 {
     redis_state *st = state;
     char sha[41];
-    const char *argv[5] = {"EVALSHA", sha, "1", bytes_ptr(key),
-                           bytes_ptr(token)};
-    size_t lens[5] = {7, 40, 1, key.len, token.len};
     redisReply *r = NULL;
     rpool_shape shape = rpool_scalar(&st->pool);
     rpool_conn *conn;
+    unlock_cmd u;
     int rc;
 
     *released = 0;
@@ -767,39 +904,110 @@ static int redis_unlock(void *state, hermes_bytes key, hermes_bytes token,
     rc = rpool_take(&st->pool, &conn);
     if (rc != HERMES_BE_OK)
         return rc;
-    pthread_mutex_lock(&st->sha_mu);
-    memcpy(sha, st->unlock_sha, sizeof sha);
-    pthread_mutex_unlock(&st->sha_mu);
+    unlock_sha_copy(st, sha);
     if (!sha[0])
         load_unlock_sha(st, conn, sha);
-    if (sha[0] && !conn->broken) {
-        rc = command1(st, conn, 5, argv, lens, &r, &shape, "EVALSHA");
-        /* After SCRIPT FLUSH or a server restart the script is gone; EVAL
-         * runs it and caches it again under the same SHA1. */
-        if (rc == HERMES_BE_OK && r->type == REDIS_REPLY_ERROR &&
-            strncmp(r->str, "NOSCRIPT", 8) == 0) {
-            freeReplyObject(r);
-            r = NULL;
-        }
-    }
-    if (rc == HERMES_BE_OK && !r && !conn->broken) {
-        argv[0] = "EVAL";
-        lens[0] = 4;
-        argv[1] = unlock_script;
-        lens[1] = sizeof unlock_script - 1;
-        rc = command1(st, conn, 5, argv, lens, &r, &shape, "EVAL");
+    if (!conn->broken) {
+        unlock_cmd_init(&u, sha, key, token);
+        rc = command1(st, conn, 5, u.argv, u.lens, &r, &shape, u.argv[0]);
+        if (rc == HERMES_BE_OK)
+            rc = unlock_again(st, conn, key, token, &r);
     }
     if (rc == HERMES_BE_OK && !r)
         rc = HERMES_BE_IO; /* the connection broke while loading */
     rpool_put(&st->pool, conn);
     if (rc != HERMES_BE_OK)
         return rc;
-    if (r->type == REDIS_REPLY_INTEGER)
-        *released = r->integer == 1;
-    else
-        rc = bad_reply(st, "unlock", r);
+    rc = unlock_reply(st, r, released);
     freeReplyObject(r);
     return rc;
+}
+
+/*
+ * set() and unlock() in one pipeline: the SETs, then the unlock script.
+ * Items set() would refuse or split (too big, set-if-absent) go the long
+ * way, set() then unlock().
+ */
+static int redis_set_unlock(void *state, const hermes_item *items, size_t n,
+                            hermes_bytes key, hermes_bytes token, int *released)
+{
+    redis_state *st = state;
+    redisReply *small[4], **replies = small, *ur = NULL;
+    hermes_bytes *stale;
+    rpool_conn *conn;
+    unlock_cmd u;
+    char sha[41];
+    size_t i, nstale = 0;
+    int rc, urc;
+
+    *released = 0;
+    if (too_big(key.len) || too_big(token.len))
+        return HERMES_BE_TOOBIG;
+    for (i = 0; i < n; i++) {
+        if (items[i].flags & HERMES_SET_IF_ABSENT)
+            return HERMES_BE_INVALID;
+        if (too_big(items[i].key.len) ||
+            items[i].value.len > st->pool.max_value_bytes) {
+            rc = redis_set(state, items, n, NULL, NULL);
+            urc = redis_unlock(state, key, token, released);
+            return rc != HERMES_BE_OK ? rc : urc;
+        }
+    }
+    /* The SETs' replies and the unlock's. */
+    if (n + 1 > sizeof small / sizeof *small &&
+        !(replies = calloc(n + 1, sizeof *replies)))
+        return HERMES_BE_NOMEM;
+    memset(replies, 0, (n + 1) * sizeof *replies);
+    if (!(stale = calloc(n ? n : 1, sizeof *stale))) {
+        if (replies != small)
+            free(replies);
+        return HERMES_BE_NOMEM;
+    }
+    rpool_shape shape = rpool_scalar(&st->pool);
+    unlock_sha_copy(st, sha);
+    unlock_cmd_init(&u, sha, key, token);
+    rc = rpool_take(&st->pool, &conn);
+    if (rc == HERMES_BE_OK) {
+        for (i = 0; i < n && rc == HERMES_BE_OK; i++)
+            rc = append_set(st, conn, &items[i], 0);
+        if (rc == HERMES_BE_OK)
+            rc = rpool_append(&st->pool, conn, 5, u.argv, u.lens);
+        /* All n + 1 replies fit one shape: one read, one deadline. */
+        if (rc == HERMES_BE_OK)
+            rc = rpool_read(&st->pool, conn, n + 1, replies, &shape, "SET");
+        if (rc == HERMES_BE_OK) {
+            ur = replies[n];
+            replies[n] = NULL;
+        }
+        if (rc == HERMES_BE_OK)
+            rc = unlock_again(st, conn, key, token, &ur);
+        rpool_put(&st->pool, conn);
+    }
+    int src = HERMES_BE_OK;
+    for (i = 0; rc == HERMES_BE_OK && i < n; i++) {
+        if (replies[i]->type != REDIS_REPLY_STATUS) {
+            /* Refused (e.g. OOM under maxmemory noeviction, which still
+             * allows deletes): the old value must go. */
+            int r = bad_reply(st, "SET", replies[i]);
+            if (src == HERMES_BE_OK)
+                src = r;
+            stale[nstale++] = items[i].key;
+        }
+    }
+    urc = rc == HERMES_BE_OK && ur ? unlock_reply(st, ur, released) : rc;
+    if (rc == HERMES_BE_OK)
+        rc = src;
+    if (ur)
+        freeReplyObject(ur);
+    for (i = 0; i < n; i++)
+        if (replies[i])
+            freeReplyObject(replies[i]);
+    if (replies != small)
+        free(replies);
+    if (nstale > 0)
+        redis_del(st, stale, nstale);
+    free(stale);
+    return rc != HERMES_BE_OK ? rc : urc;
 }
 
 /* ------------------------------------------------------ flush / scan */
@@ -1206,6 +1414,8 @@ static const hermes_backend redis_backend = {
     .flush = redis_flush,
     .scan = redis_scan,
     .stats = redis_stats,
+    .lock_get = redis_lock_get,
+    .set_unlock = redis_set_unlock,
 };
 
 HERMES_BACKEND_DEFINE(redis_backend)
