@@ -183,3 +183,105 @@ int check_lock_ttl_takeover(conf_ctx *c)
         return CONF_FAIL;
     return unlock_is(c, k, "owner-B", 1, "the new owner");
 }
+
+/* ------------------------------------------ ABI 1.2's fused operations */
+
+/* lock_get(key, token) reading keys[0..n): fails unless the lock outcome
+ * is want and every key was read as get() reads it (present ones in g). */
+static int lock_get_is(conf_ctx *c, hermes_bytes key, const char *token,
+                       int want, const hermes_bytes *keys, size_t n,
+                       conf_got *g, const char *what)
+{
+    int acquired;
+    conf_got_init(g, n);
+    int st = conf_lock_get(c, key, conf_str(token), LONG_TTL, &acquired, keys,
+                           n, conf_got_cb, g);
+
+    if (st != HERMES_BE_OK)
+        return conf_fail(c, "%s: lock_get returned %s", what, conf_status(st));
+    if (conf_got_check(c, g, "lock_get") != CONF_PASS)
+        return CONF_FAIL;
+    if (acquired != want)
+        return conf_fail(c, "%s: lock_get set *acquired to %d, want %d", what,
+                         acquired, want);
+    return CONF_PASS;
+}
+
+/* lock_get takes the lock as lock() does and reads the keys as get()
+ * does, whether or not it took the lock. */
+int check_lock_get(conf_ctx *c)
+{
+    char kb[KEYCAP], vb[KEYCAP], mb[KEYCAP];
+    if (!HERMES_BACKEND_HAS_OP(c->be, lock_get)) {
+        /* Optional: without it the core calls lock() and get(). */
+        conf_note(c, "no lock_get (optional, ABI 1.2)");
+        return CONF_PASS;
+    }
+    hermes_bytes lk = conf_key(c, kb, sizeof kb, "lock:fused-get");
+    hermes_bytes keys[2] = {conf_key(c, vb, sizeof vb, "fused-get:value"),
+                            conf_key(c, mb, sizeof mb, "fused-get:missing")};
+    conf_got g;
+    int rc;
+
+    if (conf_put(c, keys[0], "v1", 2, 0) != CONF_PASS)
+        return CONF_FAIL;
+    rc = lock_get_is(c, lk, "owner-A", 1, keys, 2, &g, "a free lock");
+    if (rc == CONF_PASS && (!conf_got_is(&g, 0, "v1", 2) || g.slot[1].hits))
+        rc = conf_fail(c, "a free lock: lock_get did not read the keys as "
+                          "get() would (value, then nothing)");
+    conf_got_free(&g);
+    if (rc != CONF_PASS)
+        return rc;
+    rc = lock_get_is(c, lk, "owner-B", 0, keys, 1, &g,
+                     "a lock held by another token");
+    if (rc == CONF_PASS && !conf_got_is(&g, 0, "v1", 2))
+        rc = conf_fail(c, "a held lock: lock_get did not read the key");
+    conf_got_free(&g);
+    if (rc != CONF_PASS)
+        return rc;
+    return unlock_is(c, lk, "owner-A", 1, "the owner, after lock_get");
+}
+
+/* set_unlock of key = value with token: fails unless it succeeds, sets
+ * *released to want, and key then holds value. */
+static int set_unlock_is(conf_ctx *c, hermes_bytes lk, hermes_bytes key,
+                         const char *value, const char *token, int want,
+                         const char *what)
+{
+    hermes_item it = {key, conf_str(value), 0, 0};
+    int released;
+    int st = conf_set_unlock(c, &it, 1, lk, conf_str(token), &released);
+
+    if (st != HERMES_BE_OK)
+        return conf_fail(c, "%s: set_unlock returned %s", what,
+                         conf_status(st));
+    if (released != want)
+        return conf_fail(c, "%s: set_unlock set *released to %d, want %d", what,
+                         released, want);
+    return conf_expect(c, key, value, strlen(value), what);
+}
+
+/* set_unlock writes as set() does and releases as unlock() does: only for
+ * the owner's token, the write made either way. */
+int check_set_unlock(conf_ctx *c)
+{
+    char kb[KEYCAP], vb[KEYCAP];
+    if (!HERMES_BACKEND_HAS_OP(c->be, set_unlock)) {
+        conf_note(c, "no set_unlock (optional, ABI 1.2)");
+        return CONF_PASS;
+    }
+    hermes_bytes lk = conf_key(c, kb, sizeof kb, "lock:fused-set");
+    hermes_bytes key = conf_key(c, vb, sizeof vb, "fused-set:value");
+
+    if (lock_is(c, lk, "owner-A", LONG_TTL, 1, "a free lock") != CONF_PASS ||
+        set_unlock_is(c, lk, key, "v2", "owner-B", 0,
+                      "set_unlock with another's token") != CONF_PASS ||
+        lock_is(c, lk, "owner-C", LONG_TTL, 0,
+                "the lock set_unlock with another's token left") != CONF_PASS ||
+        set_unlock_is(c, lk, key, "v3", "owner-A", 1,
+                      "set_unlock by the owner") != CONF_PASS ||
+        lock_is(c, lk, "owner-C", LONG_TTL, 1,
+                "the lock its owner's set_unlock released") != CONF_PASS)
+        return CONF_FAIL;
+    return unlock_is(c, lk, "owner-C", 1, "the next owner");
+}

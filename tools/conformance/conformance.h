@@ -92,6 +92,13 @@ int conf_lock(conf_ctx *c, hermes_bytes key, hermes_bytes token,
 int conf_unlock(conf_ctx *c, hermes_bytes key, hermes_bytes token,
                 int *released);
 int conf_flush(conf_ctx *c, hermes_bytes prefix);
+/* The optional operations of ABI 1.2; call only when the plugin has them
+ * (HERMES_BACKEND_HAS_OP). */
+int conf_lock_get(conf_ctx *c, hermes_bytes key, hermes_bytes token,
+                  uint32_t ttl_ms, int *acquired, const hermes_bytes *keys,
+                  size_t n, hermes_value_cb cb, void *arg);
+int conf_set_unlock(conf_ctx *c, const hermes_item *items, size_t n,
+                    hermes_bytes key, hermes_bytes token, int *released);
 int conf_scan(conf_ctx *c, hermes_bytes prefix, hermes_scan_cb cb, void *arg);
 int conf_stats(conf_ctx *c, hermes_stat_cb cb, void *arg);
 
@@ -184,6 +191,8 @@ int check_lock_race(conf_ctx *c);
 int check_unlock_wrong_token(conf_ctx *c);
 int check_unlock_owner(conf_ctx *c);
 int check_lock_ttl_takeover(conf_ctx *c);
+int check_lock_get(conf_ctx *c);
+int check_set_unlock(conf_ctx *c);
 int check_set_if_absent_race(conf_ctx *c);
 int check_concurrency(conf_ctx *c);
 int check_server_gone(conf_ctx *c);

@@ -222,6 +222,28 @@ int conf_unlock(conf_ctx *c, hermes_bytes key, hermes_bytes token,
     return st;
 }
 
+int conf_lock_get(conf_ctx *c, hermes_bytes key, hermes_bytes token,
+                  uint32_t ttl_ms, int *acquired, const hermes_bytes *keys,
+                  size_t n, hermes_value_cb cb, void *arg)
+{
+    int st;
+
+    *acquired = -1;
+    CALL(c, c->be->lock_get(c->state, key, token, ttl_ms, acquired, keys, n, cb,
+                            arg));
+    return st;
+}
+
+int conf_set_unlock(conf_ctx *c, const hermes_item *items, size_t n,
+                    hermes_bytes key, hermes_bytes token, int *released)
+{
+    int st;
+
+    *released = -1;
+    CALL(c, c->be->set_unlock(c->state, items, n, key, token, released));
+    return st;
+}
+
 int conf_flush(conf_ctx *c, hermes_bytes prefix)
 {
     int st;
