@@ -269,7 +269,7 @@ static void store_entry(hermes_fn *fn, int n, uint32_t ttl_s,
     int len = snprintf(v, sizeof v, "v%d", n);
     assert_int_equal(hm_write_entry(h, hm_bytes(key.data, key.len), &owner,
                                     &fn->tags, &rd, v, (size_t)len, ttl_s,
-                                    fn->grace, compute_us),
+                                    fn->grace, compute_us, NULL),
                      HERMES_BE_OK);
     hm_read_free(&rd);
     hm_buf_free(&key);
