@@ -3,7 +3,9 @@
  * counted by the server itself, dogpile control across processes, and
  * failure: a server that is down, killed mid-run and restarted.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* RTLD_NEXT */
+#endif
 #include <dlfcn.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
