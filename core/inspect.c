@@ -808,6 +808,14 @@ static int cmp_func(const void *a, const void *b)
 
 /* ---------------------------------------------------------------- scan */
 
+/* qsort, which may not be given a NULL array even with nothing in it. */
+static void sort(void *v, size_t n, size_t size,
+                 int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(v, n, size, cmp);
+}
+
 static void ctx_free(scan_ctx *c)
 {
     fn_tags *f = c->fntags.v;
@@ -954,7 +962,7 @@ hermes_rc hm_inspect_scan(hermes *h, const hm_scan_opts *opts,
     ctx_hand_over(&c);
     if (st == HERMES_BE_OK) {
         drop_vanished(s);
-        qsort(s->tags, s->ntags, sizeof *s->tags, cmp_tag_key);
+        sort(s->tags, s->ntags, sizeof *s->tags, cmp_tag_key);
         for (size_t i = 0; i < s->nentries; i++)
             judge(&c, &s->entries[i]);
         if (own_names(s) != 0)
@@ -962,10 +970,10 @@ hermes_rc hm_inspect_scan(hermes *h, const hm_scan_opts *opts,
     }
     ctx_free(&c);
     if (st == HERMES_BE_OK) {
-        qsort(s->entries, s->nentries, sizeof *s->entries, cmp_entry);
-        qsort(s->locks, s->nlocks, sizeof *s->locks, cmp_lock);
-        qsort(s->procs, s->nprocs, sizeof *s->procs, cmp_proc);
-        qsort(s->unknown, s->nunknown, sizeof *s->unknown, cmp_str);
+        sort(s->entries, s->nentries, sizeof *s->entries, cmp_entry);
+        sort(s->locks, s->nlocks, sizeof *s->locks, cmp_lock);
+        sort(s->procs, s->nprocs, sizeof *s->procs, cmp_proc);
+        sort(s->unknown, s->nunknown, sizeof *s->unknown, cmp_str);
         for (size_t i = 0; i < s->nlocks; i++)
             if (s->locks[i].token_ok)
                 s->locks[i].age_ms =
@@ -973,7 +981,7 @@ hermes_rc hm_inspect_scan(hermes *h, const hm_scan_opts *opts,
         if (tally(s) != 0)
             st = HERMES_BE_NOMEM;
         else
-            qsort(s->funcs, s->nfuncs, sizeof *s->funcs, cmp_func);
+            sort(s->funcs, s->nfuncs, sizeof *s->funcs, cmp_func);
     }
     if (st != HERMES_BE_OK) {
         hm_snapshot_free(s);
