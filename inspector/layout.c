@@ -981,6 +981,28 @@ static void draw_detail(const insp_model *m, const insp_ui *ui, int64_t now,
             "(this row is gone since the last refresh)");
 }
 
+void insp_render_table(const insp_model *m, const insp_ui *ui, insp_pane p,
+                       int width, int64_t now_ms,
+                       void (*out)(void *arg, const char *line), void *arg)
+{
+    insp_grid g = {0, 0, NULL};
+    insp_ui all = *ui;
+    int h = (int)insp_pane_len(m, p) + 2 + fixed_rows(p);
+    all.pane = (insp_pane)((p + 1) % INSP_NPANES); /* nothing highlighted */
+    all.cur[p].top = 0;
+    if (width < 1 || insp_grid_resize(&g, width, h) != 0)
+        return;
+    draw_pane(m, &all, now_ms, p, (insp_rect){0, 0, width, h}, &g);
+    char *line = malloc((size_t)width + 1);
+    for (int y = 0; line && y < h; y++) {
+        insp_grid_row(&g, y, line, (size_t)width + 1);
+        if (*line)
+            out(arg, line);
+    }
+    free(line);
+    insp_grid_free(&g);
+}
+
 /* --------------------------------------------------------------- render */
 
 void insp_render(const insp_model *m, const insp_ui *ui, int64_t now_ms,

@@ -86,6 +86,15 @@ size_t insp_detail_lines(const insp_model *m, const insp_ui *ui, int64_t now_ms,
                          void (*out)(void *arg, insp_attr a, const char *text),
                          void *arg);
 
+/*
+ * Pane p as a table of every row of its view (ui's filter and sort), width
+ * columns wide, one out(arg, line) per line: the header, then the rows.
+ * The batch text output prints the screen's tables this way.
+ */
+void insp_render_table(const insp_model *m, const insp_ui *ui, insp_pane p,
+                       int width, int64_t now_ms,
+                       void (*out)(void *arg, const char *line), void *arg);
+
 /* Human forms shared with the batch output: 1.2k, 3.4M; 12 KiB; 3.2 s. */
 void insp_fmt_count(uint64_t n, char *buf, size_t cap);
 void insp_fmt_bytes(uint64_t n, char *buf, size_t cap);

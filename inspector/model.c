@@ -189,6 +189,7 @@ insp_tag_ref *insp_entry_add_tag(insp_entry *e, const char *name, uint32_t id,
         return NULL;
     }
     r->name = n;
+    r->tag = -1;
     r->id = id;
     r->stored = stored;
     return r;
@@ -258,37 +259,102 @@ static insp_tag *find_tag(const insp_model *m, const char *name, uint32_t id)
     return NULL;
 }
 
+/* Tag lookup by name and by id through sorted indices: resolving is
+ * O(references x log tags), not a scan of the tags per reference. */
+typedef struct tag_index {
+    const insp_model *m;
+    size_t *by_name, *by_id;
+} tag_index;
+
+static int cmp_by_name(const void *a, const void *b, void *arg)
+{
+    const insp_model *m = arg;
+    return strcmp(m->tags[*(const size_t *)a].name,
+                  m->tags[*(const size_t *)b].name);
+}
+
+static int cmp_by_id(const void *a, const void *b, void *arg)
+{
+    const insp_model *m = arg;
+    uint32_t x = m->tags[*(const size_t *)a].id;
+    uint32_t y = m->tags[*(const size_t *)b].id;
+    return x < y ? -1 : x > y;
+}
+
+static int index_init(tag_index *ix, const insp_model *m)
+{
+    size_t n = m->ntags ? m->ntags : 1;
+    ix->m = m;
+    ix->by_name = malloc(n * sizeof *ix->by_name);
+    ix->by_id = malloc(n * sizeof *ix->by_id);
+    if (!ix->by_name || !ix->by_id) {
+        free(ix->by_name);
+        free(ix->by_id);
+        return -1;
+    }
+    for (size_t i = 0; i < m->ntags; i++)
+        ix->by_name[i] = ix->by_id[i] = i;
+    qsort_r(ix->by_name, m->ntags, sizeof(size_t), cmp_by_name, (void *)m);
+    qsort_r(ix->by_id, m->ntags, sizeof(size_t), cmp_by_id, (void *)m);
+    return 0;
+}
+
+static void index_free(tag_index *ix)
+{
+    free(ix->by_name);
+    free(ix->by_id);
+}
+
+/* The tag called name, else (name NULL) the tag with id; -1 none. */
+static long index_find(const tag_index *ix, const char *name, uint32_t id)
+{
+    size_t lo = 0, hi = ix->m->ntags;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const insp_tag *t =
+            &ix->m->tags[name ? ix->by_name[mid] : ix->by_id[mid]];
+        int c = name ? strcmp(t->name, name) : (t->id > id) - (t->id < id);
+        if (c == 0)
+            return (long)(name ? ix->by_name[mid] : ix->by_id[mid]);
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
 int insp_model_resolve(insp_model *m)
 {
-    for (size_t i = 0; i < m->nentries; i++) {
+    tag_index ix;
+    if (index_init(&ix, m) != 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < m->nentries && rc == 0; i++) {
         insp_entry *e = &m->entries[i];
         const char *moved = NULL;
         for (size_t j = 0; j < e->ntags; j++) {
             insp_tag_ref *r = &e->tags[j];
-            insp_tag *t = find_tag(m, r->name, r->id);
-            if (!t && r->name)
-                t = find_tag(m, NULL, r->id);
-            if (t && !r->name && !(r->name = strdup(t->name)))
-                return -1;
+            long k = index_find(&ix, r->name, r->id);
+            if (k < 0 && r->name)
+                k = index_find(&ix, NULL, r->id);
+            const insp_tag *t = k >= 0 ? &m->tags[k] : NULL;
+            if (t && !r->name && !(r->name = strdup(t->name))) {
+                rc = -1;
+                break;
+            }
+            r->tag = k;
             r->present = t && !t->gone;
             r->current = r->present ? t->version_id : 0;
             if (!moved && (!r->present || r->current != r->stored))
                 moved = r->name;
         }
-        if (e->state == INSP_STALE && !e->moved && moved &&
+        if (rc == 0 && e->state == INSP_STALE && !e->moved && moved &&
             insp_entry_set_moved(e, moved) != 0)
-            return -1;
+            rc = -1;
     }
-    return 0;
-}
-
-static bool carries(const insp_entry *e, const insp_tag *t)
-{
-    for (size_t j = 0; j < e->ntags; j++)
-        if (e->tags[j].name ? strcmp(e->tags[j].name, t->name) == 0
-                            : e->tags[j].id == t->id)
-            return true;
-    return false;
+    index_free(&ix);
+    return rc;
 }
 
 static int cmp_garbage(const void *a, const void *b)
@@ -360,15 +426,17 @@ static void aggregate_contention(insp_model *m)
 
 int insp_model_aggregate(insp_model *m)
 {
-    for (size_t i = 0; i < m->ntags; i++) {
-        insp_tag *t = &m->tags[i];
-        t->entries = t->stale = 0;
-        for (size_t j = 0; j < m->nentries; j++) {
-            if (!carries(&m->entries[j], t))
+    for (size_t i = 0; i < m->ntags; i++)
+        m->tags[i].entries = m->tags[i].stale = 0;
+    for (size_t j = 0; j < m->nentries; j++) {
+        const insp_entry *e = &m->entries[j];
+        for (size_t k = 0; k < e->ntags; k++) {
+            long t = e->tags[k].tag;
+            if (t < 0 || (size_t)t >= m->ntags)
                 continue;
-            t->entries++;
-            if (m->entries[j].state == INSP_STALE)
-                t->stale++;
+            m->tags[t].entries++;
+            if (e->state == INSP_STALE)
+                m->tags[t].stale++;
         }
     }
     aggregate_contention(m);

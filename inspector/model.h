@@ -56,6 +56,7 @@ typedef struct insp_tag_ref {
     uint64_t stored; /* the record's version id */
     uint64_t current;
     bool present; /* the tag's key exists (current is its version id) */
+    long tag;     /* index in the model's tags (insp_model_resolve), -1 */
 } insp_tag_ref;
 
 typedef struct insp_entry {
@@ -185,10 +186,10 @@ int insp_model_set_str(char **field, const char *value);
 int insp_model_resolve(insp_model *m);
 
 /*
- * Computes the derived fields: per tag how many entries carry it and how
- * many of those are stale, the garbage per function and in total, the
- * count of entries per state and the contention over all processes.
- * Idempotent.  0, or -1 out of memory.
+ * Computes the derived fields (after insp_model_resolve): per tag how many
+ * entries carry it and how many of those are stale, the garbage per function
+ * and in total, the count of entries per state and the contention over all
+ * processes. Idempotent.  0, or -1 out of memory.
  */
 int insp_model_aggregate(insp_model *m);
 
