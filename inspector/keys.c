@@ -76,7 +76,8 @@ void insp_ui_sync(insp_ui *ui, const insp_model *m)
         if (!idx)
             continue;
         char key[INSP_ROWKEY_MAX];
-        for (size_t k = 0; k < n && ui->cur[p].key[0]; k++) {
+        for (size_t k = 0; k < n && ui->cur[p].follow && ui->cur[p].key[0];
+             k++) {
             insp_row_key(m, p, idx[k], key, sizeof key);
             if (strcmp(key, ui->cur[p].key) == 0) {
                 pos = k;
@@ -134,6 +135,7 @@ static bool move(insp_ui *ui, const insp_model *m, int key)
     if (idx)
         place(ui, m, p, idx, n, pos);
     free(idx);
+    ui->cur[p].follow = ui->cur[p].sel > 0;
     return true;
 }
 

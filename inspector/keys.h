@@ -61,6 +61,8 @@ typedef struct insp_cursor {
     size_t top;
     size_t sort;
     char key[INSP_ROWKEY_MAX]; /* the selected row's identity */
+    bool follow; /* the user picked it: a refresh keeps it on that row (at
+                    the top, it stays at the top, as new rows come first) */
 } insp_cursor;
 
 typedef struct insp_ui {

@@ -316,6 +316,23 @@ static void a_refresh_keeps_the_selection_on_the_same_row(void **state)
     insp_model_free(&empty);
 }
 
+static void a_selection_nobody_moved_stays_at_the_top(void **state)
+{
+    world *w = *state;
+    insp_model next;
+    fixture_model(&next);
+    assert_non_null(insp_model_add_tag(&next, "aardvark", "V", 77, 1));
+    insp_ui_sync(&w->ui, &next);
+    assert_int_equal(w->ui.cur[INSP_PANE_TAGS].sel, 0);
+    assert_string_equal(w->ui.cur[INSP_PANE_TAGS].key, "aardvark");
+    /* Home after moving goes back to staying at the top */
+    press(w, INSP_KEY_DOWN);
+    press(w, INSP_KEY_HOME);
+    insp_ui_sync(&w->ui, &w->m);
+    assert_string_equal(w->ui.cur[INSP_PANE_TAGS].key, "feed");
+    insp_model_free(&next);
+}
+
 static void keys_on_an_empty_pane_do_nothing_harmful(void **state)
 {
     world *w = *state;
@@ -356,6 +373,7 @@ int main(void)
         T(question_mark_shows_help_and_any_key_closes_it),
         T(q_quits_from_the_panes_and_the_detail),
         T(a_refresh_keeps_the_selection_on_the_same_row),
+        T(a_selection_nobody_moved_stays_at_the_top),
         T(keys_on_an_empty_pane_do_nothing_harmful),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
