@@ -537,27 +537,21 @@ static void draw_pane(const insp_model *m, const insp_ui *ui, int64_t now,
     }
     for (size_t i = 0; i < n; i++)
         snprintf(t->cell[i], CELL_MAX, "%s", cols[i].title);
+    char nall[16], nshown[16];
+    insp_fmt_count(len, nall, sizeof nall);
+    insp_fmt_count(shown, nshown, sizeof nshown);
     if (ui->filter[0])
-        snprintf(t->cell[0], CELL_MAX, "%s %zu/%zu", cols[0].title, shown, len);
+        snprintf(t->cell[0], CELL_MAX, "%s %s/%s", cols[0].title, nshown, nall);
     else
-        snprintf(t->cell[0], CELL_MAX, "%s %zu", cols[0].title, len);
+        snprintf(t->cell[0], CELL_MAX, "%s %s", cols[0].title, nall);
     insp_attr head = focus ? INSP_A_FOCUS : INSP_A_HEADER;
-    for (size_t i = 0; i < n; i++)
-        t->attr[i] =
-            cols[i].sort >= 0 && (size_t)cols[i].sort == ui->cur[p].sort
-                ? INSP_A_SORTED
-                : head;
     draw_cells(g, r, r.y, cols, n, w, t, head);
-    /* draw_cells used head for every cell: mark the sorted column */
-    {
-        int x = r.x;
-        for (size_t i = 0; i < n; i++) {
-            if (w[i] == 0)
-                continue;
-            if (t->attr[i] == INSP_A_SORTED)
-                paint(g, x, r.y, w[i], INSP_A_SORTED);
-            x += w[i] + 1;
-        }
+    for (size_t i = 0, x = (size_t)r.x; i < n; i++) { /* the sort column */
+        if (w[i] == 0)
+            continue;
+        if (cols[i].sort >= 0 && (size_t)cols[i].sort == ui->cur[p].sort)
+            paint(g, (int)x, r.y, w[i], INSP_A_SORTED);
+        x += (size_t)w[i] + 1;
     }
 
     int y = r.y + 1, end = r.y + r.h;
