@@ -22,6 +22,7 @@
 
 #include <hermes/backend.h>
 
+#include "clock.h"
 #include "demo.h"
 #include "handle.h"
 
@@ -76,18 +77,11 @@ struct compute_arg {
     unsigned arg;
 };
 
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static int compute(void *arg, hermes_result *res)
 {
     struct compute_arg *c = arg;
     const demo_fn *f = &fns[c->f];
-    sleep_ms(f->compute_ms);
+    insp_sleep_ms(f->compute_ms);
     char *v = malloc(f->bytes);
     if (!v) {
         hermes_result_error(res, "out of memory");
@@ -215,7 +209,7 @@ static void *child_worker(void *arg)
     unsigned seed = (unsigned)getpid();
     while (!child_stop && getppid() != 1) {
         call(d, HOT, 0);
-        sleep_ms(DEMO_PAUSE_MS + next_rand(&seed) % 10);
+        insp_sleep_ms(DEMO_PAUSE_MS + next_rand(&seed) % 10);
     }
     return NULL;
 }

@@ -19,12 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <hermes/hermes.h>
 
 #include "batch.h"
+#include "clock.h"
 #include "demo.h"
 #include "source.h"
 #include "tui.h"
@@ -79,13 +79,6 @@ static int parse_interval(const char *s, unsigned *ms)
         return -1;
     *ms = (unsigned)(v * 1000 + 0.5);
     return 0;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------- the screen's callbacks */
@@ -163,12 +156,6 @@ static int interactive(hermes *h, unsigned interval_ms)
  * calls: a demo snapshot waits this long at most for them to appear. */
 #define DEMO_PUBLISH_MS 6000
 
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 static int batch(hermes *h, insp_demo *demo, bool json)
 {
     insp_model m;
@@ -176,16 +163,16 @@ static int batch(hermes *h, insp_demo *demo, bool json)
         fprintf(stderr, "%s: the demo computed nothing in %d ms\n", progname,
                 DEMO_WARM_MS);
     hermes_rc rc = insp_refresh(h, NULL, &m);
-    for (int64_t until = wall_ms() + DEMO_PUBLISH_MS;
-         demo && rc == HERMES_OK && m.nprocs == 0 && wall_ms() < until;) {
+    for (int64_t until = insp_wall_ms() + DEMO_PUBLISH_MS;
+         demo && rc == HERMES_OK && m.nprocs == 0 && insp_wall_ms() < until;) {
         insp_model_free(&m);
-        sleep_ms(100);
+        insp_sleep_ms(100);
         rc = insp_refresh(h, NULL, &m);
     }
     if (json)
         insp_print_json(stdout, &m);
     else
-        insp_print_text(stdout, &m, wall_ms());
+        insp_print_text(stdout, &m, insp_wall_ms());
     if (rc != HERMES_OK)
         fprintf(stderr, "%s: %s\n", progname, m.error ? m.error : "");
     insp_model_free(&m);

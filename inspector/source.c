@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "handle.h"
 #include "source.h"
 
@@ -165,13 +166,6 @@ int insp_from_snapshot(insp_model *m, const hm_snapshot *s, const char *backend,
     return 0;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char *prefix_of(hermes *h)
 {
     const hm_config *c = hm_handle_config(h);
@@ -214,7 +208,7 @@ static hermes_rc refresh(hermes *h, const insp_model *prev, insp_model *out,
         insp_model_free(out);
         if (insp_model_set_str(&out->error, why) != 0)
             out->error = NULL;
-        out->taken_ms = wall_ms();
+        out->taken_ms = insp_wall_ms();
     }
     return rc;
 }

@@ -12,8 +12,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "keys.h"
 #include "layout.h"
 #include "tui.h"
@@ -35,13 +35,6 @@ static void catch_signals(void)
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
         sigaction(sigs[i], &sa, NULL);
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ncurses attributes per insp_attr, with and without colour. */
@@ -196,7 +189,7 @@ int insp_tui_run(const insp_tui *t, insp_model *m)
             insp_ui_sync(&ui, m);
             dirty = true;
         }
-        int64_t now = wall_ms();
+        int64_t now = insp_wall_ms();
         if (dirty || now - drawn >= 1000) { /* ages move every second */
             if (insp_grid_resize(&g, ui.w, ui.h) != 0) {
                 rc = -1;
