@@ -286,10 +286,8 @@ static void the_selected_row_of_the_focused_pane_is_highlighted(void **state)
     assert_int_equal(attr_at(s, re.x + 20, re.y), INSP_A_HEADER);
     /* the column each pane is sorted by: Tags by name, Entries by state */
     assert_int_equal(attr_at(s, rt.x, rt.y), INSP_A_SORTED);
-    assert_int_equal(attr_at(s, col_of(s, re.y, "STATE"), re.y),
-                     INSP_A_SORTED);
-    assert_int_equal(attr_at(s, col_of(s, re.y, "SIZE"), re.y),
-                     INSP_A_HEADER);
+    assert_int_equal(attr_at(s, col_of(s, re.y, "STATE"), re.y), INSP_A_SORTED);
+    assert_int_equal(attr_at(s, col_of(s, re.y, "SIZE"), re.y), INSP_A_HEADER);
     close_screen(s);
 }
 

@@ -83,6 +83,18 @@ until "$insp" -c "$tmp/redis.ini" --json 2>/dev/null | grep -q "\"pid\":$writer_
 done
 json_check before
 
+# --- --once: the same snapshot as text
+if "$insp" -c "$tmp/redis.ini" --once >"$tmp/once.txt" 2>&1; then
+    for want in '^9 entries: 9 fresh, 0 stale, 0 expired, 0 foreign, 0 corrupt' \
+        '^alpha +[^ ]+ +7 +0 ' '^profile +[^ ]+ +fresh ' \
+        "^slow:[^ ]+ +$host:$writer_pid " "^$host:$writer_pid +[0-9]+ "; do
+        grep -Eq -- "$want" "$tmp/once.txt" && pass "--once: $want" ||
+            { fail "--once: no line matching $want"; cat "$tmp/once.txt"; }
+    done
+else
+    fail "--once: exit status $?: $(cat "$tmp/once.txt")"
+fi
+
 # --- the screen
 start_pane "$(pane_command "'$insp' -c '$tmp/redis.ini' -r 0.2")"
 wait_screen "Tags shows alpha on 7 entries, none stale" \
