@@ -33,14 +33,12 @@ static void status(insp_ui *ui, const char *fmt, ...)
     va_end(ap);
 }
 
-/* The pane's view: model indices in display order; NULL out of memory. */
-static size_t *view_of(const insp_ui *ui, const insp_model *m, insp_pane p,
-                       size_t *n)
+/* The pane's view: model indices in display order (the model's cache);
+ * NULL out of memory. */
+static const size_t *view_of(const insp_ui *ui, const insp_model *m,
+                             insp_pane p, size_t *n)
 {
-    size_t len = insp_pane_len(m, p);
-    size_t *idx = malloc((len ? len : 1) * sizeof *idx);
-    *n = idx ? insp_view(m, p, ui->filter, ui->cur[p].sort, idx) : 0;
-    return idx;
+    return insp_view_cached(m, p, ui->filter, ui->cur[p].sort, n);
 }
 
 /* Puts pane p's selection at view position pos and keeps it visible. */
@@ -72,7 +70,7 @@ void insp_ui_sync(insp_ui *ui, const insp_model *m)
 {
     for (int p = 0; p < INSP_NPANES; p++) {
         size_t n, pos = ui->cur[p].sel;
-        size_t *idx = view_of(ui, m, p, &n);
+        const size_t *idx = view_of(ui, m, p, &n);
         if (!idx)
             continue;
         char key[INSP_ROWKEY_MAX];
@@ -85,7 +83,6 @@ void insp_ui_sync(insp_ui *ui, const insp_model *m)
             }
         }
         place(ui, m, p, idx, n, pos);
-        free(idx);
     }
 }
 
@@ -93,11 +90,10 @@ bool insp_ui_selected(const insp_ui *ui, const insp_model *m, insp_pane p,
                       size_t *row)
 {
     size_t n;
-    size_t *idx = view_of(ui, m, p, &n);
+    const size_t *idx = view_of(ui, m, p, &n);
     bool ok = idx && ui->cur[p].sel < n;
     if (ok)
         *row = idx[ui->cur[p].sel];
-    free(idx);
     return ok;
 }
 
@@ -131,10 +127,9 @@ static bool move(insp_ui *ui, const insp_model *m, int key)
     default:
         return false;
     }
-    size_t *idx = view_of(ui, m, p, &n);
+    const size_t *idx = view_of(ui, m, p, &n);
     if (idx)
         place(ui, m, p, idx, n, pos);
-    free(idx);
     ui->cur[p].follow = ui->cur[p].sel > 0;
     return true;
 }

@@ -525,16 +525,14 @@ static void draw_pane(const insp_model *m, const insp_ui *ui, int64_t now,
         return;
     fit(cols, n, r.w, w);
 
-    size_t len = insp_pane_len(m, p);
-    size_t *idx = malloc((len ? len : 1) * sizeof *idx);
-    size_t shown = idx ? insp_view(m, p, ui->filter, ui->cur[p].sort, idx) : 0;
+    size_t len = insp_pane_len(m, p), shown;
+    const size_t *idx =
+        insp_view_cached(m, p, ui->filter, ui->cur[p].sort, &shown);
 
     /* Header: the pane's name with its row count, then column names. */
     row_text *t = calloc(1, sizeof *t);
-    if (!t) {
-        free(idx);
+    if (!t)
         return;
-    }
     for (size_t i = 0; i < n; i++)
         snprintf(t->cell[i], CELL_MAX, "%s", cols[i].title);
     char nall[16], nshown[16];
@@ -571,7 +569,6 @@ static void draw_pane(const insp_model *m, const insp_ui *ui, int64_t now,
                    sel && focus ? INSP_A_SELECT : INSP_A_NORMAL);
     }
     free(t);
-    free(idx);
 }
 
 /* ----------------------------------------------------------- the lines */

@@ -106,8 +106,33 @@ static void free_garbage(insp_model *m)
     m->ngarbage = 0;
 }
 
+/* One cached view per pane: what it was computed for, and the rows. */
+struct view {
+    bool valid;
+    char *filter;
+    size_t sort, len, n;
+    size_t *idx;
+};
+
+struct insp_views {
+    struct view pane[INSP_NPANES];
+};
+
+static void free_views(insp_model *m)
+{
+    if (!m->views)
+        return;
+    for (int p = 0; p < INSP_NPANES; p++) {
+        free(m->views->pane[p].filter);
+        free(m->views->pane[p].idx);
+    }
+    free(m->views);
+    m->views = NULL;
+}
+
 void insp_model_free(insp_model *m)
 {
+    free_views(m);
     free(m->backend);
     free(m->prefix);
     free(m->error);
@@ -326,6 +351,7 @@ static long index_find(const tag_index *ix, const char *name, uint32_t id)
 
 int insp_model_resolve(insp_model *m)
 {
+    free_views(m); /* names filtered by change */
     tag_index ix;
     if (index_init(&ix, m) != 0)
         return -1;
@@ -426,6 +452,7 @@ static void aggregate_contention(insp_model *m)
 
 int insp_model_aggregate(insp_model *m)
 {
+    free_views(m); /* counts and garbage rows change */
     for (size_t i = 0; i < m->ntags; i++)
         m->tags[i].entries = m->tags[i].stale = 0;
     for (size_t j = 0; j < m->nentries; j++) {
@@ -754,6 +781,38 @@ size_t insp_view(const insp_model *m, insp_pane p, const char *filter,
     if (n > 1)
         qsort_r(idx, n, sizeof *idx, view_cmp, &c);
     return n;
+}
+
+const size_t *insp_view_cached(const insp_model *m, insp_pane p,
+                               const char *filter, size_t sort, size_t *n)
+{
+    insp_model *mm = (insp_model *)m; /* the cache is not the model's state */
+    const char *f = filter ? filter : "";
+    size_t len = insp_pane_len(m, p);
+    *n = 0;
+    if ((unsigned)p >= INSP_NPANES)
+        return NULL;
+    if (!mm->views && !(mm->views = calloc(1, sizeof *mm->views)))
+        return NULL;
+    struct view *v = &mm->views->pane[p];
+    if (v->valid && v->sort == sort && v->len == len &&
+        strcmp(v->filter, f) == 0) {
+        *n = v->n;
+        return v->idx;
+    }
+    v->valid = false;
+    free(v->filter);
+    free(v->idx);
+    v->filter = strdup(f);
+    v->idx = malloc((len ? len : 1) * sizeof *v->idx);
+    if (!v->filter || !v->idx)
+        return NULL;
+    v->n = insp_view(m, p, f, sort, v->idx);
+    v->sort = sort;
+    v->len = len;
+    v->valid = true;
+    *n = v->n;
+    return v->idx;
 }
 
 void insp_row_key(const insp_model *m, insp_pane p, size_t i, char *buf,

@@ -150,6 +150,8 @@ typedef struct insp_model {
     insp_garbage total; /* function NULL */
     size_t by_state[INSP_NSTATES];
     insp_contention contention;
+
+    struct insp_views *views; /* insp_view_cached's, allocated on use */
 } insp_model;
 
 void insp_model_init(insp_model *m);
@@ -253,6 +255,17 @@ bool insp_row_matches(const insp_model *m, insp_pane p, size_t i,
  */
 size_t insp_view(const insp_model *m, insp_pane p, const char *filter,
                  size_t sort, size_t *idx);
+
+/*
+ * The same view, computed once and kept in the model until the filter,
+ * the sort or the number of rows changes (the screen asks for it at every
+ * frame and key; sorting a large keyspace each time would make it lag).
+ * Returns the indices (owned by the model, valid until the next call for
+ * this pane or insp_model_free) and their count in *n; NULL (with *n 0)
+ * when memory ran out.  Not for concurrent use of one model.
+ */
+const size_t *insp_view_cached(const insp_model *m, insp_pane p,
+                               const char *filter, size_t sort, size_t *n);
 
 /*
  * A row's identity, which survives a refresh (a tag's name, an entry's

@@ -345,6 +345,28 @@ static void an_unknown_sort_falls_back_to_the_default(void **state)
     insp_model_free(&m);
 }
 
+static void
+a_cached_view_is_the_view_until_filter_sort_or_rows_change(void **state)
+{
+    insp_model m;
+    size_t n, fresh[64];
+    fixture_model(&m);
+    const size_t *a = insp_view_cached(&m, INSP_PANE_TAGS, "", 1, &n);
+    assert_int_equal(n, insp_view(&m, INSP_PANE_TAGS, "", 1, fresh));
+    assert_memory_equal(a, fresh, n * sizeof *fresh);
+    assert_ptr_equal(insp_view_cached(&m, INSP_PANE_TAGS, NULL, 1, &n), a);
+    a = insp_view_cached(&m, INSP_PANE_TAGS, "feed", 1, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(m.tags[a[0]].name, "feed");
+    a = insp_view_cached(&m, INSP_PANE_TAGS, "feed", 0, &n);
+    assert_int_equal(n, 1);
+    fixture_many_tags(&m, 3); /* rows added: computed again */
+    a = insp_view_cached(&m, INSP_PANE_TAGS, "", 0, &n);
+    assert_int_equal(n, 6);
+    assert_string_equal(m.tags[a[5]].name, "users");
+    insp_model_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +394,8 @@ int main(void)
         cmocka_unit_test(the_filter_is_a_case_insensitive_substring),
         cmocka_unit_test(sort_orders_put_the_interesting_rows_first),
         cmocka_unit_test(an_unknown_sort_falls_back_to_the_default),
+        cmocka_unit_test(
+            a_cached_view_is_the_view_until_filter_sort_or_rows_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
