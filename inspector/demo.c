@@ -62,11 +62,11 @@ static const demo_fn fns[] = {
 struct insp_demo {
     hermes *h;
     hermes_fn *fn[NFNS];
-    atomic_uint computed[NFNS]; /* computations per function */
+    atomic_uint answered[NFNS]; /* calls answered, per function */
     pthread_t threads[DEMO_WORKERS + 1];
     size_t nthreads;
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* stop, and the first computation of each */
+    pthread_cond_t cv; /* stop, and the first answer of each */
     bool stop;
     pid_t child; /* the second process on a shared backend, or 0 */
 };
@@ -92,11 +92,6 @@ static int compute(void *arg, hermes_result *res)
         v[i] = (char)('a' + i % 26);
     int rc = hermes_result_set(res, v, f->bytes) != HERMES_OK;
     free(v);
-    if (atomic_fetch_add(&c->d->computed[c->f], 1) == 0) {
-        pthread_mutex_lock(&c->d->mu);
-        pthread_cond_broadcast(&c->d->cv);
-        pthread_mutex_unlock(&c->d->mu);
-    }
     return rc;
 }
 
@@ -108,8 +103,14 @@ static void call(insp_demo *d, size_t f, unsigned arg)
     size_t len;
     if (hermes_args_uint(&a, arg) == HERMES_OK &&
         hermes_call(d->fn[f], a.data, a.len, compute, &c, &v, &len) ==
-            HERMES_OK)
+            HERMES_OK) {
         hermes_free(v);
+        if (atomic_fetch_add(&d->answered[f], 1) == 0) {
+            pthread_mutex_lock(&d->mu);
+            pthread_cond_broadcast(&d->cv);
+            pthread_mutex_unlock(&d->mu);
+        }
+    }
     hermes_args_free(&a);
 }
 
@@ -247,7 +248,7 @@ int insp_demo_start(insp_demo **out, hermes *h, char *err, size_t cap)
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
     for (size_t i = 0; i < NFNS; i++) {
-        atomic_init(&d->computed[i], 0);
+        atomic_init(&d->answered[i], 0);
         hermes_fn_options o =
             HERMES_FN_OPTIONS(.tags = fns[i].tags, .ttl = fns[i].ttl);
         hermes_rc rc = hermes_fn_register(h, fns[i].name, &o, &d->fn[i]);
@@ -297,7 +298,7 @@ bool insp_demo_wait_warm(insp_demo *d, unsigned timeout_ms)
     for (;;) {
         warm = true;
         for (size_t i = 0; i < NFNS; i++)
-            warm = warm && atomic_load(&d->computed[i]) > 0;
+            warm = warm && atomic_load(&d->answered[i]) > 0;
         if (warm || pthread_cond_timedwait(&d->cv, &d->mu, &until) == ETIMEDOUT)
             break;
     }

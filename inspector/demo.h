@@ -22,8 +22,9 @@ typedef struct insp_demo insp_demo;
  */
 int insp_demo_start(insp_demo **out, hermes *h, char *err, size_t cap);
 
-/* Waits until each demo function has been computed once, at most
- * timeout_ms; returns whether they all were. */
+/* Waits until each demo function has answered a call (computed, or from
+ * the cache an earlier run filled), at most timeout_ms; returns whether
+ * they all did. */
 bool insp_demo_wait_warm(insp_demo *d, unsigned timeout_ms);
 
 /* Stops the threads (and the second process) and frees d.  NULL is fine.

@@ -156,15 +156,25 @@ static int interactive(hermes *h, unsigned interval_ms)
  * calls: a demo snapshot waits this long at most for them to appear. */
 #define DEMO_PUBLISH_MS 6000
 
+/* Whether process pid's counters are in m. */
+static bool published(const insp_model *m, long pid)
+{
+    for (size_t i = 0; i < m->nprocs; i++)
+        if (m->procs[i].pid == pid)
+            return true;
+    return false;
+}
+
 static int batch(hermes *h, insp_demo *demo, bool json)
 {
     insp_model m;
     if (demo && !insp_demo_wait_warm(demo, DEMO_WARM_MS))
-        fprintf(stderr, "%s: the demo computed nothing in %d ms\n", progname,
+        fprintf(stderr, "%s: the demo had no answer in %d ms\n", progname,
                 DEMO_WARM_MS);
     hermes_rc rc = insp_refresh(h, NULL, &m);
     for (int64_t until = insp_wall_ms() + DEMO_PUBLISH_MS;
-         demo && rc == HERMES_OK && m.nprocs == 0 && insp_wall_ms() < until;) {
+         demo && rc == HERMES_OK && !published(&m, getpid()) &&
+         insp_wall_ms() < until;) {
         insp_model_free(&m);
         insp_sleep_ms(100);
         rc = insp_refresh(h, NULL, &m);
