@@ -206,8 +206,10 @@ static hermes_rc refresh(hermes *h, const insp_model *prev, insp_model *out,
         snprintf(why, sizeof why, "%s%s%s", hermes_strerror(rc),
                  msg && *msg ? ": " : "", msg ? msg : "");
         insp_model_free(out);
-        if (insp_model_set_str(&out->error, why) != 0)
-            out->error = NULL;
+        /* on failure (out of memory too) the model may stay partly unset */
+        insp_model_set_str(&out->error, why);
+        insp_model_set_str(&out->backend, hermes_backend_name(h));
+        insp_model_set_str(&out->prefix, prefix_of(h));
         out->taken_ms = insp_wall_ms();
     }
     return rc;
