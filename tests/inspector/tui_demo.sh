@@ -4,8 +4,9 @@
 # its own published counters and the invalidator's changes appear; the
 # test invalidates tag reports (select, i, confirm) and sees its version
 # change; the layout follows a resize down to 40x10 and back; ? shows the
-# help; q exits 0 with the terminal restored.  --demo --json is checked
-# field by field.  A missing tmux fails the test.  Run by `make check`.
+# help; the screen has colour, and none with NO_COLOR=1 (reverse video
+# instead, read from tmux's capture -e); q exits 0 with the terminal
+# restored.  --demo --json is checked field by field.  A missing tmux fails the test.  Run by `make check`.
 set -u
 
 builddir=${HERMES_TEST_BUILDDIR:?HERMES_TEST_BUILDDIR is not set}
@@ -101,6 +102,25 @@ keys '?'
 wait_screen "? shows the help" 'hermes-inspector keys'
 keys Down
 wait_screen "any key closes it" '^Locks [0-9]+ '
+# colour: tmux's capture with -e keeps the SGR sequences
+esc=$(printf '\033')
+$T capture-pane -e -p -t main | grep -Eq "$esc\\[([0-9;]*;)?(3[0-7]|4[0-7])m" &&
+    pass "colours where the terminal has them" || fail "no colour on screen"
+keys q
+check_clean_exit
+
+# --- NO_COLOR: the same distinctions in attributes, no colour
+$T kill-server 2>/dev/null
+rm -f "$tmp/exit" "$tmp/stty.before" "$tmp/stty.after"
+start_pane "$(pane_command "NO_COLOR=1 '$insp' --demo -r 0.3")"
+wait_screen "with NO_COLOR the panes are drawn" '^Processes 1 '
+sgr=$($T capture-pane -e -p -t main | grep -Eo "$esc\\[[0-9;]*m" | sort -u | tr -d "$esc" | tr '\n' ' ')
+echo "$sgr" | grep -Eq '\[([0-9;]*;)?(3[0-7]|4[0-7])m' &&
+    fail "NO_COLOR: colour sequences on screen: $sgr" ||
+    pass "NO_COLOR: no colour"
+echo "$sgr" | grep -Eq '\[([0-9;]*;)?7m' &&
+    pass "NO_COLOR: reverse video marks the title, headers and selection" ||
+    fail "NO_COLOR: no reverse video: $sgr"
 keys q
 check_clean_exit
 
