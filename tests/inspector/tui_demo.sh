@@ -96,6 +96,10 @@ screen | grep -q '^Processes' && fail "Processes still shown at 40x10" ||
     pass "the other panes are not drawn at 40x10"
 keys Tab
 wait_screen "Tab shows the next pane" '^Entries [0-9]+ '
+$T resize-window -t main -x 12 -y 3
+wait_screen "at 12x3: the title, one line of the pane, the status" '^Entries'
+$T resize-window -t main -x 2 -y 2
+wait_screen "at 2x2 it still draws" '^ T'
 $T resize-window -t main -x 80 -y 24
 wait_screen "at 80x24 every pane is back" '^Processes 1 '
 keys '?'
