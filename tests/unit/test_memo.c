@@ -175,7 +175,13 @@ static int teardown(void **state)
 static hermes_fn *reg(const char *name, const char *const *tags, uint32_t ttl)
 {
     hermes_fn *fn;
-    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = tags, .ttl = ttl);
+    /* Early refresh off: these tests check the exact TTL (an entry is
+     * recomputed no earlier than its expiry), which XFetch deliberately
+     * anticipates by a random multiple of the compute time; test_fresh
+     * tests early refresh. */
+    hermes_fn_options o =
+        HERMES_FN_OPTIONS(.tags = tags, .ttl = ttl,
+                          .early_refresh = HERMES_EARLY_REFRESH_OFF);
     assert_int_equal(hermes_fn_register(h, name, &o, &fn), HERMES_OK);
     return fn;
 }
