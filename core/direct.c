@@ -55,7 +55,8 @@ static const char *miss_reason(hm_verdict v, const direct *d)
     switch (v) {
     case HM_STALE:
         return d->tags.ns && d->rd.stale_tag == 0
-                   ? "hermes_flush ran since the value was set"
+                   ? "hermes_flush ran (or its namespace key was evicted) "
+                     "since the value was set"
                    : "a tag was cleaned since the value was set";
     case HM_FOREIGN:
         return "the stored record was written for other tags or by "
