@@ -44,11 +44,19 @@ fi
 san="-fsanitize=address,undefined -fno-sanitize-recover=all"
 cflags="-g -O1 -std=c11 -pthread $san -fsanitize=fuzzer-no-link
     -D_GNU_SOURCE -DHERMES_PLUGINDIR=\"/nonexistent\"
-    -I$src/sdk/include -I$src/core -I$src/plugins/dict -I$src/tests/fuzz
+    -I$work/include -I$src/sdk/include -I$src/core -I$src/plugins/dict -I$src/tests/fuzz
     $(pkg-config --cflags libxxhash hiredis)"
 libs="$(pkg-config --libs libxxhash hiredis) -lltdl -lpthread"
 
-mkdir -p "$work/obj"
+mkdir -p "$work/obj" "$work/include/hermes"
+# <hermes/version.h> is made by configure, which this script does not run:
+# fill its template from the three numbers configure.ac writes.
+ver() { sed -n "s/^m4_define(\[hermes_$1\], \[\([0-9]*\)\])/\1/p" "$src/configure.ac"; }
+vmaj=$(ver major) vmin=$(ver minor) vpat=$(ver patch)
+[ -n "$vmaj" ] && [ -n "$vmin" ] && [ -n "$vpat" ] || { echo "run.sh: no version in configure.ac" >&2; exit 1; }
+sed -e "s/@HERMES_VERSION_MAJOR@/$vmaj/g" -e "s/@HERMES_VERSION_MINOR@/$vmin/g" \
+    -e "s/@HERMES_VERSION_PATCH@/$vpat/g" -e "s/@PACKAGE_VERSION@/$vmaj.$vmin.$vpat/g" \
+    "$src/sdk/include/hermes/version.h.in" >"$work/include/hermes/version.h"
 compile() { # source object [flags...]
     local s=$1 o=$2; shift 2
     [ "$o" -nt "$s" ] && [ -z "$(find "$src/core" "$src/sdk/include" "$src/plugins" "$src/tests/fuzz" -name '*.h' -newer "$o" -print -quit)" ] && return 0
