@@ -279,6 +279,10 @@ void hermes_result_error(hermes_result *res, const char *msg);
  * buf of size cap, snprintf-style: returns the length it needs; when that is
  * >= cap the library calls again with a larger buffer.  A negative return is
  * an error.  arg is the pointer given to hermes_call()/hermes_invalidate().
+ * Entry keys are one namespace: a custom (or direct-access) key reading
+ * "<name>:<arghash>" is that function's entry for those arguments, so keep
+ * untrusted text under a head no function is named (README: "Entry keys are one
+ * namespace").
  */
 typedef int (*hermes_key_fn)(void *arg, char *buf, size_t cap);
 
