@@ -748,6 +748,38 @@ uint64_t rpool_deadline(const rpool *p)
            (uint64_t)p->command_timeout_ms * 1000000u;
 }
 
+/* An exchange on conn failed: the stream is out of step (or gone), so the
+ * connection is never reused; counts and logs the failure, returns its
+ * status. */
+static int exchange_failed(rpool *p, rpool_conn *conn, const char *what)
+{
+    int refused = conn->guard.why[0] != '\0';
+
+    conn->broken = 1;
+    atomic_fetch_add(&p->errors, 1);
+    if (refused)
+        rpool_log(p, HERMES_LOG_ERROR, "%s failed: refused a reply: %s", what,
+                  conn->guard.why);
+    else
+        rpool_log(p, HERMES_LOG_ERROR, "%s failed: %s", what,
+                  conn->c->errstr[0] ? conn->c->errstr : "no reply");
+    return refused ? HERMES_BE_PROTOCOL : status_of(conn->c);
+}
+
+int rpool_send(rpool *p, rpool_conn *conn, uint64_t deadline_ns,
+               const char *what)
+{
+    pipe_mask old;
+    int rc = 0;
+
+    conn->guard.why[0] = '\0';
+    sigpipe_block(&old);
+    if (sdslen(conn->c->obuf) > 0)
+        rc = send_queued(conn->c, deadline_ns, &conn->timed_out);
+    sigpipe_unblock(&old, rc != 0 && conn->c->err == REDIS_ERR_IO);
+    return rc == 0 ? HERMES_BE_OK : exchange_failed(p, conn, what);
+}
+
 int rpool_read(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
                const rpool_shape *shape, const char *what)
 {
@@ -772,26 +804,13 @@ int rpool_read_until(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
         if (get_reply(conn->c, &conn->guard, &r, deadline, &conn->timed_out) !=
                 REDIS_OK ||
             !r) {
-            int refused = conn->guard.why[0] != '\0';
-            int rc = refused ? HERMES_BE_PROTOCOL : status_of(conn->c);
-
             sigpipe_unblock(&old, conn->c->err == REDIS_ERR_IO);
-
-            /* The stream is out of step (or gone): never reuse it. */
-            conn->broken = 1;
-            atomic_fetch_add(&p->errors, 1);
-            if (refused)
-                rpool_log(p, HERMES_LOG_ERROR, "%s failed: refused a reply: %s",
-                          what, conn->guard.why);
-            else
-                rpool_log(p, HERMES_LOG_ERROR, "%s failed: %s", what,
-                          conn->c->errstr[0] ? conn->c->errstr : "no reply");
             while (i > 0) {
                 i--;
                 freeReplyObject(replies[i]);
                 replies[i] = NULL;
             }
-            return rc;
+            return exchange_failed(p, conn, what);
         }
         replies[i] = r;
     }

@@ -162,6 +162,13 @@ int rpool_read_until(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
                      uint64_t deadline);
 /* command_timeout_ms from now, for rpool_read_until. */
 uint64_t rpool_deadline(const rpool *p);
+/* Writes everything queued on conn without waiting for an answer, within
+ * deadline_ns: with rpool_read_until(), one round trip over several
+ * connections (Redis Cluster: every node's part of a batch is sent before
+ * any reply is read).  Failures are handled, logged and returned as by
+ * rpool_read(). */
+int rpool_send(rpool *p, rpool_conn *conn, uint64_t deadline_ns,
+               const char *what);
 
 /* The host's monotonic clock, in nanoseconds. */
 uint64_t rpool_now_ns(const rpool *p);

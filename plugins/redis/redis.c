@@ -17,6 +17,7 @@
  * Every argument travels through the Argv forms with explicit lengths, so
  * keys and values are binary-safe.
  */
+#include "cluster.h"
 #include "pool.h"
 
 #include <hermes/version.h>
@@ -54,7 +55,8 @@ static const char unlock_script[] =
     "return redis.call('del',KEYS[1]) else return 0 end";
 
 typedef struct redis_state {
-    rpool pool;
+    rpool pool;                /* one server; unused with a cluster */
+    rcluster *cl;              /* Redis Cluster (cluster = ...), or NULL */
     int flushdb;               /* flush("") may use FLUSHDB */
     uint32_t flush_timeout_ms; /* longest walk of flush() or scan() */
     pthread_mutex_t sha_mu;
@@ -68,7 +70,7 @@ typedef struct redis_state {
 static const char known_keys[] =
     "host, port, socket, db, password, connect_timeout_ms, "
     "command_timeout_ms, pool_size, max_value_bytes, flush_timeout_ms, "
-    "flushdb";
+    "flushdb, cluster";
 
 static int open_fail(hermes_open_error *err, int kv_index, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -182,6 +184,9 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
     unsigned long long v;
     uint32_t flush_timeout_ms = 60000;
     int flushdb = 0;
+    int cluster_at = -1, single_at = -1; /* kv of cluster, of host... */
+    rcl_seed seeds[RCL_MAX_SEEDS];
+    size_t nseeds = 0;
     redis_state *st;
     size_t i;
 
@@ -194,6 +199,10 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
         const char *val = kv[i].value;
         char q[QUOTE_CAP];
 
+        if (single_at < 0 &&
+            (strcmp(k, "host") == 0 || strcmp(k, "port") == 0 ||
+             strcmp(k, "socket") == 0 || strcmp(k, "db") == 0))
+            single_at = (int)i;
         if (strcmp(k, "host") == 0) {
             if (!val || !*val)
                 return open_fail(err, (int)i, "host: must not be empty");
@@ -253,21 +262,41 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
                 return open_fail(err, (int)i,
                                  "flushdb: %s is neither yes nor no",
                                  QUOTE(val, q));
+        } else if (strcmp(k, "cluster") == 0) {
+            cluster_at = (int)i; /* parsed below, once nothing can fail */
         } else {
             return open_fail(err, (int)i, "unknown key %s (known: %s)",
                              QUOTE(k, q), known_keys);
         }
     }
+    if (cluster_at >= 0 && single_at >= 0)
+        return open_fail(err, single_at,
+                         "cannot be used with cluster = (line %d): the "
+                         "nodes come from the cluster's slot map, and a "
+                         "cluster has database 0 only",
+                         kv[cluster_at].line);
+    if (cluster_at >= 0) {
+        char why[200];
+
+        if (rcl_parse_seeds(kv[cluster_at].value, seeds, &nseeds, why,
+                            sizeof why) != 0)
+            return open_fail(err, cluster_at, "%s", why);
+    }
 
     st = calloc(1, sizeof *st);
-    if (!st)
-        return open_fail(err, -1, "out of memory");
     /* No connect here: the application must start with the server down. */
-    if (rpool_init(&st->pool, host, &s) != HERMES_BE_OK) {
+    if (!st || (nseeds ? rcl_new(&st->cl, host, &s, seeds, nseeds)
+                       : rpool_init(&st->pool, host, &s)) != HERMES_BE_OK) {
         free(st);
+        rcl_free_seeds(seeds, nseeds);
         open_fail(err, -1, "out of memory");
         return HERMES_BE_NOMEM;
     }
+    rcl_free_seeds(seeds, nseeds);
+    /* With a cluster, st->pool is not a pool: only its limit is set, for
+     * the reply shapes (rpool_scalar, rpool_array). */
+    if (st->cl)
+        st->pool.max_value_bytes = s.max_value_bytes;
     st->flushdb = flushdb;
     st->flush_timeout_ms = flush_timeout_ms;
     pthread_mutex_init(&st->sha_mu, NULL);
@@ -283,7 +312,10 @@ static void redis_close(void *state)
 
     if (!st)
         return;
-    rpool_destroy(&st->pool);
+    if (st->cl)
+        rcl_free(st->cl);
+    else
+        rpool_destroy(&st->pool);
     pthread_mutex_destroy(&st->sha_mu);
     free(st);
 }
@@ -321,17 +353,17 @@ static int batch_too_big(const hermes_bytes *keys, size_t n)
 }
 
 /* Logs a reply we cannot use: the server's error text, or its type. */
-static int bad_reply(redis_state *st, const char *what, const redisReply *r)
+static int bad_reply(rpool *p, const char *what, const redisReply *r)
 {
-    atomic_fetch_add(&st->pool.errors, 1);
+    atomic_fetch_add(&p->errors, 1);
     if (r->type == REDIS_REPLY_ERROR) {
         char q[QUOTE_CAP];
 
-        rpool_log(&st->pool, HERMES_LOG_ERROR, "%s: %s", what,
+        rpool_log(p, HERMES_LOG_ERROR, "%s: %s", what,
                   rpool_quote(r->str, r->len, q, sizeof q));
     } else
-        rpool_log(&st->pool, HERMES_LOG_ERROR,
-                  "%s: unexpected reply of type %d", what, r->type);
+        rpool_log(p, HERMES_LOG_ERROR, "%s: unexpected reply of type %d", what,
+                  r->type);
     return HERMES_BE_PROTOCOL;
 }
 
@@ -348,30 +380,29 @@ static void free_replies(redisReply **replies, size_t n)
 }
 
 /* One command, one reply of the given shape, on a borrowed connection. */
-static int command1(redis_state *st, rpool_conn *conn, int argc,
-                    const char **argv, const size_t *lens, redisReply **r,
+static int command1(rpool *p, rpool_conn *conn, int argc, const char **argv,
+                    const size_t *lens, redisReply **r,
                     const rpool_shape *shape, const char *what)
 {
-    int rc = rpool_append(&st->pool, conn, argc, argv, lens);
+    int rc = rpool_append(p, conn, argc, argv, lens);
 
     if (rc != HERMES_BE_OK)
         return rc;
-    return rpool_read(&st->pool, conn, 1, r, shape, what);
+    return rpool_read(p, conn, 1, r, shape, what);
 }
 
 /* Borrow a connection, run one command, return the connection: the reply
  * outlives the connection, so callbacks never run while holding one. */
-static int run1(redis_state *st, int argc, const char **argv,
-                const size_t *lens, redisReply **r, const rpool_shape *shape,
-                const char *what)
+static int run1(rpool *p, int argc, const char **argv, const size_t *lens,
+                redisReply **r, const rpool_shape *shape, const char *what)
 {
     rpool_conn *conn;
-    int rc = rpool_take(&st->pool, &conn);
+    int rc = rpool_take(p, &conn);
 
     if (rc != HERMES_BE_OK)
         return rc;
-    rc = command1(st, conn, argc, argv, lens, r, shape, what);
-    rpool_put(&st->pool, conn);
+    rc = command1(p, conn, argc, argv, lens, r, shape, what);
+    rpool_put(p, conn);
     return rc;
 }
 
@@ -392,7 +423,7 @@ static int delete_keys(redis_state *st, rpool_conn *conn, int argc,
         argv[0] = use_del ? "DEL" : "UNLINK";
         lens[0] = strlen(argv[0]);
         r = NULL;
-        rc = command1(st, conn, argc, argv, lens, &r, &shape, argv[0]);
+        rc = command1(&st->pool, conn, argc, argv, lens, &r, &shape, argv[0]);
         if (rc != HERMES_BE_OK)
             return rc;
         if (r->type == REDIS_REPLY_INTEGER) {
@@ -408,7 +439,7 @@ static int delete_keys(redis_state *st, rpool_conn *conn, int argc,
             use_del = 1;
             continue;
         }
-        rc = bad_reply(st, argv[0], r);
+        rc = bad_reply(&st->pool, argv[0], r);
         freeReplyObject(r);
         return rc;
     }
@@ -442,22 +473,133 @@ static int batch_argv(const char *cmd, const hermes_bytes *keys, size_t n,
     return HERMES_BE_OK;
 }
 
-/* What the reply to MGET of n keys found, to cb. */
-static int mget_reply(redis_state *st, const redisReply *r, size_t n,
-                      hermes_value_cb cb, void *arg)
+/*
+ * A batch of keys split by cluster slot, since a multi-key command must
+ * name keys of one slot: one command per slot (cmd and that slot's keys,
+ * in batch order), ready for rcl_run().  order[] holds the keys' indices
+ * slot by slot; command g covers order[first[g] ..] for its argc - 1 keys.
+ * One allocation, freed with free(b->cmds).
+ */
+typedef struct slot_batch {
+    rcl_cmd *cmds;
+    size_t ncmds;
+    size_t *first;
+    size_t *order;
+    size_t widest; /* most keys of one command */
+} slot_batch;
+
+typedef struct keyslot {
+    size_t slot, index;
+} keyslot;
+
+static int by_slot(const void *a, const void *b)
+{
+    const keyslot *x = a, *y = b;
+
+    if (x->slot != y->slot)
+        return x->slot < y->slot ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int slot_batch_new(slot_batch *b, const char *cmd,
+                          const hermes_bytes *keys, size_t n)
+{
+    size_t i, g, k, cmdlen = strlen(cmd);
+    keyslot *ks;
+    const char **argv;
+    size_t *lens;
+    char *mem;
+
+    if (batch_too_big(keys, n))
+        return HERMES_BE_TOOBIG;
+    /* cmds, first, order, the pairs, argv and lens: n commands at most. */
+    mem = malloc(n * (sizeof(rcl_cmd) + 2 * sizeof(size_t) + sizeof(keyslot)) +
+                 2 * n * (sizeof(char *) + sizeof(size_t)));
+    if (!mem)
+        return HERMES_BE_NOMEM;
+    b->cmds = (rcl_cmd *)mem;
+    b->first = (size_t *)(b->cmds + n);
+    b->order = b->first + n;
+    ks = (keyslot *)(b->order + n);
+    argv = (const char **)(ks + n);
+    lens = (size_t *)(argv + 2 * n);
+    for (i = 0; i < n; i++)
+        ks[i] = (keyslot){rslot_of(bytes_ptr(keys[i]), keys[i].len), i};
+    if (n > 1)
+        qsort(ks, n, sizeof *ks, by_slot);
+    b->ncmds = 0;
+    b->widest = 0;
+    for (i = 0, k = 0; i < n; i = g) {
+        rcl_cmd *c = &b->cmds[b->ncmds];
+
+        c->slot = (uint16_t)ks[i].slot;
+        c->argv = argv + k;
+        c->lens = lens + k;
+        b->first[b->ncmds++] = i;
+        argv[k] = cmd;
+        lens[k++] = cmdlen;
+        for (g = i; g < n && ks[g].slot == ks[i].slot; g++) {
+            b->order[g] = ks[g].index;
+            argv[k] = bytes_ptr(keys[ks[g].index]);
+            lens[k++] = keys[ks[g].index].len;
+        }
+        c->argc = (int)(g - i + 1);
+        if (g - i > b->widest)
+            b->widest = g - i;
+    }
+    return HERMES_BE_OK;
+}
+
+/* The pool that answered command i of a cluster batch (for messages and
+ * error counts), or the single server's. */
+static rpool *reply_pool(redis_state *st, const rcl_cmd *cmds, size_t i)
+{
+    return cmds ? &rcl_node_at(st->cl, cmds[i].node)->pool : &st->pool;
+}
+
+static void free_cmd_replies(rcl_cmd *cmds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (cmds[i].reply)
+            freeReplyObject(cmds[i].reply);
+}
+
+/* Reports the values of one MGET reply for the keys at order[0..n). */
+static int mget_values(rpool *p, const redisReply *r, const size_t *order,
+                       size_t n, hermes_value_cb cb, void *arg)
 {
     int rc = HERMES_BE_OK;
 
     if (r->type != REDIS_REPLY_ARRAY || r->elements != n)
-        return bad_reply(st, "MGET", r);
+        return bad_reply(p, "MGET", r);
     for (size_t i = 0; i < n; i++) {
         const redisReply *e = r->element[i];
 
         if (e->type == REDIS_REPLY_STRING)
-            cb(arg, i, e->str, e->len);
+            cb(arg, order ? order[i] : i, e->str, e->len);
         else if (e->type != REDIS_REPLY_NIL)
-            rc = bad_reply(st, "MGET", e);
+            rc = bad_reply(p, "MGET", e);
     }
+    return rc;
+}
+
+/* A cluster get: one MGET per slot, all nodes in one round trip. */
+static int cluster_get(redis_state *st, const hermes_bytes *keys, size_t n,
+                       hermes_value_cb cb, void *arg)
+{
+    slot_batch b;
+    int rc = slot_batch_new(&b, "MGET", keys, n);
+
+    if (rc != HERMES_BE_OK)
+        return rc;
+    rpool_shape shape = rpool_array(&st->pool, b.widest);
+    rc = rcl_run(st->cl, b.cmds, b.ncmds, &shape, "MGET");
+    for (size_t g = 0; g < b.ncmds && rc == HERMES_BE_OK; g++)
+        rc = mget_values(reply_pool(st, b.cmds, g), b.cmds[g].reply,
+                         b.order + b.first[g], (size_t)b.cmds[g].argc - 1, cb,
+                         arg);
+    free_cmd_replies(b.cmds, b.ncmds);
+    free(b.cmds);
     return rc;
 }
 
@@ -472,17 +614,18 @@ static int redis_get(void *state, const hermes_bytes *keys, size_t n,
 
     if (n == 0)
         return HERMES_BE_OK;
+    if (st->cl)
+        return cluster_get(st, keys, n, cb, arg);
     if ((rc = batch_argv("MGET", keys, n, &argv, &lens)) != HERMES_BE_OK)
         return rc;
     /* A reply to MGET of n keys has n elements, each at most a value. */
     rpool_shape shape = rpool_array(&st->pool, n);
-    rc = run1(st, (int)n + 1, argv, lens, &r, &shape, "MGET");
+    rc = run1(&st->pool, (int)n + 1, argv, lens, &r, &shape, "MGET");
     free(argv);
     free(lens);
     if (rc != HERMES_BE_OK)
         return rc;
-
-    rc = mget_reply(st, r, n, cb, arg);
+    rc = mget_values(&st->pool, r, NULL, n, cb, arg);
     freeReplyObject(r);
     return rc;
 }
@@ -493,48 +636,135 @@ static int nx_get(redis_state *st)
     return !atomic_load_explicit(&st->no_nx_get, memory_order_relaxed);
 }
 
-/* Queue SET key value [NX [GET]] [PX ttl] for one item (GET when
- * atomic_nx). */
-static int append_set(redis_state *st, rpool_conn *conn, const hermes_item *it,
-                      int atomic_nx)
-{
+/* SET key value [NX [GET]] [PX ttl] for one item (GET when atomic_nx);
+ * argv points into the struct, which must stay where it is. */
+typedef struct set_args {
     const char *argv[7];
     size_t lens[7];
     char ttl[16];
+    int argc;
+    const char *get_argv[2]; /* GET key, after SET NX on old servers */
+    size_t get_lens[2];
+} set_args;
+
+static void set_argv(const hermes_item *it, int atomic_nx, set_args *a)
+{
     int argc = 3;
 
-    argv[0] = "SET";
-    lens[0] = 3;
-    argv[1] = bytes_ptr(it->key);
-    lens[1] = it->key.len;
-    argv[2] = bytes_ptr(it->value);
-    lens[2] = it->value.len;
+    a->argv[0] = "SET";
+    a->lens[0] = 3;
+    a->argv[1] = bytes_ptr(it->key);
+    a->lens[1] = it->key.len;
+    a->argv[2] = bytes_ptr(it->value);
+    a->lens[2] = it->value.len;
     if (it->flags & HERMES_SET_IF_ABSENT) {
-        argv[argc] = "NX";
-        lens[argc++] = 2;
+        a->argv[argc] = "NX";
+        a->lens[argc++] = 2;
         if (atomic_nx) {
-            argv[argc] = "GET";
-            lens[argc++] = 3;
+            a->argv[argc] = "GET";
+            a->lens[argc++] = 3;
         }
     }
     if (it->ttl_ms != 0) {
-        argv[argc] = "PX";
-        lens[argc++] = 2;
-        lens[argc] =
-            (size_t)snprintf(ttl, sizeof ttl, "%lu", (unsigned long)it->ttl_ms);
-        argv[argc++] = ttl;
+        a->argv[argc] = "PX";
+        a->lens[argc++] = 2;
+        a->lens[argc] = (size_t)snprintf(a->ttl, sizeof a->ttl, "%lu",
+                                         (unsigned long)it->ttl_ms);
+        a->argv[argc++] = a->ttl;
     }
-    return rpool_append(&st->pool, conn, argc, argv, lens);
+    a->argc = argc;
+    a->get_argv[0] = "GET";
+    a->get_lens[0] = 3;
+    a->get_argv[1] = a->argv[1];
+    a->get_lens[1] = a->lens[1];
+}
+
+/* Whether the item is sent as two commands: SET NX, then GET. */
+static int two_commands(const hermes_item *it, int atomic_nx)
+{
+    return (it->flags & HERMES_SET_IF_ABSENT) && !atomic_nx;
+}
+
+/* The items not marked big, in one pipeline to the single server. */
+static int set_pipeline(redis_state *st, const hermes_item *items, size_t n,
+                        const unsigned char *big, int atomic_nx,
+                        redisReply **replies, size_t nreplies)
+{
+    rpool_conn *conn;
+    int rc = rpool_take(&st->pool, &conn);
+    int took = rc == HERMES_BE_OK;
+    set_args a;
+
+    for (size_t i = 0; i < n && rc == HERMES_BE_OK; i++) {
+        if (big[i])
+            continue;
+        set_argv(&items[i], atomic_nx, &a);
+        rc = rpool_append(&st->pool, conn, a.argc, a.argv, a.lens);
+        if (rc == HERMES_BE_OK && two_commands(&items[i], atomic_nx))
+            rc = rpool_append(&st->pool, conn, 2, a.get_argv, a.get_lens);
+    }
+    rpool_shape shape = rpool_scalar(&st->pool);
+    if (rc == HERMES_BE_OK)
+        rc = rpool_read(&st->pool, conn, nreplies, replies, &shape, "SET");
+    if (took)
+        rpool_put(&st->pool, conn);
+    return rc;
+}
+
+/* The same for a cluster: each item to its key's node, one round trip.
+ * Items whose node failed have NULL replies; the first failure is
+ * returned.  *cmds_out (free it) names the node of each reply. */
+static int set_cluster(redis_state *st, const hermes_item *items, size_t n,
+                       const unsigned char *big, int atomic_nx,
+                       redisReply **replies, size_t nreplies,
+                       rcl_cmd **cmds_out)
+{
+    rcl_cmd *cmds = malloc(nreplies * sizeof *cmds);
+    set_args *args = malloc(n * sizeof *args);
+    size_t i, j;
+    int rc;
+
+    *cmds_out = NULL;
+    if (!cmds || !args) {
+        free(cmds);
+        free(args);
+        return HERMES_BE_NOMEM;
+    }
+    for (i = 0, j = 0; i < n; i++) {
+        uint16_t slot;
+
+        if (big[i])
+            continue;
+        set_argv(&items[i], atomic_nx, &args[i]);
+        slot = rslot_of(args[i].argv[1], args[i].lens[1]);
+        cmds[j++] = (rcl_cmd){.slot = slot,
+                              .argc = args[i].argc,
+                              .argv = args[i].argv,
+                              .lens = args[i].lens};
+        if (two_commands(&items[i], atomic_nx))
+            cmds[j++] = (rcl_cmd){.slot = slot,
+                                  .argc = 2,
+                                  .argv = args[i].get_argv,
+                                  .lens = args[i].get_lens};
+    }
+    rpool_shape shape = rpool_scalar(&st->pool);
+    rc = rcl_run(st->cl, cmds, nreplies, &shape, "SET");
+    for (j = 0; j < nreplies; j++)
+        replies[j] = cmds[j].reply;
+    free(args);
+    *cmds_out = cmds;
+    return rc;
 }
 
 /*
- * All items go out in one pipeline.  A set-if-absent item is one
- * SET k v NX GET (redis 7), which answers nil when ours was stored and the
- * value that was there otherwise, atomically: the value that won comes back
- * in the same round trip even while other clients delete the key.  A server
- * that refuses NX with GET (redis < 7) gets SET NX followed by a GET, which
- * a concurrent delete can slip between; then nobody holds the key and no
- * value is reported.
+ * All items go out in one pipeline (one round trip over every node of a
+ * cluster).  A set-if-absent item is one SET k v NX GET (redis 7), which
+ * answers nil when ours was stored and the value that was there
+ * otherwise, atomically: the value that won comes back in the same round
+ * trip even while other clients delete the key.  A server that refuses NX
+ * with GET (redis < 7) gets SET NX followed by a GET, which a concurrent
+ * delete can slip between; then nobody holds the key and no value is
+ * reported.
  */
 static int redis_del(void *state, const hermes_bytes *keys, size_t n);
 
@@ -543,8 +773,8 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
 {
     redis_state *st = state;
     redisReply **replies;
+    rcl_cmd *cmds = NULL;
     size_t i, j, nreplies = 0, nstale = 0;
-    rpool_conn *conn;
     int rc, first = HERMES_BE_OK, retry_old = 0;
     /* Read once: the reply count depends on it. */
     int atomic_nx = nx_get(st);
@@ -573,35 +803,18 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
                 stale[nstale++] = items[i].key;
             continue;
         }
-        nreplies +=
-            (items[i].flags & HERMES_SET_IF_ABSENT) && !atomic_nx ? 2 : 1;
+        nreplies += two_commands(&items[i], atomic_nx) ? 2 : 1;
     }
     rc = HERMES_BE_OK;
     replies = calloc(nreplies ? nreplies : 1, sizeof *replies);
     if (!replies)
         rc = HERMES_BE_NOMEM;
-    if (rc == HERMES_BE_OK && nreplies > 0) {
-        rc = rpool_take(&st->pool, &conn);
-        int took = rc == HERMES_BE_OK;
-        for (i = 0; i < n && rc == HERMES_BE_OK; i++) {
-            if (big[i])
-                continue;
-            rc = append_set(st, conn, &items[i], atomic_nx);
-            if (rc == HERMES_BE_OK && !atomic_nx &&
-                (items[i].flags & HERMES_SET_IF_ABSENT)) {
-                const char *argv[2] = {"GET", bytes_ptr(items[i].key)};
-                size_t lens[2] = {3, items[i].key.len};
-
-                rc = rpool_append(&st->pool, conn, 2, argv, lens);
-            }
-        }
-        rpool_shape shape = rpool_scalar(&st->pool);
-        if (rc == HERMES_BE_OK)
-            rc = rpool_read(&st->pool, conn, nreplies, replies, &shape, "SET");
-        if (took)
-            rpool_put(&st->pool, conn);
-    }
-    if (rc != HERMES_BE_OK) {
+    if (rc == HERMES_BE_OK && nreplies > 0)
+        rc = st->cl ? set_cluster(st, items, n, big, atomic_nx, replies,
+                                  nreplies, &cmds)
+                    : set_pipeline(st, items, n, big, atomic_nx, replies,
+                                   nreplies);
+    if (rc != HERMES_BE_OK && !cmds) {
         /* Whether any SET ran is unknown; the old values may be readable
          * and the connection is gone, so the stale-key cleanup below is
          * left to the next call's failure handling. */
@@ -610,19 +823,26 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
         free(stale);
         return rc;
     }
+    if (first == HERMES_BE_OK)
+        first = rc; /* a cluster node failed: the others' items count */
 
     for (i = 0, j = 0; i < n; i++) {
         const redisReply *r, *g;
+        rpool *p;
         int won;
 
         if (big[i])
             continue;
+        p = reply_pool(st, cmds, j);
         r = replies[j++];
+        g = two_commands(&items[i], atomic_nx) ? replies[j++] : NULL;
+        if (!r)
+            continue; /* its node failed (cluster) */
         if (!(items[i].flags & HERMES_SET_IF_ABSENT)) {
             if (r->type != REDIS_REPLY_STATUS) {
                 /* Refused (e.g. OOM under maxmemory noeviction, which
                  * still allows deletes): the old value must go. */
-                rc = bad_reply(st, "SET", r);
+                rc = bad_reply(p, "SET", r);
                 stale[nstale++] = items[i].key;
             }
             continue;
@@ -639,14 +859,13 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
                        strstr(r->str, "syntax") != NULL) {
                 retry_old = 1;
             } else {
-                rc = bad_reply(st, "SET NX GET", r);
+                rc = bad_reply(p, "SET NX GET", r);
             }
             continue;
         }
-        g = replies[j++];
         won = r->type == REDIS_REPLY_STATUS; /* NX answers nil when taken */
         if (!won && r->type != REDIS_REPLY_NIL)
-            rc = bad_reply(st, "SET NX", r);
+            rc = bad_reply(p, "SET NX", r);
         if (g->type == REDIS_REPLY_STRING) {
             if (cb)
                 cb(arg, i, g->str, g->len);
@@ -657,10 +876,11 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
             if (won && cb)
                 cb(arg, i, bytes_ptr(items[i].value), items[i].value.len);
         } else {
-            rc = bad_reply(st, "GET", g);
+            rc = bad_reply(p, "GET", g);
         }
     }
     free_replies(replies, nreplies);
+    free(cmds);
     if (first == HERMES_BE_OK)
         first = rc;
     if (nstale > 0)
@@ -676,6 +896,39 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
     return first;
 }
 
+/* A cluster delete: one UNLINK (or DEL) per slot, one round trip. */
+static int cluster_del(redis_state *st, const hermes_bytes *keys, size_t n)
+{
+    int use_del = atomic_load(&st->no_unlink);
+    slot_batch b;
+    int rc = slot_batch_new(&b, use_del ? "DEL" : "UNLINK", keys, n);
+    int unknown = 0;
+
+    if (rc != HERMES_BE_OK)
+        return rc;
+    rpool_shape shape = rpool_scalar(&st->pool);
+    rc = rcl_run(st->cl, b.cmds, b.ncmds, &shape, b.cmds[0].argv[0]);
+    for (size_t g = 0; g < b.ncmds; g++) {
+        const redisReply *r = b.cmds[g].reply;
+
+        if (!r || r->type == REDIS_REPLY_INTEGER)
+            continue;
+        if (!use_del && r->type == REDIS_REPLY_ERROR &&
+            strncmp(r->str, "ERR unknown command", 19) == 0)
+            unknown = 1;
+        else if (rc == HERMES_BE_OK)
+            rc = bad_reply(reply_pool(st, b.cmds, g), b.cmds[g].argv[0], r);
+    }
+    free_cmd_replies(b.cmds, b.ncmds);
+    free(b.cmds);
+    if (unknown) {
+        atomic_store(&st->no_unlink, 1);
+        rcl_log(st->cl, HERMES_LOG_INFO, "a node has no UNLINK, using DEL");
+        return cluster_del(st, keys, n);
+    }
+    return rc;
+}
+
 static int redis_del(void *state, const hermes_bytes *keys, size_t n)
 {
     redis_state *st = state;
@@ -686,6 +939,8 @@ static int redis_del(void *state, const hermes_bytes *keys, size_t n)
 
     if (n == 0)
         return HERMES_BE_OK;
+    if (st->cl)
+        return cluster_del(st, keys, n);
     /* delete_keys() puts UNLINK or DEL in argv[0]. */
     if ((rc = batch_argv(NULL, keys, n, &argv, &lens)) != HERMES_BE_OK)
         return rc;
@@ -726,13 +981,33 @@ static int lock_cmd_init(lock_cmd *l, hermes_bytes key, hermes_bytes token,
 }
 
 /* OK when taken, nil when held by someone else. */
-static int lock_reply(redis_state *st, const redisReply *r, int *acquired)
+static int lock_reply(rpool *p, const redisReply *r, int *acquired)
 {
     if (r->type == REDIS_REPLY_STATUS)
         *acquired = 1;
     else if (r->type != REDIS_REPLY_NIL)
-        return bad_reply(st, "lock SET NX", r);
+        return bad_reply(p, "lock SET NX", r);
     return HERMES_BE_OK;
+}
+
+/* One command about one key, on the single server or on the key's node of
+ * a cluster; *p is the pool that answered (for bad_reply). */
+static int run_for_key(redis_state *st, hermes_bytes key, int argc,
+                       const char **argv, const size_t *lens, redisReply **r,
+                       const rpool_shape *shape, const char *what, rpool **p)
+{
+    rcl_cmd c = {.slot = 0, .argc = argc, .argv = argv, .lens = lens};
+    int rc;
+
+    if (!st->cl) {
+        *p = &st->pool;
+        return run1(&st->pool, argc, argv, lens, r, shape, what);
+    }
+    c.slot = rslot_of(bytes_ptr(key), key.len);
+    rc = rcl_run(st->cl, &c, 1, shape, what);
+    *r = c.reply;
+    *p = rc == HERMES_BE_OK ? reply_pool(st, &c, 0) : NULL;
+    return rc;
 }
 
 static int redis_lock(void *state, hermes_bytes key, hermes_bytes token,
@@ -740,6 +1015,7 @@ static int redis_lock(void *state, hermes_bytes key, hermes_bytes token,
 {
     redis_state *st = state;
     redisReply *r = NULL;
+    rpool *p;
     lock_cmd l;
     int rc;
 
@@ -747,15 +1023,26 @@ static int redis_lock(void *state, hermes_bytes key, hermes_bytes token,
     if ((rc = lock_cmd_init(&l, key, token, ttl_ms)) != HERMES_BE_OK)
         return rc;
     rpool_shape shape = rpool_scalar(&st->pool);
-    rc = run1(st, 6, l.argv, l.lens, &r, &shape, "lock SET NX");
+    rc = run_for_key(st, key, 6, l.argv, l.lens, &r, &shape, "lock SET NX", &p);
     if (rc != HERMES_BE_OK)
         return rc;
-    rc = lock_reply(st, r, acquired);
+    rc = lock_reply(p, r, acquired);
     freeReplyObject(r);
     return rc;
 }
 
-/* lock() and get() in one pipeline: SET NX PX, then MGET. */
+/*
+ * lock() and get() in one pipeline: SET NX PX, then MGET.
+ *
+ * On a cluster the lock and the keys read are on different nodes as a
+ * rule, and two nodes do not keep the order of two requests sent at
+ * once: the read could run before the lock is taken, and miss the value
+ * of a leader that wrote it and unlocked in between, so this caller would
+ * compute it again.  The operation promises the read after the lock, so
+ * there it is lock(), then get() (two round trips, what the core does
+ * without lock_get; the core chooses per plugin, not per call, so it
+ * cannot be asked to).
+ */
 static int redis_lock_get(void *state, hermes_bytes key, hermes_bytes token,
                           uint32_t ttl_ms, int *acquired,
                           const hermes_bytes *keys, size_t n,
@@ -774,6 +1061,10 @@ static int redis_lock_get(void *state, hermes_bytes key, hermes_bytes token,
         return rc;
     if (n == 0 || cb == NULL)
         return HERMES_BE_INVALID;
+    if (st->cl) {
+        rc = redis_lock(state, key, token, ttl_ms, acquired);
+        return rc == HERMES_BE_OK ? redis_get(state, keys, n, cb, arg) : rc;
+    }
     if ((rc = batch_argv("MGET", keys, n, &argv, &lens)) != HERMES_BE_OK)
         return rc;
     rpool_shape lshape = rpool_scalar(&st->pool);
@@ -797,9 +1088,9 @@ static int redis_lock_get(void *state, hermes_bytes key, hermes_bytes token,
     free(lens);
     /* The replies outlive the connection: cb runs without holding one. */
     if (rc == HERMES_BE_OK)
-        rc = lock_reply(st, lr, acquired);
+        rc = lock_reply(&st->pool, lr, acquired);
     if (rc == HERMES_BE_OK)
-        rc = mget_reply(st, gr, n, cb, arg);
+        rc = mget_values(&st->pool, gr, NULL, n, cb, arg);
     if (lr)
         freeReplyObject(lr);
     if (gr)
@@ -807,18 +1098,20 @@ static int redis_lock_get(void *state, hermes_bytes key, hermes_bytes token,
     return rc;
 }
 
-/* Load the unlock script once per plugin state and remember its SHA1.
- * Failing here is not fatal: unlock then falls back to EVAL. */
-static void load_unlock_sha(redis_state *st, rpool_conn *conn, char *sha)
-{
-    const char *argv[3] = {"SCRIPT", "LOAD", unlock_script};
-    size_t lens[3] = {6, 4, sizeof unlock_script - 1};
-    redisReply *r = NULL;
-    rpool_shape shape = rpool_scalar(&st->pool);
+/* SCRIPT LOAD of the unlock script. */
+#define SCRIPT_LOAD_ARGV                                                       \
+    {                                                                          \
+        "SCRIPT", "LOAD", unlock_script                                        \
+    }
+#define SCRIPT_LOAD_LENS                                                       \
+    {                                                                          \
+        6, 4, sizeof unlock_script - 1                                         \
+    }
 
-    if (command1(st, conn, 3, argv, lens, &r, &shape, "SCRIPT LOAD") !=
-        HERMES_BE_OK)
-        return;
+/* Remembers the SHA1 that SCRIPT LOAD answered, in st and in sha. */
+static void remember_sha(redis_state *st, rpool *p, const redisReply *r,
+                         char *sha)
+{
     if (r->type == REDIS_REPLY_STRING && r->len == 40) {
         pthread_mutex_lock(&st->sha_mu);
         memcpy(st->unlock_sha, r->str, 40);
@@ -827,8 +1120,23 @@ static void load_unlock_sha(redis_state *st, rpool_conn *conn, char *sha)
         memcpy(sha, r->str, 40);
         sha[40] = '\0';
     } else {
-        bad_reply(st, "SCRIPT LOAD", r);
+        bad_reply(p, "SCRIPT LOAD", r);
     }
+}
+
+/* Load the unlock script once per plugin state and remember its SHA1.
+ * Failing here is not fatal: unlock then falls back to EVAL. */
+static void load_unlock_sha(redis_state *st, rpool_conn *conn, char *sha)
+{
+    const char *argv[3] = SCRIPT_LOAD_ARGV;
+    size_t lens[3] = SCRIPT_LOAD_LENS;
+    redisReply *r = NULL;
+    rpool_shape shape = rpool_scalar(&st->pool);
+
+    if (command1(&st->pool, conn, 3, argv, lens, &r, &shape, "SCRIPT LOAD") !=
+        HERMES_BE_OK)
+        return;
+    remember_sha(st, &st->pool, r, sha);
     freeReplyObject(r);
 }
 
@@ -854,28 +1162,38 @@ static void unlock_cmd_init(unlock_cmd *u, const char *sha, hermes_bytes key,
     }
 }
 
-/* After SCRIPT FLUSH or a server restart the script is gone; EVAL runs it
- * and caches it again under the same SHA1.  *r is the EVALSHA reply. */
+/* After SCRIPT FLUSH, a server restart or on a node that never loaded it
+ * (a cluster's other master, a promoted replica) the script is missing:
+ * EVALSHA answers NOSCRIPT, and EVAL runs it and caches it again under
+ * the same SHA1.  Frees *r and clears it when that is what it says. */
+static int noscript(redisReply **r)
+{
+    if (*r == NULL || (*r)->type != REDIS_REPLY_ERROR ||
+        strncmp((*r)->str, "NOSCRIPT", 8) != 0)
+        return 0;
+    freeReplyObject(*r);
+    *r = NULL;
+    return 1;
+}
+
+/* *r is the EVALSHA reply: EVAL on conn when it is NOSCRIPT. */
 static int unlock_again(redis_state *st, rpool_conn *conn, hermes_bytes key,
                         hermes_bytes token, redisReply **r)
 {
     unlock_cmd u;
     rpool_shape shape = rpool_scalar(&st->pool);
 
-    if (*r == NULL || (*r)->type != REDIS_REPLY_ERROR ||
-        strncmp((*r)->str, "NOSCRIPT", 8) != 0)
+    if (!noscript(r))
         return HERMES_BE_OK;
-    freeReplyObject(*r);
-    *r = NULL;
     unlock_cmd_init(&u, "", key, token);
-    return command1(st, conn, 5, u.argv, u.lens, r, &shape, "EVAL");
+    return command1(&st->pool, conn, 5, u.argv, u.lens, r, &shape, "EVAL");
 }
 
 /* 1 when the script deleted our lock, 0 when it was not ours. */
-static int unlock_reply(redis_state *st, const redisReply *r, int *released)
+static int unlock_reply(rpool *p, const redisReply *r, int *released)
 {
     if (r->type != REDIS_REPLY_INTEGER)
-        return bad_reply(st, "unlock", r);
+        return bad_reply(p, "unlock", r);
     *released = r->integer == 1;
     return HERMES_BE_OK;
 }
@@ -885,6 +1203,43 @@ static void unlock_sha_copy(redis_state *st, char sha[41])
     pthread_mutex_lock(&st->sha_mu);
     memcpy(sha, st->unlock_sha, 41);
     pthread_mutex_unlock(&st->sha_mu);
+}
+
+/*
+ * Unlock on a cluster: everything goes to the key's node.  The script is
+ * loaded there (SCRIPT LOAD routed by the key) the first time; a node
+ * that does not have it yet answers NOSCRIPT, and EVAL runs it there.
+ */
+static int cluster_unlock(redis_state *st, hermes_bytes key, hermes_bytes token,
+                          int *released)
+{
+    char sha[41];
+    const char *load_argv[3] = SCRIPT_LOAD_ARGV;
+    size_t load_lens[3] = SCRIPT_LOAD_LENS;
+    redisReply *r = NULL;
+    rpool_shape shape = rpool_scalar(&st->pool);
+    unlock_cmd u;
+    rpool *p;
+    int rc;
+
+    unlock_sha_copy(st, sha);
+    if (!sha[0] && run_for_key(st, key, 3, load_argv, load_lens, &r, &shape,
+                               "SCRIPT LOAD", &p) == HERMES_BE_OK) {
+        remember_sha(st, p, r, sha);
+        freeReplyObject(r);
+        r = NULL;
+    }
+    unlock_cmd_init(&u, sha, key, token);
+    rc = run_for_key(st, key, 5, u.argv, u.lens, &r, &shape, u.argv[0], &p);
+    if (rc == HERMES_BE_OK && noscript(&r)) {
+        unlock_cmd_init(&u, "", key, token);
+        rc = run_for_key(st, key, 5, u.argv, u.lens, &r, &shape, "EVAL", &p);
+    }
+    if (rc != HERMES_BE_OK)
+        return rc;
+    rc = unlock_reply(p, r, released);
+    freeReplyObject(r);
+    return rc;
 }
 
 static int redis_unlock(void *state, hermes_bytes key, hermes_bytes token,
@@ -901,6 +1256,8 @@ static int redis_unlock(void *state, hermes_bytes key, hermes_bytes token,
     *released = 0;
     if (too_big(key.len) || too_big(token.len))
         return HERMES_BE_TOOBIG;
+    if (st->cl)
+        return cluster_unlock(st, key, token, released);
     rc = rpool_take(&st->pool, &conn);
     if (rc != HERMES_BE_OK)
         return rc;
@@ -909,7 +1266,8 @@ static int redis_unlock(void *state, hermes_bytes key, hermes_bytes token,
         load_unlock_sha(st, conn, sha);
     if (!conn->broken) {
         unlock_cmd_init(&u, sha, key, token);
-        rc = command1(st, conn, 5, u.argv, u.lens, &r, &shape, u.argv[0]);
+        rc =
+            command1(&st->pool, conn, 5, u.argv, u.lens, &r, &shape, u.argv[0]);
         if (rc == HERMES_BE_OK)
             rc = unlock_again(st, conn, key, token, &r);
     }
@@ -918,7 +1276,7 @@ static int redis_unlock(void *state, hermes_bytes key, hermes_bytes token,
     rpool_put(&st->pool, conn);
     if (rc != HERMES_BE_OK)
         return rc;
-    rc = unlock_reply(st, r, released);
+    rc = unlock_reply(&st->pool, r, released);
     freeReplyObject(r);
     return rc;
 }
@@ -926,7 +1284,10 @@ static int redis_unlock(void *state, hermes_bytes key, hermes_bytes token,
 /*
  * set() and unlock() in one pipeline: the SETs, then the unlock script.
  * Items set() would refuse or split (too big, set-if-absent) go the long
- * way, set() then unlock().
+ * way, set() then unlock().  So does a cluster: the lock's node could
+ * run the unlock before another node stored the value, and a caller
+ * waiting for the lock would take it, miss and compute again; the
+ * operation promises the write before the unlock.
  */
 static int redis_set_unlock(void *state, const hermes_item *items, size_t n,
                             hermes_bytes key, hermes_bytes token, int *released)
@@ -943,15 +1304,17 @@ static int redis_set_unlock(void *state, const hermes_item *items, size_t n,
     *released = 0;
     if (too_big(key.len) || too_big(token.len))
         return HERMES_BE_TOOBIG;
+    int apart = st->cl != NULL;
     for (i = 0; i < n; i++) {
         if (items[i].flags & HERMES_SET_IF_ABSENT)
             return HERMES_BE_INVALID;
-        if (too_big(items[i].key.len) ||
-            items[i].value.len > st->pool.max_value_bytes) {
-            rc = redis_set(state, items, n, NULL, NULL);
-            urc = redis_unlock(state, key, token, released);
-            return rc != HERMES_BE_OK ? rc : urc;
-        }
+        apart |= too_big(items[i].key.len) ||
+                 items[i].value.len > st->pool.max_value_bytes;
+    }
+    if (apart) {
+        rc = redis_set(state, items, n, NULL, NULL);
+        urc = redis_unlock(state, key, token, released);
+        return rc != HERMES_BE_OK ? rc : urc;
     }
     /* The SETs' replies and the unlock's. */
     if (n + 1 > sizeof small / sizeof *small &&
@@ -968,8 +1331,12 @@ static int redis_set_unlock(void *state, const hermes_item *items, size_t n,
     unlock_cmd_init(&u, sha, key, token);
     rc = rpool_take(&st->pool, &conn);
     if (rc == HERMES_BE_OK) {
-        for (i = 0; i < n && rc == HERMES_BE_OK; i++)
-            rc = append_set(st, conn, &items[i], 0);
+        for (i = 0; i < n && rc == HERMES_BE_OK; i++) {
+            set_args a;
+
+            set_argv(&items[i], 0, &a);
+            rc = rpool_append(&st->pool, conn, a.argc, a.argv, a.lens);
+        }
         if (rc == HERMES_BE_OK)
             rc = rpool_append(&st->pool, conn, 5, u.argv, u.lens);
         /* All n + 1 replies fit one shape: one read, one deadline. */
@@ -988,13 +1355,13 @@ static int redis_set_unlock(void *state, const hermes_item *items, size_t n,
         if (replies[i]->type != REDIS_REPLY_STATUS) {
             /* Refused (e.g. OOM under maxmemory noeviction, which still
              * allows deletes): the old value must go. */
-            int r = bad_reply(st, "SET", replies[i]);
+            int r = bad_reply(&st->pool, "SET", replies[i]);
             if (src == HERMES_BE_OK)
                 src = r;
             stale[nstale++] = items[i].key;
         }
     }
-    urc = rc == HERMES_BE_OK && ur ? unlock_reply(st, ur, released) : rc;
+    urc = rc == HERMES_BE_OK && ur ? unlock_reply(&st->pool, ur, released) : rc;
     if (rc == HERMES_BE_OK)
         rc = src;
     if (ur)
@@ -1037,7 +1404,7 @@ static char *match_pattern(hermes_bytes prefix, size_t *len)
  * returns the reply in *out with its key array in *keys, and the next
  * cursor in cursor (NUL-terminated).
  */
-static int scan_step(redis_state *st, rpool_conn *conn, char *cursor,
+static int scan_step(rpool *p, rpool_conn *conn, char *cursor,
                      size_t cursor_size, const char *pat, size_t plen,
                      redisReply **out, const redisReply **keys)
 {
@@ -1045,15 +1412,15 @@ static int scan_step(redis_state *st, rpool_conn *conn, char *cursor,
     size_t lens[6] = {4, strlen(cursor), 5, plen, 5, sizeof SCAN_COUNT - 1};
     /* [cursor, [key...]]: one key may be as long as a value; the whole
      * step holds at most that plus SCAN_MAX_KEYS keys of 1 KiB. */
-    rpool_shape shape = {SCAN_MAX_KEYS, 2, st->pool.max_value_bytes,
-                         st->pool.max_value_bytes +
+    rpool_shape shape = {SCAN_MAX_KEYS, 2, p->max_value_bytes,
+                         p->max_value_bytes +
                              (SCAN_MAX_KEYS + 3) * (RPOOL_FRAME + 1024)};
     redisReply *r = NULL;
     const redisReply *c, *k;
     size_t i;
     int rc;
 
-    rc = command1(st, conn, 6, argv, lens, &r, &shape, "SCAN");
+    rc = command1(p, conn, 6, argv, lens, &r, &shape, "SCAN");
     if (rc != HERMES_BE_OK)
         return rc;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
@@ -1072,7 +1439,7 @@ static int scan_step(redis_state *st, rpool_conn *conn, char *cursor,
     *keys = k;
     return HERMES_BE_OK;
 bad:
-    rc = bad_reply(st, "SCAN", r);
+    rc = bad_reply(p, "SCAN", r);
     freeReplyObject(r);
     return rc;
 }
@@ -1112,22 +1479,22 @@ typedef struct walk {
     long long dbsize; /* -1 when the server did not say */
 } walk;
 
-static int walk_begin(redis_state *st, rpool_conn *conn, walk *w,
+static int walk_begin(redis_state *st, rpool *p, rpool_conn *conn, walk *w,
                       const char *what)
 {
     const char *argv[1] = {"DBSIZE"};
     size_t lens[1] = {6};
-    rpool_shape shape = rpool_scalar(&st->pool);
+    rpool_shape shape = rpool_scalar(p);
     redisReply *r = NULL;
     int rc;
 
     w->what = what;
     w->deadline_ns =
-        rpool_now_ns(&st->pool) + (uint64_t)st->flush_timeout_ms * 1000000u;
+        rpool_now_ns(p) + (uint64_t)st->flush_timeout_ms * 1000000u;
     w->steps = 0;
     w->dbsize = -1;
     w->max_steps = UINT64_MAX; /* only the time bound, unless DBSIZE works */
-    rc = command1(st, conn, 1, argv, lens, &r, &shape, "DBSIZE");
+    rc = command1(p, conn, 1, argv, lens, &r, &shape, "DBSIZE");
     if (rc != HERMES_BE_OK)
         return rc;
     if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
@@ -1139,19 +1506,19 @@ static int walk_begin(redis_state *st, rpool_conn *conn, walk *w,
 }
 
 /* Counts one more step; refuses it once the walk is past its bounds. */
-static int walk_step(redis_state *st, walk *w)
+static int walk_step(redis_state *st, rpool *p, walk *w)
 {
     if (++w->steps > w->max_steps) {
-        atomic_fetch_add(&st->pool.errors, 1);
-        rpool_log(&st->pool, HERMES_LOG_ERROR,
+        atomic_fetch_add(&p->errors, 1);
+        rpool_log(p, HERMES_LOG_ERROR,
                   "%s: SCAN did not finish in %llu steps (DBSIZE %lld): "
                   "gave up, keys may remain",
                   w->what, (unsigned long long)w->max_steps, w->dbsize);
         return HERMES_BE_PROTOCOL;
     }
-    if (rpool_now_ns(&st->pool) >= w->deadline_ns) {
-        atomic_fetch_add(&st->pool.errors, 1);
-        rpool_log(&st->pool, HERMES_LOG_ERROR,
+    if (rpool_now_ns(p) >= w->deadline_ns) {
+        atomic_fetch_add(&p->errors, 1);
+        rpool_log(p, HERMES_LOG_ERROR,
                   "%s: SCAN did not finish within flush_timeout_ms (%u ms, "
                   "%llu steps): gave up, keys may remain",
                   w->what, (unsigned)st->flush_timeout_ms,
@@ -1161,34 +1528,47 @@ static int walk_step(redis_state *st, walk *w)
     return HERMES_BE_OK;
 }
 
-static int redis_flush(void *state, hermes_bytes prefix)
+/* FLUSHDB on one server (a flush with an empty prefix, flushdb = yes). */
+static int flushdb_on(rpool *p)
 {
-    redis_state *st = state;
+    const char *argv[1] = {"FLUSHDB"};
+    size_t lens[1] = {7};
+    redisReply *r = NULL;
+    rpool_shape shape = rpool_scalar(p);
+    int rc = run1(p, 1, argv, lens, &r, &shape, "FLUSHDB");
+
+    if (rc != HERMES_BE_OK)
+        return rc;
+    if (r->type != REDIS_REPLY_STATUS)
+        rc = bad_reply(p, "FLUSHDB", r);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* The keys of one SCAN step, deleted on a cluster: each to its slot's
+ * node (a key that moved meanwhile is followed there). */
+static int cluster_del_scanned(redis_state *st, const redisReply *keys)
+{
+    hermes_bytes *kb = malloc(keys->elements * sizeof *kb);
+    int rc;
+
+    if (!kb)
+        return HERMES_BE_NOMEM;
+    for (size_t i = 0; i < keys->elements; i++)
+        kb[i] = (hermes_bytes){keys->element[i]->str, keys->element[i]->len};
+    rc = cluster_del(st, kb, keys->elements);
+    free(kb);
+    return rc;
+}
+
+/* Deletes the keys matching pat on one server (a cluster's master). */
+static int flush_walk(redis_state *st, rpool *p, const char *pat, size_t plen)
+{
     char cursor[32] = "0";
     rpool_conn *conn;
     walk w;
-    size_t plen;
-    char *pat;
     int rc;
 
-    if (prefix.len == 0 && st->flushdb) {
-        const char *argv[1] = {"FLUSHDB"};
-        size_t lens[1] = {7};
-        redisReply *r = NULL;
-        rpool_shape shape = rpool_scalar(&st->pool);
-
-        rc = run1(st, 1, argv, lens, &r, &shape, "FLUSHDB");
-        if (rc != HERMES_BE_OK)
-            return rc;
-        if (r->type != REDIS_REPLY_STATUS)
-            rc = bad_reply(st, "FLUSHDB", r);
-        freeReplyObject(r);
-        return rc;
-    }
-
-    pat = match_pattern(prefix, &plen);
-    if (!pat)
-        return HERMES_BE_NOMEM;
     /* The connection goes back between steps so that a long flush does
      * not hold one away from other threads. */
     do {
@@ -1197,17 +1577,17 @@ static int redis_flush(void *state, hermes_bytes prefix)
         const char **argv;
         size_t *lens;
 
-        rc = rpool_take(&st->pool, &conn);
+        rc = rpool_take(p, &conn);
         if (rc != HERMES_BE_OK)
             break;
         if (strcmp(cursor, "0") == 0)
-            rc = walk_begin(st, conn, &w, "flush");
+            rc = walk_begin(st, p, conn, &w, "flush");
         if (rc == HERMES_BE_OK)
-            rc = walk_step(st, &w);
+            rc = walk_step(st, p, &w);
         if (rc == HERMES_BE_OK)
-            rc = scan_step(st, conn, cursor, sizeof cursor, pat, plen, &r,
-                           &keys);
-        if (rc == HERMES_BE_OK && keys->elements > 0) {
+            rc =
+                scan_step(p, conn, cursor, sizeof cursor, pat, plen, &r, &keys);
+        if (rc == HERMES_BE_OK && keys->elements > 0 && !st->cl) {
             rc = keys_argv(keys, &argv, &lens);
             if (rc == HERMES_BE_OK) {
                 rc = delete_keys(st, conn, (int)keys->elements + 1, argv, lens);
@@ -1215,17 +1595,69 @@ static int redis_flush(void *state, hermes_bytes prefix)
                 free(lens);
             }
         }
-        rpool_put(&st->pool, conn);
+        rpool_put(p, conn);
+        /* A cluster's keys of several slots cannot go in one UNLINK. */
+        if (rc == HERMES_BE_OK && keys->elements > 0 && st->cl)
+            rc = cluster_del_scanned(st, keys);
         if (r)
             freeReplyObject(r);
     } while (rc == HERMES_BE_OK && strcmp(cursor, "0") != 0);
-    free(pat);
+    return rc;
+}
+
+/* Runs fn on every master of the cluster, or on the single server; the
+ * first failure is returned, after every master was tried. */
+static int each_server(redis_state *st,
+                       int (*fn)(redis_state *, rpool *, void *), void *arg)
+{
+    uint16_t masters[RCL_MAX_NODES];
+    size_t n, i;
+    int rc = HERMES_BE_OK, r;
+
+    if (!st->cl)
+        return fn(st, &st->pool, arg);
+    n = rcl_masters(st->cl, masters);
+    if (n == 0)
+        return HERMES_BE_IO;
+    for (i = 0; i < n; i++) {
+        r = fn(st, &rcl_node_at(st->cl, masters[i])->pool, arg);
+        if (rc == HERMES_BE_OK)
+            rc = r;
+    }
+    return rc;
+}
+
+typedef struct flush_arg {
+    const char *pat; /* NULL: FLUSHDB */
+    size_t plen;
+} flush_arg;
+
+static int flush_one(redis_state *st, rpool *p, void *arg)
+{
+    const flush_arg *f = arg;
+
+    return f->pat ? flush_walk(st, p, f->pat, f->plen) : flushdb_on(p);
+}
+
+static int redis_flush(void *state, hermes_bytes prefix)
+{
+    redis_state *st = state;
+    flush_arg f = {NULL, 0};
+    int rc;
+
+    if (prefix.len == 0 && st->flushdb)
+        return each_server(st, flush_one, &f);
+    f.pat = match_pattern(prefix, &f.plen);
+    if (!f.pat)
+        return HERMES_BE_NOMEM;
+    rc = each_server(st, flush_one, &f);
+    free((char *)f.pat);
     return rc;
 }
 
 /* GET + PTTL for every key of one SCAN step, in one pipeline. */
-static int fetch_batch(redis_state *st, rpool_conn *conn,
-                       const redisReply *keys, redisReply ***out)
+static int fetch_batch(rpool *p, rpool_conn *conn, const redisReply *keys,
+                       redisReply ***out)
 {
     size_t i, n = keys->elements;
     redisReply **rep;
@@ -1238,16 +1670,16 @@ static int fetch_batch(redis_state *st, rpool_conn *conn,
         const char *argv[2] = {"GET", keys->element[i]->str};
         size_t lens[2] = {3, keys->element[i]->len};
 
-        rc = rpool_append(&st->pool, conn, 2, argv, lens);
+        rc = rpool_append(p, conn, 2, argv, lens);
         if (rc == HERMES_BE_OK) {
             argv[0] = "PTTL";
             lens[0] = 4;
-            rc = rpool_append(&st->pool, conn, 2, argv, lens);
+            rc = rpool_append(p, conn, 2, argv, lens);
         }
     }
-    rpool_shape shape = rpool_scalar(&st->pool);
+    rpool_shape shape = rpool_scalar(p);
     if (rc == HERMES_BE_OK)
-        rc = rpool_read(&st->pool, conn, 2 * n, rep, &shape, "GET/PTTL");
+        rc = rpool_read(p, conn, 2 * n, rep, &shape, "GET/PTTL");
     if (rc != HERMES_BE_OK) {
         free(rep);
         return rc;
@@ -1256,61 +1688,81 @@ static int fetch_batch(redis_state *st, rpool_conn *conn,
     return HERMES_BE_OK;
 }
 
-static int redis_scan(void *state, hermes_bytes prefix, hermes_scan_cb cb,
-                      void *arg)
-{
-    redis_state *st = state;
-    char cursor[32] = "0";
-    int stop = 0;
-    walk w;
+typedef struct scan_arg {
+    const char *pat;
     size_t plen;
-    char *pat;
+    hermes_scan_cb cb;
+    void *arg;
+    int stop; /* the callback asked to stop */
+} scan_arg;
+
+/* Reports the keys matching the pattern on one server. */
+static int scan_walk(redis_state *st, rpool *p, void *arg)
+{
+    scan_arg *sa = arg;
+    char cursor[32] = "0";
+    walk w;
     int rc;
 
-    pat = match_pattern(prefix, &plen);
-    if (!pat)
-        return HERMES_BE_NOMEM;
+    if (sa->stop)
+        return HERMES_BE_OK;
     do {
         const redisReply *keys = NULL;
         redisReply *r = NULL, **rep = NULL;
         rpool_conn *conn;
         size_t i, n = 0;
 
-        rc = rpool_take(&st->pool, &conn);
+        rc = rpool_take(p, &conn);
         if (rc != HERMES_BE_OK)
             break;
         if (strcmp(cursor, "0") == 0)
-            rc = walk_begin(st, conn, &w, "scan");
+            rc = walk_begin(st, p, conn, &w, "scan");
         if (rc == HERMES_BE_OK)
-            rc = walk_step(st, &w);
+            rc = walk_step(st, p, &w);
         if (rc == HERMES_BE_OK)
-            rc = scan_step(st, conn, cursor, sizeof cursor, pat, plen, &r,
-                           &keys);
+            rc = scan_step(p, conn, cursor, sizeof cursor, sa->pat, sa->plen,
+                           &r, &keys);
         if (rc == HERMES_BE_OK && keys->elements > 0) {
             n = keys->elements;
-            rc = fetch_batch(st, conn, keys, &rep);
+            rc = fetch_batch(p, conn, keys, &rep);
         }
-        rpool_put(&st->pool, conn);
+        rpool_put(p, conn);
         /* The callback runs without a connection held, so it may call
          * back into the plugin. */
-        for (i = 0; rc == HERMES_BE_OK && rep && i < n && !stop; i++) {
+        for (i = 0; rc == HERMES_BE_OK && rep && i < n && !sa->stop; i++) {
             const redisReply *k = keys->element[i];
             const redisReply *v = rep[2 * i], *t = rep[2 * i + 1];
             int64_t ttl = -2;
 
             /* Keys that expired meanwhile answer nil; keys of other types
-             * answer WRONGTYPE: neither is an entry of ours. */
+             * answer WRONGTYPE, and keys whose slot moved away meanwhile
+             * (a cluster) MOVED: none is an entry of ours here. */
             if (v->type != REDIS_REPLY_STRING)
                 continue;
             if (t->type == REDIS_REPLY_INTEGER && t->integer >= -1)
                 ttl = t->integer;
-            stop = cb(arg, k->str, k->len, v->str, v->len, ttl) != 0;
+            sa->stop =
+                sa->cb(sa->arg, k->str, k->len, v->str, v->len, ttl) != 0;
         }
         free_replies(rep, 2 * n);
         if (r)
             freeReplyObject(r);
-    } while (rc == HERMES_BE_OK && !stop && strcmp(cursor, "0") != 0);
-    free(pat);
+    } while (rc == HERMES_BE_OK && !sa->stop && strcmp(cursor, "0") != 0);
+    return rc;
+}
+
+static int redis_scan(void *state, hermes_bytes prefix, hermes_scan_cb cb,
+                      void *arg)
+{
+    redis_state *st = state;
+    scan_arg sa = {NULL, 0, cb, arg, 0};
+    int rc;
+
+    sa.pat = match_pattern(prefix, &sa.plen);
+    if (!sa.pat)
+        return HERMES_BE_NOMEM;
+    rc = each_server(st, scan_walk, &sa);
+    free((char *)sa.pat);
     return rc;
 }
 
@@ -1329,39 +1781,125 @@ static void stat_u64(hermes_stat_cb cb, void *arg, const char *name, uint64_t v)
  * sees connect failures even while the server is down; the server's INFO
  * fields follow when it answers.
  */
-static int redis_stats(void *state, hermes_stat_cb cb, void *arg)
+/* INFO of one server as a NUL-terminated string (free it). */
+static int info_text(rpool *p, char **text)
 {
-    redis_state *st = state;
     const char *argv[1] = {"INFO"};
     size_t lens[1] = {4};
     redisReply *r = NULL;
+    rpool_shape shape = {0, 0, INFO_MAX_BYTES, INFO_MAX_BYTES + RPOOL_FRAME};
+    int rc = run1(p, 1, argv, lens, &r, &shape, "INFO");
+
+    if (rc != HERMES_BE_OK)
+        return rc;
+    if (r->type != REDIS_REPLY_STRING) {
+        rc = bad_reply(p, "INFO", r);
+        freeReplyObject(r);
+        return rc;
+    }
+    *text = malloc(r->len + 1);
+    if (*text) {
+        memcpy(*text, r->str, r->len);
+        (*text)[r->len] = '\0';
+    }
+    freeReplyObject(r);
+    return *text ? HERMES_BE_OK : HERMES_BE_NOMEM;
+}
+
+/* The pool counters, summed over every node of a cluster. */
+static void pool_counters(redis_state *st, hermes_stat_cb cb, void *arg)
+{
+    uint64_t v[4] = {0, 0, 0, 0};
+    unsigned n = st->cl ? rcl_node_count(st->cl) : 1;
+
+    for (unsigned i = 0; i < n; i++) {
+        rpool *p = st->cl ? &rcl_node_at(st->cl, i)->pool : &st->pool;
+
+        v[0] += atomic_load(&p->connects);
+        v[1] += atomic_load(&p->connect_failures);
+        v[2] += atomic_load(&p->commands);
+        v[3] += atomic_load(&p->errors);
+    }
+    stat_u64(cb, arg, "connections_opened", v[0]);
+    stat_u64(cb, arg, "connect_failures", v[1]);
+    stat_u64(cb, arg, "commands", v[2]);
+    stat_u64(cb, arg, "errors", v[3]);
+}
+
+/* The keys and expiring keys of INFO's "db0:keys=N,expires=M,..." line. */
+static void db0_counts(const char *text, uint64_t *keys, uint64_t *expires)
+{
+    const char *l = strstr(text, "\ndb0:keys=");
+
+    if (l) {
+        *keys += strtoull(l + 10, NULL, 10);
+        l = strstr(l, ",expires=");
+        if (l)
+            *expires += strtoull(l + 9, NULL, 10);
+    }
+}
+
+/* A cluster's counters, its map, and every master's keys summed. */
+static int cluster_stats(redis_state *st, hermes_stat_cb cb, void *arg)
+{
+    rcluster *cl = st->cl;
+    uint16_t masters[RCL_MAX_NODES];
+    uint64_t keys = 0, expires = 0;
+    char buf[96];
+    size_t n, i;
+    int rc = HERMES_BE_OK;
+
+    stat_u64(cb, arg, "cluster_nodes_seen", rcl_node_count(cl));
+    stat_u64(cb, arg, "slot_map_refreshes", atomic_load(&cl->refreshes));
+    stat_u64(cb, arg, "slot_map_refresh_failures",
+             atomic_load(&cl->refresh_failures));
+    stat_u64(cb, arg, "moved", atomic_load(&cl->moved));
+    stat_u64(cb, arg, "ask", atomic_load(&cl->ask));
+    stat_u64(cb, arg, "tryagain", atomic_load(&cl->tryagain));
+    stat_u64(cb, arg, "clusterdown", atomic_load(&cl->clusterdown));
+    n = rcl_masters(cl, masters);
+    stat_u64(cb, arg, "cluster_masters", n);
+    if (n == 0)
+        return HERMES_BE_IO;
+    for (i = 0; i < n && rc == HERMES_BE_OK; i++) {
+        rcl_node *nd = rcl_node_at(cl, masters[i]);
+        char *text;
+
+        rc = info_text(&nd->pool, &text);
+        if (rc != HERMES_BE_OK)
+            break;
+        if (i == 0) {
+            const char *v = strstr(text, "redis_version:");
+
+            if (v)
+                snprintf(buf, sizeof buf, "%.*s", (int)strcspn(v + 14, "\r\n"),
+                         v + 14);
+            cb(arg, "redis_version", v ? buf : "unknown");
+        }
+        db0_counts(text, &keys, &expires);
+        free(text);
+    }
+    if (rc != HERMES_BE_OK)
+        return rc;
+    snprintf(buf, sizeof buf, "keys=%llu,expires=%llu,avg_ttl=0",
+             (unsigned long long)keys, (unsigned long long)expires);
+    cb(arg, "keyspace", buf);
+    return HERMES_BE_OK;
+}
+
+static int redis_stats(void *state, hermes_stat_cb cb, void *arg)
+{
+    redis_state *st = state;
     char dbkey[24], *text, *line, *save = NULL;
     int dblen, have_keyspace = 0;
     int rc;
 
-    stat_u64(cb, arg, "connections_opened", atomic_load(&st->pool.connects));
-    stat_u64(cb, arg, "connect_failures",
-             atomic_load(&st->pool.connect_failures));
-    stat_u64(cb, arg, "commands", atomic_load(&st->pool.commands));
-    stat_u64(cb, arg, "errors", atomic_load(&st->pool.errors));
-
-    rpool_shape shape = {0, 0, INFO_MAX_BYTES, INFO_MAX_BYTES + RPOOL_FRAME};
-    rc = run1(st, 1, argv, lens, &r, &shape, "INFO");
+    pool_counters(st, cb, arg);
+    if (st->cl)
+        return cluster_stats(st, cb, arg);
+    rc = info_text(&st->pool, &text);
     if (rc != HERMES_BE_OK)
         return rc;
-    if (r->type != REDIS_REPLY_STRING) {
-        rc = bad_reply(st, "INFO", r);
-        freeReplyObject(r);
-        return rc;
-    }
-    text = malloc(r->len + 1);
-    if (!text) {
-        freeReplyObject(r);
-        return HERMES_BE_NOMEM;
-    }
-    memcpy(text, r->str, r->len);
-    text[r->len] = '\0';
-    freeReplyObject(r);
 
     dblen = snprintf(dbkey, sizeof dbkey, "db%d:", st->pool.db);
     for (line = strtok_r(text, "\r\n", &save); line;

@@ -196,6 +196,8 @@ static void exec_server(const redis_server *s, const char *bin)
         argv[argc++] = "--requirepass";
         argv[argc++] = s->requirepass;
     }
+    for (int i = 0; i < 8 && s->extra_args[i]; i++)
+        argv[argc++] = s->extra_args[i];
     argv[argc] = NULL;
     execvp(bin, (char *const *)argv);
     fprintf(stderr, "redis_server: cannot run %s: %s; %s\n", bin,
@@ -295,6 +297,12 @@ int redis_server_start(redis_server *s)
     return start(s, 0);
 }
 
+int redis_server_start_port(redis_server *s, int port)
+{
+    s->port = port;
+    return start(s, 1);
+}
+
 static void terminate(redis_server *s, int sig)
 {
     if (s->pid <= 0)
@@ -318,6 +326,8 @@ void redis_server_stop(redis_server *s)
         unlink(path);
         unlink(s->socket_path);
         snprintf(path, sizeof path, "%s/dump.rdb", s->dir);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/nodes.conf", s->dir);
         unlink(path);
         rmdir(s->dir);
         s->dir[0] = '\0';

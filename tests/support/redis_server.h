@@ -19,7 +19,9 @@
 
 typedef struct redis_server {
     /* Optional, set before the first start: */
-    const char *requirepass; /* start with --requirepass <requirepass> */
+    const char *requirepass;   /* start with --requirepass <requirepass> */
+    const char *extra_args[8]; /* more arguments, NULL-terminated
+                                  (redis_cluster.h: --cluster-enabled) */
 
     /* Filled in by redis_server_start(); read-only for the caller: */
     pid_t pid;             /* the server process, 0 when not running;
@@ -35,6 +37,10 @@ typedef struct redis_server {
  * after explaining the failure on stderr.
  */
 int redis_server_start(redis_server *s);
+
+/* Start a server on the given port (the caller checked it is free, e.g.
+ * with its cluster bus port); as redis_server_start() otherwise. */
+int redis_server_start_port(redis_server *s, int port);
 
 /* Stop it gracefully (SIGTERM, then wait) and remove its directory.  Safe
  * on a server that is not running. */
