@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Longest host name accepted from the config or from a server. */
 #define HOST_MAX 255
@@ -398,7 +399,24 @@ static int ask_slots(rcluster *cl, rcl_node *nd)
     return rc;
 }
 
-int rcl_refresh(rcluster *cl)
+/*
+ * Waits while another thread's refresh runs, polling every 200 us: only
+ * calls that know no node for their slot wait (the first calls of a
+ * state), and a deadline instead of a lock means a fork child never waits
+ * for a parent's thread that does not exist there for more than that
+ * refresh's bound.
+ */
+static void wait_refresh(rcluster *cl, uint64_t now)
+{
+    struct timespec pause = {0, 200000};
+
+    while (now < atomic_load(&cl->busy_until_ns)) {
+        nanosleep(&pause, NULL);
+        now = rpool_now_ns(&rcl_node_at(cl, 0)->pool);
+    }
+}
+
+int rcl_refresh(rcluster *cl, int wait)
 {
     uint64_t now = rpool_now_ns(&rcl_node_at(cl, 0)->pool);
     uint64_t at = atomic_load(&cl->refresh_at_ns);
@@ -409,11 +427,18 @@ int rcl_refresh(rcluster *cl)
     int rc = HERMES_BE_IO;
 
     /* One refresh at a time, at most one per RCL_REFRESH_MIN_MS: whoever
-     * moves the timestamp on does it, the others carry on (fail open). */
+     * moves the timestamp on does it, the others carry on (fail open) or,
+     * knowing no map at all, wait for it. */
     if (now < at || !atomic_compare_exchange_strong(
                         &cl->refresh_at_ns, &at,
-                        now + (uint64_t)RCL_REFRESH_MIN_MS * 1000000u))
+                        now + (uint64_t)RCL_REFRESH_MIN_MS * 1000000u)) {
+        if (wait)
+            wait_refresh(cl, now);
         return HERMES_BE_IO;
+    }
+    /* Past the bound below plus one more node's timeouts, a waiter stops
+     * waiting even if this thread never says it is done. */
+    atomic_store(&cl->busy_until_ns, now + 2 * budget);
     /* Start at another node each time, so that a dead one is not always
      * asked first; give up once one node's timeouts have passed. */
     start = atomic_fetch_add(&cl->next_asked, 1);
@@ -425,9 +450,11 @@ int rcl_refresh(rcluster *cl)
         rc = ask_slots(cl, nd);
         if (rc == HERMES_BE_OK) {
             atomic_fetch_add(&cl->refreshes, 1);
+            atomic_store(&cl->busy_until_ns, 0);
             return rc;
         }
     }
+    atomic_store(&cl->busy_until_ns, 0);
     atomic_fetch_add(&cl->refresh_failures, 1);
     rcl_log(cl, HERMES_LOG_WARN,
             "no node answered CLUSTER SLOTS (asked %u of %u): slot map "
@@ -453,7 +480,7 @@ size_t rcl_masters(rcluster *cl, uint16_t *out)
         }
         if (n > 0 || refreshed)
             return n;
-        rcl_refresh(cl);
+        rcl_refresh(cl, 1);
         refreshed = 1;
     }
 }
@@ -699,7 +726,7 @@ int rcl_run(rcluster *cl, rcl_cmd *cmds, size_t n, const rpool_shape *shape,
             /* No map yet (the first call), or a slot nobody serves. */
             if (cmds[i].to == RCL_NO_NODE && !refreshed) {
                 refreshed = 1;
-                rcl_refresh(cl);
+                rcl_refresh(cl, 1);
                 cmds[i].to = owner_of(cl, cmds[i].slot);
             }
             if (cmds[i].to == RCL_NO_NODE) {
@@ -722,7 +749,7 @@ int rcl_run(rcluster *cl, rcl_cmd *cmds, size_t n, const rpool_shape *shape,
         free(replies);
     }
     if (refresh && !refreshed)
-        rcl_refresh(cl);
+        rcl_refresh(cl, 0);
     for (i = 0; i < n; i++) {
         if (cmds[i].status == PENDING)
             cmds[i].status = HERMES_BE_IO;

@@ -63,6 +63,8 @@ typedef struct rcluster {
     atomic_uint nnodes;
     _Atomic uint16_t owner[RSLOT_COUNT]; /* node index, or RCL_NO_NODE */
     atomic_uint_fast64_t refresh_at_ns;  /* no refresh before this */
+    atomic_uint_fast64_t busy_until_ns;  /* a refresh runs until then at
+                                            most; 0 when none runs */
     atomic_uint next_asked;              /* rotates the node asked */
 
     /* Counters for stats(). */
@@ -114,8 +116,10 @@ size_t rcl_masters(rcluster *cl, uint16_t *out);
 
 /* Refreshes the slot map from the first node that answers, unless another
  * refresh ran within RCL_REFRESH_MIN_MS.  HERMES_BE_OK when this call
- * learnt a map. */
-int rcl_refresh(rcluster *cl);
+ * learnt a map.  With wait set, a call that finds another thread's
+ * refresh running waits for it to end (at most that refresh's own bound,
+ * connect_timeout_ms + command_timeout_ms): for a map not known at all. */
+int rcl_refresh(rcluster *cl, int wait);
 
 /* Logs through the host as "redis cluster: ..."; warnings and errors also
  * become the failing operation's detail. */

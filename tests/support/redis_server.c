@@ -345,3 +345,30 @@ int redis_server_restart(redis_server *s)
     terminate(s, SIGTERM);
     return start(s, 1);
 }
+
+long long redis_info_calls(const char *info, const char *cmd)
+{
+    char needle[64];
+    const char *p;
+
+    snprintf(needle, sizeof needle, "cmdstat_%s:calls=", cmd);
+    p = strstr(info, needle);
+    return p ? atoll(p + strlen(needle)) : 0;
+}
+
+long long redis_info_work_calls(const char *info)
+{
+    long long total = 0;
+
+    for (const char *p = strstr(info, "cmdstat_"); p;
+         p = strstr(p + 1, "cmdstat_")) {
+        if (strncmp(p, "cmdstat_info:", 13) == 0 ||
+            strncmp(p, "cmdstat_config", 14) == 0 ||
+            strncmp(p, "cmdstat_replconf:", 17) == 0)
+            continue;
+        const char *c = strstr(p, "calls=");
+        if (c)
+            total += atoll(c + 6);
+    }
+    return total;
+}

@@ -55,4 +55,13 @@ void redis_server_kill(redis_server *s);
  * running.  Returns 0 or -1 as redis_server_start(). */
 int redis_server_restart(redis_server *s);
 
+/* The calls of one command ("mget") in the text of INFO commandstats, 0
+ * when absent. */
+long long redis_info_calls(const char *info, const char *cmd);
+
+/* The calls of every command in INFO commandstats except INFO, CONFIG (the
+ * test's own) and REPLCONF (a replica's acknowledgements, once a second):
+ * what the clients under test cost the server. */
+long long redis_info_work_calls(const char *info);
+
 #endif /* HERMES_TEST_REDIS_SERVER_H */

@@ -28,6 +28,10 @@
 #include "redis_server.h"
 static redis_server server;
 #endif
+#ifdef CONC_REDIS_CLUSTER
+#include "redis_cluster.h"
+static redis_cluster cluster = {.masters = 3};
+#endif
 #ifdef CONC_MEMCACHED
 #include "memcached_server.h"
 static memcached_server mc_servers[2];
@@ -55,6 +59,15 @@ static int setup_defaults(void **state)
              "[hermes]\nbackend = redis\nplugin_path = %s/plugins/redis\n"
              "prefix = conc%d\n[redis]\nport = %d\n",
              getenv("HERMES_TEST_BUILDDIR"), (int)getpid(), server.port);
+    if (hermes_open_string(&h, text, "test") != HERMES_OK)
+        fail_msg("open: %s", hermes_errmsg(h));
+#elif defined(CONC_REDIS_CLUSTER)
+    char text[512], seeds[256];
+    redis_cluster_seeds(&cluster, 0, seeds, sizeof seeds);
+    snprintf(text, sizeof text,
+             "[hermes]\nbackend = redis\nplugin_path = %s/plugins/redis\n"
+             "prefix = conc%d\n[redis]\ncluster = %s\n",
+             getenv("HERMES_TEST_BUILDDIR"), (int)getpid(), seeds);
     if (hermes_open_string(&h, text, "test") != HERMES_OK)
         fail_msg("open: %s", hermes_errmsg(h));
 #elif defined(CONC_MEMCACHED)
@@ -393,6 +406,10 @@ int main(void)
     if (redis_server_start(&server) != 0)
         return 1;
 #endif
+#ifdef CONC_REDIS_CLUSTER
+    if (redis_cluster_start(&cluster) != 0)
+        return 1;
+#endif
 #ifdef CONC_MEMCACHED
     if (memcached_server_start(&mc_servers[0]) != 0 ||
         memcached_server_start(&mc_servers[1]) != 0)
@@ -401,6 +418,9 @@ int main(void)
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
 #ifdef CONC_REDIS
     redis_server_stop(&server);
+#endif
+#ifdef CONC_REDIS_CLUSTER
+    redis_cluster_stop(&cluster);
 #endif
 #ifdef CONC_MEMCACHED
     memcached_server_stop(&mc_servers[0]);

@@ -3,8 +3,9 @@
  * tags, TTL, dogpile control, failure handling and stats.  Built twice: on
  * the built-in dict backend (via a recording mock over it, so tests can
  * reach the store underneath), with MEMO_REDIS against a private
- * redis-server started by the test, and with MEMO_MEMCACHED against a pool
- * of two private memcached servers.
+ * redis-server started by the test, with MEMO_REDIS_CLUSTER against a
+ * private Redis Cluster of three masters, and with MEMO_MEMCACHED against a
+ * pool of two private memcached servers.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -33,11 +34,16 @@
 #include "redis_server.h"
 static redis_server server;
 #endif
+#ifdef MEMO_REDIS_CLUSTER
+#include "redis_cluster.h"
+static redis_cluster cluster = {.masters = 3};
+#endif
 #ifdef MEMO_MEMCACHED
 #include "memcached_server.h"
 static memcached_server mc_servers[2];
 #endif
-#if defined(MEMO_REDIS) || defined(MEMO_MEMCACHED)
+#if defined(MEMO_REDIS) || defined(MEMO_MEMCACHED) ||                          \
+    defined(MEMO_REDIS_CLUSTER)
 #define MEMO_SERVER 1 /* a real server: no mock underneath */
 #endif
 
@@ -123,6 +129,14 @@ static char *config_text(const char *hermes_extra)
              "prefix = memo%d\n%s\n[redis]\nport = %d\n",
              getenv("HERMES_TEST_BUILDDIR"), (int)getpid(),
              hermes_extra ? hermes_extra : "", server.port);
+#elif defined(MEMO_REDIS_CLUSTER)
+    char seeds[256];
+    redis_cluster_seeds(&cluster, 0, seeds, sizeof seeds);
+    snprintf(text, sizeof text,
+             "[hermes]\nbackend = redis\nplugin_path = %s/plugins/redis\n"
+             "prefix = memo%d\n%s\n[redis]\ncluster = %s\n",
+             getenv("HERMES_TEST_BUILDDIR"), (int)getpid(),
+             hermes_extra ? hermes_extra : "", seeds);
 #elif defined(MEMO_MEMCACHED)
     snprintf(text, sizeof text,
              "[hermes]\nbackend = memcached\nplugin_path = "
@@ -1373,6 +1387,10 @@ int main(void)
     if (redis_server_start(&server) != 0)
         return 1;
 #endif
+#ifdef MEMO_REDIS_CLUSTER
+    if (redis_cluster_start(&cluster) != 0)
+        return 1;
+#endif
 #ifdef MEMO_MEMCACHED
     if (memcached_server_start(&mc_servers[0]) != 0 ||
         memcached_server_start(&mc_servers[1]) != 0)
@@ -1432,6 +1450,9 @@ int main(void)
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
 #ifdef MEMO_REDIS
     redis_server_stop(&server);
+#endif
+#ifdef MEMO_REDIS_CLUSTER
+    redis_cluster_stop(&cluster);
 #endif
 #ifdef MEMO_MEMCACHED
     memcached_server_stop(&mc_servers[0]);
