@@ -829,15 +829,19 @@ static int redis_set(void *state, const hermes_item *items, size_t n,
     for (i = 0, j = 0; i < n; i++) {
         const redisReply *r, *g;
         rpool *p;
-        int won;
+        int won, two;
 
         if (big[i])
             continue;
-        p = reply_pool(st, cmds, j);
-        r = replies[j++];
-        g = two_commands(&items[i], atomic_nx) ? replies[j++] : NULL;
-        if (!r)
+        two = two_commands(&items[i], atomic_nx);
+        r = replies[j];
+        g = two ? replies[j + 1] : NULL;
+        if (!r) {
+            j += two ? 2 : 1;
             continue; /* its node failed (cluster) */
+        }
+        p = reply_pool(st, cmds, j);
+        j += two ? 2 : 1;
         if (!(items[i].flags & HERMES_SET_IF_ABSENT)) {
             if (r->type != REDIS_REPLY_STATUS) {
                 /* Refused (e.g. OOM under maxmemory noeviction, which
