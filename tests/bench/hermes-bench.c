@@ -10,11 +10,12 @@
  * The baseline is one get of one key of the same size as a hit2 record:
  * for dict straight through the plugin ABI (desc->get on a state of our
  * own, copying the value into a malloc'ed buffer as the core does), for
- * redis a bare hiredis GET over one connection per thread, for memcached a
- * bare libmemcached memcached_get with one client (one connection per
- * server) per thread.  Each baseline is one struct baseline_ops; on the
- * network stores the targets are ratios of alternating rounds
- * (interleaved()), printed as their median and range.
+ * redis a bare hiredis GET over one connection per thread (on a Redis
+ * Cluster, to its first seed node, of keys that node serves), for
+ * memcached a bare libmemcached memcached_get with one client (one
+ * connection per server) per thread.  Each baseline is one struct
+ * baseline_ops; on the network stores the targets are ratios of
+ * alternating rounds (interleaved()), printed as their median and range.
  *
  * Each pass of a workload starts with a warm-up.  Throughput passes (the
  * best of -r counts) read no clock per operation: ops/s and the ratio to
@@ -84,6 +85,8 @@ typedef struct result {
 typedef struct redis_addr {
     const char *host, *socket, *password;
     int port, db;
+    bool cluster; /* cluster = ...: the baseline is its first seed */
+    char seed_host[256];
 } redis_addr;
 
 typedef struct bench bench;
@@ -727,6 +730,25 @@ static void redis_addr_of(bench *b)
             b->redis.password = v;
         else if (strcmp(k, "db") == 0)
             b->redis.db = atoi(v);
+        else if (strcmp(k, "cluster") == 0) {
+            /* A raw GET on one node (the first seed) of the cluster. */
+            while (*v == ' ' || *v == '[')
+                v++;
+            const char *colon = NULL;
+            for (const char *c = v; *c && *c != ','; c++)
+                if (*c == ':')
+                    colon = c;
+            size_t n = colon ? (size_t)(colon - v) : 0;
+            if (n > 0 && v[n - 1] == ']')
+                n--;
+            if (colon && n < sizeof b->redis.seed_host) {
+                memcpy(b->redis.seed_host, v, n);
+                b->redis.seed_host[n] = '\0';
+                b->redis.host = b->redis.seed_host;
+                b->redis.port = atoi(colon + 1);
+                b->redis.cluster = true;
+            }
+        }
     }
 }
 
@@ -749,7 +771,21 @@ static int redis_baseline_open(bench *b)
     if (!c)
         return -1;
     int rc = 0;
-    for (unsigned k = 0; k < NKEYS && rc == 0; k++) {
+    for (unsigned k = 0, alt = 0; k < NKEYS && rc == 0; k++) {
+        /* On a cluster, keys of the node connected to: others answer
+         * MOVED, and are tried again under another name. */
+        if (alt > 0) {
+            char *tilde = strchr(b->store_keys[k], '~');
+            size_t len = tilde ? (size_t)(tilde - b->store_keys[k])
+                               : strlen(b->store_keys[k]);
+            int w = snprintf(b->store_keys[k] + len,
+                             sizeof b->store_keys[k] - len, "~%u", alt);
+            if (w < 0 || (size_t)w >= sizeof b->store_keys[k] - len) {
+                fprintf(stderr, "hermes-bench: baseline: prefix too long\n");
+                rc = -1;
+                break;
+            }
+        }
         /* An entry's TTL, so the server does the same expiry work. */
         redisReply *rep =
             b->ttl_s
@@ -757,6 +793,14 @@ static int redis_baseline_open(bench *b)
                                b->base_value, b->base_size, (unsigned)b->ttl_s)
                 : redisCommand(c, "SET %s %b", b->store_keys[k], b->base_value,
                                b->base_size);
+        if (b->redis.cluster && rep && rep->type == REDIS_REPLY_ERROR &&
+            strncmp(rep->str, "MOVED ", 6) == 0 && alt < 100000) {
+            freeReplyObject(rep);
+            alt++;
+            k--;
+            continue;
+        }
+        alt = 0;
         if (!rep || rep->type == REDIS_REPLY_ERROR) {
             fprintf(stderr, "hermes-bench: redis baseline: SET: %s\n",
                     rep ? rep->str : c->errstr);
