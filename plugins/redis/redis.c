@@ -18,6 +18,7 @@
  * keys and values are binary-safe.
  */
 #include "cluster.h"
+#include "near.h"
 #include "pool.h"
 
 #include <hermes/version.h>
@@ -63,9 +64,14 @@ typedef struct redis_state {
     char unlock_sha[41];  /* SHA1 of unlock_script once loaded, else "" */
     atomic_int no_unlink; /* the server lacks UNLINK (redis < 4): use DEL */
     atomic_int no_nx_get; /* SET NX GET refused (redis < 7): SET NX + GET */
+    rnear *near;          /* near cache (near_cache = yes), or NULL */
 } redis_state;
 
 /* ------------------------------------------------------------ config */
+
+/* The read the near cache goes to the server with. */
+static int redis_get(void *state, const hermes_bytes *keys, size_t n,
+                     hermes_value_cb cb, void *arg);
 
 static const char known_keys[] =
     "host, port, socket, db, password, connect_timeout_ms, "
@@ -164,6 +170,57 @@ static int num_key(const hermes_kv *kv, size_t i, unsigned long long min,
     return -1;
 }
 
+/*
+ * The near cache's keys (near.h): 1 when kv is one of them, 0 when it is
+ * not, -1 after filling err for a bad value.
+ */
+static int near_key(rnear_settings *ns, const hermes_kv *kv, size_t i,
+                    hermes_open_error *err)
+{
+    const char *k = kv->key, *val = kv->value;
+    unsigned long long v;
+    char q[QUOTE_CAP];
+
+    if (strcmp(k, "near_cache") == 0) {
+        if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0)
+            return open_fail(err, (int)i,
+                             "near_cache: %s is neither yes nor no",
+                             QUOTE(val, q)),
+                   -1;
+        ns->enabled = strcmp(val, "yes") == 0;
+    } else if (strcmp(k, "near_cache_bytes") == 0) {
+        if (parse_size(val, 64u << 10, 1ull << 40, &v) != 0)
+            return open_fail(err, (int)i,
+                             "near_cache_bytes: %s is not a size from 64k "
+                             "to 1024g",
+                             QUOTE(val, q)),
+                   -1;
+        ns->bytes = (size_t)v;
+    } else if (strcmp(k, "near_max_item_bytes") == 0) {
+        if (parse_size(val, 1, REDIS_MAX_BULK, &v) != 0)
+            return open_fail(err, (int)i,
+                             "near_max_item_bytes: %s is not a size from 1 "
+                             "to 512m",
+                             QUOTE(val, q)),
+                   -1;
+        ns->max_item_bytes = (size_t)v;
+    } else if (strcmp(k, "near_prefix") == 0) {
+        if (!*val || rpool_has_control(val) || strchr(val, ' '))
+            return open_fail(err, (int)i,
+                             "near_prefix: %s is not a usable key prefix",
+                             QUOTE(val, q)),
+                   -1;
+        ns->prefix = val;
+    } else if (strcmp(k, "near_ping_ms") == 0) {
+        if (num_key(kv, i, 10, 3600000, &v, err))
+            return -1;
+        ns->ping_ms = (uint32_t)v;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
                       void **state, hermes_open_error *err)
 {
@@ -187,6 +244,13 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
     int cluster_at = -1, single_at = -1; /* kv of cluster, of host... */
     rcl_seed seeds[RCL_MAX_SEEDS];
     size_t nseeds = 0;
+    rnear_settings ns = {
+        .bytes = RNEAR_BYTES_DEFAULT,
+        .max_item_bytes = RNEAR_ITEM_DEFAULT,
+        .prefix = "cache",
+        .ping_ms = RNEAR_PING_DEFAULT,
+    };
+    int nk;
     redis_state *st;
     size_t i;
 
@@ -264,9 +328,12 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
                                  QUOTE(val, q));
         } else if (strcmp(k, "cluster") == 0) {
             cluster_at = (int)i; /* parsed below, once nothing can fail */
+        } else if ((nk = near_key(&ns, &kv[i], i, err)) != 0) {
+            if (nk < 0)
+                return HERMES_BE_INVALID;
         } else {
-            return open_fail(err, (int)i, "unknown key %s (known: %s)",
-                             QUOTE(k, q), known_keys);
+            return open_fail(err, (int)i, "unknown key %s (known: %s, %s)",
+                             QUOTE(k, q), known_keys, RNEAR_KEYS);
         }
     }
     if (cluster_at >= 0 && single_at >= 0)
@@ -275,6 +342,14 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
                          "nodes come from the cluster's slot map, and a "
                          "cluster has database 0 only",
                          kv[cluster_at].line);
+    if (cluster_at >= 0 && ns.enabled) {
+        for (i = 0; strcmp(kv[i].key, "near_cache") != 0; i++)
+            ;
+        return open_fail(err, (int)i,
+                         "near_cache is not supported with cluster = (line "
+                         "%d) yet",
+                         kv[cluster_at].line);
+    }
     if (cluster_at >= 0) {
         char why[200];
 
@@ -297,6 +372,13 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
      * the reply shapes (rpool_scalar, rpool_array). */
     if (st->cl)
         st->pool.max_value_bytes = s.max_value_bytes;
+    else if (ns.enabled && rnear_new(&st->near, host, &s, &ns, redis_get, st) !=
+                               HERMES_BE_OK) {
+        rpool_destroy(&st->pool);
+        free(st);
+        open_fail(err, -1, "out of memory");
+        return HERMES_BE_NOMEM;
+    }
     st->flushdb = flushdb;
     st->flush_timeout_ms = flush_timeout_ms;
     pthread_mutex_init(&st->sha_mu, NULL);
@@ -312,6 +394,7 @@ static void redis_close(void *state)
 
     if (!st)
         return;
+    rnear_free(st->near);
     if (st->cl)
         rcl_free(st->cl);
     else
@@ -1934,6 +2017,77 @@ static int redis_stats(void *state, hermes_stat_cb cb, void *arg)
     return HERMES_BE_OK;
 }
 
+/* ------------------------------------------------------ near cache */
+
+/*
+ * With near_cache = yes, reads go through the near cache (near.c) and
+ * every write or delete of this process evicts the local copies of its
+ * keys once the server has applied it (whatever the outcome: a failed
+ * write may have been applied), so that this process reads its own
+ * writes before the invalidation message comes back.
+ */
+static int near_get(void *state, const hermes_bytes *keys, size_t n,
+                    hermes_value_cb cb, void *arg)
+{
+    redis_state *st = state;
+
+    if (!st->near || n == 0)
+        return redis_get(state, keys, n, cb, arg);
+    return rnear_get(st->near, keys, n, cb, arg);
+}
+
+static int near_set(void *state, const hermes_item *items, size_t n,
+                    hermes_value_cb cb, void *arg)
+{
+    redis_state *st = state;
+    int rc = redis_set(state, items, n, cb, arg);
+
+    if (st->near)
+        rnear_forget_items(st->near, items, n);
+    return rc;
+}
+
+static int near_del(void *state, const hermes_bytes *keys, size_t n)
+{
+    redis_state *st = state;
+    int rc = redis_del(state, keys, n);
+
+    if (st->near)
+        rnear_forget(st->near, keys, n);
+    return rc;
+}
+
+static int near_set_unlock(void *state, const hermes_item *items, size_t n,
+                           hermes_bytes key, hermes_bytes token, int *released)
+{
+    redis_state *st = state;
+    int rc = redis_set_unlock(state, items, n, key, token, released);
+
+    if (st->near)
+        rnear_forget_items(st->near, items, n);
+    return rc;
+}
+
+static int near_flush(void *state, hermes_bytes prefix)
+{
+    redis_state *st = state;
+    int rc = redis_flush(state, prefix);
+
+    if (st->near)
+        rnear_drop(st->near, RNEAR_DROP_LOCAL_FLUSH);
+    return rc;
+}
+
+/* The near cache's counters come before the server's (which need it up). */
+static int near_stats(void *state, hermes_stat_cb cb, void *arg)
+{
+    redis_state *st = state;
+
+    if (st->near)
+        rnear_stats(st->near, cb, arg);
+    return redis_stats(state, cb, arg);
+}
+
 /* -------------------------------------------------------- descriptor */
 
 static const hermes_backend redis_backend = {
@@ -1948,16 +2102,16 @@ static const hermes_backend redis_backend = {
     .max_key_len = 0, /* binary-safe keys up to 512 MB */
     .open = redis_open,
     .close = redis_close,
-    .get = redis_get,
-    .set = redis_set,
-    .del = redis_del,
+    .get = near_get,
+    .set = near_set,
+    .del = near_del,
     .lock = redis_lock,
     .unlock = redis_unlock,
-    .flush = redis_flush,
+    .flush = near_flush,
     .scan = redis_scan,
-    .stats = redis_stats,
+    .stats = near_stats,
     .lock_get = redis_lock_get,
-    .set_unlock = redis_set_unlock,
+    .set_unlock = near_set_unlock,
 };
 
 HERMES_BACKEND_DEFINE(redis_backend)
