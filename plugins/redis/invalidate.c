@@ -43,7 +43,7 @@
 
 enum { READ_STOPPED = -1 };
 
-void (*rnear_observer)(const char *key, size_t len);
+void (*rnear_observer)(const char *key, size_t len, int evicted);
 
 static int stopping(rnear *nr)
 {
@@ -187,9 +187,11 @@ static int handle(rnear *nr, const redisReply *r)
         const redisReply *k = keys->element[i];
 
         if (k->type == REDIS_REPLY_STRING) {
+            if (rnear_observer)
+                rnear_observer(k->str, k->len, 0);
             rnear_evict(nr, k->str, k->len);
             if (rnear_observer)
-                rnear_observer(k->str, k->len);
+                rnear_observer(k->str, k->len, 1);
         }
         atomic_fetch_add_explicit(&nr->c.invalidations, 1,
                                   memory_order_relaxed);
@@ -308,16 +310,33 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
+/* The reader's stack (room for the sanitizers too).  A stack of its own (not
+ * one from the C library's cache) is never the one of a parent's reader that a
+ * fork child reuses, which ThreadSanitizer would take for the same thread. */
+#define READER_STACK (2u << 20)
+
 int rnear_reader_start_locked(rnear *nr)
 {
     sigset_t all, old;
+    pthread_attr_t attr;
     int rc;
 
+    void *stack;
+
+    if (posix_memalign(&stack, 4096, READER_STACK) != 0)
+        return HERMES_BE_NOMEM;
+    /* A fork child's copy of the parent reader's stack goes only now, so
+     * that the new one cannot be at the same address. */
+    free(nr->stack);
+    nr->stack = stack;
+    pthread_attr_init(&attr);
+    pthread_attr_setstack(&attr, nr->stack, READER_STACK);
     /* The thread takes no signal meant for the application's threads. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&nr->thread, NULL, reader_main, nr);
+    rc = pthread_create(&nr->thread, &attr, reader_main, nr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
     if (rc != 0) {
         rpool_log(&nr->inv, HERMES_LOG_ERROR,
                   "near cache: cannot start the invalidation reader: %s",
@@ -344,6 +363,8 @@ void rnear_reader_stop(rnear *nr)
     pthread_mutex_unlock(&nr->mu);
     if (join)
         pthread_join(nr->thread, NULL);
+    free(nr->stack);
+    nr->stack = NULL;
     pthread_mutex_lock(&nr->mu);
     if (nr->conn) {
         /* A fork child's copy of the parent's connection. */

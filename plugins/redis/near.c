@@ -38,9 +38,13 @@ static size_t entry_cost(size_t klen, size_t vlen)
  * fork(): the child must not inherit a lock held by a parent thread, nor
  * use the parent's invalidation connection (its messages go to the
  * parent), nor trust entries whose invalidations will go to the parent.
- * The handlers hold every near cache's locks across fork(); the child's
- * clears alive (no read is answered from the copy), and its first read
- * empties the table and starts a reader of its own (rnear_get).
+ * The handlers hold each near cache's mu across fork() (the reader's
+ * lifecycle stays consistent), but not the shard locks: a parent thread
+ * may be halfway through changing a shard, so the child does not walk
+ * the copied entries at all.  It abandons them (copy-on-write pages it
+ * never touches again), starts from empty shards with fresh locks,
+ * clears alive, and its first read starts a reader of its own
+ * (ensure_reader).
  */
 static pthread_mutex_t near_fork_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t near_fork_once = PTHREAD_ONCE_INIT;
@@ -50,26 +54,17 @@ static unsigned near_gen;
 static void near_fork_prepare(void)
 {
     pthread_mutex_lock(&near_fork_mu);
-    for (rnear *nr = near_list; nr; nr = nr->fork_next) {
+    for (rnear *nr = near_list; nr; nr = nr->fork_next)
         pthread_mutex_lock(&nr->mu);
-        for (unsigned s = 0; s < RNEAR_SHARDS; s++)
-            pthread_rwlock_wrlock(&nr->shards[s].lock);
-    }
 }
 
-static void near_fork_release(void)
+static void near_fork_parent(void)
 {
-    for (rnear *nr = near_list; nr; nr = nr->fork_next) {
-        for (unsigned s = 0; s < RNEAR_SHARDS; s++)
-            pthread_rwlock_unlock(&nr->shards[s].lock);
+    for (rnear *nr = near_list; nr; nr = nr->fork_next)
         pthread_mutex_unlock(&nr->mu);
-    }
     pthread_mutex_unlock(&near_fork_mu);
 }
 
-/* glibc's rwlock remembers its writer by thread id, which the child's
- * thread does not share: its write locks are initialised afresh (no other
- * thread exists to hold one) instead of unlocked. */
 static void near_fork_child(void)
 {
     near_gen++;
@@ -77,8 +72,14 @@ static void near_fork_child(void)
         atomic_store(&nr->alive, 0);
         nr->running = 0; /* the parent's thread does not exist here */
         nr->fd = -1;     /* nor may its socket be shut down from here */
-        for (unsigned s = 0; s < RNEAR_SHARDS; s++)
-            pthread_rwlock_init(&nr->shards[s].lock, NULL);
+        for (unsigned s = 0; s < RNEAR_SHARDS; s++) {
+            nshard *sh = &nr->shards[s];
+
+            memset(sh, 0, sizeof *sh);
+            pthread_rwlock_init(&sh->lock, NULL);
+        }
+        atomic_store(&nr->entries, 0);
+        atomic_store(&nr->held, 0);
         pthread_mutex_unlock(&nr->mu);
     }
     pthread_mutex_unlock(&near_fork_mu);
@@ -86,7 +87,7 @@ static void near_fork_child(void)
 
 static void near_fork_setup(void)
 {
-    pthread_atfork(near_fork_prepare, near_fork_release, near_fork_child);
+    pthread_atfork(near_fork_prepare, near_fork_parent, near_fork_child);
 }
 
 static void near_track(rnear *nr)
@@ -536,10 +537,12 @@ static void fill(fill_ctx *f, size_t i, int state, const void *v, size_t len)
     e = find(sh, h, k->data, k->len);
     if (!e || e->token != f->token || e->state != NE_PENDING ||
         !atomic_load(&nr->alive)) {
+        /* Ours and filled: a duplicate key of this batch. */
+        int dup = e && e->token == f->token;
+
         pthread_rwlock_unlock(&sh->lock);
         free(ne);
-        /* A duplicate key of this batch was filled already. */
-        if (!(e && e->token == f->token))
+        if (!dup)
             RNEAR_COUNT(nr, fills_refused);
         return;
     }

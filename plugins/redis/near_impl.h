@@ -60,6 +60,7 @@ struct rnear {
     rpool_conn *conn;   /* the reader's connection, or NULL */
     unsigned gen;       /* fork generation of running/conn */
     pthread_t thread;
+    void *stack; /* the reader's (invalidate.c) */
 
     rnear_counters c;
     nshard shards[RNEAR_SHARDS];
@@ -72,10 +73,12 @@ struct rnear {
 
 /*
  * Test seam: when set (only tests set it, before opening), the reader
- * calls it after evicting each key an invalidation message named, so a
- * test can tell which invalidations were delivered.  NULL in production.
+ * calls it for each key an invalidation message names, just before
+ * evicting it (evicted 0) and just after (1), so a test can tell which
+ * invalidations were delivered.
+ * NULL in production.
  */
-extern void (*rnear_observer)(const char *key, size_t len);
+extern void (*rnear_observer)(const char *key, size_t len, int evicted);
 
 /* Remove one key (an invalidation): pending or filled alike. */
 void rnear_evict(rnear *nr, const char *key, size_t len);

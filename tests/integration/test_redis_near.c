@@ -38,6 +38,14 @@
 
 const hermes_backend *hermes_backend_entry(void);
 
+/* The fork test's child starts the near cache's reader thread, which
+ * ThreadSanitizer refuses after a multi-threaded fork unless told. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+    return "die_after_fork=0";
+}
+
 static const hermes_backend *be;
 static redis_server server;
 static char port[16];
@@ -371,11 +379,12 @@ static void bad_near_settings_are_refused(void **state)
 /*
  * A writer process overwrites random keys with increasing versions
  * ("<version>") and, once each SET has returned, publishes that version
- * in shared memory (acked).  The reader's observer, called when its
- * near cache processes the invalidation of key k, raises floor[k] to the
- * acked version seen at that moment: that write, and every earlier one,
- * was applied before the invalidation was delivered.  A read that starts
- * afterwards must return at least floor[k]; any less is a stale value
+ * in shared memory (acked).  The reader's observer notes the acked
+ * version of key k just before its near cache evicts k for an
+ * invalidation, and raises floor[k] to it just after: that write was
+ * applied before the eviction, so a read that starts once floor[k] is
+ * raised (its placeholder, if any, comes after the eviction, and so does
+ * its request) must return at least floor[k]; any less is a stale value
  * served after its invalidation had been delivered.
  */
 #define ORACLE_KEYS 64
@@ -406,13 +415,21 @@ static int key_index(const char *key, size_t len)
     return atoi(tail);
 }
 
-static void oracle_observer(const char *key, size_t len)
+/* Runs on the reader thread only: before the eviction it notes the acked
+ * version, after it publishes that as the floor. */
+static uint64_t snap_of[ORACLE_KEYS];
+
+static void oracle_observer(const char *key, size_t len, int evicted)
 {
     int k = key_index(key, len);
 
     if (k < 0 || k >= ORACLE_KEYS)
         return;
-    uint64_t a = atomic_load(&shm->acked[k]);
+    if (!evicted) {
+        snap_of[k] = atomic_load(&shm->acked[k]);
+        return;
+    }
+    uint64_t a = snap_of[k];
     uint64_t f = atomic_load(&floor_of[k]);
     while (a > f && !atomic_compare_exchange_weak(&floor_of[k], &f, a))
         ;
@@ -509,7 +526,7 @@ static void oracle_finds_no_stale_read_after_its_invalidation(void **state)
     assert_int_equal(atomic_load(&future_reads), 0);
     /* The test means something only if the near cache answered. */
     assert_true(hits > 1000);
-    assert_true(inv > ORACLE_WRITES / 2);
+    assert_true(inv > ORACLE_WRITES / 10);
     be->close(oracle_st);
     rnear_observer = NULL;
     munmap(shm, sizeof *shm);
