@@ -374,6 +374,19 @@ static void bad_near_settings_are_refused(void **state)
     }
 }
 
+static void near_cache_with_cluster_is_refused(void **state)
+{
+    (void)state;
+    hermes_kv kv[2] = {{"cluster", "127.0.0.1:7000", 1},
+                       {"near_cache", "yes", 2}};
+    hermes_open_error err;
+    void *st = NULL;
+
+    assert_int_equal(be->open(&host, kv, 2, &st, &err), HERMES_BE_INVALID);
+    assert_int_equal(err.kv_index, 1);
+    assert_non_null(strstr(err.msg, "not supported with cluster"));
+}
+
 /* ---------------------------------------------- randomized oracle */
 
 /*
@@ -681,6 +694,7 @@ int main(void)
         cmocka_unit_test(server_flush_empties_the_near_cache),
         cmocka_unit_test(keys_outside_the_prefix_are_not_held),
         cmocka_unit_test(bad_near_settings_are_refused),
+        cmocka_unit_test(near_cache_with_cluster_is_refused),
         cmocka_unit_test(oracle_finds_no_stale_read_after_its_invalidation),
         cmocka_unit_test(killed_invalidation_connection_drops_it),
         cmocka_unit_test(killed_data_connections_leave_it_right),
