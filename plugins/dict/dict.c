@@ -1,8 +1,9 @@
 /*
  * The "dict" backend: an in-process cache store behind the plugin ABI
  * (<hermes/backend.h>).  Keys are spread over a power-of-two number of
- * shards, each a chained hash table with its own mutex and LRU list, so
- * threads touching different keys rarely meet.  One memory budget,
+ * shards, each a chained hash table with its own mutex and CLOCK hand, so
+ * threads touching different keys rarely meet; the text keys share up to
+ * their last ':' is kept once for the whole store.  One memory budget,
  * max_bytes, covers them all: it bounds what the entries really cost - the
  * allocator's rounding and headers and the bucket arrays included - so the
  * process's memory stays within about 1.3 times max_bytes (README, "dict").
@@ -69,37 +70,61 @@
 #define DICT_SCAN_CHUNK_BYTES (256 * 1024)
 #define DICT_SCAN_CHUNK_ITEMS 256
 
-struct link {
-    struct link *prev;
-    struct link *next;
-};
+/* Eviction looks at most this many entries for one that was not used
+ * since the clock hand last passed it; then it takes the one it is at. */
+#define DICT_CLOCK_SCAN 64
+/* Key prefixes (up to the key's last ':') each shard keeps once for all
+ * of its entries: at most this many, each of at least DICT_PREFIX_MIN
+ * and at most DICT_PREFIX_MAX bytes.  Beyond, a key is stored whole. */
+#define DICT_MAX_PREFIXES 255
+#define DICT_PREFIX_MIN 8
+#define DICT_PREFIX_MAX 255
+#define PREFIX_NONE 0xff
 
 /*
- * The LRU links come first so that a list node is also its entry.  40
- * bytes before the key: every entry pays them, and a cached call's entry
- * is often not much bigger (README, "dict").  What an entry costs is not
- * stored but worked out again when it goes (entry_cost_of()), and its hash
- * only in part: the bucket of a key is found by hashing it again on the
- * rare paths that need it (growing, evicting), and 16 bits of the hash
- * spare most key comparisons in a chain.
+ * 24 bytes before the key: every entry pays them, and a cached call's
+ * entry is often not much bigger (README, "dict").  What an entry costs is
+ * not stored but worked out again when it goes (entry_cost_of()), and its
+ * hash only in part: the bucket of a key is found by hashing it again on
+ * the rare path that needs it (growing), and 15 bits of the hash spare
+ * most key comparisons in a chain.  No LRU links (16 bytes more, and a
+ * relink on every read): eviction is CLOCK, one "used" bit per entry,
+ * set by a read and cleared by the hand going round the buckets.
+ *
+ * The key's text up to its last ':' ("cache:entry:<name>:") is the same
+ * for many entries; the shard keeps it once (struct prefix) and the entry
+ * only its index, in its first data byte, then the rest of the key.
  */
 struct entry {
-    struct link lru;    /* head = most recently used */
     struct entry *next; /* hash chain */
     uint64_t meta;      /* expiry (monotonic ms, 0 = never) in the low
-                           META_EXPIRES_BITS, the hash's top 16 bits above */
+                           META_EXPIRES_BITS, 15 bits of the hash above,
+                           META_USED on top */
     uint32_t klen;      /* ENTRY_MAPPED: its own mapping (munmap), not a
-                           heap block; the rest is the key's length */
+                           heap block; the rest is the length of the key
+                           bytes it holds (after its prefix) */
     uint32_t vlen;
-    unsigned char data[]; /* key bytes, then value bytes */
+    unsigned char data[]; /* prefix index (PREFIX_NONE: the key is all
+                             here), the key's bytes after the prefix, then
+                             the value's */
 };
 
 #define META_EXPIRES_BITS 48
 #define META_EXPIRES_MAX ((UINT64_C(1) << META_EXPIRES_BITS) - 1)
+#define META_TAG_MASK 0x7fffu
+#define META_USED (UINT64_C(1) << 63)
 #define ENTRY_MAPPED 0x80000000u
 /* The longest key and value an entry holds (HERMES_BE_TOOBIG beyond). */
 #define ENTRY_MAX_KEY (ENTRY_MAPPED - 1)
 #define ENTRY_MAX_VALUE UINT32_MAX
+
+/* A key prefix shared by entries of one shard. */
+struct prefix {
+    uint32_t refs; /* entries holding it, and stores about to */
+    uint32_t len;
+    uint64_t hash; /* spares most comparisons when looking one up */
+    unsigned char bytes[];
+};
 
 static uint64_t entry_expires(const struct entry *e)
 {
@@ -117,12 +142,20 @@ static void entry_set_expires(struct entry *e, uint64_t ms)
  * 2^32 buckets, the bucket (the bottom ones) depends on. */
 static uint16_t hash_tag(uint64_t hash)
 {
-    return (uint16_t)(hash >> 32);
+    return (uint16_t)((hash >> 32) & META_TAG_MASK);
 }
 
 static uint16_t entry_tag(const struct entry *e)
 {
-    return (uint16_t)(e->meta >> META_EXPIRES_BITS);
+    return (uint16_t)((e->meta >> META_EXPIRES_BITS) & META_TAG_MASK);
+}
+
+/* A read marks the entry used; written only when it was not, so hot keys
+ * do not dirty their cache line on every read. */
+static void entry_touch(struct entry *e)
+{
+    if (!(e->meta & META_USED))
+        e->meta |= META_USED;
 }
 
 static size_t entry_klen(const struct entry *e)
@@ -143,11 +176,17 @@ struct shard {
     size_t mask; /* buckets - 1 */
     size_t count;
     size_t ttl_count;    /* entries with a TTL; 0 lets eviction skip sweeps */
-    struct link lru;     /* sentinel */
+    size_t hand;         /* the CLOCK hand: the bucket eviction looks at */
     uint64_t next_sweep; /* monotonic ms */
     uint64_t evictions;
     uint64_t expired;
 };
+
+/* The key bytes e holds after its prefix. */
+static const unsigned char *entry_rest(const struct entry *e)
+{
+    return e->data + 1;
+}
 
 typedef struct dict {
     const hermes_host *host;
@@ -164,9 +203,21 @@ typedef struct dict {
     /* The cost of the entries alone, for stats(): one counter, so that it
      * is a snapshot, not a sum of shards read at different times. */
     _Atomic size_t entry_bytes;
-    _Atomic size_t mappings;            /* entries with mapped set */
+    _Atomic size_t mappings; /* entries with mapped set */
+    /* The key prefixes entries share: DICT_MAX_PREFIXES slots (NULL:
+     * free), allocated with the first.  prefix_mu guards the slots and the
+     * counts; an entry's prefix is read under its shard's lock alone,
+     * being alive and unchanging while the entry holds it. */
+    pthread_mutex_t prefix_mu;
+    struct prefix **prefixes;
     struct dict *fork_prev, *fork_next; /* every open dict, for fork() */
 } dict;
+
+/* The prefix of e's key, NULL when e holds all of it. */
+static const struct prefix *entry_prefix(const dict *d, const struct entry *e)
+{
+    return e->data[0] == PREFIX_NONE ? NULL : d->prefixes[e->data[0]];
+}
 
 /*
  * fork() while other threads are inside the store: the child would inherit
@@ -183,16 +234,20 @@ static dict *fork_list;
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&fork_mu);
-    for (dict *d = fork_list; d != NULL; d = d->fork_next)
+    for (dict *d = fork_list; d != NULL; d = d->fork_next) {
         for (size_t i = 0; i < d->nshards; i++)
             pthread_mutex_lock(&d->shards[i].mu);
+        pthread_mutex_lock(&d->prefix_mu);
+    }
 }
 
 static void fork_release(void)
 {
-    for (dict *d = fork_list; d != NULL; d = d->fork_next)
+    for (dict *d = fork_list; d != NULL; d = d->fork_next) {
+        pthread_mutex_unlock(&d->prefix_mu);
         for (size_t i = d->nshards; i-- > 0;)
             pthread_mutex_unlock(&d->shards[i].mu);
+    }
     pthread_mutex_unlock(&fork_mu);
 }
 
@@ -252,7 +307,7 @@ static bool is_expired(const dict *d, const struct entry *e, uint64_t *now)
 
 static const unsigned char *entry_value(const struct entry *e)
 {
-    return e->data + entry_klen(e);
+    return entry_rest(e) + entry_klen(e);
 }
 
 static bool bytes_equal(const void *a, const void *b, size_t len)
@@ -260,10 +315,24 @@ static bool bytes_equal(const void *a, const void *b, size_t len)
     return len == 0 || memcmp(a, b, len) == 0;
 }
 
-/* The bytes an entry holds; false when it does not fit a size_t. */
+/* Whether e's key is key: its rest first, where keys sharing a prefix
+ * differ. */
+static bool entry_is(const dict *d, const struct entry *e, hermes_bytes key)
+{
+    const struct prefix *p = entry_prefix(d, e);
+    size_t plen = p ? p->len : 0;
+
+    return plen + entry_klen(e) == key.len &&
+           bytes_equal(entry_rest(e), (const char *)key.data + plen,
+                       entry_klen(e)) &&
+           (p == NULL || memcmp(p->bytes, key.data, plen) == 0);
+}
+
+/* The bytes an entry holds, for klen bytes of key after its prefix; false
+ * when it does not fit a size_t. */
 static bool entry_size(size_t klen, size_t vlen, size_t *size)
 {
-    size_t base = sizeof(struct entry);
+    size_t base = sizeof(struct entry) + 1;
 
     if (klen > ENTRY_MAX_KEY || vlen > ENTRY_MAX_VALUE ||
         klen > SIZE_MAX - base - DICT_MMAP_MIN ||
@@ -299,7 +368,7 @@ static size_t entry_cost(size_t size)
     return (size + 15) / 16 * 16 + DICT_MALLOC_HEADER;
 }
 
-/* The cost of an allocated heap entry, as the allocator sees it. */
+/* The cost of an allocated heap block, as the allocator sees it. */
 static size_t heap_cost(void *p, size_t size)
 {
 #if defined(__GLIBC__)
@@ -315,7 +384,7 @@ static size_t heap_cost(void *p, size_t size)
  * charged, worked out again the same way. */
 static size_t entry_cost_of(const struct entry *e)
 {
-    size_t size = sizeof(*e) + entry_klen(e) + e->vlen;
+    size_t size = sizeof(*e) + 1 + entry_klen(e) + e->vlen;
 
     return entry_mapped(e) ? entry_cost(size) : heap_cost((void *)e, size);
 }
@@ -323,7 +392,7 @@ static size_t entry_cost_of(const struct entry *e)
 static void entry_free(dict *d, struct entry *e)
 {
     if (entry_mapped(e)) {
-        munmap(e, entry_cost(sizeof(*e) + entry_klen(e) + e->vlen));
+        munmap(e, entry_cost(sizeof(*e) + 1 + entry_klen(e) + e->vlen));
         atomic_fetch_sub(&d->mappings, 1);
     } else {
         free(e);
@@ -337,7 +406,10 @@ static uint64_t hash_key(const dict *d, hermes_bytes key)
 
 static uint64_t entry_hash(const dict *d, const struct entry *e)
 {
-    return hash_key(d, (hermes_bytes){e->data, entry_klen(e)});
+    const struct prefix *p = entry_prefix(d, e);
+
+    return hm_siphash13_2(&d->sipkey, p ? p->bytes : NULL, p ? p->len : 0,
+                          entry_rest(e), entry_klen(e));
 }
 
 /* Shards take the top bits and buckets the bottom bits of the hash, so
@@ -347,46 +419,106 @@ static struct shard *shard_of(const dict *d, uint64_t hash)
     return &d->shards[(size_t)(hash >> 54) & (d->nshards - 1)];
 }
 
-static void lru_unlink(struct link *l)
+/* --------------------------------------------------------- key prefixes */
+
+/* The length of key's prefix worth keeping once: up to and including its
+ * last ':', 0 when there is none that long or the key is no longer. */
+static size_t prefix_len_of(hermes_bytes key)
 {
-    l->prev->next = l->next;
-    l->next->prev = l->prev;
+    const unsigned char *k = key.data;
+    size_t n = key.len;
+
+    while (n > 0 && k[n - 1] != ':')
+        n--;
+    return n >= DICT_PREFIX_MIN && n <= DICT_PREFIX_MAX && n < key.len ? n : 0;
 }
 
-static void lru_push_front(struct shard *s, struct link *l)
+/*
+ * The index of the prefix of those plen bytes of key, made when there is
+ * none, with one more reference; PREFIX_NONE when DICT_MAX_PREFIXES are
+ * kept already or memory ran out (the key is then stored whole).  A
+ * prefix's cost goes to d->used like a bucket array's: eviction makes up
+ * for it.  May be called with a shard locked (prefix_mu comes after).
+ */
+static unsigned prefix_ref(dict *d, hermes_bytes key, size_t plen)
 {
-    l->prev = &s->lru;
-    l->next = s->lru.next;
-    s->lru.next->prev = l;
-    s->lru.next = l;
-}
+    uint64_t hash = hm_siphash13(&d->sipkey, key.data, plen);
+    unsigned slot = PREFIX_NONE;
+    struct prefix *p;
 
-static void lru_touch(struct shard *s, struct entry *e)
-{
-    if (s->lru.next != &e->lru) {
-        lru_unlink(&e->lru);
-        lru_push_front(s, &e->lru);
+    pthread_mutex_lock(&d->prefix_mu);
+    if (d->prefixes == NULL) {
+        d->prefixes = calloc(DICT_MAX_PREFIXES, sizeof(*d->prefixes));
+        if (d->prefixes == NULL)
+            goto out;
+        atomic_fetch_add(&d->used, DICT_MAX_PREFIXES * sizeof(*d->prefixes));
     }
+    for (unsigned i = 0; i < DICT_MAX_PREFIXES; i++) {
+        p = d->prefixes[i];
+        if (p == NULL) {
+            if (slot == PREFIX_NONE)
+                slot = i;
+        } else if (p->hash == hash && p->len == plen &&
+                   memcmp(p->bytes, key.data, plen) == 0) {
+            p->refs++;
+            slot = i;
+            goto out;
+        }
+    }
+    if (slot == PREFIX_NONE || (p = malloc(sizeof(*p) + plen)) == NULL) {
+        slot = PREFIX_NONE;
+        goto out;
+    }
+    p->refs = 1;
+    p->len = (uint32_t)plen;
+    p->hash = hash;
+    memcpy(p->bytes, key.data, plen);
+    d->prefixes[slot] = p;
+    size_t cost = heap_cost(p, sizeof(*p) + plen);
+    atomic_fetch_add(&d->used, cost);
+    atomic_fetch_add(&d->entry_bytes, cost);
+out:
+    pthread_mutex_unlock(&d->prefix_mu);
+    return slot;
+}
+
+/* Drops one reference to prefix i (PREFIX_NONE: none), freeing it with the
+ * last. */
+static void prefix_unref(dict *d, unsigned i)
+{
+    struct prefix *p;
+
+    if (i == PREFIX_NONE)
+        return;
+    pthread_mutex_lock(&d->prefix_mu);
+    p = d->prefixes[i];
+    if (--p->refs == 0) {
+        size_t cost = heap_cost(p, sizeof(*p) + p->len);
+        atomic_fetch_sub(&d->entry_bytes, cost);
+        atomic_fetch_sub(&d->used, cost);
+        free(p);
+        d->prefixes[i] = NULL;
+    }
+    pthread_mutex_unlock(&d->prefix_mu);
 }
 
 /* Returns the link that points at the entry for key, or at the NULL that
  * ends its chain; the link form lets callers unlink without a second walk. */
-static struct entry **find_link(struct shard *s, uint64_t hash,
+static struct entry **find_link(const dict *d, struct shard *s, uint64_t hash,
                                 hermes_bytes key)
 {
     struct entry **link = &s->buckets[hash & s->mask];
     struct entry *e;
 
     while ((e = *link) != NULL) {
-        if (entry_tag(e) == hash_tag(hash) && entry_klen(e) == key.len &&
-            bytes_equal(e->data, key.data, key.len))
+        if (entry_tag(e) == hash_tag(hash) && entry_is(d, e, key))
             break;
         link = &e->next;
     }
     return link;
 }
 
-/* Unlinks *link from its chain and the LRU list and frees it. */
+/* Unlinks *link from its chain and frees it. */
 static void remove_at(dict *d, struct shard *s, struct entry **link)
 {
     struct entry *e = *link;
@@ -394,22 +526,13 @@ static void remove_at(dict *d, struct shard *s, struct entry **link)
     size_t cost = entry_cost_of(e);
 
     *link = e->next;
-    lru_unlink(&e->lru);
     s->count--;
     if (entry_expires(e))
         s->ttl_count--;
     atomic_fetch_sub(&d->entry_bytes, cost);
     atomic_fetch_sub(&d->used, cost);
+    prefix_unref(d, e->data[0]);
     entry_free(d, e);
-}
-
-static void remove_entry(dict *d, struct shard *s, struct entry *e)
-{
-    struct entry **link = &s->buckets[entry_hash(d, e) & s->mask];
-
-    while (*link != e)
-        link = &(*link)->next;
-    remove_at(d, s, link);
 }
 
 /* Doubles the bucket array once the chains average more than one entry.
@@ -436,6 +559,7 @@ static void maybe_grow(dict *d, struct shard *s)
     free(s->buckets);
     s->buckets = nb;
     s->mask = n * 2 - 1;
+    s->hand &= s->mask;
     /* The table is part of the cost; eviction makes up for it later. */
     atomic_fetch_add(&d->used, n * sizeof(*nb));
 }
@@ -448,7 +572,6 @@ static void insert_entry(dict *d, struct shard *s, struct entry *e,
 
     e->next = *head;
     *head = e;
-    lru_push_front(s, &e->lru);
     s->count++;
     if (entry_expires(e))
         s->ttl_count++;
@@ -479,10 +602,39 @@ static bool over_budget(dict *d)
 }
 
 /*
+ * Removes one entry of s by CLOCK: from the hand on, an expired entry
+ * goes at once, a used one loses its mark and is passed, and the first
+ * one found unused is evicted; after DICT_CLOCK_SCAN entries without one
+ * (a shard whose entries are all being read), the one the hand is at
+ * goes, so that evicting stays cheap.  s is locked and not empty.
+ */
+static void clock_evict(dict *d, struct shard *s, uint64_t *now)
+{
+    for (unsigned seen = 0;; s->hand = (s->hand + 1) & s->mask) {
+        struct entry **link = &s->buckets[s->hand];
+        while (*link != NULL) {
+            struct entry *e = *link;
+            if (is_expired(d, e, now)) {
+                s->expired++;
+                remove_at(d, s, link);
+                return;
+            }
+            if (!(e->meta & META_USED) || ++seen >= DICT_CLOCK_SCAN) {
+                s->evictions++;
+                remove_at(d, s, link);
+                return;
+            }
+            e->meta &= ~META_USED;
+            link = &e->next;
+        }
+    }
+}
+
+/*
  * Evicts until d->used fits max_bytes: expired entries first (they are
- * garbage anyway), then the least recently used of each shard, starting
- * with home and going on round the others.  Called with no shard locked
- * (it locks one at a time).  What it cannot free is held by other
+ * garbage anyway), then those of each shard not used lately (CLOCK),
+ * starting with home and going on round the others.  Called with no shard
+ * locked (it locks one at a time).  What it cannot free is held by other
  * threads' reservations, which their own eviction deals with.
  */
 static void evict(dict *d, struct shard *home)
@@ -499,14 +651,8 @@ static void evict(dict *d, struct shard *home)
             sweep_expired(d, s, &now);
             s->next_sweep = now + DICT_SWEEP_INTERVAL_MS;
         }
-        while (over_budget(d) && s->lru.prev != &s->lru) {
-            struct entry *victim = (struct entry *)s->lru.prev;
-            if (is_expired(d, victim, &now))
-                s->expired++;
-            else
-                s->evictions++;
-            remove_entry(d, s, victim);
-        }
+        while (over_budget(d) && s->count > 0)
+            clock_evict(d, s, &now);
         pthread_mutex_unlock(&s->mu);
     }
 }
@@ -514,12 +660,14 @@ static void evict(dict *d, struct shard *home)
 /*
  * Allocates an unlinked entry outside any lock, so a large value is copied
  * without stalling the shard, after reserving its cost (evicting first,
- * so the store never holds more than max_bytes, even for a moment).
- * Returns NULL when out of memory, with nothing reserved.
+ * so the store never holds more than max_bytes, even for a moment).  The
+ * entry holds key after its first plen bytes, the prefix of index pi
+ * (PREFIX_NONE: plen is 0).  Returns NULL when out of memory, with
+ * nothing reserved.
  */
 static struct entry *entry_new(dict *d, struct shard *s, uint64_t hash,
-                               hermes_bytes key, hermes_bytes value,
-                               size_t size)
+                               hermes_bytes key, size_t plen, unsigned pi,
+                               hermes_bytes value, size_t size)
 {
     size_t cost = entry_cost(size);
     struct entry *e;
@@ -553,16 +701,18 @@ static struct entry *entry_new(dict *d, struct shard *s, uint64_t hash,
         e->klen = 0;
     }
     e->meta = (uint64_t)hash_tag(hash) << META_EXPIRES_BITS;
-    e->klen |= (uint32_t)key.len;
+    e->klen |= (uint32_t)(key.len - plen);
     e->vlen = (uint32_t)value.len;
-    if (key.len)
-        memcpy(e->data, key.data, key.len);
+    e->data[0] = (unsigned char)pi;
+    if (key.len > plen)
+        memcpy(e->data + 1, (const char *)key.data + plen, key.len - plen);
     if (value.len)
-        memcpy(e->data + key.len, value.data, value.len);
+        memcpy(e->data + 1 + key.len - plen, value.data, value.len);
     return e;
 }
 
-/* Frees an entry never inserted, returning its reservation. */
+/* Frees an entry never inserted, returning its reservation; its prefix
+ * reference is dropped by the caller, under the shard's lock. */
 static void entry_discard(dict *d, struct entry *e)
 {
     atomic_fetch_sub(&d->used, entry_cost_of(e));
@@ -586,14 +736,14 @@ static int dict_get(void *state, const hermes_bytes *keys, size_t n,
         struct entry **link, *e;
 
         pthread_mutex_lock(&s->mu);
-        link = find_link(s, hash, keys[i]);
+        link = find_link(d, s, hash, keys[i]);
         e = *link;
         if (e != NULL) {
             if (is_expired(d, e, &now)) {
                 remove_at(d, s, link);
                 s->expired++;
             } else {
-                lru_touch(s, e);
+                entry_touch(e);
                 /* The core copies the value, so holding the lock across
                  * the callback is cheaper than copying it here. */
                 cb(arg, i, entry_value(e), e->vlen);
@@ -611,7 +761,7 @@ static void del_one(dict *d, hermes_bytes key)
     struct entry **link;
 
     pthread_mutex_lock(&s->mu);
-    link = find_link(s, hash, key);
+    link = find_link(d, s, hash, key);
     if (*link != NULL)
         remove_at(d, s, link);
     pthread_mutex_unlock(&s->mu);
@@ -628,42 +778,56 @@ static int store(dict *d, hermes_bytes key, hermes_bytes value, uint32_t ttl_ms,
     uint64_t hash, now = NOW_UNSET;
     struct shard *s;
     struct entry **link, *e;
-    size_t size;
+    size_t size, plen = prefix_len_of(key);
+    unsigned pi = PREFIX_NONE;
 
     *stored = false;
+    /* The limit is on the whole key, wherever its prefix is kept. */
     if (!entry_size(key.len, value.len, &size) ||
         (d->max_entry != 0 && entry_cost(size) > d->max_entry))
         return HERMES_BE_TOOBIG;
     hash = hash_key(d, key);
     s = shard_of(d, hash);
-    if (if_absent) {
+    if (if_absent || plen) {
+        pthread_mutex_lock(&s->mu);
         /* A live key wins at once: no allocation, and no eviction that
          * might remove the very lock this call competes for. */
-        pthread_mutex_lock(&s->mu);
-        link = find_link(s, hash, key);
-        if (*link != NULL && !is_expired(d, *link, &now)) {
-            lru_touch(s, *link);
+        link = if_absent ? find_link(d, s, hash, key) : NULL;
+        if (link && *link != NULL && !is_expired(d, *link, &now)) {
+            entry_touch(*link);
             if (cb != NULL)
                 cb(arg, index, entry_value(*link), (*link)->vlen);
             pthread_mutex_unlock(&s->mu);
             return HERMES_BE_OK;
         }
+        if (plen && (pi = prefix_ref(d, key, plen)) == PREFIX_NONE)
+            plen = 0;
         pthread_mutex_unlock(&s->mu);
+        entry_size(key.len - plen, value.len, &size);
     }
-    e = entry_new(d, s, hash, key, value, size);
-    if (e == NULL)
+    e = entry_new(d, s, hash, key, plen, pi, value, size);
+    if (e == NULL) {
+        if (pi != PREFIX_NONE) {
+            pthread_mutex_lock(&s->mu);
+            prefix_unref(d, pi);
+            pthread_mutex_unlock(&s->mu);
+        }
         return HERMES_BE_NOMEM;
+    }
     if (ttl_ms != 0)
         entry_set_expires(e, now_ms(d, &now) + ttl_ms);
+    /* New entries count as used: the hand spares them once. */
+    e->meta |= META_USED;
 
     pthread_mutex_lock(&s->mu);
-    link = find_link(s, hash, key);
+    link = find_link(d, s, hash, key);
     if (*link != NULL) {
         if (!is_expired(d, *link, &now)) {
             if (if_absent) {
-                lru_touch(s, *link);
+                entry_touch(*link);
                 if (cb != NULL)
                     cb(arg, index, entry_value(*link), (*link)->vlen);
+                prefix_unref(d, pi);
                 pthread_mutex_unlock(&s->mu);
                 entry_discard(d, e);
                 return HERMES_BE_OK;
@@ -742,7 +906,7 @@ static int dict_unlock(void *state, hermes_bytes key, hermes_bytes token,
 
     *released = 0;
     pthread_mutex_lock(&s->mu);
-    link = find_link(s, hash, key);
+    link = find_link(d, s, hash, key);
     e = *link;
     if (e != NULL) {
         if (is_expired(d, e, &now)) {
@@ -779,10 +943,17 @@ static int dict_set_unlock(void *state, const hermes_item *items, size_t n,
     return rc != HERMES_BE_OK ? rc : urc;
 }
 
-static bool has_prefix(const struct entry *e, hermes_bytes prefix)
+/* Whether e's key starts with prefix (a flush's or a scan's). */
+static bool has_prefix(const dict *d, const struct entry *e,
+                       hermes_bytes prefix)
 {
-    return entry_klen(e) >= prefix.len &&
-           bytes_equal(e->data, prefix.data, prefix.len);
+    const struct prefix *p = entry_prefix(d, e);
+    size_t plen = p ? p->len : 0, head = prefix.len < plen ? prefix.len : plen;
+
+    return plen + entry_klen(e) >= prefix.len &&
+           (head == 0 || memcmp(p->bytes, prefix.data, head) == 0) &&
+           bytes_equal(entry_rest(e), (const char *)prefix.data + head,
+                       prefix.len - head);
 }
 
 static int dict_flush(void *state, hermes_bytes prefix)
@@ -797,7 +968,7 @@ static int dict_flush(void *state, hermes_bytes prefix)
         for (b = 0; b <= s->mask && s->count > 0; b++) {
             struct entry **link = &s->buckets[b];
             while (*link != NULL) {
-                if (has_prefix(*link, prefix))
+                if (has_prefix(d, *link, prefix))
                     remove_at(d, s, link);
                 else
                     link = &(*link)->next;
@@ -825,12 +996,14 @@ struct scan_buf {
     size_t count;
 };
 
-static bool scan_buf_add(struct scan_buf *b, const struct entry *e,
-                         int64_t ttl_ms)
+static bool scan_buf_add(struct scan_buf *b, const dict *d,
+                         const struct entry *e, int64_t ttl_ms)
 {
-    size_t klen = entry_klen(e);
+    const struct prefix *pre = entry_prefix(d, e);
+    size_t plen = pre ? pre->len : 0, klen = plen + entry_klen(e);
     struct scan_rec rec = {klen, e->vlen, ttl_ms};
     size_t need = sizeof(rec) + klen + e->vlen;
+    unsigned char *at;
 
     if (need > SIZE_MAX - b->len)
         return false;
@@ -845,8 +1018,12 @@ static bool scan_buf_add(struct scan_buf *b, const struct entry *e,
         b->data = p;
         b->cap = cap;
     }
-    memcpy(b->data + b->len, &rec, sizeof(rec));
-    memcpy(b->data + b->len + sizeof(rec), e->data, klen + e->vlen);
+    at = b->data + b->len;
+    memcpy(at, &rec, sizeof(rec));
+    at += sizeof(rec);
+    if (plen)
+        memcpy(at, pre->bytes, plen);
+    memcpy(at + plen, entry_rest(e), entry_klen(e) + e->vlen);
     b->len += need;
     b->count++;
     return true;
@@ -891,10 +1068,10 @@ static bool scan_chunk(dict *d, struct shard *s, hermes_bytes prefix,
                 s->expired++;
                 continue;
             }
-            if (has_prefix(e, prefix)) {
+            if (has_prefix(d, e, prefix)) {
                 uint64_t exp = entry_expires(e);
                 int64_t ttl = exp ? (int64_t)(exp - now) : -1;
-                if (!scan_buf_add(b, e, ttl)) {
+                if (!scan_buf_add(b, d, e, ttl)) {
                     ok = false;
                     break;
                 }
@@ -1079,6 +1256,10 @@ static void dict_close(void *state)
         free(s->buckets);
         pthread_mutex_destroy(&s->mu);
     }
+    for (i = 0; d->prefixes != NULL && i < DICT_MAX_PREFIXES; i++)
+        free(d->prefixes[i]);
+    free(d->prefixes);
+    pthread_mutex_destroy(&d->prefix_mu);
     free(d->shards);
     free(d);
 }
@@ -1133,6 +1314,10 @@ static int dict_open(const hermes_host *host, const hermes_kv *kv, size_t n,
     if (d == NULL)
         return open_fail(err, -1, HERMES_BE_NOMEM, "out of memory");
     d->host = host;
+    if (pthread_mutex_init(&d->prefix_mu, NULL) != 0) {
+        free(d);
+        return open_fail(err, -1, HERMES_BE_NOMEM, "out of memory");
+    }
     hm_sipkey_init(&d->sipkey, seed);
     d->max_bytes = max_bytes;
     d->max_entry = (size_t)(max_bytes / DICT_ENTRY_FRACTION);
@@ -1150,7 +1335,6 @@ static int dict_open(const hermes_host *host, const hermes_kv *kv, size_t n,
     memset(d->shards, 0, nshards * sizeof(struct shard));
     for (i = 0; i < nshards; i++) {
         struct shard *s = &d->shards[i];
-        s->lru.prev = s->lru.next = &s->lru;
         s->mask = DICT_INITIAL_BUCKETS - 1;
         s->buckets = calloc(DICT_INITIAL_BUCKETS, sizeof(*s->buckets));
         if (s->buckets == NULL || pthread_mutex_init(&s->mu, NULL) != 0) {
@@ -1172,7 +1356,7 @@ static const hermes_backend dict_backend = {
     .struct_size = sizeof(hermes_backend),
     .name = "dict",
     .version = HERMES_VERSION, /* released with the library */
-    .description = "in-process sharded hash table with TTL and LRU eviction",
+    .description = "in-process sharded hash table with TTL and CLOCK eviction",
     .caps = HERMES_CAP_THREADSAFE | HERMES_CAP_SCAN | HERMES_CAP_STATS,
     .max_key_len = 0,
     .open = dict_open,

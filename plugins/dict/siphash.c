@@ -117,3 +117,42 @@ uint64_t hm_siphash24(const hm_sipkey *key, const void *data, size_t len)
 {
     return siphash(key, data, len, 2, 4);
 }
+
+/* Byte i of a followed by b. */
+static unsigned char byte_of2(const unsigned char *a, size_t alen,
+                              const unsigned char *b, size_t i)
+{
+    return i < alen ? a[i] : b[i - alen];
+}
+
+uint64_t hm_siphash13_2(const hm_sipkey *key, const void *a, size_t alen,
+                        const void *b, size_t blen)
+{
+    uint64_t v0 = key->k0 ^ 0x736f6d6570736575ull;
+    uint64_t v1 = key->k1 ^ 0x646f72616e646f6dull;
+    uint64_t v2 = key->k0 ^ 0x6c7967656e657261ull;
+    uint64_t v3 = key->k1 ^ 0x7465646279746573ull;
+    const unsigned char *pa = a, *pb = b;
+    size_t len = alen + blen, off;
+    uint64_t m;
+
+    /* The rare paths (a table growing) call this: byte by byte is enough. */
+    for (off = 0; len - off >= 8; off += 8) {
+        m = 0;
+        for (unsigned i = 0; i < 8; i++)
+            m |= (uint64_t)byte_of2(pa, alen, pb, off + i) << (8 * i);
+        v3 ^= m;
+        SIPROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    m = (uint64_t)len << 56;
+    for (unsigned i = 0; off + i < len; i++)
+        m |= (uint64_t)byte_of2(pa, alen, pb, off + i) << (8 * i);
+    v3 ^= m;
+    SIPROUND(v0, v1, v2, v3);
+    v0 ^= m;
+    v2 ^= 0xff;
+    for (int i = 0; i < 3; i++)
+        SIPROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}

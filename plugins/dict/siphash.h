@@ -24,6 +24,11 @@ void hm_sipkey_init(hm_sipkey *key, const unsigned char bytes[16]);
 /* SipHash-1-3 of len bytes at data (data may be NULL when len is 0). */
 uint64_t hm_siphash13(const hm_sipkey *key, const void *data, size_t len);
 
+/* SipHash-1-3 of the len_a bytes at a followed by the len_b at b: the same
+ * as hm_siphash13() of the two joined (a key the dict stores in two parts). */
+uint64_t hm_siphash13_2(const hm_sipkey *key, const void *a, size_t len_a,
+                        const void *b, size_t len_b);
+
 /* SipHash-2-4, the variant of the paper's test vectors. */
 uint64_t hm_siphash24(const hm_sipkey *key, const void *data, size_t len);
 

@@ -286,6 +286,23 @@ static void siphash13_matches_reference_vectors(void **state)
                                       30) == -8359432662878016437ll);
 }
 
+static void siphash13_of_two_parts_is_that_of_the_whole(void **state)
+{
+    static const char msg[] =
+        "cache:entry:some.function:AbCdEfGhIjKlMnOpQrStUv";
+    unsigned char kbytes[16];
+    size_t n = sizeof(msg) - 1, cut, len;
+    hm_sipkey key;
+
+    for (cut = 0; cut < 16; cut++)
+        kbytes[cut] = (unsigned char)(cut * 7 + 3);
+    hm_sipkey_init(&key, kbytes);
+    for (len = 0; len <= n; len++)
+        for (cut = 0; cut <= len; cut++)
+            assert_true(hm_siphash13_2(&key, msg, cut, msg + cut, len - cut) ==
+                        hm_siphash13(&key, msg, len));
+}
+
 static void get_of_missing_key_reports_nothing(void **state)
 {
     struct got g = {0};
@@ -768,6 +785,26 @@ static int scan_grow_cb(void *arg, const void *key, size_t klen,
     return 0;
 }
 
+/* Counts keys (in others) whose text is whole: "cache:entry:fn1:<n>". */
+static int scan_count_cb(void *arg, const void *key, size_t klen,
+                         const void *value, size_t vlen, int64_t ttl_ms)
+{
+    struct scan_grow *g = arg;
+    char buf[64];
+    int i;
+
+    if (klen < sizeof(buf)) {
+        memcpy(buf, key, klen);
+        buf[klen] = '\0';
+        if (sscanf(buf, "cache:entry:fn1:%d", &i) == 1 && i % 3 == 1 &&
+            vlen > 1 && memcmp(value, "v", 1) == 0 && atoi(buf + 16) == i)
+            g->others++;
+        else
+            g->errors++;
+    }
+    return 0;
+}
+
 static void scan_reports_each_key_once_while_tables_grow(void **state)
 {
     static struct scan_grow g;
@@ -789,6 +826,86 @@ static void scan_reports_each_key_once_while_tables_grow(void **state)
     assert_int_equal(g.others, 0);
     for (i = 0; i < 1000; i++)
         assert_int_equal(g.counts[i], 1);
+}
+
+/* Keys up to their last ':' are kept once per store: every key must still
+ * be told from its neighbours, found after the tables grow, flushed and
+ * scanned by its whole text, and its prefix freed with its last entry. */
+static void keys_sharing_a_prefix_are_kept_apart(void **state)
+{
+    hermes_kv kv[] = {{"max_bytes", "0", 0}, {"shards", "2", 0}};
+    void *st = open_kv(kv, 2);
+    char key[64], val[64];
+    int i;
+
+    for (i = 0; i < 3000; i++) {
+        snprintf(key, sizeof(key), "cache:entry:fn%d:%d", i % 3, i);
+        snprintf(val, sizeof(val), "v%d", i);
+        assert_int_equal(set_str(st, key, val, 0), HERMES_BE_OK);
+    }
+    /* The prefix alone, a key one byte into it and one past it. */
+    assert_int_equal(set_str(st, "cache:entry:fn0:", "p", 0), HERMES_BE_OK);
+    assert_int_equal(set_str(st, "cache:entry:fn0", "q", 0), HERMES_BE_OK);
+    assert_int_equal(set_str(st, "cache:entry:fn0::", "r", 0), HERMES_BE_OK);
+    for (i = 0; i < 3000; i++) {
+        snprintf(key, sizeof(key), "cache:entry:fn%d:%d", i % 3, i);
+        snprintf(val, sizeof(val), "v%d", i);
+        assert_value(st, key, val);
+        snprintf(key, sizeof(key), "cache:entry:fn%d:%d", (i + 1) % 3, i);
+        assert_false(has_key(st, key));
+    }
+    assert_value(st, "cache:entry:fn0:", "p");
+    assert_value(st, "cache:entry:fn0", "q");
+    assert_value(st, "cache:entry:fn0::", "r");
+
+    struct scan_grow g;
+    memset(&g, 0, sizeof(g));
+    g.st = NULL;
+    assert_int_equal(be()->scan(st, bs("cache:entry:fn1:"), scan_count_cb, &g),
+                     HERMES_BE_OK);
+    assert_int_equal(g.others, 1000);
+    assert_int_equal(g.errors, 0);
+    /* A flush prefix longer than the kept one, then a shorter one. */
+    assert_int_equal(be()->flush(st, bs("cache:entry:fn2:1")), HERMES_BE_OK);
+    for (i = 2; i < 3000; i += 3) {
+        snprintf(key, sizeof(key), "cache:entry:fn2:%d", i);
+        assert_int_equal(has_key(st, key), key[16] != '1');
+    }
+    assert_int_equal(be()->flush(st, bs("cache:entry:fn")), HERMES_BE_OK);
+    assert_int_equal(stat_of(st, "entries"), 0);
+    /* No entry left, so no prefix either. */
+    assert_int_equal(stat_of(st, "bytes"), 0);
+    be()->close(st);
+}
+
+/* A store keeps at most 255 prefixes; beyond, keys are stored whole. */
+static void keys_beyond_the_prefix_limit_are_stored_whole(void **state)
+{
+    hermes_kv kv[] = {{"max_bytes", "0", 0}, {"shards", "1", 0}};
+    void *st = open_kv(kv, 2);
+    char key[64], val[64];
+    int i;
+
+    for (i = 0; i < 600; i++) {
+        snprintf(key, sizeof(key), "cache:entry:f%d:x", i);
+        snprintf(val, sizeof(val), "v%d", i);
+        assert_int_equal(set_str(st, key, val, 0), HERMES_BE_OK);
+    }
+    for (i = 0; i < 600; i++) {
+        snprintf(key, sizeof(key), "cache:entry:f%d:x", i);
+        snprintf(val, sizeof(val), "v%d", i);
+        assert_value(st, key, val);
+    }
+    for (i = 0; i < 600; i++) {
+        snprintf(key, sizeof(key), "cache:entry:f%d:x", i);
+        hermes_bytes k = bs(key);
+        assert_int_equal(be()->del(st, &k, 1), HERMES_BE_OK);
+    }
+    assert_int_equal(stat_of(st, "bytes"), 0);
+    /* Slots freed by the deletes are taken again. */
+    assert_int_equal(set_str(st, "cache:entry:again:x", "a", 0), HERMES_BE_OK);
+    assert_value(st, "cache:entry:again:x", "a");
+    be()->close(st);
 }
 
 static int open_err(const hermes_kv *kv, size_t n, hermes_open_error *err)
@@ -955,23 +1072,68 @@ static int set_kib(void *st, const char *key, uint32_t ttl_ms)
     return set_bytes(st, bs(key), (hermes_bytes){val, sizeof(val)}, ttl_ms);
 }
 
-static void eviction_drops_least_recently_used(void **state)
+/* The keys k1..k6 a scan reports, without marking them as a read does. */
+static int scan_small_cb(void *arg, const void *key, size_t klen,
+                         const void *value, size_t vlen, int64_t ttl_ms)
 {
-    void *st = open_small_store();
+    int *present = arg;
 
-    assert_int_equal(set_kib(st, "k1", 0), HERMES_BE_OK);
-    assert_int_equal(set_kib(st, "k2", 0), HERMES_BE_OK);
-    assert_int_equal(set_kib(st, "k3", 0), HERMES_BE_OK);
-    assert_int_equal(set_kib(st, "k4", 0), HERMES_BE_OK);
-    assert_true(has_key(st, "k1")); /* k1 is now the most recently used */
-    assert_int_equal(set_kib(st, "k5", 0), HERMES_BE_OK);
-    assert_true(has_key(st, "k1"));
-    assert_false(has_key(st, "k2"));
-    assert_true(has_key(st, "k3"));
-    assert_true(has_key(st, "k4"));
-    assert_true(has_key(st, "k5"));
-    assert_int_equal(stat_of(st, "evictions"), 1);
-    be()->close(st);
+    if (klen == 2 && ((const char *)key)[0] == 'k' &&
+        ((const char *)key)[1] >= '1' && ((const char *)key)[1] <= '6')
+        present[((const char *)key)[1] - '1'] = 1;
+    return 0;
+}
+
+static int count_present(void *st, int present[6])
+{
+    int n = 0;
+
+    memset(present, 0, 6 * sizeof(*present));
+    assert_int_equal(be()->scan(st, bs("k"), scan_small_cb, present),
+                     HERMES_BE_OK);
+    for (int i = 0; i < 6; i++)
+        n += present[i];
+    return n;
+}
+
+/* CLOCK: the hand clears the "used" mark of what it passes and evicts the
+ * first entry it finds unmarked; a read marks an entry again.  Each round
+ * has a store of its own, so a new hash key and bucket order: an eviction
+ * that ignored reads would pick the key left unread only by chance. */
+static void eviction_spares_entries_read_since_the_hand_passed(void **state)
+{
+    static const char *const keys[] = {"k1", "k2", "k3", "k4", "k5", "k6"};
+
+    for (int round = 0; round < 10; round++) {
+        void *st = open_small_store();
+        int present[6], i, unread = -1;
+
+        for (i = 0; i < 4; i++)
+            assert_int_equal(set_kib(st, keys[i], 0), HERMES_BE_OK);
+        /* All four are new, so marked: the hand clears them all, then
+         * evicts one. */
+        assert_int_equal(set_kib(st, "k5", 0), HERMES_BE_OK);
+        assert_int_equal(stat_of(st, "evictions"), 1);
+        assert_int_equal(count_present(st, present), 4);
+        assert_true(present[4]);
+        /* Read all old keys left but one. */
+        for (i = 0; i < 4; i++) {
+            if (!present[i])
+                continue;
+            if (unread < 0)
+                unread = i;
+            else
+                assert_true(has_key(st, keys[i]));
+        }
+        /* The one left unread is the only unmarked entry: it goes. */
+        assert_int_equal(set_kib(st, "k6", 0), HERMES_BE_OK);
+        assert_int_equal(stat_of(st, "evictions"), 2);
+        assert_int_equal(count_present(st, present), 4);
+        assert_false(present[unread]);
+        assert_true(present[4]);
+        assert_true(present[5]);
+        be()->close(st);
+    }
 }
 
 static void eviction_prefers_expired_entries(void **state)
@@ -1279,6 +1441,7 @@ int main(void)
         cmocka_unit_test(rss_stays_near_max_bytes_under_mixed_flood),
         cmocka_unit_test(descriptor_is_dict_abi_1),
         cmocka_unit_test(siphash13_matches_reference_vectors),
+        cmocka_unit_test(siphash13_of_two_parts_is_that_of_the_whole),
         T(get_of_missing_key_reports_nothing),
         T(set_then_get_returns_binary_value),
         T(set_then_get_returns_empty_value),
@@ -1295,6 +1458,8 @@ int main(void)
         T(set_if_absent_replaces_expired_value),
         T(delete_removes_key),
         T(flush_of_prefix_leaves_other_prefixes),
+        cmocka_unit_test(keys_sharing_a_prefix_are_kept_apart),
+        cmocka_unit_test(keys_beyond_the_prefix_limit_are_stored_whole),
         T(lock_is_exclusive),
         T(unlock_with_wrong_token_does_not_release),
         T(unlock_with_right_token_releases),
@@ -1313,7 +1478,7 @@ int main(void)
         cmocka_unit_test(defaults_are_16_shards_and_64_mib),
         T(stats_report_required_counters),
         cmocka_unit_test(item_larger_than_budget_is_toobig),
-        cmocka_unit_test(eviction_drops_least_recently_used),
+        cmocka_unit_test(eviction_spares_entries_read_since_the_hand_passed),
         cmocka_unit_test(eviction_prefers_expired_entries),
         cmocka_unit_test(memory_limit_holds_under_write_flood),
         cmocka_unit_test(concurrent_mixed_operations_produce_no_errors),
