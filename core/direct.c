@@ -95,9 +95,7 @@ hermes_rc hermes_get(hermes *h, const char *key, const char *const *tags,
         if (st == HERMES_BE_OK)
             v = hm_judge(h, &d.rd, &direct_owner, &d.tags);
         /* Past its TTL: still stored only for a function's grace. */
-        if (v == HM_HIT &&
-            hm_fresh_classify(hm_now_ms_coarse(), d.rd.rec.created_ms,
-                              d.rd.rec.ttl_s, 0, 0, 0) == HM_FRESH_EXPIRED)
+        if (v == HM_HIT && hm_record_expired(&d.rd.rec))
             v = HM_ABSENT;
         if (st != HERMES_BE_OK) {
             rc = hm_be_error(h, st, "get %s", key);

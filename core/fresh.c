@@ -58,6 +58,13 @@ hm_fresh_kind hm_fresh_classify(uint64_t now_ms, uint64_t created_ms,
     return -log(hm_draw_unit()) * scale >= gap ? HM_FRESH_EARLY : HM_FRESH_NONE;
 }
 
+bool hm_record_expired(const hm_record *rec)
+{
+    return rec->ttl_s != 0 &&
+           hm_fresh_classify(hm_now_ms_coarse(), rec->created_ms, rec->ttl_s, 0,
+                             0, 0) == HM_FRESH_EXPIRED;
+}
+
 hm_fresh_kind hm_fresh_judge(hm_call *c)
 {
     const hm_record *rec = &c->rd.rec;

@@ -30,6 +30,13 @@ hm_fresh_kind hm_fresh_classify(uint64_t now_ms, uint64_t created_ms,
                                 double beta, uint32_t grace_s);
 
 /*
+ * Whether a record is past its TTL by its own creation time, whatever the
+ * store's expiry says: a store may keep a key longer than asked (memcached
+ * counts whole seconds and is padded by two), never the entry.
+ */
+bool hm_record_expired(const hm_record *rec);
+
+/*
  * Classifies the record the last read decoded (c->rd.rec, a hit) for
  * c's function, and remembers which record it was (c->seen_*), so that a
  * refresh can tell whether another caller replaced it meanwhile.

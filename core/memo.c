@@ -109,7 +109,8 @@ int hm_call_take_hit(hm_call *c, hm_outcome *o)
     c->verdict = hm_judge(c->h, &c->rd, &owner, &c->fn->tags);
     if (c->verdict != HM_HIT)
         return 0;
-    if (c->fn->fresh && (c->fresh = hm_fresh_judge(c)) == HM_FRESH_EXPIRED) {
+    if (c->fn->fresh ? (c->fresh = hm_fresh_judge(c)) == HM_FRESH_EXPIRED
+                     : hm_record_expired(&c->rd.rec)) {
         c->fresh = HM_FRESH_NONE;
         c->verdict = HM_ABSENT;
         return 0;
