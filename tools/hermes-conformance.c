@@ -573,8 +573,9 @@ static int host_random(void *ctx, void *buf, size_t len)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: hermes-conformance [-v] [-c CONFIG] [--timeout S] "
-               "[--kill-cmd CMD\n"
-               "                         [--restart-cmd CMD]] PLUGIN\n"
+               "[--ttl-late MS]\n"
+               "                         [--kill-cmd CMD [--restart-cmd "
+               "CMD]] PLUGIN\n"
                "\n"
                "Checks a Hermes backend plugin against the backend ABI.\n"
                "PLUGIN is a name (\"dict\", \"redis\": searched like "
@@ -599,6 +600,12 @@ static void usage(FILE *f)
                "fails as hung\n"
                "                      (default 60, 120 for the server "
                "checks)\n"
+               "      --ttl-late MS   how long past its TTL a key may "
+               "still be read\n"
+               "                      (default 1000; a store whose clock "
+               "ticks once a\n"
+               "                      second, like memcached, needs "
+               "2500)\n"
                "  -h, --help          this text\n"
                "\n"
                "Prints one line per check and \"N passed, N failed\" (\", N "
@@ -633,6 +640,7 @@ int main(int argc, char **argv)
         {"kill-cmd", required_argument, NULL, 'K'},
         {"restart-cmd", required_argument, NULL, 'R'},
         {"timeout", required_argument, NULL, 'T'},
+        {"ttl-late", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     static conf_ctx ctx;
@@ -644,6 +652,7 @@ int main(int argc, char **argv)
     char err[1024], *end;
 
     c->out_fd = -1;
+    c->ttl_late_ms = CONF_TTL_LATE_MS;
     while ((opt = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
@@ -670,6 +679,19 @@ int main(int argc, char **argv)
                 return 2;
             }
             timeout_s = (unsigned)t;
+            break;
+        case 'L':
+            errno = 0;
+            unsigned long late = strtoul(optarg, &end, 10);
+
+            if (errno || *end || end == optarg || late > 60000) {
+                fprintf(stderr,
+                        "hermes-conformance: --ttl-late: not a "
+                        "number of milliseconds from 0 to 60000: '%s'\n",
+                        optarg);
+                return 2;
+            }
+            c->ttl_late_ms = (unsigned)late;
             break;
         case 'h':
             usage(stdout);

@@ -734,7 +734,7 @@ int check_ttl_expiry(conf_ctx *c)
 
     /* Watch both keys until they are gone: each must be present in every
      * get that ends before its TTL ran out and absent from every get that
-     * begins CONF_TTL_LATE_MS after its set returned. */
+     * begins c->ttl_late_ms after its set returned. */
     while (!gone[0] || !gone[1]) {
         conf_got g;
         uint64_t t0 = conf_now_us();
@@ -757,7 +757,7 @@ int check_ttl_expiry(conf_ctx *c)
             }
             if (g.slot[i].hits &&
                 t0 > done[i] +
-                         (uint64_t)(CONF_TTL_MS + CONF_TTL_LATE_MS) * 1000u) {
+                         (uint64_t)(CONF_TTL_MS + c->ttl_late_ms) * 1000u) {
                 conf_got_free(&g);
                 return conf_fail(c,
                                  "a key set with a %u ms TTL was still "
@@ -765,7 +765,7 @@ int check_ttl_expiry(conf_ctx *c)
                                  "(allowed: %u ms)",
                                  CONF_TTL_MS,
                                  (unsigned long long)(t0 - done[i]) / 1000u,
-                                 CONF_TTL_MS + CONF_TTL_LATE_MS);
+                                 CONF_TTL_MS + c->ttl_late_ms);
             }
             if (!g.slot[i].hits)
                 gone[i] = t1;

@@ -140,7 +140,7 @@ int check_lock_ttl_takeover(conf_ctx *c)
     /* The system time is set a day ahead: lock TTLs must not follow it. */
     atomic_store(&c->wall_skew_ms, CONF_WALL_SKEW_MS);
     /* Others must be refused by every lock() that ends before the TTL ran
-     * out and granted by one that begins CONF_TTL_LATE_MS after it. */
+     * out and granted by one that begins c->ttl_late_ms after it. */
     for (;;) {
         int acquired;
         uint64_t t0 = conf_now_us();
@@ -165,13 +165,13 @@ int check_lock_ttl_takeover(conf_ctx *c)
         if (acquired != 0)
             return conf_fail(c, "lock set *acquired to %d, want 0 or 1",
                              acquired);
-        if (t0 > done + (uint64_t)(CONF_TTL_MS + CONF_TTL_LATE_MS) * 1000u)
+        if (t0 > done + (uint64_t)(CONF_TTL_MS + c->ttl_late_ms) * 1000u)
             return conf_fail(c,
                              "a lock taken with a %u ms TTL was still held "
                              "%llu ms later (allowed: %u ms)",
                              CONF_TTL_MS,
                              (unsigned long long)(t0 - done) / 1000u,
-                             CONF_TTL_MS + CONF_TTL_LATE_MS);
+                             CONF_TTL_MS + c->ttl_late_ms);
         conf_sleep_ms(20);
     }
     if (unlock_is(c, k, "owner-A", 0, "the expired owner, after a takeover") !=

@@ -89,8 +89,9 @@
  * time(), which jump when the system time is set); a server uses its own
  * expiry.  A store with coarser expiry rounds up, never down: a value must
  * not vanish before its TTL, and should be gone soon after it (the
- * conformance kit allows 2.5 s: a store counting whole seconds on a clock
- * that ticks once a second, like memcached, needs 2 s of them).
+ * conformance kit allows 1 s, or what --ttl-late says: a store counting
+ * whole seconds on a clock that ticks once a second, like memcached, needs
+ * 2 s).
  *
  * Batches: the keys of one get() or del() and the items of one set() may
  * repeat a key.  get() reports the value at every index naming the key;
