@@ -150,6 +150,21 @@ int hm_be_set_unlock(hermes *h, const hermes_item *items, size_t n,
         "set and unlock");
 }
 
+bool hm_be_can_wait_unlock(const hermes *h)
+{
+    return HERMES_BACKEND_HAS_OP(h->be, wait_unlock) &&
+           (h->be->caps & HERMES_CAP_THREADSAFE);
+}
+
+int hm_be_wait_unlock(hermes *h, hermes_bytes key, uint64_t since_ns,
+                      uint64_t until_ns, int *woken)
+{
+    *woken = 0;
+    if (!hm_be_can_wait_unlock(h))
+        return HERMES_BE_UNSUPPORTED;
+    return h->be->wait_unlock(h->be_state, key, since_ns, until_ns, woken);
+}
+
 int hm_be_stats(hermes *h, hermes_stat_cb cb, void *arg)
 {
     if (!h->be->stats)

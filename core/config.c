@@ -33,6 +33,8 @@
 #define DEFAULT_PREFIX "cache"
 #define DEFAULT_LOCK_TTL_MS 10000
 #define DEFAULT_LOCK_WAIT_MS 5000
+#define DEFAULT_LOCK_POLL_MS 50
+#define MAX_LOCK_POLL_MS 60000
 #define MAX_SETTING 2147483648u /* 2^31: the largest number any key takes */
 
 /* The [hermes] keys, in the order the "known:" list of an error names them. */
@@ -43,6 +45,7 @@ enum hermes_key {
     K_PLUGIN_PATH,
     K_LOCK_TTL_MS,
     K_LOCK_WAIT_MS,
+    K_LOCK_POLL_MS,
     K_ON_LOCK_TIMEOUT,
     K_ON_BACKEND_ERROR,
     K_LOG_LEVEL,
@@ -62,6 +65,7 @@ static const char *const hermes_keys[K_COUNT] = {
     "plugin_path",
     "lock_ttl_ms",
     "lock_wait_ms",
+    "lock_poll_ms",
     "on_lock_timeout",
     "on_backend_error",
     "log_level",
@@ -264,6 +268,7 @@ static hermes_rc fill_defaults(hm_config *cfg, const char *source)
     cfg->ttl = DEFAULT_TTL;
     cfg->lock_ttl_ms = DEFAULT_LOCK_TTL_MS;
     cfg->lock_wait_ms = DEFAULT_LOCK_WAIT_MS;
+    cfg->lock_poll_ms = DEFAULT_LOCK_POLL_MS;
     cfg->on_lock_timeout = HM_FALLBACK_COMPUTE;
     cfg->on_backend_error = HM_FALLBACK_COMPUTE;
     cfg->log_level = HERMES_LOG_WARN;
@@ -468,6 +473,8 @@ static hermes_rc hermes_setting(parser *p, const char *key, const char *v)
         return set_number(p, key, v, 1, MAX_SETTING, &c->lock_ttl_ms);
     case K_LOCK_WAIT_MS:
         return set_number(p, key, v, 0, MAX_SETTING, &c->lock_wait_ms);
+    case K_LOCK_POLL_MS:
+        return set_number(p, key, v, 1, MAX_LOCK_POLL_MS, &c->lock_poll_ms);
     case K_ON_LOCK_TIMEOUT:
         return set_fallback(p, key, v, &c->on_lock_timeout);
     case K_ON_BACKEND_ERROR:

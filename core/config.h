@@ -44,6 +44,8 @@ typedef struct hm_config {
                             * file's directory */
     uint32_t lock_ttl_ms;  /* backend lock lifetime (default 10000) */
     uint32_t lock_wait_ms; /* longest wait for another's lock (default 5000) */
+    uint32_t lock_poll_ms; /* longest pause between two attempts at a held
+                              lock (default 50) */
     hm_fallback on_lock_timeout;  /* default compute */
     hm_fallback on_backend_error; /* default compute */
     int log_level;                /* HERMES_LOG_* threshold (default warn) */

@@ -256,5 +256,11 @@ int hm_be_lock_get(hermes *h, hermes_bytes key, hermes_bytes token,
                    size_t n, hermes_value_cb cb, void *arg);
 int hm_be_set_unlock(hermes *h, const hermes_item *items, size_t n,
                      hermes_bytes key, hermes_bytes token, int *released);
+/* The optional wait for a lock's release (ABI 1.3), for thread-safe
+ * backends that have it; HERMES_BE_UNSUPPORTED otherwise.  Its failures
+ * are neither counted nor logged: the caller sleeps instead. */
+bool hm_be_can_wait_unlock(const hermes *h);
+int hm_be_wait_unlock(hermes *h, hermes_bytes key, uint64_t since_ns,
+                      uint64_t until_ns, int *woken);
 
 #endif

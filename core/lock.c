@@ -4,9 +4,14 @@
  * key and owned through a token that names host, pid, the time it was taken
  * and a random part, so only the owner's unlock succeeds and a reader can
  * tell the lock's age.  While another process holds it the
- * leader polls with jittered exponential backoff from 1 ms, capped at 50 ms,
+ * leader polls with jittered exponential backoff from 1 ms, capped at
+ * lock_poll_ms (50 ms),
  * reading the entry again after each sleep, for at most lock_wait_ms; then
- * it falls back as on_lock_timeout says.
+ * it falls back as on_lock_timeout says.  A backend that can say when a
+ * lock is released (ABI 1.3 wait_unlock, redis) is waited on instead of
+ * sleeping: the leader reads again as soon as the holder's unlock lands,
+ * and every lock_poll_ms in case a notice is lost (a holder that died
+ * sends none; its lock just expires), within the same lock_wait_ms.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +42,37 @@ void hm_lock_timed_out(hm_call *c, hm_outcome *o)
 }
 
 /*
+ * The pause after an attempt (started at attempt_at) found the lock held:
+ * until the backend notices its release, for at most lock_poll_ms,
+ * or, without notices (*notify false, or the backend cannot listen now),
+ * the next step of the backoff.  Never past the deadline.  Returns whether
+ * a release was notified.
+ */
+static bool lock_pause(hermes *h, hermes_bytes key, uint64_t attempt_at,
+                       uint64_t now, uint64_t deadline, bool *notify,
+                       uint64_t *backoff)
+{
+    uint64_t left = deadline - now,
+             cap = (uint64_t)h->cfg.lock_poll_ms * 1000000u;
+    if (*notify) {
+        int woken = 0;
+        uint64_t until = now + (left < cap ? left : cap);
+        int st = hm_be_wait_unlock(h, key, attempt_at, until, &woken);
+        if (st == HERMES_BE_OK) {
+            if (woken)
+                HM_COUNT(h, lock_notified, 1);
+            return woken != 0;
+        }
+        /* Not in this configuration: not for the rest of this wait. */
+        if (st == HERMES_BE_UNSUPPORTED)
+            *notify = false;
+    }
+    *backoff = hm_backoff_next(*backoff, cap);
+    hm_sleep_ns(*backoff < left ? *backoff : left);
+    return false;
+}
+
+/*
  * With a backend that has lock_get and set_unlock (ABI 1.2) a cold miss is
  * three round trips: the read that missed, the lock taken together with
  * the read again, and the record written together with the unlock.  A
@@ -58,11 +94,13 @@ void hm_lock_lead(hm_call *c, hm_outcome *o)
         hm_bytes(c->lock.data, c->lock.len), {token, 0}, h->cfg.lock_ttl_ms};
     hermes_bytes entry = hm_bytes(c->entry.data, c->entry.len);
     bool fused = HERMES_BACKEND_HAS_OP(h->be, lock_get);
+    bool notify = hm_be_can_wait_unlock(h);
     uint64_t start = hm_monotonic_ns(), waited_from = 0, backoff = 0;
     uint64_t deadline = start + (uint64_t)h->cfg.lock_wait_ms * 1000000u;
     int acquired = 0, st;
 
     for (;;) {
+        uint64_t attempt_at = hm_monotonic_ns();
         /* A new token per attempt: it carries the time of this one. */
         hm_lock_token(h, hm_now_ms(), token, sizeof token, &toklen);
         lk.token.len = toklen;
@@ -93,9 +131,11 @@ void hm_lock_lead(hm_call *c, hm_outcome *o)
             hm_lock_timed_out(c, o);
             return;
         }
-        backoff = hm_backoff_next(backoff);
-        hm_sleep_ns(backoff < deadline - now ? backoff : deadline - now);
-        if (fused)
+        bool released =
+            lock_pause(h, lk.key, attempt_at, now, deadline, &notify, &backoff);
+        /* After a release the value is there: read it without taking the
+         * lock (and releasing it again) first. */
+        if (fused && !released)
             continue; /* the next attempt reads again */
         int hit = hm_call_read_hit(c, &st, o);
         if (hit || st != HERMES_BE_OK) {
@@ -138,9 +178,9 @@ void hm_lock_token(hermes *h, uint64_t now_ms, char *buf, size_t cap,
     *len = n < 0 ? 0 : ((size_t)n >= cap ? cap - 1 : (size_t)n);
 }
 
-uint64_t hm_backoff_next(uint64_t prev_ns)
+uint64_t hm_backoff_next(uint64_t prev_ns, uint64_t cap)
 {
-    const uint64_t first = 1000000u, cap = 50000000u;
+    const uint64_t first = 1000000u;
     uint64_t next = prev_ns ? prev_ns * 2 : first;
     if (next > cap)
         next = cap;

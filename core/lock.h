@@ -31,7 +31,8 @@ void hm_lock_timed_out(hm_call *c, hm_outcome *o);
 void hm_lock_token(hermes *h, uint64_t now_ms, char *buf, size_t cap,
                    size_t *len);
 
-/* Jittered exponential backoff: the next sleep after `prev` ns. */
-uint64_t hm_backoff_next(uint64_t prev_ns);
+/* Jittered exponential backoff from 1 ms: the next sleep after `prev` ns,
+ * at most cap_ns (lock_poll_ms). */
+uint64_t hm_backoff_next(uint64_t prev_ns, uint64_t cap_ns);
 
 #endif

@@ -79,6 +79,7 @@ static const struct check {
     {"lock_ttl_zero", check_lock_ttl_zero, NEEDS_STATE, 0},
     {"lock_get", check_lock_get, NEEDS_STATE, 0},
     {"set_unlock", check_set_unlock, NEEDS_STATE, 0},
+    {"wait_unlock", check_wait_unlock, NEEDS_STATE, 0},
     {"flush_prefix", check_flush_prefix, NEEDS_STATE, 0},
     {"scan", check_scan, NEEDS_STATE, 0},
     {"stats", check_stats, NEEDS_STATE, 0},

@@ -821,7 +821,7 @@ int rpool_read_until(rpool *p, rpool_conn *conn, size_t n, redisReply **replies,
 }
 
 /* Send AUTH and SELECT in one round trip; any refusal fails the connect. */
-static int handshake(rpool *p, rpool_conn *conn)
+static int handshake(rpool *p, rpool_conn *conn, uint64_t deadline)
 {
     redisReply *replies[2] = {NULL, NULL};
     char dbbuf[16];
@@ -853,7 +853,8 @@ static int handshake(rpool *p, rpool_conn *conn)
     }
     if (n == 0)
         return HERMES_BE_OK;
-    rc = rpool_read(p, conn, n, replies, &shape, "AUTH/SELECT");
+    rc = rpool_read_until(p, conn, n, replies, &shape, "AUTH/SELECT",
+                          deadline ? deadline : rpool_deadline(p));
     if (rc != HERMES_BE_OK)
         return rc;
     for (i = 0; i < n; i++) {
@@ -871,10 +872,21 @@ static int handshake(rpool *p, rpool_conn *conn)
     return rc;
 }
 
-/* Open and prepare one context.  Runs without the pool lock held. */
-static int connect_one(rpool *p, rpool_conn **out)
+/* Open and prepare one context.  Runs without the pool lock held.  With a
+ * deadline (CLOCK_MONOTONIC ns), the connect and the handshake end by it
+ * as well as within their own timeouts. */
+static int connect_until(rpool *p, uint64_t deadline, rpool_conn **out)
 {
-    struct timeval ctv = ms_to_tv(p->connect_timeout_ms);
+    uint32_t ms = p->connect_timeout_ms;
+    if (deadline) {
+        uint64_t now = clock_ns(CLOCK_MONOTONIC);
+        uint64_t left = deadline > now ? (deadline - now) / 1000000u : 0;
+        if (left == 0)
+            return HERMES_BE_IO;
+        if (left < ms)
+            ms = (uint32_t)left;
+    }
+    struct timeval ctv = ms_to_tv(ms);
     rpool_conn *conn;
     redisContext *c;
     int rc;
@@ -908,7 +920,7 @@ static int connect_one(rpool *p, rpool_conn **out)
     /* Every reply on this context is built within the current shape. */
     c->reader->fn = &guarded_functions;
     c->reader->privdata = &conn->guard;
-    rc = handshake(p, conn);
+    rc = handshake(p, conn, deadline);
     if (rc != HERMES_BE_OK) {
         redisFree(c);
         free(conn);
@@ -1023,7 +1035,7 @@ int rpool_take(rpool *p, rpool_conn **out)
     p->live++;
     pthread_mutex_unlock(&p->mu);
 
-    rc = connect_one(p, &conn);
+    rc = connect_until(p, 0, &conn);
 
     pthread_mutex_lock(&p->mu);
     if (rc == HERMES_BE_OK) {
@@ -1099,4 +1111,20 @@ void rpool_put(rpool *p, rpool_conn *conn)
         }
     }
     pthread_mutex_unlock(&p->mu);
+}
+
+int rpool_connect(rpool *p, uint64_t deadline, rpool_conn **out)
+{
+    int rc = connect_until(p, deadline, out);
+
+    if (rc == HERMES_BE_OK)
+        atomic_fetch_add(&p->connects, 1);
+    else
+        atomic_fetch_add(&p->connect_failures, 1);
+    return rc;
+}
+
+void rpool_conn_free(rpool_conn *conn)
+{
+    free_conn(conn);
 }

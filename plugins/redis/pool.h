@@ -186,4 +186,16 @@ int rpool_has_control(const char *s);
 void rpool_log(rpool *p, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * A connection of the pool's server outside the pool, prepared as the
+ * pool's are (timeouts, bounded replies, AUTH and SELECT), for a caller
+ * that keeps it to itself (the lock-release listener, wait.c); with a
+ * deadline (CLOCK_MONOTONIC ns, 0 for none) it gives up by then.  Counted
+ * in the pool's connects.  Free it with rpool_conn_free(), which never
+ * writes to a socket another process opened (a fork child just forgets
+ * it).
+ */
+int rpool_connect(rpool *p, uint64_t deadline, rpool_conn **out);
+void rpool_conn_free(rpool_conn *conn);
+
 #endif /* HERMES_REDIS_POOL_H */

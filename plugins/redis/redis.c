@@ -10,7 +10,9 @@
  *          all in one pipeline                             1 round trip
  *   del    UNLINK k1..kn (DEL on servers without UNLINK)   1 round trip
  *   lock   SET k token NX PX ttl                           1 round trip
- *   unlock EVALSHA of a compare-and-delete script          1 round trip
+ *   unlock EVALSHA of a compare-and-delete script, which also
+ *          PUBLISHes the release (wait.c)                  1 round trip
+ *   wait_unlock  a message on the lock's channel (wait.c)  no request
  *   flush  SCAN MATCH <prefix>* COUNT 1000 + UNLINK batch  2 per batch
  *   scan   SCAN MATCH ... + pipelined GET and PTTL         2 per batch
  *
@@ -20,6 +22,7 @@
 #include "cluster.h"
 #include "near.h"
 #include "pool.h"
+#include "wait.h"
 
 #include <hermes/version.h>
 
@@ -50,10 +53,14 @@
 
 /* Deletes KEYS[1] only while it holds ARGV[1]: the owner check and the
  * delete must be one atomic step, or a lock that expired and was taken by
- * someone else could be released by its previous owner. */
+ * someone else could be released by its previous owner.  A release is
+ * published on the channel named by the lock key, for the callers
+ * waiting for it (wait.c); pcall, so that a server refusing PUBLISH (an
+ * ACL) still unlocks. */
 static const char unlock_script[] =
     "if redis.call('get',KEYS[1]) == ARGV[1] then "
-    "return redis.call('del',KEYS[1]) else return 0 end";
+    "redis.call('del',KEYS[1]) redis.pcall('publish',KEYS[1],'') "
+    "return 1 else return 0 end";
 
 typedef struct redis_state {
     rpool pool;                /* one server; unused with a cluster */
@@ -65,6 +72,7 @@ typedef struct redis_state {
     atomic_int no_unlink; /* the server lacks UNLINK (redis < 4): use DEL */
     atomic_int no_nx_get; /* SET NX GET refused (redis < 7): SET NX + GET */
     rnear *near;          /* near cache (near_cache = yes), or NULL */
+    rwait *wait;          /* the lock-release listener; NULL: lock_notify no */
 } redis_state;
 
 /* ------------------------------------------------------------ config */
@@ -76,7 +84,7 @@ static int redis_get(void *state, const hermes_bytes *keys, size_t n,
 static const char known_keys[] =
     "host, port, socket, db, password, connect_timeout_ms, "
     "command_timeout_ms, pool_size, max_value_bytes, flush_timeout_ms, "
-    "flushdb, cluster";
+    "flushdb, cluster, lock_notify";
 
 static int open_fail(hermes_open_error *err, int kv_index, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -221,6 +229,23 @@ static int near_key(rnear_settings *ns, const hermes_kv *kv, size_t i,
     return 1;
 }
 
+/* Parses a yes/no key into *out; on a bad value fills err and returns
+ * non-zero. */
+static int yes_no_key(const hermes_kv *kv, size_t i, int *out,
+                      hermes_open_error *err)
+{
+    char q[QUOTE_CAP];
+
+    if (kv->value && strcmp(kv->value, "yes") == 0)
+        *out = 1;
+    else if (kv->value && strcmp(kv->value, "no") == 0)
+        *out = 0;
+    else
+        return open_fail(err, (int)i, "%s: %s is neither yes nor no", kv->key,
+                         QUOTE(kv->value, q));
+    return 0;
+}
+
 static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
                       void **state, hermes_open_error *err)
 {
@@ -240,7 +265,7 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
     };
     unsigned long long v;
     uint32_t flush_timeout_ms = 60000;
-    int flushdb = 0;
+    int flushdb = 0, lock_notify = 1;
     int cluster_at = -1, single_at = -1; /* kv of cluster, of host... */
     rcl_seed seeds[RCL_MAX_SEEDS];
     size_t nseeds = 0;
@@ -318,14 +343,11 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
                 return HERMES_BE_INVALID;
             flush_timeout_ms = (uint32_t)v;
         } else if (strcmp(k, "flushdb") == 0) {
-            if (val && strcmp(val, "yes") == 0)
-                flushdb = 1;
-            else if (val && strcmp(val, "no") == 0)
-                flushdb = 0;
-            else
-                return open_fail(err, (int)i,
-                                 "flushdb: %s is neither yes nor no",
-                                 QUOTE(val, q));
+            if (yes_no_key(&kv[i], i, &flushdb, err))
+                return HERMES_BE_INVALID;
+        } else if (strcmp(k, "lock_notify") == 0) {
+            if (yes_no_key(&kv[i], i, &lock_notify, err))
+                return HERMES_BE_INVALID;
         } else if (strcmp(k, "cluster") == 0) {
             cluster_at = (int)i; /* parsed below, once nothing can fail */
         } else if ((nk = near_key(&ns, &kv[i], i, err)) != 0) {
@@ -369,11 +391,14 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
     }
     rcl_free_seeds(seeds, nseeds);
     /* With a cluster, st->pool is not a pool: only its limit is set, for
-     * the reply shapes (rpool_scalar, rpool_array). */
+     * the reply shapes (rpool_scalar, rpool_array).  Nor is there a
+     * single server to listen to for lock releases: waiters poll. */
     if (st->cl)
         st->pool.max_value_bytes = s.max_value_bytes;
-    else if (ns.enabled && rnear_new(&st->near, host, &s, &ns, redis_get, st) !=
-                               HERMES_BE_OK) {
+    else if ((ns.enabled && rnear_new(&st->near, host, &s, &ns, redis_get,
+                                      st) != HERMES_BE_OK) ||
+             (lock_notify && !(st->wait = rwait_new(&st->pool)))) {
+        rnear_free(st->near);
         rpool_destroy(&st->pool);
         free(st);
         open_fail(err, -1, "out of memory");
@@ -394,6 +419,7 @@ static void redis_close(void *state)
 
     if (!st)
         return;
+    rwait_free(st->wait);
     rnear_free(st->near);
     if (st->cl)
         rcl_free(st->cl);
@@ -1464,6 +1490,20 @@ static int redis_set_unlock(void *state, const hermes_item *items, size_t n,
     return rc != HERMES_BE_OK ? rc : urc;
 }
 
+/* Waits on the listener (wait.c) for unlock_script's PUBLISH. */
+static int redis_wait_unlock(void *state, hermes_bytes key, uint64_t since_ns,
+                             uint64_t until_ns, int *woken)
+{
+    redis_state *st = state;
+
+    *woken = 0;
+    /* lock_notify = no, or no single server to listen to (a pool that
+     * was never set up): the core polls. */
+    if (!st->wait || !st->pool.endpoint)
+        return HERMES_BE_UNSUPPORTED;
+    return rwait_wait(st->wait, key, since_ns, until_ns, woken);
+}
+
 /* ------------------------------------------------------ flush / scan */
 
 /* "<prefix>*" with the glob metacharacters of the prefix escaped, so that
@@ -2112,6 +2152,7 @@ static const hermes_backend redis_backend = {
     .stats = near_stats,
     .lock_get = redis_lock_get,
     .set_unlock = near_set_unlock,
+    .wait_unlock = redis_wait_unlock,
 };
 
 HERMES_BACKEND_DEFINE(redis_backend)

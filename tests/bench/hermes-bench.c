@@ -47,6 +47,7 @@
 #include "record.h"
 #include "stats.h"
 #include "storm.h"
+#include "wake.h"
 
 #define NKEYS 1024 /* distinct arguments of a hit workload */
 #define MAX_THREADS 256
@@ -1045,12 +1046,20 @@ static void usage(FILE *out)
             "name;\n"
             "               storm: one hot entry (TTL 1 s, a 50 ms "
             "computation) with\n"
-            "               freshness off and on (README \"Freshness\")\n"
+            "               freshness off and on (README \"Freshness\");\n"
+            "               wake (redis): followers in other processes "
+            "woken by the\n"
+            "               lock's release notice against polling, -n "
+            "misses per\n"
+            "               mode and round (default 40), -r rounds "
+            "(default 5)\n"
             "  -d SECONDS   storm: seconds per mode and round (default 20)\n"
             "  -P PROCS     storm: processes, each with THREADS threads "
             "(default 1 with\n"
             "               8 threads; 4 with 4 threads on a shared "
-            "backend)\n"
+            "backend);\n"
+            "               wake: follower processes (default 1 with 8 "
+            "threads)\n"
             "  -n OPS       operations per workload and pass, over all "
             "threads\n"
             "               (default %d for dict, %d otherwise)\n"
@@ -1311,6 +1320,14 @@ int main(int argc, char **argv)
     }
     uint64_t rounds = reps ? reps : 1; /* storm: -r is its rounds */
     unsigned storm_threads = nthreads ? threads[0] : 0;
+    wake_opts wo = {
+        .config = config ? config : getenv("HERMES_CONFIG"),
+        .procs = procs ? (unsigned)procs : 1,
+        .threads = nthreads ? threads[0] : 8,
+        .misses = ops ? (unsigned)(ops < 1000 ? ops : 1000) : 40,
+        .rounds = reps ? (unsigned)reps : 5,
+        .compute_ms = 30,
+    };
 
     bench b;
     memset(&b, 0, sizeof b);
@@ -1383,6 +1400,13 @@ int main(int argc, char **argv)
         };
         so.threads = storm_threads ? storm_threads : so.procs > 1 ? 4 : 8;
         status = storm_run(b.h, &so) == 0 ? 0 : 1;
+        hermes_close(b.h);
+        free(b.value);
+        free(b.base_value);
+        return status;
+    }
+    if (only && strcmp(only, "wake") == 0) {
+        status = wake_run(b.h, &wo) == 0 ? 0 : 1;
         hermes_close(b.h);
         free(b.value);
         free(b.base_value);

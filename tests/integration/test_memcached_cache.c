@@ -36,6 +36,8 @@ static atomic_int *computations; /* shared with forked children */
 /* Calls of the children that failed open (a backend error or a lock wait
  * that ran out), each of which may compute once more by design. */
 static atomic_int *fallbacks;
+static atomic_int *lock_waits; /* waits for another process's lock */
+static atomic_int *notified;   /* of those, ended by a release notice */
 
 static void sleep_ms(int ms)
 {
@@ -358,6 +360,8 @@ static int crowd_in_child(int start_fd)
     hermes_stats st;
     hermes_stats_get(c, &st, sizeof st);
     atomic_fetch_add(fallbacks, (int)(st.backend_errors + st.lock_timeouts));
+    atomic_fetch_add(lock_waits, (int)st.lock_contended);
+    atomic_fetch_add(notified, (int)st.lock_notified);
     hermes_close(c);
     return bad ? 1 : 0;
 }
@@ -368,6 +372,8 @@ four_processes_of_eight_threads_compute_a_cold_key_once(void **state)
     int pipefd[2];
     atomic_store(computations, 0);
     atomic_store(fallbacks, 0);
+    atomic_store(lock_waits, 0);
+    atomic_store(notified, 0);
     assert_int_equal(pipe(pipefd), 0);
     pid_t kids[4];
     for (int i = 0; i < 4; i++) {
@@ -397,6 +403,10 @@ four_processes_of_eight_threads_compute_a_cold_key_once(void **state)
                       extra, atomic_load(fallbacks));
         assert_true(extra > 0 && extra <= atomic_load(fallbacks));
     }
+    /* Memcached cannot notify a release (no wait_unlock): the processes
+     * that found the lock held polled it. */
+    assert_true(atomic_load(lock_waits) > 0);
+    assert_int_equal(atomic_load(notified), 0);
 }
 
 /* What Python's memcached clients read back: flags 0 (plain bytes), and a
@@ -636,11 +646,13 @@ static void a_refused_write_says_why_in_errmsg(void **state)
 int main(void)
 {
     test_pid = (int)getpid();
-    computations = mmap(NULL, 2 * sizeof *computations, PROT_READ | PROT_WRITE,
+    computations = mmap(NULL, 4 * sizeof *computations, PROT_READ | PROT_WRITE,
                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (computations == MAP_FAILED)
         return 1;
     fallbacks = computations + 1;
+    lock_waits = computations + 2;
+    notified = computations + 3;
     if (memcached_server_start(&srv[0]) != 0 ||
         memcached_server_start(&srv[1]) != 0)
         return 1;

@@ -20,7 +20,8 @@
 
 #define KNOWN                                                                  \
     "(known: backend, ttl, prefix, plugin_path, lock_ttl_ms, lock_wait_ms, "   \
-    "on_lock_timeout, on_backend_error, log_level, log, early_refresh, "       \
+    "lock_poll_ms, on_lock_timeout, on_backend_error, log_level, log, "        \
+    "early_refresh, "                                                          \
     "grace, stale_if_error, publish_stats, publish_interval_ms)"
 
 /* Parses text as "app.ini", failing the test with the message on error. */
@@ -198,6 +199,19 @@ static void lock_wait_ms_is_parsed(void **state)
     parse_ok("[hermes]\nlock_wait_ms = 250\n", &cfg);
     assert_int_equal(cfg.lock_wait_ms, 250);
     hm_config_free(&cfg);
+}
+
+static void lock_poll_ms_is_parsed_and_bounded(void **state)
+{
+    hm_config cfg;
+    parse_ok("[hermes]\n", &cfg);
+    assert_int_equal(cfg.lock_poll_ms, 50);
+    hm_config_free(&cfg);
+    parse_ok("[hermes]\nlock_poll_ms = 60000\n", &cfg);
+    assert_int_equal(cfg.lock_poll_ms, 60000);
+    hm_config_free(&cfg);
+    parse_fails("[hermes]\nlock_poll_ms = 0\n",
+                "app.ini:2: lock_poll_ms: out of range 1..60000: '0'");
 }
 
 static void on_lock_timeout_is_parsed(void **state)
@@ -723,6 +737,7 @@ int main(void)
         cmocka_unit_test(plugin_path_is_parsed),
         cmocka_unit_test(lock_ttl_ms_is_parsed),
         cmocka_unit_test(lock_wait_ms_is_parsed),
+        cmocka_unit_test(lock_poll_ms_is_parsed_and_bounded),
         cmocka_unit_test(on_lock_timeout_is_parsed),
         cmocka_unit_test(on_backend_error_is_parsed),
         cmocka_unit_test(log_level_is_parsed),

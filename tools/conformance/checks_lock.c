@@ -2,12 +2,15 @@
  * hermes-conformance checks of the lock protocol: lock() is exclusive and
  * never re-entrant, unlock() releases only for the owner's token (in one
  * step), and a lock past its TTL is free for someone else - the three
- * properties dogpile control across processes rests on.
+ * properties dogpile control across processes rests on - and the
+ * optional operations around them (ABI 1.2's fused lock_get and
+ * set_unlock, ABI 1.3's wait_unlock).
  */
 #include "conformance.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define KEYCAP 256
@@ -284,4 +287,137 @@ int check_set_unlock(conf_ctx *c)
                 "the lock its owner's set_unlock released") != CONF_PASS)
         return CONF_FAIL;
     return unlock_is(c, lk, "owner-C", 1, "the next owner");
+}
+
+/* ----------------------------------- ABI 1.3's wait for a lock release */
+
+static uint64_t mono(conf_ctx *c)
+{
+    return c->host.monotonic_ns(c->host.ctx);
+}
+
+/* A waiter in another thread: since is taken, ready is set, then it
+ * waits as the core does (an unwoken early return means "look again"). */
+typedef struct waiter {
+    conf_ctx *c;
+    hermes_bytes key;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int ready;
+    int st, woken, released_unseen;
+    uint64_t until;
+} waiter;
+
+static void *waiter_main(void *arg)
+{
+    waiter *w = arg;
+    uint64_t since = mono(w->c);
+    pthread_mutex_lock(&w->mu);
+    w->ready = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < 3; i++) {
+        w->st = conf_wait_unlock(w->c, w->key, since, w->until, &w->woken);
+        if (w->st != HERMES_BE_OK || w->woken || mono(w->c) >= w->until)
+            return NULL;
+        /* It began listening during the call: is the lock still held? */
+        since = mono(w->c);
+        int present = 0;
+        unsigned char *v = NULL;
+        size_t len;
+        if (conf_get1(w->c, w->key, &present, &v, &len) == CONF_PASS &&
+            !present) {
+            w->released_unseen = 1;
+            free(v);
+            return NULL;
+        }
+        free(v);
+    }
+    return NULL;
+}
+
+/* wait_unlock returns by until_ns unwoken while the lock stays held, is
+ * woken by unlock() of the lock in another thread, and returns at once
+ * for a release notified before the call. */
+int check_wait_unlock(conf_ctx *c)
+{
+    char kb[KEYCAP];
+    if (!HERMES_BACKEND_HAS_OP(c->be, wait_unlock)) {
+        conf_note(c, "no wait_unlock (optional, ABI 1.3)");
+        return CONF_PASS;
+    }
+    if (!(c->be->caps & HERMES_CAP_THREADSAFE)) {
+        conf_note(c, "wait_unlock without HERMES_CAP_THREADSAFE: the core "
+                     "does not use it");
+        return CONF_PASS;
+    }
+    hermes_bytes lk = conf_key(c, kb, sizeof kb, "lock:wait");
+    if (lock_is(c, lk, "owner-A", LONG_TTL, 1, "a free lock") != CONF_PASS)
+        return CONF_FAIL;
+
+    /* Held throughout: unwoken, by the deadline (after at most a few
+     * early returns while it begins listening). */
+    int woken = 0, st = HERMES_BE_OK, waited = 0;
+    for (int i = 0; i < 5 && !waited; i++) {
+        uint64_t since = mono(c), until = since + 200000000u;
+        st = conf_wait_unlock(c, lk, since, until, &woken);
+        uint64_t end = mono(c);
+        if (st == HERMES_BE_UNSUPPORTED) {
+            conf_note(c, "wait_unlock: UNSUPPORTED in this configuration");
+            return unlock_is(c, lk, "owner-A", 1, "the owner");
+        }
+        if (st != HERMES_BE_OK)
+            return conf_fail(c, "wait_unlock on a held lock returned %s",
+                             conf_status(st));
+        if (woken != 0 && woken != 1)
+            return conf_fail(c, "wait_unlock set *woken to %d", woken);
+        if (end > until + 1000000000u)
+            return conf_fail(c, "wait_unlock returned %llu ms after until_ns",
+                             (unsigned long long)((end - until) / 1000000u));
+        waited = !woken && end >= until;
+    }
+    if (!waited)
+        return conf_fail(c, "wait_unlock on a held lock never waited until "
+                            "until_ns (5 early returns)");
+
+    /* Released by another thread while waiting: woken. */
+    waiter w = {.c = c,
+                .key = lk,
+                .mu = PTHREAD_MUTEX_INITIALIZER,
+                .cv = PTHREAD_COND_INITIALIZER};
+    w.until = mono(c) + 10000000000u;
+    pthread_t t;
+    if (pthread_create(&t, NULL, waiter_main, &w) != 0)
+        return conf_fail(c, "cannot start a thread");
+    pthread_mutex_lock(&w.mu);
+    while (!w.ready)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    uint64_t before_release = mono(c);
+    int rc = unlock_is(c, lk, "owner-A", 1, "the owner, while one waits");
+    pthread_join(t, NULL);
+    if (rc != CONF_PASS)
+        return rc;
+    if (w.st != HERMES_BE_OK)
+        return conf_fail(c,
+                         "wait_unlock while the lock was released "
+                         "returned %s",
+                         conf_status(w.st));
+    if (w.released_unseen)
+        conf_note(c, "the release came before the waiter was listening");
+    else if (w.woken != 1)
+        return conf_fail(c, "unlock() in another thread did not wake "
+                            "wait_unlock within 10 s");
+
+    /* Notified before the call: at once (or, if it had stopped
+     * listening, an early unwoken return), never at until_ns. */
+    uint64_t until = mono(c) + 10000000000u;
+    st = conf_wait_unlock(c, lk, before_release, until, &woken);
+    if (st != HERMES_BE_OK)
+        return conf_fail(c, "wait_unlock after a release returned %s",
+                         conf_status(st));
+    if (mono(c) >= until)
+        return conf_fail(c, "wait_unlock for a release already notified "
+                            "waited until until_ns");
+    return CONF_PASS;
 }

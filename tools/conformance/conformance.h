@@ -100,6 +100,10 @@ int conf_lock_get(conf_ctx *c, hermes_bytes key, hermes_bytes token,
                   size_t n, hermes_value_cb cb, void *arg);
 int conf_set_unlock(conf_ctx *c, const hermes_item *items, size_t n,
                     hermes_bytes key, hermes_bytes token, int *released);
+/* wait_unlock (ABI 1.3) is never serialized: the core calls it only for
+ * thread-safe plugins. */
+int conf_wait_unlock(conf_ctx *c, hermes_bytes key, uint64_t since_ns,
+                     uint64_t until_ns, int *woken);
 int conf_scan(conf_ctx *c, hermes_bytes prefix, hermes_scan_cb cb, void *arg);
 int conf_stats(conf_ctx *c, hermes_stat_cb cb, void *arg);
 
@@ -198,6 +202,7 @@ int check_unlock_owner(conf_ctx *c);
 int check_lock_ttl_takeover(conf_ctx *c);
 int check_lock_get(conf_ctx *c);
 int check_set_unlock(conf_ctx *c);
+int check_wait_unlock(conf_ctx *c);
 int check_set_if_absent_race(conf_ctx *c);
 int check_concurrency(conf_ctx *c);
 int check_server_gone(conf_ctx *c);

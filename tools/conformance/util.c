@@ -244,6 +244,13 @@ int conf_set_unlock(conf_ctx *c, const hermes_item *items, size_t n,
     return st;
 }
 
+int conf_wait_unlock(conf_ctx *c, hermes_bytes key, uint64_t since_ns,
+                     uint64_t until_ns, int *woken)
+{
+    *woken = -1;
+    return c->be->wait_unlock(c->state, key, since_ns, until_ns, woken);
+}
+
 int conf_flush(conf_ctx *c, hermes_bytes prefix)
 {
     int st;

@@ -119,7 +119,7 @@ extern "C" {
 #endif
 
 #define HERMES_BACKEND_ABI_MAJOR 1
-#define HERMES_BACKEND_ABI_MINOR 2
+#define HERMES_BACKEND_ABI_MINOR 3
 
 /* The symbol the loader looks up in every plugin. */
 #define HERMES_BACKEND_ENTRY_SYMBOL "hermes_backend_entry"
@@ -428,6 +428,37 @@ typedef struct hermes_backend {
      */
     int (*set_unlock)(void *state, const hermes_item *items, size_t n,
                       hermes_bytes key, hermes_bytes token, int *released);
+
+    /* ---- ABI 1.3: optional, NULL when not provided ---- */
+
+    /*
+     * Wait for the store to say that the lock `key` was released: the core
+     * calls it between two attempts at a lock another caller holds,
+     * instead of sleeping, so that it reads again as soon as the holder's
+     * unlock() or set_unlock() (from any process or handle on the store)
+     * lands.  Times are host->monotonic_ns() readings.  since_ns is taken
+     * before the attempt that found the lock held; until_ns is when to
+     * give up.
+     *
+     * *woken = 1: a release of key was notified after since_ns (possibly
+     * before this call: then it returns at once).  *woken = 0: until_ns
+     * came, or the plugin began listening for key during this call and
+     * so cannot rule out a release it did not see (it returns as soon as
+     * it listens).  Either way the core then reads again, so a notice
+     * that is lost (a lock that expires with its TTL sends none) costs at
+     * most until_ns - now, and a wake with no release costs one read.
+     *
+     * It returns by until_ns whatever the server does: the core's
+     * lock_wait_ms bound depends on it.  HERMES_BE_UNSUPPORTED when it
+     * cannot wait in its present configuration, any other failure (the
+     * store unreachable) while it cannot listen: the core then sleeps as
+     * it would without this operation, and counts neither as a backend
+     * error.  Used when HERMES_BACKEND_HAS_OP(desc, wait_unlock) and the
+     * descriptor sets HERMES_CAP_THREADSAFE: a wait must not hold up the
+     * other calls, as the core's serializing mutex would make it.
+     */
+    int (*wait_unlock)(void *state, hermes_bytes key, uint64_t since_ns,
+                       uint64_t until_ns, int *woken);
 } hermes_backend;
 
 /* Whether descriptor d has `field`: its struct_size covers it.  The core

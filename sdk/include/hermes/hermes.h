@@ -468,7 +468,9 @@ hermes_rc hermes_flush(hermes *h);
       "lock waits of 2097152 to 4194303 us (under 4.19 s)")                    \
     X(lock_wait_us_lt_8388608,                                                 \
       "lock waits of 4194304 to 8388607 us (under 8.39 s)")                    \
-    X(lock_wait_us_ge_8388608, "lock waits of 8388608 us (8.39 s) or more")
+    X(lock_wait_us_ge_8388608, "lock waits of 8388608 us (8.39 s) or more")    \
+    X(lock_notified, "lock waits ended by the backend's notice that the "      \
+                     "holder released the lock")
 
 typedef struct hermes_stats {
 #define HERMES__STATS_FIELD(name, text) uint64_t name;
