@@ -96,10 +96,11 @@ static void paint(const insp_grid *g)
         move(y, 0);
         for (int x = 0; x < g->w; x++) {
             const insp_cell *c = insp_grid_at(g, x, y);
-            /* the bottom-right cell cannot be written without scrolling */
-            if (y == g->h - 1 && x == g->w - 1)
-                break;
-            addch((chtype)(unsigned char)c->ch | attrs[c->attr]);
+            /* In the bottom-right cell the cursor cannot advance: addch()
+             * returns ERR, but (scrolling being off) the cell is written,
+             * and refresh() puts it on the screen without scrolling.  Left
+             * out, that cell kept what an earlier frame had there. */
+            (void)addch((chtype)(unsigned char)c->ch | attrs[c->attr]);
         }
     }
     refresh();
@@ -207,6 +208,10 @@ int insp_tui_run(const insp_tui *t, insp_model *m)
         if (ch == KEY_RESIZE) {
             ui.w = COLS;
             ui.h = LINES;
+            /* Repaint every cell: what the terminal shows after a resize
+             * (cropped, or a frame drawn for the size before) is not what
+             * ncurses believes it shows. */
+            clearok(curscr, TRUE);
             insp_ui_sync(&ui, m);
             continue;
         }
