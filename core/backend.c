@@ -3,6 +3,8 @@
  * thread-safe, counts failures for the stats and logs them (rate-limited by
  * the host logger), so the protocol code above reads as the protocol.
  */
+#include <string.h>
+
 #include "internal.h"
 
 const char *hm_be_status_str(int status)
@@ -76,6 +78,33 @@ static int be_leave(hermes *h, int status, const char *op)
     return status;
 }
 
+/* Whether key is a tag key of h (or its namespace key). */
+static bool is_tag_key(const hermes *h, hermes_bytes key)
+{
+    size_t tl = strlen(h->tag_prefix);
+    return (key.len > tl && memcmp(key.data, h->tag_prefix, tl) == 0) ||
+           (h->ns_key && key.len == strlen(h->ns_key) &&
+            memcmp(key.data, h->ns_key, key.len) == 0);
+}
+
+/* After a call that may have changed tag keys of a private store: the
+ * versions remembered before it are no longer to be trusted (tags.c). */
+static void tags_moved(hermes *h)
+{
+    if (h->tags_private)
+        atomic_fetch_add_explicit(&h->tag_epoch, 1, memory_order_release);
+}
+
+static void tags_moved_by(hermes *h, const hermes_item *items, size_t n)
+{
+    for (size_t i = 0; h->tags_private && i < n; i++) {
+        if (is_tag_key(h, items[i].key)) {
+            tags_moved(h);
+            return;
+        }
+    }
+}
+
 int hm_be_get(hermes *h, const hermes_bytes *keys, size_t n, hermes_value_cb cb,
               void *arg)
 {
@@ -87,13 +116,22 @@ int hm_be_set(hermes *h, const hermes_item *items, size_t n, hermes_value_cb cb,
               void *arg)
 {
     be_enter(h);
-    return be_leave(h, h->be->set(h->be_state, items, n, cb, arg), "set");
+    int st = be_leave(h, h->be->set(h->be_state, items, n, cb, arg), "set");
+    tags_moved_by(h, items, n);
+    return st;
 }
 
 int hm_be_del(hermes *h, const hermes_bytes *keys, size_t n)
 {
     be_enter(h);
-    return be_leave(h, h->be->del(h->be_state, keys, n), "delete");
+    int st = be_leave(h, h->be->del(h->be_state, keys, n), "delete");
+    for (size_t i = 0; h->tags_private && i < n; i++) {
+        if (is_tag_key(h, keys[i])) {
+            tags_moved(h);
+            break;
+        }
+    }
+    return st;
 }
 
 int hm_be_lock(hermes *h, hermes_bytes key, hermes_bytes token, uint32_t ttl_ms,
@@ -121,6 +159,7 @@ int hm_be_flush(hermes *h, hermes_bytes prefix)
      * namespace tag did the flush (hermes_flush). */
     bool fine = st == HERMES_BE_UNSUPPORTED && h->ns_key;
     be_leave(h, fine ? HERMES_BE_OK : st, "flush");
+    tags_moved(h);
     return st;
 }
 
@@ -145,9 +184,11 @@ int hm_be_set_unlock(hermes *h, const hermes_item *items, size_t n,
     if (!HERMES_BACKEND_HAS_OP(h->be, set_unlock))
         return HERMES_BE_UNSUPPORTED;
     be_enter(h);
-    return be_leave(
+    int st = be_leave(
         h, h->be->set_unlock(h->be_state, items, n, key, token, released),
         "set and unlock");
+    tags_moved_by(h, items, n);
+    return st;
 }
 
 bool hm_be_can_wait_unlock(const hermes *h)

@@ -104,6 +104,21 @@ typedef struct hm_taglist {
     uint32_t *ids;       /* hm_tag_id() of each name (record.h) */
 } hm_taglist;
 
+/*
+ * The tag versions a function's last full read found, on a store private
+ * to the handle (no HERMES_CAP_SHARED): every change to its tag keys then
+ * passes through this handle's backend calls, which move h->tag_epoch
+ * after each (backend.c), so versions read at the current epoch are still
+ * the store's and a hit need not look its tags up again (tags.c).  A
+ * seqlock: seq is odd while a writer fills the rest in.
+ */
+#define HM_TAG_MEMO_MAX 16 /* functions with more tags always read them */
+typedef struct hm_tag_memo {
+    atomic_uint_fast64_t seq;
+    atomic_uint_fast64_t epoch; /* h->tag_epoch the versions were read at */
+    atomic_uint_fast64_t vids[HM_TAG_MEMO_MAX];
+} hm_tag_memo;
+
 struct hermes_fn {
     hermes *h;
     char *name;  /* as registered */
@@ -121,6 +136,7 @@ struct hermes_fn {
     /* This function's calls (publish.h): hits striped as the handle's. */
     hm_hit_stripe hit_stripes[HM_HIT_STRIPES];
     atomic_uint_fast64_t misses;
+    hm_tag_memo tag_memo;
     struct hermes_fn *next;
 };
 
@@ -148,6 +164,10 @@ struct hermes {
     /* "<prefix>:ns", the namespace tag of every entry, when the backend
      * cannot flush by prefix (HERMES_CAP_NO_PREFIX_FLUSH); else NULL. */
     char *ns_key;
+    /* Moved after every backend call that may change a tag key, when
+     * tags_private (tags.c, "hm_tag_memo"); starts at 1, a memo at 0. */
+    bool tags_private;
+    atomic_uint_fast64_t tag_epoch;
     char hostname[64];
     /* Stats publication (publish.h): when the next one is due on
      * hm_coarse_ns()'s clock, 0 when publication is off; and the pid that

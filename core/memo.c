@@ -94,9 +94,25 @@ void hm_call_compute(hm_call *c, bool store, hm_outcome *o)
 
 int hm_call_read_hit(hm_call *c, int *status, hm_outcome *o)
 {
+    uint64_t epoch = hm_tag_epoch(c->h);
     *status = hm_read_entry(c->h, hm_bytes(c->entry.data, c->entry.len),
                             c->fn->tags.n, c->fn->tags.keys, &c->rd);
-    return *status == HERMES_BE_OK && hm_call_take_hit(c, o);
+    if (*status != HERMES_BE_OK)
+        return 0;
+    hm_tag_memo_keep(c->h, &c->fn->tag_memo, epoch, &c->rd);
+    return hm_call_take_hit(c, o);
+}
+
+/* A call's first read: on a private store whose tag versions the function
+ * remembers, the entry alone; anything but a hit reads again in full, so a
+ * miss goes on exactly as from a full read. */
+static int first_read_hit(hm_call *c, int *status, hm_outcome *o)
+{
+    hermes_bytes key = hm_bytes(c->entry.data, c->entry.len);
+    *status = hm_read_entry_memo(c->h, &c->fn->tag_memo, key, &c->rd);
+    if (*status == HERMES_BE_OK && hm_call_take_hit(c, o))
+        return 1;
+    return hm_call_read_hit(c, status, o);
 }
 
 int hm_call_take_hit(hm_call *c, hm_outcome *o)
@@ -304,7 +320,8 @@ hermes_rc hermes_call(hermes_fn *fn, const void *args, size_t args_len,
      * computes directly after a few rounds instead of looping. */
     int st;
     for (int round = 0;; round++) {
-        if (hm_call_read_hit(&c, &st, &o)) {
+        if (round == 0 ? first_read_hit(&c, &st, &o)
+                       : hm_call_read_hit(&c, &st, &o)) {
             if (round)
                 HM_COUNT(c.h, coalesced, 1);
             else

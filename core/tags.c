@@ -142,6 +142,64 @@ int hm_read_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
     return read_batch(h, NULL, NULL, entry_key, ntags, tag_keys, rd);
 }
 
+uint64_t hm_tag_epoch(hermes *h)
+{
+    return atomic_load_explicit(&h->tag_epoch, memory_order_acquire);
+}
+
+/* The versions memo holds for the current epoch, into vids; false when it
+ * holds none (or a writer is filling it in). */
+static bool memo_read(hermes *h, hm_tag_memo *memo, size_t n, uint64_t *vids)
+{
+    uint64_t seq = atomic_load_explicit(&memo->seq, memory_order_acquire);
+    if (seq & 1)
+        return false;
+    /* Acquire loads keep the second load of seq after them (no fences:
+     * ThreadSanitizer does not model them). */
+    uint64_t epoch = atomic_load_explicit(&memo->epoch, memory_order_acquire);
+    for (size_t i = 0; i < n; i++)
+        vids[i] = atomic_load_explicit(&memo->vids[i], memory_order_acquire);
+    return atomic_load_explicit(&memo->seq, memory_order_relaxed) == seq &&
+           epoch == hm_tag_epoch(h);
+}
+
+void hm_tag_memo_keep(hermes *h, hm_tag_memo *memo, uint64_t epoch,
+                      const hm_read *rd)
+{
+    if (!h->tags_private || rd->ntags == 0 || rd->ntags > HM_TAG_MEMO_MAX)
+        return;
+    for (size_t i = 0; i < rd->ntags; i++)
+        if (!rd->found[i])
+            return;
+    uint64_t seq = atomic_load_explicit(&memo->seq, memory_order_relaxed);
+    /* Another writer at it: its versions do as well as ours. */
+    if ((seq & 1) || !atomic_compare_exchange_strong_explicit(
+                         &memo->seq, &seq, seq + 1, memory_order_acquire,
+                         memory_order_relaxed))
+        return;
+    /* Release stores: a reader that sees one sees seq odd as well. */
+    atomic_store_explicit(&memo->epoch, epoch, memory_order_release);
+    for (size_t i = 0; i < rd->ntags; i++)
+        atomic_store_explicit(&memo->vids[i], rd->vids[i],
+                              memory_order_release);
+    atomic_store_explicit(&memo->seq, seq + 2, memory_order_release);
+}
+
+int hm_read_entry_memo(hermes *h, hm_tag_memo *memo, hermes_bytes entry_key,
+                       hm_read *rd)
+{
+    uint64_t vids[HM_TAG_MEMO_MAX];
+    if (!h->tags_private || rd->ntags == 0 || rd->ntags > HM_TAG_MEMO_MAX ||
+        !memo_read(h, memo, rd->ntags, vids))
+        return -1;
+    int st = read_batch(h, NULL, NULL, entry_key, 0, NULL, rd);
+    for (size_t i = 0; i < rd->ntags; i++) {
+        rd->found[i] = true;
+        rd->vids[i] = vids[i];
+    }
+    return st;
+}
+
 int hm_lock_read_entry(hermes *h, const hm_lock_ref *lock, int *acquired,
                        hermes_bytes entry_key, size_t ntags,
                        const hermes_bytes *tag_keys, hm_read *rd)

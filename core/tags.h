@@ -60,6 +60,20 @@ void hm_read_free(hm_read *rd);
 int hm_read_entry(hermes *h, hermes_bytes entry_key, size_t ntags,
                   const hermes_bytes *tag_keys, hm_read *rd);
 
+/*
+ * As hm_read_entry() for a function's entry, but on a private store whose
+ * tag versions memo holds at the current epoch, only the entry is read and
+ * the versions come from memo (internal.h, "hm_tag_memo"): returns -1, rd
+ * untouched, when memo cannot answer.  A full read's versions, all found,
+ * go into memo with hm_tag_memo_keep(), at the epoch loaded before it
+ * (hm_tag_epoch()).
+ */
+int hm_read_entry_memo(hermes *h, hm_tag_memo *memo, hermes_bytes entry_key,
+                       hm_read *rd);
+uint64_t hm_tag_epoch(hermes *h);
+void hm_tag_memo_keep(hermes *h, hm_tag_memo *memo, uint64_t epoch,
+                      const hm_read *rd);
+
 /* A lock held by the caller: key and owner token. */
 typedef struct hm_lock_ref {
     hermes_bytes key, token;

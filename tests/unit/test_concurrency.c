@@ -389,6 +389,70 @@ static void fork_under_eight_busy_threads(void **s)
     assert_int_equal(failures, 0);
 }
 
+/*
+ * Readers keep hitting a tagged entry (and so keep refreshing the tag
+ * versions a private store's function remembers) while one thread moves
+ * the data on, cleans the tag and calls: every call it makes after its
+ * clean returned must see the data of that generation or a later one,
+ * never a value cached before the clean.
+ */
+#define MEMO_ROUNDS 300
+#define MEMO_READERS 3
+
+static atomic_long memo_gen;
+static atomic_bool memo_stop;
+
+static int compute_gen(void *arg, hermes_result *res)
+{
+    (void)arg;
+    long g = atomic_load(&memo_gen);
+    return hermes_result_set(res, &g, sizeof g) == HERMES_OK ? 0 : 1;
+}
+
+static long call_gen(hermes_fn *fn)
+{
+    void *v;
+    size_t n;
+    long g = -1;
+    if (hermes_call(fn, "k", 1, compute_gen, NULL, &v, &n) == HERMES_OK &&
+        n == sizeof g)
+        memcpy(&g, v, sizeof g);
+    hermes_free(v);
+    return g;
+}
+
+static void *memo_reader(void *arg)
+{
+    while (!atomic_load(&memo_stop))
+        call_gen(arg);
+    return NULL;
+}
+
+static void no_hit_after_clean_serves_an_older_value(void **s)
+{
+    (void)s;
+    hermes_fn *fn;
+    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = HERMES_TAGS("d", "e"));
+    assert_int_equal(hermes_fn_register(h, "memo", &o, &fn), HERMES_OK);
+    atomic_store(&memo_gen, 0);
+    atomic_store(&memo_stop, false);
+    pthread_t th[MEMO_READERS];
+    for (int i = 0; i < MEMO_READERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, memo_reader, fn), 0);
+    int stale = 0;
+    for (long g = 1; g <= MEMO_ROUNDS; g++) {
+        atomic_store(&memo_gen, g);
+        assert_int_equal(hermes_clean(h, HERMES_TAGS(g % 2 ? "d" : "e")),
+                         HERMES_OK);
+        for (int k = 0; k < 3; k++)
+            stale += call_gen(fn) < g;
+    }
+    atomic_store(&memo_stop, true);
+    for (int i = 0; i < MEMO_READERS; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(stale, 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -399,6 +463,7 @@ int main(void)
         T(caller_after_clean_does_not_share_an_older_computation),
         T(caller_after_clean_does_not_share_a_computation_on_new_tags),
         T(callers_with_the_same_versions_share_one_computation),
+        T(no_hit_after_clean_serves_an_older_value),
         cmocka_unit_test_setup_teardown(fork_under_eight_busy_threads,
                                         setup_defaults, teardown),
     };

@@ -4,7 +4,11 @@
  * miss is get, lock, get, tag creation, set, unlock, and clean is one
  * batched delete.  A store that flushes by prefix sees nothing of the
  * namespace tag; one that cannot (HERMES_CAP_NO_PREFIX_FLUSH) finds its key
- * in the same get as the other tags, and a flush is one write of it.
+ * in the same get as the other tags, and a flush is one write of it.  The
+ * mock is a store private to the handle (no HERMES_CAP_SHARED), so a hit
+ * whose tag versions the function read at the current tag epoch gets its
+ * entry alone (hm_tag_memo); the first read after a call that may have
+ * changed a tag key names the tags again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -176,6 +180,8 @@ static void record_under_another_key_is_a_miss_that_rewrites_it(void **state)
     copy_entry(fn, "one", "two");
     mock_strict(mock_current(), true);
     expect_function_call(strict_get); /* the copy does not decode here */
+    expect_value(strict_get, n, 1);
+    expect_function_call(strict_get); /* no hit: read again in full */
     expect_value(strict_get, n, 2);
     expect_function_call(strict_lock);
     expect_function_call(strict_get);
@@ -184,9 +190,44 @@ static void record_under_another_key_is_a_miss_that_rewrites_it(void **state)
     expect_value(strict_set, n, 1);
     expect_function_call(strict_unlock);
     call_with(fn, "two");
-    expect_function_call(strict_get); /* and then a hit */
-    expect_value(strict_get, n, 2);
+    expect_function_call(strict_get); /* and then a hit: the entry alone */
+    expect_value(strict_get, n, 1);
     call_with(fn, "two");
+    mock_strict(mock_current(), false);
+}
+
+static void
+private_store_hit_reads_tags_only_after_they_may_have_moved(void **state)
+{
+    hermes_fn *fn = reg("memo", HERMES_TAGS("rock", "tree"));
+    call_once(fn); /* a miss: creates the tags */
+    call_once(fn); /* reads them (the creation moved the epoch) */
+    mock_strict(mock_current(), true);
+    expect_function_call(strict_get); /* entry alone */
+    expect_value(strict_get, n, 1);
+    call_once(fn);
+    mock_strict(mock_current(), false);
+    /* A write of another entry leaves the tags as they were. */
+    call_with(fn, "other");
+    mock_strict(mock_current(), true);
+    expect_function_call(strict_get);
+    expect_value(strict_get, n, 1);
+    call_once(fn);
+    mock_strict(mock_current(), false);
+    /* Cleaning one tag: the next read names both, and misses. */
+    assert_int_equal(hermes_clean(h, HERMES_TAGS("tree")), HERMES_OK);
+    mock_strict(mock_current(), true);
+    expect_function_call(strict_get);
+    expect_value(strict_get, n, 3);
+    expect_function_call(strict_lock);
+    expect_function_call(strict_get);
+    expect_value(strict_get, n, 3);
+    expect_function_call(strict_set); /* tree's new version */
+    expect_value(strict_set, n, 1);
+    expect_function_call(strict_set); /* the record */
+    expect_value(strict_set, n, 1);
+    expect_function_call(strict_unlock);
+    call_once(fn);
     mock_strict(mock_current(), false);
 }
 
@@ -265,6 +306,8 @@ without_prefix_flush_a_read_also_names_the_namespace_key(void **state)
 {
     hermes_fn *fn = reg("tagged", HERMES_TAGS("rock", "tree"));
     call_once(fn); /* warm */
+    hermes_bytes none = {"cache:tag:none", 14};
+    assert_int_equal(hm_be_del(h, &none, 1), HERMES_BE_OK); /* a tag moved */
     mock_strict(mock_current(), true);
     expect_function_call(strict_get);
     expect_value(strict_get, n, 4); /* entry, namespace, 2 tags */
@@ -276,6 +319,7 @@ without_prefix_flush_a_read_also_names_the_namespace_key(void **state)
     assert_string_equal(mock_last_get_key(m, 3), "cache:tag:tree");
     hermes_fn *plain = reg("plain", NULL);
     call_once(plain);
+    assert_int_equal(hm_be_del(h, &none, 1), HERMES_BE_OK);
     mock_strict(mock_current(), true);
     expect_function_call(strict_get);
     expect_value(strict_get, n, 2); /* entry, namespace */
@@ -379,6 +423,7 @@ int main(void)
         T(clean_is_one_batched_delete_of_tag_keys),
         T(invalidate_is_one_delete),
         T(record_under_another_key_is_a_miss_that_rewrites_it),
+        T(private_store_hit_reads_tags_only_after_they_may_have_moved),
         T(with_prefix_flush_a_read_names_only_the_entry_and_its_tags),
         T(with_prefix_flush_an_untagged_set_is_one_write),
         T(with_prefix_flush_a_flush_is_one_flush_of_the_prefix),
