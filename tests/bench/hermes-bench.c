@@ -1044,6 +1044,10 @@ static void usage(FILE *out)
             "alone and beside\n"
             "               10 OPS other keys, against UNLINKing them by "
             "name;\n"
+            "               near (redis): the near cache's tagged hit against "
+            "a bare GET\n"
+            "               and the dict's, its miss against a hit without "
+            "it\n"
             "               storm: one hot entry (TTL 1 s, a 50 ms "
             "computation) with\n"
             "               freshness off and on (README \"Freshness\");\n"
@@ -1159,6 +1163,290 @@ static int redis_unlink_known(redisContext *c, const char *prefix, uint64_t n)
         freeReplyObject(rep);
     }
     return 0;
+}
+
+/* -------------------------------------------------------- near workload */
+
+/*
+ * -w near (redis): the near cache (near_cache = yes) against what it
+ * competes with, in the same run: a tagged hit (2 tags) from the near
+ * cache against a bare GET (target: at least 20x the throughput) and
+ * against a tagged hit on the dict backend (at most 2x its cost), at each
+ * thread count; a near miss (near_max_item_bytes below a record's size:
+ * every read places its placeholders, goes to the server and fills the
+ * tags but never the entry) against today's tagged hit
+ * without the near cache (at most 1.1x); and the memory each held entry
+ * costs.  The handles are the config's own settings with near_cache set
+ * one way or the other (and near_prefix = the config's prefix).
+ */
+static hermes *open_variant(bench *b, const char *backend, const char *near,
+                            const char *max_item)
+{
+    const hm_config *cfg = hm_handle_config(b->h);
+    const hm_section *sec = hm_config_section(cfg, "redis");
+    hermes_options *o = NULL;
+    hermes *h = NULL;
+    char ttl[16];
+
+    snprintf(ttl, sizeof ttl, "%u", (unsigned)cfg->ttl);
+    if (hermes_options_new(&o) != HERMES_OK)
+        return NULL;
+    hermes_options_set(o, NULL, "backend", backend);
+    hermes_options_set(o, NULL, "prefix", cfg->prefix);
+    hermes_options_set(o, NULL, "ttl", ttl);
+    if (cfg->plugin_path)
+        hermes_options_set(o, NULL, "plugin_path", cfg->plugin_path);
+    if (strcmp(backend, "redis") == 0) {
+        for (size_t i = 0; sec && i < sec->n; i++)
+            if (strncmp(sec->kv[i].key, "near_", 5) != 0)
+                hermes_options_set(o, "redis", sec->kv[i].key,
+                                   sec->kv[i].value);
+        hermes_options_set(o, "redis", "near_cache", near);
+        hermes_options_set(o, "redis", "near_prefix", cfg->prefix);
+        if (max_item)
+            hermes_options_set(o, "redis", "near_max_item_bytes", max_item);
+    }
+    if (hermes_open_options(&h, o) != HERMES_OK) {
+        fprintf(stderr, "hermes-bench: near: %s: %s\n", backend,
+                h ? hermes_errmsg(h) : "out of memory");
+        hermes_close(h);
+        h = NULL;
+    }
+    hermes_options_free(o);
+    return h;
+}
+
+typedef struct stat_pick {
+    const char *name;
+    double value;
+    bool print; /* -v: every near_* line */
+} stat_pick;
+
+static void pick_stat(void *arg, const char *name, const char *value)
+{
+    stat_pick *p = arg;
+
+    if (p->print && strncmp(name, "near_", 5) == 0)
+        printf("#   %s: %s\n", name, value);
+    if (p->name && strcmp(name, p->name) == 0)
+        p->value = atof(value);
+}
+
+/* One of the plugin's counters (stats()), or -1. */
+static double plugin_stat(hermes *h, const char *name)
+{
+    stat_pick p = {name, -1, false};
+
+    hm_be_stats(h, pick_stat, &p);
+    return p.value;
+}
+
+static void plugin_near_stats(hermes *h, const char *what)
+{
+    stat_pick p = {NULL, -1, true};
+
+    printf("# %s, the near cache's counters:\n", what);
+    hm_be_stats(h, pick_stat, &p);
+}
+
+/* A hit2 workload on handle h (its own function, its own entries). */
+static int near_workload(hermes *h, const char *name, workload *w)
+{
+    hermes_fn_options o = HERMES_FN_OPTIONS(.tags = NULL);
+    const char *tags[3] = {tag_names[0], tag_names[1], NULL};
+
+    o.tags = tags;
+    *w = (workload){name, K_HIT, 2, NULL};
+    if (hermes_fn_register(h, "bench.hit2", &o, &w->fn) != HERMES_OK) {
+        fprintf(stderr, "hermes-bench: near: register: %s\n", hermes_errmsg(h));
+        return -1;
+    }
+    return 0;
+}
+
+/* Waits (bounded) until h's near cache tracks, then reads every entry
+ * of w twice: held, unless too big for it. */
+static int near_warm(bench *b, hermes *h, workload *w)
+{
+    uint64_t until = mono_ns() + 10000000000ull;
+
+    while (plugin_stat(h, "near_tracking") != 1) {
+        populate(b, w);
+        if (mono_ns() > until) {
+            fprintf(stderr, "hermes-bench: near: tracking never came up\n");
+            return -1;
+        }
+    }
+    populate(b, w);
+    populate(b, w);
+    return 0;
+}
+
+/*
+ * The price of broadcast tracking: every write under the prefix, by
+ * anyone, reaches every near cache, whether it holds the key or not.  A
+ * writer thread SETs keys no reader holds (as fast as one connection
+ * goes) while near2 runs; alternating rounds with and without it give the
+ * hit throughput's ratio and the invalidations received per second.
+ */
+typedef struct near_writer {
+    bench *b;
+    atomic_bool stop;
+    uint64_t writes;
+} near_writer;
+
+static void *near_writer_main(void *arg)
+{
+    near_writer *nw = arg;
+    redisContext *c = redis_connect(&nw->b->redis);
+    char key[160];
+
+    while (c && !atomic_load(&nw->stop)) {
+        snprintf(key, sizeof key, "%sbench.other:%" PRIu64,
+                 hm_handle_entry_prefix(nw->b->h), nw->writes % NKEYS);
+        redisReply *rep = redisCommand(c, "SET %s x", key);
+        if (!rep)
+            break;
+        freeReplyObject(rep);
+        nw->writes++;
+    }
+    if (c)
+        redisFree(c);
+    return NULL;
+}
+
+static int near_under_writes(bench *b, hermes *hn, workload *near2,
+                             uint64_t ops, int *phase)
+{
+    double r[RATIO_ROUNDS], rate[RATIO_ROUNDS];
+
+    for (int i = 0; i < RATIO_ROUNDS; i++) {
+        result quiet, busy;
+        near_writer nw = {.b = b, .writes = 0};
+        pthread_t th;
+
+        memset(&quiet, 0, sizeof quiet);
+        memset(&busy, 0, sizeof busy);
+        if (run_pass(b, near2, 1, ops, (*phase)++, false, &quiet) != 0)
+            return -1;
+        atomic_init(&nw.stop, false);
+        double inv0 = plugin_stat(hn, "near_invalidations");
+        uint64_t t0 = mono_ns();
+        if (pthread_create(&th, NULL, near_writer_main, &nw) != 0)
+            return -1;
+        int rc = run_pass(b, near2, 1, ops, (*phase)++, false, &busy);
+        atomic_store(&nw.stop, true);
+        pthread_join(th, NULL);
+        double secs = (double)(mono_ns() - t0) / 1e9;
+        if (rc != 0)
+            return -1;
+        r[i] = quiet.ops_per_s > 0 ? busy.ops_per_s / quiet.ops_per_s : 0;
+        rate[i] = (plugin_stat(hn, "near_invalidations") - inv0) / secs;
+    }
+    qsort(r, RATIO_ROUNDS, sizeof *r, cmp_double);
+    qsort(rate, RATIO_ROUNDS, sizeof *rate, cmp_double);
+    printf("near2 while another client writes other keys under the prefix "
+           "= %.2f of its throughput alone (range %.2f-%.2f), receiving "
+           "%.0f invalidations/s (%.0f-%.0f), 1 thread\n",
+           r[RATIO_ROUNDS / 2], r[0], r[RATIO_ROUNDS - 1],
+           rate[RATIO_ROUNDS / 2], rate[0], rate[RATIO_ROUNDS - 1]);
+    return 0;
+}
+
+static int run_near(bench *b, const unsigned *threads, size_t nthreads,
+                    uint64_t ops, unsigned reps)
+{
+    hermes *hn = open_variant(b, "redis", "yes", NULL);
+    /* Records (value_size and more) are never held, tag versions are. */
+    hermes *hm = open_variant(b, "redis", "yes", "128");
+    hermes *hr = open_variant(b, "redis", "no", NULL);
+    hermes *hd = open_variant(b, "dict", "no", NULL);
+    workload base = {"baseline", K_BASE, 0, NULL};
+    workload near2, nmiss2, redis2, dict2;
+    int status = 1, phase = 0;
+
+    if (!hn || !hm || !hr || !hd)
+        goto out;
+    if (near_workload(hn, "near2", &near2) != 0 ||
+        near_workload(hm, "nmiss2", &nmiss2) != 0 ||
+        near_workload(hr, "redis2", &redis2) != 0 ||
+        near_workload(hd, "dict2", &dict2) != 0)
+        goto out;
+    b->base = &baselines[1];
+    if (b->base->open(b) != 0) {
+        b->base = NULL;
+        goto out;
+    }
+    populate(b, &redis2);
+    populate(b, &dict2);
+    if (near_warm(b, hn, &near2) != 0 || near_warm(b, hm, &nmiss2) != 0)
+        goto out;
+
+    double entries = plugin_stat(hn, "near_entries");
+    double bytes = plugin_stat(hn, "near_bytes");
+    printf("# near: %.0f entries held in %.0f bytes: %.0f bytes per entry "
+           "(a %zu-byte value in a %zu-byte record, its key and the two "
+           "tags' share)\n",
+           entries, bytes, entries > 0 ? bytes / entries : 0, b->value_size,
+           b->base_size);
+
+    for (size_t ti = 0; ti < nthreads; ti++) {
+        unsigned n = threads[ti];
+        result r[4];
+        workload *all[4] = {&near2, &dict2, &redis2, &nmiss2};
+        double x;
+
+        for (int i = 0; i < 4; i++) {
+            if (run_workload(b, all[i], n, ops, reps, true, &phase, &r[i]) != 0)
+                goto out;
+            print_result(all[i]->name, &r[i], NULL);
+        }
+        if (interleaved(b, &base, &near2, n, ops, R_THROUGHPUT, 1, &phase,
+                        &x) != 0)
+            goto out;
+        printf("near2/raw GET throughput = %.1fx (target >= 20) at %u "
+               "thread%s: %s\n",
+               x, n, n == 1 ? "" : "s", x >= 20 ? "met" : "MISSED");
+        if (interleaved(b, &dict2, &near2, n, ops, R_THROUGHPUT, 1, &phase,
+                        &x) != 0)
+            goto out;
+        x = x > 0 ? 1 / x : 0;
+        printf("near2 cost / dict2 cost = %.2f (target <= 2) at %u thread%s: "
+               "%s\n",
+               x, n, n == 1 ? "" : "s", x <= 2 ? "met" : "MISSED");
+        double h0 = plugin_stat(hm, "near_hits");
+        if (interleaved(b, &redis2, &nmiss2, n, ops,
+                        n == 1 ? R_P50 : R_THROUGHPUT, 1, &phase, &x) != 0)
+            goto out;
+        if (n != 1)
+            x = x > 0 ? 1 / x : 0;
+        printf("near miss / hit2 without near cache = %.2f (%s, target <= "
+               "1.1) at %u thread%s: %s\n",
+               x, n == 1 ? "p50s" : "cost from throughputs", n,
+               n == 1 ? "" : "s", x <= 1.1 ? "met" : "MISSED");
+        double hits = plugin_stat(hm, "near_hits") - h0;
+        if (hits > 0)
+            printf("# WARNING: the near-miss handle had %.0f near hits\n",
+                   hits);
+        if (n == 1 && near_under_writes(b, hn, &near2, ops, &phase) != 0)
+            goto out;
+        if (b->counters) {
+            plugin_near_stats(hn, "near2");
+            plugin_near_stats(hm, "nmiss2");
+        }
+    }
+    status = 0;
+out:
+    if (b->base)
+        b->base->close(b);
+    b->base = NULL;
+    hermes_close(hn);
+    hermes_close(hm);
+    if (hr)
+        hermes_clean(hr, tag_names);
+    hermes_close(hr);
+    hermes_close(hd);
+    return status;
 }
 
 /*
@@ -1407,6 +1695,15 @@ int main(int argc, char **argv)
     }
     if (only && strcmp(only, "wake") == 0) {
         status = wake_run(b.h, &wo) == 0 ? 0 : 1;
+        hermes_close(b.h);
+        free(b.value);
+        free(b.base_value);
+        return status;
+    }
+    if (only && strcmp(only, "near") == 0) {
+        status = is_redis ? run_near(&b, threads, nthreads, ops, reps) : 2;
+        if (!is_redis)
+            fprintf(stderr, "hermes-bench: -w near needs redis\n");
         hermes_close(b.h);
         free(b.value);
         free(b.base_value);
