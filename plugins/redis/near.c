@@ -557,6 +557,32 @@ static void fill(fill_ctx *f, size_t i, int state, const void *v, size_t len)
     pthread_rwlock_unlock(&sh->lock);
 }
 
+/*
+ * A key this read did not place a placeholder for was held already, and
+ * the server has just said something else about it (the invalidation is
+ * still on its way): the held copy goes, so that this process, having
+ * seen the newer state, never reads the older one from the table again.
+ * (Replacing it instead could move it backwards: another thread's reply,
+ * read earlier at the server, may arrive later.)
+ */
+static void contradict(fill_ctx *f, size_t i, int state, const void *v,
+                       size_t len)
+{
+    nshard *sh = shard_of(f->nr, f->hs[i]);
+    const hermes_bytes *k = &f->keys[i];
+
+    pthread_rwlock_wrlock(&sh->lock);
+    nentry *e = find(sh, f->hs[i], k->data, k->len);
+    if (e && e->state != NE_PENDING &&
+        (e->state != state || e->vlen != len ||
+         (len && memcmp(e->data + e->klen, v, len) != 0))) {
+        detach(f->nr, sh, e);
+        free(e);
+        RNEAR_COUNT(f->nr, contradicted);
+    }
+    pthread_rwlock_unlock(&sh->lock);
+}
+
 static void fill_cb(void *arg, size_t i, const void *v, size_t len)
 {
     fill_ctx *f = arg;
@@ -565,6 +591,8 @@ static void fill_cb(void *arg, size_t i, const void *v, size_t len)
     f->cb(f->arg, i, v, len);
     if (f->mine[i])
         fill(f, i, NE_VALUE, v, len);
+    else
+        contradict(f, i, NE_VALUE, v, len);
 }
 
 /* Removes the placeholders of a read that failed. */
@@ -724,8 +752,12 @@ int rnear_get(rnear *nr, const hermes_bytes *keys, size_t n, hermes_value_cb cb,
         /* Not reported: the key does not exist, which is cached too (its
          * creation is a change the server reports). */
         for (i = 0; i < n; i++)
-            if (f.mine[i] && !f.seen[i])
-                fill(&f, i, NE_ABSENT, NULL, 0);
+            if (!f.seen[i]) {
+                if (f.mine[i])
+                    fill(&f, i, NE_ABSENT, NULL, 0);
+                else
+                    contradict(&f, i, NE_ABSENT, NULL, 0);
+            }
     } else {
         unplace(&f, n);
     }

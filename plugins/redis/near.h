@@ -23,6 +23,9 @@
  *    heartbeat PING, or the server reports a flush;
  *  - this process's own writes and deletes evict its copies once the
  *    server has applied them;
+ *  - a held key that a reply contradicts (its invalidation still on the
+ *    way) is evicted: once the process has seen the newer state it never
+ *    reads the older one from the table;
  *  - after fork() the child starts empty and opens its own connection.
  *
  * Ownership: rnear_new() copies what it needs; rnear_free() stops the
@@ -67,6 +70,7 @@ typedef struct rnear_settings {
     X(fills, "keys installed from a server reply")                             \
     X(fills_refused, "keys not installed: invalidated while in flight")        \
     X(invalidations, "keys named by invalidation messages")                    \
+    X(contradicted, "held keys evicted because a reply said otherwise first")  \
     X(evictions, "keys evicted to stay within near_cache_bytes")               \
     X(own_writes, "keys evicted by this process's own writes")                 \
     X(drops_connection, "drops: the invalidation connection broke")            \

@@ -374,6 +374,83 @@ static void bad_near_settings_are_refused(void **state)
     }
 }
 
+/* An observer that holds the reader at one key's invalidation until the
+ * test lets it go: the message has arrived but is not yet applied. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static char gate_key[64];
+static int gate_held, gate_open;
+
+static void gate_observer(const char *key, size_t len, int evicted)
+{
+    pthread_mutex_lock(&gate_mu);
+    if (!evicted && strlen(gate_key) == len &&
+        memcmp(key, gate_key, len) == 0) {
+        gate_held = 1;
+        pthread_cond_broadcast(&gate_cv);
+        while (!gate_open)
+            pthread_cond_wait(&gate_cv, &gate_mu);
+    }
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static int gate_is_held(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    int held = gate_held;
+    pthread_mutex_unlock(&gate_mu);
+    return held;
+}
+
+static void gate_release(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_open = 1;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+/*
+ * A held key changed by another client while its invalidation is still
+ * unapplied: a read that goes to the server for another key of its batch
+ * sees the new value, and from then on the process never reads the old
+ * one from its near cache, though the message has not been applied yet.
+ */
+static void a_reply_that_contradicts_a_held_key_evicts_it(void **state)
+{
+    (void)state;
+    char k1[64], k2[64];
+    hermes_bytes both[2];
+    got1 g;
+
+    /* Set before the reader starts, as the seam asks. */
+    gate_key[0] = '\0';
+    gate_held = gate_open = 0;
+    rnear_observer = gate_observer;
+    void *st = open_near(1);
+    key_of(k1, sizeof k1, "held");
+    key_of(k2, sizeof k2, "notheld");
+    assert_int_equal(set1(st, k1, "old"), HERMES_BE_OK);
+    hold(st, k1);
+    pthread_mutex_lock(&gate_mu);
+    snprintf(gate_key, sizeof gate_key, "%s", k1);
+    pthread_mutex_unlock(&gate_mu);
+    raw_cmd("SET %s new", k1);
+    WAIT_UNTIL(gate_is_held(), "the invalidation to arrive");
+    /* Still held: the message is not applied. */
+    assert_true(get_is(st, k1, "old"));
+    long long c0 = stat_of(st, "near_contradicted");
+    both[0] = (hermes_bytes){k1, strlen(k1)};
+    both[1] = (hermes_bytes){k2, strlen(k2)};
+    memset(&g, 0, sizeof g);
+    assert_int_equal(be->get(st, both, 2, got_cb, &g), HERMES_BE_OK);
+    assert_int_equal(stat_of(st, "near_contradicted"), c0 + 1);
+    assert_true(get_is(st, k1, "new"));
+    gate_release();
+    be->close(st);
+    rnear_observer = NULL;
+}
+
 static void near_cache_with_cluster_is_refused(void **state)
 {
     (void)state;
@@ -695,6 +772,7 @@ int main(void)
         cmocka_unit_test(keys_outside_the_prefix_are_not_held),
         cmocka_unit_test(bad_near_settings_are_refused),
         cmocka_unit_test(near_cache_with_cluster_is_refused),
+        cmocka_unit_test(a_reply_that_contradicts_a_held_key_evicts_it),
         cmocka_unit_test(oracle_finds_no_stale_read_after_its_invalidation),
         cmocka_unit_test(killed_invalidation_connection_drops_it),
         cmocka_unit_test(killed_data_connections_leave_it_right),

@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include <hermes/hermes.h>
+#include <hiredis/hiredis.h>
 
 #include "handle.h"
 #include "redis_server.h"
@@ -145,6 +146,31 @@ static void writer(int in, int out)
     _exit(0);
 }
 
+/* What the server holds for the entry and its tags, for a failure. */
+static const char *server_view(const char *key, const char *const *tags)
+{
+    static char out[512];
+    redisContext *r = redisConnect("127.0.0.1", server.port);
+    size_t o = 0;
+
+    out[0] = '\0';
+    for (int i = 0; r && !r->err && i < 3; i++) {
+        char k[128];
+        if (i == 0)
+            snprintf(k, sizeof k, "nc%d:entry:%s", test_pid, key);
+        else
+            snprintf(k, sizeof k, "nc%d:tag:%s", test_pid, tags[i - 1]);
+        redisReply *rep = redisCommand(r, "EXISTS %s", k);
+        o += (size_t)snprintf(out + o, sizeof out - o, "%s=%lld ", k,
+                              rep ? rep->integer : -1);
+        if (rep)
+            freeReplyObject(rep);
+    }
+    if (r)
+        redisFree(r);
+    return out;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -192,7 +218,8 @@ static void other_process_changes_reach_the_near_cache(void **state)
             tl[0] = tags[0];
             tl[1] = tags[1];
             tl[2] = NULL;
-            assert_int_equal(hermes_set(h, key, "old", 3, tl, 0), HERMES_OK);
+            if (hermes_set(h, key, "old", 3, tl, 0) != HERMES_OK)
+                fail_msg("set %s: %s", key, hermes_errmsg(h));
             /* Held: a read answered by the near cache. */
             uint64_t until = now_ns() + DEADLINE_MS * 1000000ull;
             for (;;) {
@@ -226,7 +253,10 @@ static void other_process_changes_reach_the_near_cache(void **state)
             assert_true(returned != 0); /* B's call succeeded */
             /* Once gone, the old value never comes back. */
             for (int i = 0; i < 20; i++)
-                assert_false(reads_old(h, key, tl));
+                if (reads_old(h, key, tl))
+                    fail_msg("%s, trial %d: the old value came back at read "
+                             "%d after it was gone (server: %s)",
+                             change_names[c], t, i + 1, server_view(key, tl));
             if (seen < returned)
                 early++;
             mine[t] = seen > returned ? seen - returned : 0;
