@@ -1357,8 +1357,12 @@ static int run_near(bench *b, const unsigned *threads, size_t nthreads,
                     uint64_t ops, unsigned reps)
 {
     hermes *hn = open_variant(b, "redis", "yes", NULL);
-    /* Records (value_size and more) are never held, tag versions are. */
-    hermes *hm = open_variant(b, "redis", "yes", "128");
+    /* Records (base_size bytes) are never held, tag versions (37 bytes)
+     * are. */
+    char below[24];
+    snprintf(below, sizeof below, "%zu",
+             b->base_size > 64 ? b->base_size - 1 : (size_t)63);
+    hermes *hm = open_variant(b, "redis", "yes", below);
     hermes *hr = open_variant(b, "redis", "no", NULL);
     hermes *hd = open_variant(b, "dict", "no", NULL);
     workload base = {"baseline", K_BASE, 0, NULL};
