@@ -502,6 +502,23 @@ static void ensure_reader(rnear *nr)
     pthread_mutex_unlock(&nr->mu);
 }
 
+/* The first read of an entry or tag key outside near_prefix says so:
+ * near_prefix most likely differs from the [hermes] prefix, and then
+ * nothing is ever held. */
+static void untracked_once(rnear *nr, const hermes_bytes *k)
+{
+    const char *p = k->data;
+
+    if ((!memmem(p, k->len, ":entry:", 7) && !memmem(p, k->len, ":tag:", 5)) ||
+        atomic_exchange(&nr->warned, 1))
+        return;
+    char q[128];
+    rpool_log(&nr->inv, HERMES_LOG_WARN,
+              "near cache: %s is outside near_prefix '%s' and is never held: "
+              "set near_prefix to the [hermes] prefix",
+              rpool_quote(p, k->len, q, sizeof q), nr->prefix);
+}
+
 #define SMALL_BATCH 8
 
 /* The state of one read that missed, for fill_cb. */
@@ -713,6 +730,7 @@ int rnear_get(rnear *nr, const hermes_bytes *keys, size_t n, hermes_value_cb cb,
     for (i = 0; i < n; i++)
         if (!tracked(nr, &keys[i])) {
             RNEAR_COUNT(nr, bypass);
+            untracked_once(nr, &keys[i]);
             return nr->fetch(nr->fetch_state, keys, n, cb, arg);
         }
     if (n > SMALL_BATCH) {

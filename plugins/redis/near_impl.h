@@ -49,6 +49,7 @@ struct rnear {
      * emptied) on any loss. */
     atomic_int alive;
     atomic_int closing; /* rnear_free() has begun */
+    atomic_int warned;  /* a key outside near_prefix was reported */
     atomic_uint_fast64_t next_token;
     atomic_size_t entries, held; /* gauges */
 

@@ -56,9 +56,13 @@ static char pfx[32]; /* near_prefix: "nt<pid>" */
 
 /* ---------------------------------------------------------------- host */
 
+static atomic_int prefix_warnings; /* "outside near_prefix" lines */
+
 static void host_log(void *ctx, int level, const char *msg)
 {
     (void)ctx;
+    if (strstr(msg, "outside near_prefix"))
+        atomic_fetch_add(&prefix_warnings, 1);
     if (getenv("HERMES_TEST_VERBOSE"))
         fprintf(stderr, "plugin log [%d]: %s\n", level, msg);
 }
@@ -351,6 +355,23 @@ static void keys_outside_the_prefix_are_not_held(void **state)
         assert_true(get_is(st, k, "x"));
     assert_int_equal(stat_of(st, "near_hits"), h0);
     assert_int_equal(stat_of(st, "near_bypass"), b0 + 10);
+    be->close(st);
+}
+
+static void a_prefix_mismatch_is_logged_once(void **state)
+{
+    (void)state;
+    void *st = open_near(1);
+    got1 g;
+    int w0 = atomic_load(&prefix_warnings);
+
+    /* An entry of another prefix (the [hermes] prefix not near_prefix). */
+    WAIT_UNTIL(
+        (get1(st, "otherapp:entry:x", &g), stat_of(st, "near_tracking") == 1),
+        "tracking");
+    for (int i = 0; i < 5; i++)
+        assert_non_null(get1(st, "otherapp:tag:y", &g));
+    assert_int_equal(atomic_load(&prefix_warnings), w0 + 1);
     be->close(st);
 }
 
@@ -770,6 +791,7 @@ int main(void)
         cmocka_unit_test(own_writes_are_read_back_at_once),
         cmocka_unit_test(server_flush_empties_the_near_cache),
         cmocka_unit_test(keys_outside_the_prefix_are_not_held),
+        cmocka_unit_test(a_prefix_mismatch_is_logged_once),
         cmocka_unit_test(bad_near_settings_are_refused),
         cmocka_unit_test(near_cache_with_cluster_is_refused),
         cmocka_unit_test(a_reply_that_contradicts_a_held_key_evicts_it),
