@@ -426,19 +426,29 @@ int rcl_refresh(rcluster *cl, int wait)
     unsigned n = rcl_node_count(cl), start, k;
     int rc = HERMES_BE_IO;
 
-    /* One refresh at a time, at most one per RCL_REFRESH_MIN_MS: whoever
-     * moves the timestamp on does it, the others carry on (fail open) or,
-     * knowing no map at all, wait for it. */
-    if (now < at || !atomic_compare_exchange_strong(
-                        &cl->refresh_at_ns, &at,
-                        now + (uint64_t)RCL_REFRESH_MIN_MS * 1000000u)) {
+    /* One refresh at a time, at most one per RCL_REFRESH_MIN_MS.  The claim
+     * is busy_until_ns itself, moved from a past time to the deadline of
+     * this refresh, so that a caller finding the claim taken always finds
+     * a deadline to wait for (with a separate claim, a waiter could look
+     * between the two stores, see no refresh running and fail open with
+     * no map).  Past that deadline, the bound below plus one more node's
+     * timeouts, a waiter stops waiting even if the refresher never says it
+     * is done, and another caller may claim it again (a fork child, say). */
+    uint64_t busy = atomic_load(&cl->busy_until_ns);
+    if (now < at || busy > now ||
+        !atomic_compare_exchange_strong(&cl->busy_until_ns, &busy,
+                                        now + 2 * budget)) {
         if (wait)
             wait_refresh(cl, now);
         return HERMES_BE_IO;
     }
-    /* Past the bound below plus one more node's timeouts, a waiter stops
-     * waiting even if this thread never says it is done. */
-    atomic_store(&cl->busy_until_ns, now + 2 * budget);
+    /* Another caller's refresh may have ended between our two reads. */
+    if (now < atomic_load(&cl->refresh_at_ns)) {
+        atomic_store(&cl->busy_until_ns, 0);
+        return HERMES_BE_IO;
+    }
+    atomic_store(&cl->refresh_at_ns,
+                 now + (uint64_t)RCL_REFRESH_MIN_MS * 1000000u);
     /* Start at another node each time, so that a dead one is not always
      * asked first; give up once one node's timeouts have passed. */
     start = atomic_fetch_add(&cl->next_asked, 1);
