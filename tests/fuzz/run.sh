@@ -76,7 +76,8 @@ core_objs() {
 }
 redis_objs() {
     local objs="" s o
-    for s in "$src"/plugins/redis/*.c; do
+    # The plugin's own sources and what Makefile.am links into it.
+    for s in "$src"/plugins/redis/*.c "$src"/plugins/dict/siphash.c; do
         o=$work/obj/redis_$(basename "${s%.c}").o
         compile "$s" "$o"
         objs="$objs $o"
