@@ -112,7 +112,9 @@ max_value_bytes = 1048576
 EOI
 
 # Kill every node; restart them on their ports, from nodes.conf.
-kill_cmd="for d in $tmp/n*; do kill -9 \$(cat \$d/pid); done"
+# The nodes of the cluster only: a port found taken left a directory with
+# no pid behind.
+kill_cmd="for p in$ports; do kill -9 \$(cat $tmp/n\$p/pid); done"
 "$conf" -v -c "$tmp/cluster.ini" --kill-cmd "$kill_cmd" \
     --restart-cmd "sh $0 --restart $tmp$ports" >"$tmp/out" 2>"$tmp/err"
 status=$?
