@@ -8,7 +8,19 @@
  * copy of the leader's outcome (value or error) without touching the
  * backend again.  A flight is reference-counted so that a follower that
  * timed out can leave while the leader is still computing.
+ *
+ * Followers wait on the flight's gate (gate.c), not on a condition
+ * variable with the flights' mutex: the leader opens it after leaving
+ * the mutex, every follower wakes at once, and none takes a lock to
+ * leave.  The outcome is written before the gate opens and never after,
+ * so a follower that saw it open copies it without a lock; a reference
+ * is dropped with an atomic decrement, and the last one frees.  Only
+ * hm_flight_join adds references, under the mutex, to a flight still in
+ * the table, which its leader's reference keeps alive; landing removes it
+ * from the table first, so no reference is added once the count can
+ * fall to 0.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,15 +29,15 @@
 #include <xxhash.h>
 
 #include "flight.h"
+#include "gate.h"
 
 struct hm_flight {
     struct hm_flight *next;
     char *key;
     size_t klen;
-    unsigned refs; /* the leader plus every follower still waiting */
-    bool landed;
-    hm_outcome out;
-    pthread_cond_t cv;
+    atomic_uint refs; /* the leader plus every follower still waiting */
+    hm_outcome out;   /* the leader's, set once before landed opens */
+    hm_gate landed;
 };
 
 #define NBUCKETS (sizeof(((hm_flights *)0)->buckets) / sizeof(hm_flight *))
@@ -72,12 +84,12 @@ static size_t bucket_of(const char *key, size_t klen)
     return (size_t)(XXH3_64bits(key, klen) % NBUCKETS);
 }
 
-static void flight_release(hm_flights *fs, hm_flight *f)
+/* Drops a reference, with or without fs->mu held. */
+static void flight_release(hm_flight *f)
 {
-    /* Called with fs->mu held. */
-    if (--f->refs > 0)
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) > 1)
         return;
-    pthread_cond_destroy(&f->cv);
+    hm_gate_destroy(&f->landed);
     hm_outcome_free(&f->out);
     free(f->key);
     free(f);
@@ -99,16 +111,10 @@ static hm_flight *flight_new(hm_flights *fs, size_t b, const char *key,
                              size_t klen)
 {
     hm_flight *f = calloc(1, sizeof *f);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    /* Waits are bounded in monotonic time: a clock step must neither
-     * release followers early nor keep them waiting. */
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (f && (f->key = malloc(klen)) != NULL &&
-        pthread_cond_init(&f->cv, &ca) == 0) {
+    if (f && (f->key = malloc(klen)) != NULL && hm_gate_init(&f->landed) == 0) {
         memcpy(f->key, key, klen);
         f->klen = klen;
-        f->refs = 1;
+        atomic_init(&f->refs, 1);
         f->next = fs->buckets[b];
         fs->buckets[b] = f;
     } else if (f) {
@@ -116,7 +122,6 @@ static hm_flight *flight_new(hm_flights *fs, size_t b, const char *key,
         free(f);
         f = NULL;
     }
-    pthread_condattr_destroy(&ca);
     return f;
 }
 
@@ -128,7 +133,7 @@ hm_flight *hm_flight_join(hermes *h, const char *key, size_t klen,
     pthread_mutex_lock(&fs->mu);
     hm_flight *f = flight_find(fs, b, key, klen);
     if (f) {
-        f->refs++;
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
         *leader_flight = NULL;
     } else {
         /* Out of memory: lead without a flight; nobody can follow. */
@@ -164,33 +169,25 @@ void hm_flight_land(hermes *h, hm_flight *f, const hm_outcome *o)
         hm_outcome_free(&f->out);
         f->out.rc = HERMES_ENOMEM;
     }
-    f->landed = true;
-    pthread_cond_broadcast(&f->cv);
-    flight_release(fs, f);
     pthread_mutex_unlock(&fs->mu);
+    hm_gate_open(&f->landed);
+    flight_release(f);
 }
 
 int hm_flight_wait(hermes *h, hm_flight *f, uint64_t timeout_ns, hm_outcome *o)
 {
-    hm_flights *fs = &h->flights;
+    (void)h;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec + timeout_ns;
-    ts.tv_sec += (time_t)(ns / 1000000000u);
-    ts.tv_nsec = (long)(ns % 1000000000u);
-    int rc = 0;
-    pthread_mutex_lock(&fs->mu);
-    while (!f->landed && rc == 0)
-        rc = pthread_cond_timedwait(&f->cv, &fs->mu, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     int got = -1;
-    if (f->landed) {
+    if (hm_gate_wait(&f->landed, now + timeout_ns)) {
         got = 0;
         if (outcome_copy(o, &f->out) != 0) {
             hm_outcome_free(o);
             o->rc = HERMES_ENOMEM;
         }
     }
-    flight_release(fs, f);
-    pthread_mutex_unlock(&fs->mu);
+    flight_release(f);
     return got;
 }
