@@ -93,10 +93,12 @@ typedef struct fproc {
     hermes_fn *fn;
     unsigned first; /* this process's first follower index */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int miss; /* the miss to call, -1 before the first */
+    pthread_cond_t cv;   /* the threads': a miss to call, or quit */
+    pthread_cond_t done; /* the process's: every call returned */
+    int miss;            /* the miss to call, -1 before the first */
     bool quit;
     unsigned returned; /* calls of this process's threads that returned */
+    unsigned want;     /* returned when the last of this miss's is in */
 } fproc;
 
 typedef struct fthread {
@@ -134,9 +136,12 @@ static void *fthread_main(void *arg)
         hermes_free(v);
         uint64_t w = atomic_load(&s->written[miss]);
         s->lat[miss][ft->index] = w && t > w ? t - w : 0;
+        /* Only the last call's return wakes anyone: a broadcast on cv
+         * with every return woke the threads already back, which then
+         * took the 2 cores from followers still to be woken. */
         pthread_mutex_lock(&p->mu);
-        p->returned++;
-        pthread_cond_broadcast(&p->cv);
+        if (++p->returned == p->want)
+            pthread_cond_signal(&p->done);
         pthread_mutex_unlock(&p->mu);
     }
 }
@@ -215,6 +220,7 @@ static int follower_main(const run *r, unsigned first, int fd)
     }
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.cv, NULL);
+    pthread_cond_init(&p.done, NULL);
     fthread ft[MAX_THREADS];
     unsigned n = 0;
     for (; n < r->o->threads; n++) {
@@ -230,10 +236,11 @@ static int follower_main(const run *r, unsigned first, int fd)
     while (read(fd, &miss, sizeof miss) == (ssize_t)sizeof miss) {
         pthread_mutex_lock(&p.mu);
         p.miss = miss;
-        pthread_cond_broadcast(&p.cv);
         calls += n;
+        p.want = calls;
+        pthread_cond_broadcast(&p.cv);
         while (p.returned < calls)
-            pthread_cond_wait(&p.cv, &p.mu);
+            pthread_cond_wait(&p.done, &p.mu);
         pthread_mutex_unlock(&p.mu);
         /* Whether a notice ended this miss's wait for the lock. */
         hermes_stats_get(h, &s1, sizeof s1);
