@@ -4,20 +4,17 @@
  * stdout, which belongs to the test harness.
  */
 #include "memcached_server.h"
+#include "server_proc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define START_TIMEOUT_MS 5000
@@ -25,63 +22,6 @@
 static const char install_hint[] =
     "install it (Debian/Ubuntu: apt-get install memcached) or point "
     "HERMES_MEMCACHED at the binary";
-
-static const char *server_binary(void)
-{
-    const char *p = getenv("HERMES_MEMCACHED");
-
-    return (p && *p) ? p : "memcached";
-}
-
-static int binary_exists(const char *name)
-{
-    const char *path, *p, *end;
-    char buf[4096];
-
-    if (strchr(name, '/'))
-        return access(name, X_OK) == 0;
-    path = getenv("PATH");
-    if (!path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    for (p = path;; p = end + 1) {
-        end = strchr(p, ':');
-        if (!end)
-            end = p + strlen(p);
-        if (snprintf(buf, sizeof buf, "%.*s/%s", (int)(end - p), p, name) <
-                (int)sizeof buf &&
-            access(buf, X_OK) == 0)
-            return 1;
-        if (*end == '\0')
-            return 0;
-    }
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t alen = sizeof a;
-    int fd, port = -1;
-
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 static int connect_to(const memcached_server *s, int timeout_ms)
 {
@@ -166,65 +106,22 @@ long long memcached_server_stat(const memcached_server *s, const char *name)
     return strtoll(p + strlen(pat), NULL, 10);
 }
 
-static int answers(const memcached_server *s)
+static int answers(const void *arg)
 {
     char buf[128];
 
-    return memcached_server_command(s, "version", buf, sizeof buf) == 0 &&
+    return memcached_server_command(arg, "version", buf, sizeof buf) == 0 &&
            strncmp(buf, "VERSION", 7) == 0;
 }
 
-static void dump_log(const memcached_server *s)
-{
-    char buf[2048];
-    ssize_t n;
-    int fd = open(s->log, O_RDONLY);
-
-    if (fd < 0)
-        return;
-    n = read(fd, buf, sizeof buf);
-    close(fd);
-    if (n > 0) {
-        fprintf(stderr, "memcached_server: %s:\n", s->log);
-        fwrite(buf, 1, (size_t)n, stderr);
-        fputc('\n', stderr);
-    }
-}
-
-static int log_mentions(const memcached_server *s, const char *text)
-{
-    char buf[4096];
-    ssize_t n;
-    int fd = open(s->log, O_RDONLY);
-
-    if (fd < 0)
-        return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    return strstr(buf, text) != NULL;
-}
-
-static void exec_server(const memcached_server *s, const char *bin)
+/* One attempt on s->port: 0 when up, 1 when the port was taken, -1 on
+ * any other failure. */
+static int start_once(memcached_server *s, const char *bin)
 {
     char port[16];
     const char *argv[24];
-    int argc = 0, fd;
+    int argc = 0;
 
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    fd = open("/dev/null", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, 0);
-        dup2(fd, 1);
-        close(fd);
-    }
-    fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd >= 0) {
-        dup2(fd, 2);
-        close(fd);
-    }
     snprintf(port, sizeof port, "%d", s->port);
     argv[argc++] = bin;
     argv[argc++] = "-p";
@@ -244,58 +141,25 @@ static void exec_server(const memcached_server *s, const char *bin)
     for (int i = 0; s->extra_args && s->extra_args[i] && i < 8; i++)
         argv[argc++] = s->extra_args[i];
     argv[argc] = NULL;
-    execvp(bin, (char *const *)argv);
-    fprintf(stderr, "memcached_server: cannot run %s: %s; %s\n", bin,
-            strerror(errno), install_hint);
-    _exit(127);
-}
 
-static int start_once(memcached_server *s, const char *bin)
-{
-    int waited, status;
-    pid_t pid;
-
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0) {
-        fprintf(stderr, "memcached_server: fork: %s\n", strerror(errno));
-        return -1;
-    }
-    if (pid == 0)
-        exec_server(s, bin);
-    s->pid = pid;
-    for (waited = 0; waited < START_TIMEOUT_MS; waited += 10) {
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            s->pid = 0;
-            if (log_mentions(s, "already in use"))
-                return 1;
-            fprintf(stderr,
-                    "memcached_server: %s exited at start (status %d) on "
-                    "port %d\n",
-                    bin, WIFEXITED(status) ? WEXITSTATUS(status) : -1, s->port);
-            dump_log(s);
-            return -1;
-        }
-        if (answers(s))
-            return 0;
-        sleep_ms(10);
-    }
-    fprintf(stderr,
-            "memcached_server: %s did not answer on port %d within "
-            "%d ms\n",
-            bin, s->port, START_TIMEOUT_MS);
-    dump_log(s);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    s->pid = 0;
-    return -1;
+    sp_launch l = {.who = "memcached_server",
+                   .argv = argv,
+                   .stderr_path = s->log,
+                   .log_path = s->log,
+                   .port_taken = "already in use",
+                   .install_hint = install_hint,
+                   .port = s->port,
+                   .answers = answers,
+                   .arg = s,
+                   .timeout_ms = START_TIMEOUT_MS};
+    return sp_spawn(&l, &s->pid);
 }
 
 static int start(memcached_server *s, int keep_port)
 {
-    const char *bin = server_binary();
+    const char *bin = sp_binary("HERMES_MEMCACHED", "memcached");
 
-    if (!binary_exists(bin)) {
+    if (!sp_binary_exists(bin)) {
         fprintf(stderr,
                 "memcached_server: ERROR: no memcached binary \"%s\" found; "
                 "the memcached tests need one: %s\n",
@@ -306,7 +170,7 @@ static int start(memcached_server *s, int keep_port)
         int rc;
 
         if (!keep_port || s->port == 0)
-            s->port = free_port();
+            s->port = sp_free_port();
         if (s->port <= 0) {
             fprintf(stderr, "memcached_server: no free port: %s\n",
                     strerror(errno));
@@ -330,31 +194,20 @@ int memcached_server_start(memcached_server *s)
     return start(s, 0);
 }
 
-static void terminate(memcached_server *s, int sig)
-{
-    if (s->pid <= 0)
-        return;
-    kill(s->pid, sig);
-    kill(s->pid, SIGCONT); /* a SIGSTOPped server would never act on it */
-    while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-    s->pid = 0;
-}
-
 void memcached_server_stop(memcached_server *s)
 {
-    terminate(s, SIGTERM);
+    sp_terminate(&s->pid, SIGTERM);
     if (s->log[0])
         unlink(s->log);
 }
 
 void memcached_server_kill(memcached_server *s)
 {
-    terminate(s, SIGKILL);
+    sp_terminate(&s->pid, SIGKILL);
 }
 
 int memcached_server_restart(memcached_server *s)
 {
-    terminate(s, SIGTERM);
+    sp_terminate(&s->pid, SIGTERM);
     return start(s, 1);
 }

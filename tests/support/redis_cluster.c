@@ -4,60 +4,25 @@
  * themselves (CLUSTER INFO, CLUSTER SLOTS, INFO replication).
  */
 #include "redis_cluster.h"
+#include "server_proc.h"
 
 #include <hiredis/hiredis.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char install_hint[] =
     "install it (Debian/Ubuntu: apt-get install redis-server, which brings "
     "redis-cli) or point HERMES_REDIS_CLI at the binary";
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int port_free(int port)
-{
-    struct sockaddr_in a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
-
-    if (fd < 0)
-        return 0;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((uint16_t)port);
-    ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
 
 /* A port whose cluster bus port (+10000) is free too. */
 static int cluster_port(void)
@@ -68,7 +33,7 @@ static int cluster_port(void)
         if (getrandom(&r, sizeof r, 0) != sizeof r)
             r = (unsigned)rand();
         int port = 20000 + (int)(r % 25000);
-        if (port_free(port) && port_free(port + 10000))
+        if (sp_port_free(port) && sp_port_free(port + 10000))
             return port;
     }
     return -1;
@@ -205,14 +170,14 @@ static int all_ok(redis_cluster *c)
 
 int redis_cluster_wait_ok(redis_cluster *c, int timeout_ms)
 {
-    long long until = mono_ms() + timeout_ms;
+    long long until = sp_mono_ms() + timeout_ms;
 
     while (!all_ok(c)) {
-        if (mono_ms() > until) {
+        if (sp_mono_ms() > until) {
             fprintf(stderr, "redis_cluster: not ok within %d ms\n", timeout_ms);
             return -1;
         }
-        sleep_ms(20);
+        sp_sleep_ms(20);
     }
     return 0;
 }
