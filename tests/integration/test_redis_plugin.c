@@ -19,6 +19,7 @@
 #include <hermes/version.h>
 #include <hiredis/hiredis.h>
 
+#include "../support/test_host.h"
 #include "../support/fake_redis.h"
 #include "../support/redis_server.h"
 
@@ -29,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -73,46 +73,13 @@ static int log_contains(const char *s)
     return found;
 }
 
-static uint64_t clock_ns(clockid_t id)
-{
-    struct timespec ts;
-
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t host_now_ms(void *ctx)
-{
-    (void)ctx;
-    return clock_ns(CLOCK_REALTIME) / 1000000u;
-}
-
-static uint64_t host_monotonic_ns(void *ctx)
-{
-    (void)ctx;
-    return clock_ns(CLOCK_MONOTONIC);
-}
-
-static int host_random(void *ctx, void *buf, size_t len)
-{
-    (void)ctx;
-    return getrandom(buf, len, 0) == (ssize_t)len ? 0 : -1;
-}
-
-static const hermes_host host = {
-    .struct_size = sizeof(hermes_host),
-    .log = host_log,
-    .now_ms = host_now_ms,
-    .monotonic_ns = host_monotonic_ns,
-    .random = host_random,
-    .config_source = "<test>",
-};
+static const hermes_host host = TEST_HOST(host_log);
 
 /* ------------------------------------------------------------- helpers */
 
 static uint64_t now_ms(void)
 {
-    return clock_ns(CLOCK_MONOTONIC) / 1000000u;
+    return test_clock_ns(CLOCK_MONOTONIC) / 1000000u;
 }
 
 static void sleep_ms(long ms)
