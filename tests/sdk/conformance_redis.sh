@@ -5,6 +5,7 @@
 # test: install it with `apt-get install redis-server`.
 # Run by `make check` with HERMES_TEST_BUILDDIR set.
 set -u
+. "$(dirname "$0")/conformance_lib.sh"
 
 builddir=${HERMES_TEST_BUILDDIR:-.}
 conf="$builddir/hermes-conformance"
@@ -47,21 +48,9 @@ restart="$start && while [ ! -S $sock ]; do sleep 0.05; done"
 "$conf" -v -c "$tmp/redis.ini" --kill-cmd "$stop" --restart-cmd "$restart" \
     >"$tmp/out" 2>"$tmp/err"
 status=$?
-cat "$tmp/out"
-summary=$(tail -n 1 "$tmp/out")
-if [ $status -ne 0 ] || grep -q '^FAIL ' "$tmp/out" ||
-    ! echo "$summary" | grep -Eq '^[1-9][0-9]* passed, 0 failed$'; then
-    echo "FAILED: hermes-conformance redis: exit $status, '$summary'"
-    cat "$tmp/err"
-    exit 1
-fi
-for check in server_gone server_back set_if_absent_race lock_ttl_takeover \
-    value_limit two_states batch_duplicates lock_ttl_zero ttl_expiry; do
-    grep -q "^ok   $check" "$tmp/out" || {
-        echo "FAILED: check $check did not run and pass"
-        exit 1
-    }
-done
+conformance_verdict "redis" $status "$tmp/out" "$tmp/err" \
+    server_gone server_back set_if_absent_race lock_ttl_takeover value_limit \
+    two_states batch_duplicates lock_ttl_zero ttl_expiry
 # value_limit found max_value_bytes, so TOOBIG past it was checked too.
 grep -q '^#   the largest value stored is 10485[0-9][0-9] bytes' "$tmp/out" || {
     echo "FAILED: value_limit did not find the 1 MiB max_value_bytes"

@@ -6,6 +6,7 @@
 # redis-server or redis-cli fails the test: apt-get install redis-server.
 # Run by `make check` with HERMES_TEST_BUILDDIR set.
 set -u
+. "$(dirname "$0")/conformance_lib.sh"
 
 builddir=${HERMES_TEST_BUILDDIR:-.}
 conf="$builddir/hermes-conformance"
@@ -118,19 +119,7 @@ kill_cmd="for p in$ports; do kill -9 \$(cat $tmp/n\$p/pid); done"
 "$conf" -v -c "$tmp/cluster.ini" --kill-cmd "$kill_cmd" \
     --restart-cmd "sh $0 --restart $tmp$ports" >"$tmp/out" 2>"$tmp/err"
 status=$?
-cat "$tmp/out"
-summary=$(tail -n 1 "$tmp/out")
-if [ $status -ne 0 ] || grep -q '^FAIL ' "$tmp/out" ||
-    ! echo "$summary" | grep -Eq '^[1-9][0-9]* passed, 0 failed$'; then
-    echo "FAILED: hermes-conformance redis cluster: exit $status, '$summary'"
-    cat "$tmp/err"
-    exit 1
-fi
-for check in server_gone server_back set_if_absent_race lock_ttl_takeover \
-    value_limit two_states batch_duplicates lock_ttl_zero ttl_expiry; do
-    grep -q "^ok   $check" "$tmp/out" || {
-        echo "FAILED: check $check did not run and pass"
-        exit 1
-    }
-done
+conformance_verdict "redis cluster" $status "$tmp/out" "$tmp/err" \
+    server_gone server_back set_if_absent_race lock_ttl_takeover value_limit \
+    two_states batch_duplicates lock_ttl_zero ttl_expiry
 echo "conformance redis cluster: ok"
