@@ -12,6 +12,11 @@
  *           backoff from 1 ms to lock_poll_ms (the baseline)
  *   notify  lock_notify = yes: the lock's release is published and the
  *           followers' listener wakes them (plugins/redis/wait.c)
+ *   raw     the floor of that path on this machine and server, without
+ *           the library: the leader pipelines SET value + EVALSHA of an
+ *           unlock script like the plugin's (GET, DEL, PUBLISH); one
+ *           follower thread per process SUBSCRIBEs the lock's channel
+ *           and, on the message, GETs the value, in bare hiredis
  *
  * Each round prints, per mode, p50/p99/max over every follower call of
  * its misses, and what the followers' stats moved: misses in which a
@@ -42,8 +47,8 @@
 #define WARMUP 2 /* misses per mode and round before those measured */
 #define MAX_FOLLOWERS (MAX_PROCS * MAX_THREADS)
 
-enum { POLL, NOTIFY, NMODES };
-static const char *const mode_name[NMODES] = {"poll", "notify"};
+enum { POLL, NOTIFY, RAW, NMODES };
+static const char *const mode_name[NMODES] = {"poll", "notify", "raw"};
 
 /* Shared with the follower processes. */
 typedef struct shm {
@@ -262,6 +267,115 @@ static int follower_main(const run *r, unsigned first, int fd)
     return n == r->o->threads ? 0 : 1;
 }
 
+/* --------------------------------------------------------------- raw */
+
+static const char raw_unlock[] =
+    "if redis.call('get',KEYS[1]) == ARGV[1] then "
+    "redis.call('del',KEYS[1]) redis.pcall('publish',KEYS[1],'') "
+    "return 1 else return 0 end";
+
+static void raw_key(const run *r, int miss, const char *what, char *buf,
+                    size_t cap)
+{
+    snprintf(buf, cap, "hermes-bench:wake:%s:%016" PRIx64 ":%u:%d", what, r->id,
+             r->round, miss);
+}
+
+/* rep when it came and is of type, else NULL (rep freed). */
+static redisReply *raw_reply(redisReply *rep, int type)
+{
+    if (rep && rep->type == type)
+        return rep;
+    if (rep)
+        freeReplyObject(rep);
+    return NULL;
+}
+
+/* A raw follower process: one thread, the notice's path in hiredis. */
+static int raw_follower_main(const run *r, unsigned index, int fd)
+{
+    redisContext *sub = r->o->raw_connect(r->o->raw_arg);
+    redisContext *get = r->o->raw_connect(r->o->raw_arg);
+    shm *s = r->s;
+    int miss, ok = sub && get;
+    while (ok && read(fd, &miss, sizeof miss) == (ssize_t)sizeof miss) {
+        char lock[128], val[128];
+        raw_key(r, miss, "lock", lock, sizeof lock);
+        raw_key(r, miss, "value", val, sizeof val);
+        redisReply *rep = raw_reply(redisCommand(sub, "SUBSCRIBE %s", lock),
+                                    REDIS_REPLY_ARRAY);
+        ok = rep != NULL;
+        if (rep)
+            freeReplyObject(rep);
+        /* Released before the subscription took: no message will come. */
+        rep = ok ? redisCommand(get, "EXISTS %s", lock) : NULL;
+        ok = ok && rep && rep->type == REDIS_REPLY_INTEGER;
+        bool held = ok && rep->integer == 1;
+        if (rep)
+            freeReplyObject(rep);
+        if (ok && held) {
+            rep = NULL;
+            ok = redisGetReply(sub, (void **)&rep) == REDIS_OK &&
+                 (rep = raw_reply(rep, REDIS_REPLY_ARRAY)) != NULL;
+            if (rep)
+                freeReplyObject(rep);
+            atomic_fetch_add(&s->notified_in[miss], 1);
+        }
+        rep = ok ? redisCommand(get, "GET %s", val) : NULL;
+        uint64_t t = mono_ns();
+        if (!rep || rep->type != REDIS_REPLY_STRING)
+            atomic_fetch_add(&s->errors, 1);
+        if (rep)
+            freeReplyObject(rep);
+        uint64_t w = atomic_load(&s->written[miss]);
+        s->lat[miss][index] = w && t > w ? t - w : 0;
+        rep = ok ? raw_reply(redisCommand(sub, "UNSUBSCRIBE %s", lock),
+                             REDIS_REPLY_ARRAY)
+                 : NULL;
+        ok = ok && rep != NULL;
+        if (rep)
+            freeReplyObject(rep);
+        atomic_fetch_add(&s->done[miss], 1);
+    }
+    if (sub)
+        redisFree(sub);
+    if (get)
+        redisFree(get);
+    return ok ? 0 : 1;
+}
+
+/* The raw leader's miss m: lock, start the followers, sleep, then the
+ * value and the unlock in one pipeline.  -1 when the server failed. */
+static int raw_lead(redisContext *c, const char *sha, const run *r, int m,
+                    const int *fds)
+{
+    char lock[128], val[128];
+    raw_key(r, m, "lock", lock, sizeof lock);
+    raw_key(r, m, "value", val, sizeof val);
+    redisReply *rep = raw_reply(redisCommand(c, "SET %s tok PX 60000", lock),
+                                REDIS_REPLY_STATUS);
+    if (!rep)
+        return -1;
+    freeReplyObject(rep);
+    for (unsigned i = 0; i < r->o->procs; i++)
+        if (write(fds[i], &m, sizeof m) != (ssize_t)sizeof m)
+            return -1;
+    hm_sleep_ns((uint64_t)r->o->compute_ms * 1000000u);
+    atomic_store(&r->s->written[m], mono_ns());
+    redisAppendCommand(c, "SET %s v PX 60000", val);
+    redisAppendCommand(c, "EVALSHA %s 1 %s tok", sha, lock);
+    int rc = 0;
+    for (int i = 0; i < 2; i++) {
+        rep = NULL;
+        if (redisGetReply(c, (void **)&rep) != REDIS_OK || !rep ||
+            rep->type == REDIS_REPLY_ERROR)
+            rc = -1;
+        if (rep)
+            freeReplyObject(rep);
+    }
+    return rc;
+}
+
 /* ------------------------------------------------------------ leader */
 
 typedef struct lead {
@@ -300,6 +414,24 @@ static int run_mode(hermes *h, hermes_fn *fn, run *r, figures *f)
     shm *s = r->s;
     memset(s, 0, sizeof *s);
     lead l = {.r = r, .ok = true};
+    bool raw = r->mode == RAW;
+    redisContext *rc = raw ? o->raw_connect(o->raw_arg) : NULL;
+    char sha[64] = "";
+    if (raw) {
+        redisReply *rep =
+            rc ? raw_reply(redisCommand(rc, "SCRIPT LOAD %s", raw_unlock),
+                           REDIS_REPLY_STRING)
+               : NULL;
+        if (rep)
+            snprintf(sha, sizeof sha, "%s", rep->str);
+        if (rep)
+            freeReplyObject(rep);
+        if (!rep) {
+            if (rc)
+                redisFree(rc);
+            return -1;
+        }
+    }
     pid_t kids[MAX_PROCS];
     unsigned started = 0;
     fflush(stdout);
@@ -317,24 +449,29 @@ static int run_mode(hermes *h, hermes_fn *fn, run *r, figures *f)
             close(p[1]);
             for (unsigned i = 0; i < started; i++)
                 close(l.fds[i]);
-            _exit(follower_main(r, started * o->threads, p[0]));
+            _exit(raw ? raw_follower_main(r, started, p[0])
+                      : follower_main(r, started * o->threads, p[0]));
         }
         close(p[0]);
         l.fds[started] = p[1];
     }
-    unsigned want = started * o->threads;
+    unsigned want = started * (raw ? 1 : o->threads);
     /* The first WARMUP misses connect the followers' pools and listeners;
      * they are not counted. */
     for (unsigned m = 0; l.ok && started == o->procs && m < o->misses + WARMUP;
          m++) {
         hermes_args a;
         args_of(r, m, &a);
-        void *v;
+        void *v = NULL;
         size_t len;
         l.miss = m;
-        if (hermes_call(fn, hermes_args_data(&a), hermes_args_len(&a),
-                        compute_leader, &l, &v, &len) != HERMES_OK)
+        if (raw) {
+            if (raw_lead(rc, sha, r, (int)m, l.fds) != 0)
+                l.ok = false;
+        } else if (hermes_call(fn, hermes_args_data(&a), hermes_args_len(&a),
+                               compute_leader, &l, &v, &len) != HERMES_OK) {
             l.ok = false;
+        }
         hermes_free(v);
         /* Every follower has its value before the next miss. */
         uint64_t give_up = mono_ns() + 30000000000u;
@@ -345,6 +482,8 @@ static int run_mode(hermes *h, hermes_fn *fn, run *r, figures *f)
         hermes_invalidate(fn, hermes_args_data(&a), hermes_args_len(&a), NULL);
         hermes_args_free(&a);
     }
+    if (rc)
+        redisFree(rc);
     for (unsigned i = 0; i < started; i++)
         close(l.fds[i]);
     for (unsigned i = 0; i < started; i++) {
@@ -429,16 +568,20 @@ int wake_run(hermes *h, const wake_opts *o)
     printf("# wake: backend redis, %u follower process%s x %u threads, "
            "leader computes %u ms, %u misses per mode and round, %u "
            "rounds alternating; latency = a follower's return - the end "
-           "of the leader's computation\n",
+           "of the leader's computation%s\n",
            o->procs, o->procs == 1 ? "" : "es", o->threads, o->compute_ms,
-           o->misses, o->rounds);
+           o->misses, o->rounds,
+           o->raw_connect ? "; raw: the same path in bare hiredis, 1 "
+                            "follower thread per process"
+                          : "");
     printf("# round mode     p50 us   p99 us   max us  notified  "
            "computed timeouts errors\n");
     static figures f[64][NMODES];
     int status = 0;
+    unsigned nmodes = o->raw_connect ? NMODES : RAW;
     for (unsigned i = 0; i < o->rounds && status == 0; i++) {
-        for (unsigned k = 0; k < NMODES; k++) {
-            unsigned mode = (i + k) % NMODES; /* the order swaps */
+        for (unsigned k = 0; k < nmodes; k++) {
+            unsigned mode = (i + k) % nmodes; /* the order rotates */
             r.round = i;
             r.mode = mode;
             if (run_mode(h, fn, &r, &f[i][mode]) != 0) {
@@ -459,7 +602,7 @@ int wake_run(hermes *h, const wake_opts *o)
     }
     if (status >= 0) {
         double p99[64];
-        for (unsigned m = 0; m < NMODES; m++) {
+        for (unsigned m = 0; m < nmodes; m++) {
             printf("%s:", mode_name[m]);
             print_spread("p50", f, o->rounds, m, offsetof(figures, p50));
             print_spread("p99", f, o->rounds, m, offsetof(figures, p99));

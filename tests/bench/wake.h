@@ -8,6 +8,7 @@
 #define HERMES_BENCH_WAKE_H
 
 #include <hermes/hermes.h>
+#include <hiredis/hiredis.h>
 
 typedef struct wake_opts {
     const char *config;  /* the -c file, reread with lock_notify set */
@@ -16,6 +17,10 @@ typedef struct wake_opts {
     unsigned misses;     /* per mode and round */
     unsigned rounds;     /* of both modes, alternating */
     unsigned compute_ms; /* of the leader's computation */
+    /* A bare hiredis connection to the config's server (raw mode), or
+     * NULL. */
+    redisContext *(*raw_connect)(void *arg);
+    void *raw_arg;
 } wake_opts;
 
 /* Runs the rounds on h (the leader's handle) and prints them and the
