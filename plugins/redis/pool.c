@@ -162,12 +162,30 @@ int rpool_has_control(const char *s)
     return 0;
 }
 
+static _Thread_local char *detail_sink;
+static _Thread_local size_t detail_sink_cap;
+
+void rpool_detail_sink(char *buf, size_t cap)
+{
+    detail_sink = cap ? buf : NULL;
+    detail_sink_cap = cap;
+    if (detail_sink)
+        detail_sink[0] = '\0';
+}
+
 /* The reason of the failure the current operation returns (ABI 1.1). */
 static void pool_detail(rpool *p, const char *msg)
 {
+    if (detail_sink)
+        snprintf(detail_sink, detail_sink_cap, "%s", msg);
     if (p->host && HERMES_HOST_HAS(p->host, error_detail) &&
         p->host->error_detail)
         p->host->error_detail(p->host->ctx, msg);
+}
+
+void rpool_detail(rpool *p, const char *msg)
+{
+    pool_detail(p, msg);
 }
 
 void rpool_log(rpool *p, int level, const char *fmt, ...)
@@ -952,6 +970,11 @@ static void back_off_locked(rpool *p, int probe_failed)
 
 int rpool_take(rpool *p, rpool_conn **out)
 {
+    return rpool_take_until(p, 0, out);
+}
+
+int rpool_take_until(rpool *p, uint64_t wait_deadline, rpool_conn **out)
+{
     struct timespec deadline;
     int have_deadline = 0, probe;
     rpool_conn *conn;
@@ -995,8 +1018,10 @@ int rpool_take(rpool *p, rpool_conn **out)
         if (p->live < p->size)
             break;
         if (!have_deadline) {
-            uint64_t d = clock_ns(CLOCK_MONOTONIC) +
-                         (uint64_t)p->command_timeout_ms * 1000000u;
+            uint64_t d = wait_deadline
+                             ? wait_deadline
+                             : clock_ns(CLOCK_MONOTONIC) +
+                                   (uint64_t)p->command_timeout_ms * 1000000u;
 
             deadline.tv_sec = (time_t)(d / 1000000000u);
             deadline.tv_nsec = (long)(d % 1000000000u);

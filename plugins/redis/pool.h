@@ -132,6 +132,9 @@ void rpool_destroy(rpool *p);
  * backoff has passed, the next call probes the server.
  */
 int rpool_take(rpool *p, rpool_conn **out);
+/* As rpool_take(), waiting for a free context only until wait_deadline
+ * (CLOCK_MONOTONIC ns; 0: command_timeout_ms from now). */
+int rpool_take_until(rpool *p, uint64_t wait_deadline, rpool_conn **out);
 
 /* Return a borrowed context; a broken one is freed. */
 void rpool_put(rpool *p, rpool_conn *conn);
@@ -181,6 +184,17 @@ const char *rpool_quote(const char *s, size_t n, char *buf, size_t cap);
 
 /* Does the NUL-terminated s hold control bytes? */
 int rpool_has_control(const char *s);
+
+/* The reason of the failure the current operation is about to return
+ * (host->error_detail, shown in hermes_errmsg()); rpool_log() sets it for
+ * warnings and errors. */
+void rpool_detail(rpool *p, const char *msg);
+
+/* While buf is set (NULL: unset), every reason this thread sets is also
+ * copied there, cut to cap bytes: a thread failing on behalf of others
+ * (batch.c) hands them its reason.  Starts empty. */
+#define RPOOL_WHY_CAP 256u
+void rpool_detail_sink(char *buf, size_t cap);
 
 /* Log through the host, prefixed with "redis <endpoint>: ". */
 void rpool_log(rpool *p, int level, const char *fmt, ...)

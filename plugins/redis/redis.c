@@ -5,6 +5,8 @@
  * config parsing and the command mapping:
  *
  *   get    MGET k1..kn                                     1 round trip
+ *          (concurrent gets of one state share their writes:
+ *          batch.c, batch_reads = yes; not with a cluster)
  *   set    SET k v [PX ttl] per item, and for set-if-absent
  *          SET k v NX GET [PX ttl] (redis < 7: SET NX + GET),
  *          all in one pipeline                             1 round trip
@@ -19,6 +21,7 @@
  * Every argument travels through the Argv forms with explicit lengths, so
  * keys and values are binary-safe.
  */
+#include "batch.h"
 #include "cluster.h"
 #include "near.h"
 #include "pool.h"
@@ -73,6 +76,7 @@ typedef struct redis_state {
     atomic_int no_nx_get; /* SET NX GET refused (redis < 7): SET NX + GET */
     rnear *near;          /* near cache (near_cache = yes), or NULL */
     rwait *wait;          /* the lock-release listener; NULL: lock_notify no */
+    rbatch *batch;        /* the read batcher; NULL: batch_reads = no */
 } redis_state;
 
 /* ------------------------------------------------------------ config */
@@ -84,7 +88,7 @@ static int redis_get(void *state, const hermes_bytes *keys, size_t n,
 static const char known_keys[] =
     "host, port, socket, db, password, connect_timeout_ms, "
     "command_timeout_ms, pool_size, max_value_bytes, flush_timeout_ms, "
-    "flushdb, cluster, lock_notify";
+    "flushdb, cluster, lock_notify, batch_reads";
 
 static int open_fail(hermes_open_error *err, int kv_index, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -265,7 +269,7 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
     };
     unsigned long long v;
     uint32_t flush_timeout_ms = 60000;
-    int flushdb = 0, lock_notify = 1;
+    int flushdb = 0, lock_notify = 1, batch_reads = 1;
     int cluster_at = -1, single_at = -1; /* kv of cluster, of host... */
     rcl_seed seeds[RCL_MAX_SEEDS];
     size_t nseeds = 0;
@@ -348,6 +352,9 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
         } else if (strcmp(k, "lock_notify") == 0) {
             if (yes_no_key(&kv[i], i, &lock_notify, err))
                 return HERMES_BE_INVALID;
+        } else if (strcmp(k, "batch_reads") == 0) {
+            if (yes_no_key(&kv[i], i, &batch_reads, err))
+                return HERMES_BE_INVALID;
         } else if (strcmp(k, "cluster") == 0) {
             cluster_at = (int)i; /* parsed below, once nothing can fail */
         } else if ((nk = near_key(&ns, &kv[i], i, err)) != 0) {
@@ -397,7 +404,9 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
         st->pool.max_value_bytes = s.max_value_bytes;
     else if ((ns.enabled && rnear_new(&st->near, host, &s, &ns, redis_get,
                                       st) != HERMES_BE_OK) ||
-             (lock_notify && !(st->wait = rwait_new(&st->pool)))) {
+             (lock_notify && !(st->wait = rwait_new(&st->pool))) ||
+             (batch_reads && !(st->batch = rbatch_new(&st->pool)))) {
+        rwait_free(st->wait);
         rnear_free(st->near);
         rpool_destroy(&st->pool);
         free(st);
@@ -421,6 +430,7 @@ static void redis_close(void *state)
         return;
     rwait_free(st->wait);
     rnear_free(st->near);
+    rbatch_free(st->batch);
     if (st->cl)
         rcl_free(st->cl);
     else
@@ -729,7 +739,10 @@ static int redis_get(void *state, const hermes_bytes *keys, size_t n,
         return rc;
     /* A reply to MGET of n keys has n elements, each at most a value. */
     rpool_shape shape = rpool_array(&st->pool, n);
-    rc = run1(&st->pool, (int)n + 1, argv, lens, &r, &shape, "MGET");
+    if (st->batch)
+        rc = rbatch_read(st->batch, (int)n + 1, argv, lens, &shape, "MGET", &r);
+    else
+        rc = run1(&st->pool, (int)n + 1, argv, lens, &r, &shape, "MGET");
     free(argv);
     free(lens);
     if (rc != HERMES_BE_OK)
@@ -2022,6 +2035,15 @@ static int redis_stats(void *state, hermes_stat_cb cb, void *arg)
     int rc;
 
     pool_counters(st, cb, arg);
+    if (st->batch) {
+        rbatch_counts bc;
+
+        rbatch_counters(st->batch, &bc);
+        stat_u64(cb, arg, "batch_reads", bc.reads);
+        stat_u64(cb, arg, "batch_writes", bc.flights);
+        stat_u64(cb, arg, "batch_shared", bc.shared);
+        stat_u64(cb, arg, "batch_queued", bc.queued);
+    }
     if (st->cl)
         return cluster_stats(st, cb, arg);
     rc = info_text(&st->pool, &text);
