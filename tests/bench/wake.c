@@ -136,8 +136,13 @@ static void *fthread_main(void *arg)
                         compute_follower, NULL, &v, &len);
         uint64_t t = mono_ns();
         hermes_args_free(&a);
-        if (rc != HERMES_OK || len != 1)
-            atomic_fetch_add(&s->errors, 1);
+        if (rc != HERMES_OK || len != 1) {
+            /* The first failure of a mode's run says why on stderr. */
+            if (atomic_fetch_add(&s->errors, 1) == 0)
+                fprintf(stderr, "hermes-bench: wake: a follower's call: %s\n",
+                        rc != HERMES_OK ? hermes_strerror(rc)
+                                        : "a value of another length");
+        }
         hermes_free(v);
         uint64_t w = atomic_load(&s->written[miss]);
         s->lat[miss][ft->index] = w && t > w ? t - w : 0;
@@ -596,11 +601,17 @@ int wake_run(hermes *h, const wake_opts *o)
                    i, mode_name[mode], g->p50 / 1e3, g->p99 / 1e3, g->max / 1e3,
                    g->notified, g->computations, g->timeouts, g->errors);
             fflush(stdout);
-            if (g->errors)
+            if (g->errors) {
+                /* The rounds not run would count as zeros below. */
+                printf("wake: %" PRIu64 " calls of round %u (%s) failed: no "
+                       "verdict\n",
+                       g->errors, i, mode_name[mode]);
                 status = 1;
+                break;
+            }
         }
     }
-    if (status >= 0) {
+    if (status == 0) {
         double p99[64];
         for (unsigned m = 0; m < nmodes; m++) {
             printf("%s:", mode_name[m]);
