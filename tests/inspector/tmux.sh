@@ -13,6 +13,7 @@ command -v tmux >/dev/null 2>&1 || {
 # they only bound a failure.
 WAIT_SECONDS=${HERMES_TEST_WAIT_SECONDS:-60}
 T="tmux -L hermes-insp-$$ -f /dev/null"
+servers=0
 failures=0
 
 fail() {
@@ -40,6 +41,17 @@ start_pane() {
         echo "FAILED: tmux cannot start a session"
         exit 1
     }
+}
+
+# new_server: ends this test's tmux server and moves to a fresh socket for
+# the next start_pane.  kill-server returns before the old server has
+# closed its socket, and a session started on that socket at once can meet
+# the dying server ("server exited unexpectedly", seen on a loaded
+# machine).
+new_server() {
+    $T kill-server 2>/dev/null
+    servers=$((servers + 1))
+    T="tmux -L hermes-insp-$$-$servers -f /dev/null"
 }
 
 keys() {

@@ -114,7 +114,7 @@ keys q
 check_clean_exit
 
 # --- NO_COLOR: the same distinctions in attributes, no colour
-$T kill-server 2>/dev/null
+new_server
 rm -f "$tmp/exit" "$tmp/stty.before" "$tmp/stty.after"
 start_pane "$(pane_command "NO_COLOR=1 '$insp' --demo -r 0.3")"
 wait_screen "with NO_COLOR the panes are drawn" '^Processes 1 '
