@@ -173,23 +173,52 @@ size_t hm_b64url(const unsigned char *in, size_t n, char *out)
 }
 
 /*
+ * Eight base64url characters of the 48 bits at the bottom of x, first
+ * character in the low byte: each 6-bit value is put in a byte of its
+ * own, and all eight are mapped to their characters at once (the byte
+ * sums never carry: every byte stays below 256 and above 0).  From 'A'
+ * + v, values from 26 on take 6 more ('a'), from 52 on 75 less ('0'),
+ * 62 ('-') 13 less again, 63 ('_') 49 more.
+ */
+static inline uint64_t b64url_8(uint64_t x)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101);
+    uint64_t v = (x >> 42 & 63) | (x >> 36 & 63) << 8 | (x >> 30 & 63) << 16 |
+                 (x >> 24 & 63) << 24 | (x >> 18 & 63) << 32 |
+                 (x >> 12 & 63) << 40 | (x >> 6 & 63) << 48 | (x & 63) << 56;
+/* 1 in each byte whose value is at least k (k <= 63, values < 64). */
+#define B64_AT_LEAST(k) ((((v + ones * (0x80 - (k))) & (ones * 0x80)) >> 7))
+    uint64_t up = ones * 'A' + B64_AT_LEAST(26) * 6 + B64_AT_LEAST(63) * 49;
+    uint64_t down = B64_AT_LEAST(52) * 75 + B64_AT_LEAST(62) * 13;
+#undef B64_AT_LEAST
+    return v + up - down;
+}
+
+/* The first n (<= 8) of those characters, in one or two stores. */
+static inline void put_chars(char *out, uint64_t w, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(out, &w, n);
+#else
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)(w >> (8 * i));
+#endif
+}
+
+/*
  * The same characters as hm_b64url() of the hash's canonical (big-endian)
- * bytes, taken six bits at a time straight from its two halves: every hit
- * builds its key with this, and the byte-wise loop cost as much as the
- * hash.  Characters 0-9 are the high half's top 60 bits, character 10 its
- * last 4 bits and the low half's first 2, 11-20 the next 60, 21 the last
- * 2 bits padded with zeros.
+ * bytes, made straight from its two halves, eight at a time: every hit
+ * builds its key with this, and a table lookup per character cost more
+ * than the hash.  The 22 characters are the 128 bits followed by 4 zero
+ * bits: 0-7 the high half's top 48 bits, 8-15 its last 16 and the low
+ * half's first 32, 16-21 the low half's last 32 and the padding.
  */
 void hm_hash128_b64(const void *p, size_t n, char out[HM_HASH_B64_LEN])
 {
-    const char *tab = b64url_tab;
     XXH128_hash_t h = XXH3_128bits(p, n);
-    for (int i = 0; i < 10; i++)
-        out[i] = tab[(h.high64 >> (58 - 6 * i)) & 63];
-    out[10] = tab[((h.high64 & 15) << 2) | (h.low64 >> 62)];
-    for (int i = 0; i < 10; i++)
-        out[11 + i] = tab[(h.low64 >> (56 - 6 * i)) & 63];
-    out[21] = tab[(h.low64 & 3) << 4];
+    put_chars(out, b64url_8(h.high64 >> 16), 8);
+    put_chars(out + 8, b64url_8((h.high64 & 0xffff) << 32 | h.low64 >> 32), 8);
+    put_chars(out + 16, b64url_8((h.low64 & 0xffffffffu) << 16), 6);
 }
 
 bool hm_key_text_ok(const char *s, size_t n)
