@@ -147,6 +147,7 @@ static hermes_rc open_backend(hermes *h, const hermes_backend *linked)
     h->be = h->plugin.desc;
     h->be_serialize = !(h->be->caps & HERMES_CAP_THREADSAFE);
     h->tags_private = !(h->be->caps & HERMES_CAP_SHARED);
+    h->records_intact = h->plugin.builtin;
     atomic_init(&h->tag_epoch, 1);
     if ((rc = check_sections(h)) != HERMES_OK ||
         (rc = check_prefix(h)) != HERMES_OK) {

@@ -168,6 +168,14 @@ struct hermes {
      * tags_private (tags.c, "hm_tag_memo"); starts at 1, a memo at 0. */
     bool tags_private;
     atomic_uint_fast64_t tag_epoch;
+    /* The backend is the built-in dict (hm_plugin.builtin): the bytes a
+     * read hands back are the record this handle wrote under that key, in
+     * this process's memory, with no other writer and no wire or disk in
+     * between.  Reads then skip the record's checksum, which guards
+     * against what cannot happen there (a shared store's other writers,
+     * damaged or moved bytes); plugins, the dict.la module and linked
+     * descriptors keep it. */
+    bool records_intact;
     char hostname[64];
     /* Stats publication (publish.h): when the next one is due on
      * hm_coarse_ns()'s clock, 0 when publication is off; and the pid that

@@ -259,7 +259,10 @@ hermes_rc hm_plugin_adopt(const hermes_backend *d, const char *path,
 
 static hermes_rc load_builtin(hm_plugin *out, char *err, size_t errlen)
 {
-    return hm_plugin_adopt(hm_dict_backend(), BUILTIN_PATH, out, err, errlen);
+    hermes_rc rc =
+        hm_plugin_adopt(hm_dict_backend(), BUILTIN_PATH, out, err, errlen);
+    out->builtin = rc == HERMES_OK;
+    return rc;
 }
 
 /*

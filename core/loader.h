@@ -5,6 +5,7 @@
 #ifndef HERMES_CORE_LOADER_H
 #define HERMES_CORE_LOADER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <hermes/backend.h>
@@ -14,6 +15,8 @@ typedef struct hm_plugin {
     void *dl;                   /* lt_dlhandle, NULL for the built-in dict */
     const hermes_backend *desc; /* &copy once validated */
     char *path;                 /* the file loaded, or "(built-in)" */
+    bool builtin; /* the dict built into the library ("dict"), not a file
+                     or a linked descriptor */
     /* The plugin's descriptor as far as its struct_size goes, zero-filled
      * beyond: the core reads only this, never past what the plugin has. */
     hermes_backend copy;

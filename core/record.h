@@ -120,6 +120,17 @@ typedef struct hm_record {
  */
 int hm_record_decode(const void *p, size_t n, hermes_bytes key, hm_record *out);
 
+/*
+ * hm_record_decode() without the checksum, for bytes that are known to be
+ * the very record this handle wrote under the key they were read from:
+ * those of the built-in dict (hermes.records_intact), which lives in this
+ * process, is private to the handle and is written by nothing else.  Every
+ * length is still checked against n, so bytes that are not a record of
+ * this format still decode as HM_RECORD_CORRUPT or HM_RECORD_OTHER_FORMAT,
+ * never past the buffer.
+ */
+int hm_record_decode_intact(const void *p, size_t n, hm_record *out);
+
 /* The i-th tag of a decoded record (i < rec->ntags). */
 void hm_record_tag(const hm_record *rec, size_t i, uint32_t *tag_id,
                    uint64_t *version_id);

@@ -66,7 +66,8 @@ static void keep_entry(hm_read *rd, const unsigned char *value, size_t len)
 {
     hm_record rec;
     free(rd->entry);
-    rd->dec = hm_record_decode(value, len, rd->key, &rec);
+    rd->dec = rd->intact ? hm_record_decode_intact(value, len, &rec)
+                         : hm_record_decode(value, len, rd->key, &rec);
     size_t pay = rd->dec == HM_RECORD_OK ? rec.payload_len : 0;
     size_t meta = rd->dec == HM_RECORD_OK
                       ? rec.name_len + HM_RECORD_TAG_SIZE * rec.ntags
@@ -119,6 +120,7 @@ static int read_batch(hermes *h, const hm_lock_ref *lock, int *acquired,
         memcpy(keys + 1, tag_keys, ntags * sizeof *keys);
     rd->tags_only = entry_key.data == NULL;
     rd->key = entry_key;
+    rd->intact = h->records_intact;
     free(rd->entry);
     rd->entry = NULL;
     rd->entry_len = 0;

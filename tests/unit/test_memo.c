@@ -708,24 +708,79 @@ static void corrupt_record_bytes_are_a_miss(void **state)
     assert_int_equal(c.calls, 4);
 }
 
-static void flipped_bit_in_a_record_is_a_miss(void **state)
+/* Flips the lowest bit of the last payload byte of fname(1)'s record in
+ * the store, behind the handle's back. */
+static void flip_payload_bit(const char *fname)
 {
-    hermes_fn *fn = reg("victim", NULL, 0);
-    counter c = {0};
-    call(fn, &c, 1);
     char key[256];
-    entry_key_of("victim", 1, key, sizeof key);
+    entry_key_of(fname, 1, key, sizeof key);
     blob b = {0};
     hermes_bytes k = {key, strlen(key)};
     assert_int_equal(h->be->get(h->be_state, &k, 1, copy_value, &b),
                      HERMES_BE_OK);
     assert_non_null(b.data);
-    b.data[b.len - 5] ^= 0x01; /* the payload's last byte */
-    put_raw_entry("victim", b.data, b.len);
+    b.data[b.len - 5] ^= 0x01; /* before the 4-byte checksum */
+    put_raw_entry(fname, b.data, b.len);
     free(b.data);
+}
+
+static void flipped_bit_in_a_record_is_a_miss(void **state)
+{
+    hermes_fn *fn = reg("victim", NULL, 0);
+    counter c = {0};
+#ifndef MEMO_SERVER
+    assert_false(h->records_intact); /* a linked descriptor: the mock */
+#endif
+    call(fn, &c, 1);
+    flip_payload_bit("victim");
     assert_int_equal(call(fn, &c, 1), HERMES_OK);
     assert_int_equal(c.calls, 2);
 }
+
+#ifndef MEMO_SERVER
+/*
+ * The built-in dict (backend = dict, not the recording mock the other
+ * tests run on) holds only what its handle wrote, in the handle's own
+ * memory, so reads skip the record's checksum (hermes.records_intact);
+ * bytes that are no record of this format are still corrupt.  Here the
+ * test writes behind the handle's back, which nothing else can: a flipped
+ * payload bit then goes unnoticed, where the mock's reads notice it
+ * (flipped_bit_in_a_record_is_a_miss).
+ */
+static void builtin_dict_skips_the_checksum_not_the_format(void **state)
+{
+    hermes_close(h);
+    assert_int_equal(hermes_open_string(&h, "[hermes]\n", "test"), HERMES_OK);
+    assert_true(h->records_intact);
+    hermes_fn *fn = reg("victim", HERMES_TAGS("t"), 0);
+    counter c = {0};
+    /* Empty, a truncated header, not a record, 255 tags in 21 bytes. */
+    static const char garbage[][32] = {"", "H\x02", "\x80\x04\x95pickle",
+                                       "H\x02\x00\xff\x00................"};
+    static const size_t glen[] = {0, 2, 9, 21};
+    for (size_t i = 0; i < sizeof glen / sizeof *glen; i++) {
+        put_raw_entry("victim", garbage[i], glen[i]);
+        assert_int_equal(call(fn, &c, 1), HERMES_OK);
+        assert_int_equal(c.calls, (int)i + 1);
+    }
+    assert_int_equal(stats().corrupt, 4);
+    flip_payload_bit("victim"); /* "v1" becomes "v0" */
+    hermes_args args = HERMES_ARGS_INIT;
+    hermes_args_int(&args, 1);
+    call_arg a = {&c, 1};
+    void *v;
+    size_t n;
+    assert_int_equal(hermes_call(fn, hermes_args_data(&args),
+                                 hermes_args_len(&args), compute_value, &a, &v,
+                                 &n),
+                     HERMES_OK);
+    hermes_args_free(&args);
+    assert_int_equal(c.calls, 4);
+    assert_int_equal(n, 2);
+    assert_memory_equal(v, "v0", 2);
+    hermes_free(v);
+}
+#endif
 
 /* The raw value of a key in the store; NULL when absent. */
 static blob get_raw(const char *key)
@@ -1427,6 +1482,9 @@ int main(void)
         T(follower_stops_waiting_at_the_limit_and_computes),
         T(follower_stops_waiting_at_the_limit_and_fails),
         T(corrupt_record_bytes_are_a_miss),
+#ifndef MEMO_SERVER
+        T(builtin_dict_skips_the_checksum_not_the_format),
+#endif
         T(flipped_bit_in_a_record_is_a_miss),
         T(a_record_copied_to_another_key_is_a_miss),
         T(records_name_their_function_ttl_and_times),
