@@ -139,8 +139,8 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
             goto fail;
         }
     }
-    fn->next = h->fns;
-    h->fns = fn;
+    fn->next = atomic_load_explicit(&h->fns, memory_order_relaxed);
+    atomic_store_explicit(&h->fns, fn, memory_order_release);
     pthread_mutex_unlock(&h->fns_mu);
     *out = fn;
     return HERMES_OK;

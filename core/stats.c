@@ -62,6 +62,12 @@ hermes_rc hermes_stats_get(const hermes *h, hermes_stats *out, size_t size)
     for (size_t i = 0; i < HM_HIT_STRIPES; i++)
         s.hits +=
             atomic_load_explicit(&m->hit_stripes[i].n, memory_order_relaxed);
+    for (const hermes_fn *fn =
+             atomic_load_explicit(&m->fns, memory_order_acquire);
+         fn; fn = fn->next)
+        for (size_t i = 0; i < HM_HIT_STRIPES; i++)
+            s.hits += atomic_load_explicit(&fn->hit_stripes[i].n,
+                                           memory_order_relaxed);
     hm_sized_out(out, size, &s, sizeof s);
     return HERMES_OK;
 }
