@@ -1057,10 +1057,19 @@ int rpool_take_until(rpool *p, uint64_t wait_deadline, rpool_conn **out)
         }
     }
 
+    /* A caller with a deadline of its own (a relayed read, batch.c) gets
+     * no connect it could not finish in time: none at all once the
+     * deadline has passed (that is no failure of the server's, so no
+     * backoff), and the connect and its handshake end by it. */
+    if (wait_deadline && clock_ns(CLOCK_MONOTONIC) >= wait_deadline) {
+        pthread_mutex_unlock(&p->mu);
+        pool_detail(p, "deadline passed before a connection was free");
+        return HERMES_BE_IO;
+    }
     p->live++;
     pthread_mutex_unlock(&p->mu);
 
-    rc = connect_until(p, 0, &conn);
+    rc = connect_until(p, wait_deadline, &conn);
 
     pthread_mutex_lock(&p->mu);
     if (rc == HERMES_BE_OK) {

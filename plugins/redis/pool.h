@@ -133,7 +133,8 @@ void rpool_destroy(rpool *p);
  */
 int rpool_take(rpool *p, rpool_conn **out);
 /* As rpool_take(), waiting for a free context only until wait_deadline
- * (CLOCK_MONOTONIC ns; 0: command_timeout_ms from now). */
+ * (CLOCK_MONOTONIC ns; 0: command_timeout_ms from now); a new one's
+ * connect and handshake end by wait_deadline too. */
 int rpool_take_until(rpool *p, uint64_t wait_deadline, rpool_conn **out);
 
 /* Return a borrowed context; a broken one is freed. */

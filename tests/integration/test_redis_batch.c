@@ -142,7 +142,7 @@ typedef struct fixture {
     rbatch *batch;
 } fixture;
 
-static void fixture_open(fixture *fx, uint32_t command_timeout_ms)
+static void fixture_open_db(fixture *fx, uint32_t command_timeout_ms, int db)
 {
     rpool_settings s = {
         .host = "127.0.0.1",
@@ -151,11 +151,17 @@ static void fixture_open(fixture *fx, uint32_t command_timeout_ms)
         .command_timeout_ms = command_timeout_ms,
         .size = 32,
         .max_value_bytes = 1u << 20,
+        .db = db,
     };
 
     assert_int_equal(rpool_init(&fx->pool, &host, &s), HERMES_BE_OK);
     fx->batch = rbatch_new(&fx->pool);
     assert_non_null(fx->batch);
+}
+
+static void fixture_open(fixture *fx, uint32_t command_timeout_ms)
+{
+    fixture_open_db(fx, command_timeout_ms, 0);
 }
 
 static void fixture_close(fixture *fx)
@@ -285,6 +291,31 @@ static void resume_server(void)
     assert_int_equal(kill(server.pid, SIGCONT), 0);
 }
 
+/* Every reader failed within command_timeout_ms (HUNG_TIMEOUT_MS) of its
+ * call, with a reason, and none is left queued; then, once the server
+ * answers again, a read succeeds (after the pool's backoff, if any). */
+static void all_failed_in_time(fixture *fx, const reader *rs)
+{
+    uint64_t t0;
+
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(rs[i].rc, HERMES_BE_IO);
+        if (rs[i].took_ms > HUNG_TIMEOUT_MS + SLACK_MS)
+            fail_msg("reader %d waited %llu ms (command_timeout_ms %d)", i,
+                     (unsigned long long)rs[i].took_ms, HUNG_TIMEOUT_MS);
+        if (!rs[i].why[0])
+            fail_msg("reader %d failed without its reason: '%s'", i, rs[i].why);
+    }
+    assert_int_equal(counts(fx).queued, 0);
+    t0 = now_ms();
+    while (read_now(fx, 0) != HERMES_BE_OK) {
+        if (now_ms() - t0 > WAIT_MS)
+            fail_msg("no read succeeded %d ms after the server resumed",
+                     WAIT_MS);
+        sleep_ms(10);
+    }
+}
+
 /* --------------------------------------------------------------- tests */
 
 /* 8 concurrent reads: 2 flights sent at once, the 6 callers queued behind
@@ -347,7 +378,6 @@ static void a_hung_server_bounds_every_caller(void **state)
 {
     fixture fx;
     reader rs[THREADS];
-    uint64_t t0;
 
     (void)state;
     fixture_open(&fx, HUNG_TIMEOUT_MS);
@@ -358,23 +388,8 @@ static void a_hung_server_bounds_every_caller(void **state)
     wait_queued(&fx, QUEUED);
     join_readers(rs, THREADS);
     resume_server();
-    for (int i = 0; i < THREADS; i++) {
-        assert_int_equal(rs[i].rc, HERMES_BE_IO);
-        if (rs[i].took_ms > HUNG_TIMEOUT_MS + SLACK_MS)
-            fail_msg("reader %d waited %llu ms (command_timeout_ms %d)", i,
-                     (unsigned long long)rs[i].took_ms, HUNG_TIMEOUT_MS);
-        if (!rs[i].why[0])
-            fail_msg("reader %d failed without its reason: '%s'", i, rs[i].why);
-    }
-    assert_int_equal(counts(&fx).queued, 0);
     /* The pool backs off, then a read probes the server and succeeds. */
-    t0 = now_ms();
-    while (read_now(&fx, 0) != HERMES_BE_OK) {
-        if (now_ms() - t0 > WAIT_MS)
-            fail_msg("no read succeeded %d ms after the server resumed",
-                     WAIT_MS);
-        sleep_ms(10);
-    }
+    all_failed_in_time(&fx, rs);
     fixture_close(&fx);
 }
 
@@ -439,6 +454,39 @@ static void a_dropped_connection_fails_its_flight_only(void **state)
     }
     assert_int_equal(failed, RBATCH_FLIGHTS);
     assert_int_equal(read_now(&fx, 0), HERMES_BE_OK);
+    fixture_close(&fx);
+}
+
+/*
+ * The flights' connections drop when the queued callers have used half of
+ * command_timeout_ms, and the server does not answer: the queue's reader
+ * must connect again, and the connect's handshake (SELECT, db = 1) gets no
+ * answer.  Every caller still fails within command_timeout_ms of its call:
+ * the reconnect is bounded by the queued callers' deadline, not by a
+ * command_timeout_ms of its own.  (The half is time made to pass on
+ * purpose: without it the reconnect's own timeout would end in time.)
+ */
+static void a_reconnect_for_the_queue_ends_by_its_deadline(void **state)
+{
+    fixture fx;
+    reader rs[THREADS];
+    rpool_conn *c[RBATCH_FLIGHTS];
+
+    (void)state;
+    fixture_open_db(&fx, HUNG_TIMEOUT_MS, 1);
+    /* Idle connections for both flights: they send without connecting. */
+    for (int i = 0; i < (int)RBATCH_FLIGHTS; i++)
+        assert_int_equal(rpool_take(&fx.pool, &c[i]), HERMES_BE_OK);
+    for (int i = 0; i < (int)RBATCH_FLIGHTS; i++)
+        rpool_put(&fx.pool, c[i]);
+    stop_server();
+    start_readers(&fx, rs, THREADS);
+    wait_queued(&fx, QUEUED);
+    sleep_ms(HUNG_TIMEOUT_MS / 2);
+    assert_int_equal(drop_plugin_connections(), RBATCH_FLIGHTS);
+    join_readers(rs, THREADS);
+    resume_server();
+    all_failed_in_time(&fx, rs);
     fixture_close(&fx);
 }
 
@@ -581,6 +629,7 @@ int main(void)
         cmocka_unit_test(a_lone_caller_is_sent_alone),
         cmocka_unit_test(a_hung_server_bounds_every_caller),
         cmocka_unit_test(a_dropped_connection_fails_its_flight_only),
+        cmocka_unit_test(a_reconnect_for_the_queue_ends_by_its_deadline),
         cmocka_unit_test(a_fork_child_reads_on_its_own),
         cmocka_unit_test(the_config_key_turns_it_on_and_off),
     };
