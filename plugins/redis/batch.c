@@ -47,6 +47,7 @@ typedef struct rbreq {
     redisReply *reply;
     int rc;
     int state;               /* RQ_* */
+    int expired;             /* RQ_DONE: left in the queue past deadline */
     uint64_t sent_at;        /* a flight's first: when it was sent */
     rpool_conn *conn;        /* RQ_READ: the flight was sent on it; NULL:
                                 the reader takes a connection and sends */
@@ -166,16 +167,32 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Called with mu held: the whole queue as the next flight, its requests
- * FLYING (their callers wait for the reader from now on), or NULL. */
+/*
+ * Called with mu held: the whole queue as the next flight, its requests
+ * FLYING (their callers wait for the reader from now on), or NULL.  A
+ * request whose deadline has passed (its caller has not woken yet to
+ * leave the queue) is not taken: it would be sent only to time out at
+ * once, which drops a good connection (and the idle ones with it) and
+ * fails the rest of its flight.  Its caller is told (RQ_DONE, expired)
+ * and fails as a caller still queued at its deadline does.
+ */
 static rbreq *take_queue(rbatch *b)
 {
-    rbreq *f = b->head, *r;
-    uint64_t n = 0;
+    rbreq *f = NULL, **link = &f, *r, *rnext;
+    uint64_t now = mono_ns(), n = 0;
 
-    for (r = f; r; r = r->next) {
+    for (r = b->head; r; r = rnext, n++) {
+        rnext = r->next;
+        r->next = NULL;
+        if (r->deadline <= now) {
+            r->expired = 1;
+            r->state = RQ_DONE;
+            pthread_cond_signal(&r->cv);
+            continue;
+        }
         r->state = RQ_FLYING;
-        n++;
+        *link = r;
+        link = &r->next;
     }
     b->head = b->tail = NULL;
     atomic_fetch_sub(&b->queued, n);
@@ -272,9 +289,11 @@ static void fly(rbatch *b, rbreq *f, rpool_conn *conn, int fresh)
     rpool_detail_sink(NULL, 0);
     /* A relayed flight is awaited for less than command_timeout_ms (its
      * callers queued first): its timeout proves the server hung, and
-     * backs the pool off, only if it waited half of that at least. */
+     * backs the pool off, only if it waited half of that at least (one
+     * sent at or after its deadline did not wait at all). */
     if (conn && conn->timed_out &&
-        deadline - f->sent_at < (uint64_t)p->command_timeout_ms * 500000u)
+        (deadline <= f->sent_at ||
+         deadline - f->sent_at < (uint64_t)p->command_timeout_ms * 500000u))
         conn->timed_out = 0;
 
     pthread_mutex_lock(&b->mu);
@@ -362,8 +381,9 @@ int rbatch_read(rbatch *b, int argc, const char **argv, const size_t *lens,
     ts.tv_nsec = (long)(me.deadline % 1000000000u);
     while (me.state == RQ_QUEUED && !timed_out)
         timed_out = pthread_cond_timedwait(&me.cv, &b->mu, &ts) == ETIMEDOUT;
-    if (me.state == RQ_QUEUED) {
-        unqueue(b, &me);
+    if (me.state == RQ_QUEUED || me.expired) {
+        if (me.state == RQ_QUEUED)
+            unqueue(b, &me);
         pthread_mutex_unlock(&b->mu);
         pthread_cond_destroy(&me.cv);
         *reply = NULL;
