@@ -312,7 +312,19 @@ static hermes_rc load_file(const char *path, hm_plugin *out, char *err,
     }
 
     pthread_mutex_lock(&lt_mutex);
-    lt_dlhandle h = lt_dlopen(path);
+    /* Resident: lt_dlclose() leaves the module mapped.  A plugin's
+     * thread-local variables would otherwise leave every thread that used
+     * them a dynamic TLS block of an unloaded module, which LeakSanitizer
+     * then reads at exit and crashes on ("Tracer caught signal 11",
+     * test_inspect_redis under load); glibc's own NSS modules are never
+     * unloaded either.  A module loaded again is the one already mapped. */
+    lt_dladvise advise;
+    lt_dlhandle h = NULL;
+    if (lt_dladvise_init(&advise) == 0) {
+        if (lt_dladvise_resident(&advise) == 0)
+            h = lt_dlopenadvise(path, advise);
+        lt_dladvise_destroy(&advise);
+    }
     if (h == NULL) {
         /* Read the reason before another thread's call replaces it. */
         char reason[512];

@@ -58,7 +58,9 @@
  * holds a lock inside an operation must make sure the child does not
  * inherit it held: register pthread_atfork() handlers that take the
  * plugin's locks before the fork and release them after it on both sides
- * (glibc drops a module's handlers when it is unloaded).  In the child, a
+ * (the core never unloads a plugin it loaded: it stays mapped, with its
+ * handlers and thread-local variables, until the process ends).  In the
+ * child, a
  * network plugin never writes to a connection the parent opened (compare
  * getpid() with the one that opened it) and opens its own.  The core does
  * the same for its own locks, and serializes a plugin without
