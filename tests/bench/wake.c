@@ -17,6 +17,14 @@
  *           unlock script like the plugin's (GET, DEL, PUBLISH); one
  *           follower thread per process SUBSCRIBEs the lock's channel
  *           and, on the message, GETs the value, in bare hiredis
+ *   hop     one wake-up between two processes on this machine, without
+ *           the server: after the same compute_ms the leader writes a
+ *           byte to a pipe that one follower thread per process is
+ *           blocked reading.  A notice makes at least two such hops
+ *           (leader to server, server to follower; raw makes four); on a
+ *           virtual machine whose idle vCPUs halt, a hop after idling
+ *           costs far more than one back to back, and this shows how
+ *           much
  *
  * Each round prints, per mode, p50/p99/max over every follower call of
  * its misses, and what the followers' stats moved: misses in which a
@@ -47,8 +55,8 @@
 #define WARMUP 2 /* misses per mode and round before those measured */
 #define MAX_FOLLOWERS (MAX_PROCS * MAX_THREADS)
 
-enum { POLL, NOTIFY, RAW, NMODES };
-static const char *const mode_name[NMODES] = {"poll", "notify", "raw"};
+enum { POLL, NOTIFY, RAW, HOP, NMODES };
+static const char *const mode_name[NMODES] = {"poll", "notify", "raw", "hop"};
 
 /* Shared with the follower processes. */
 typedef struct shm {
@@ -381,6 +389,33 @@ static int raw_lead(redisContext *c, const char *sha, const run *r, int m,
     return rc;
 }
 
+/* --------------------------------------------------------------- hop */
+
+/* A hop follower process: one thread blocked on the pipe. */
+static int hop_follower_main(const run *r, unsigned index, int fd)
+{
+    shm *s = r->s;
+    int miss;
+    while (read(fd, &miss, sizeof miss) == (ssize_t)sizeof miss) {
+        uint64_t t = mono_ns(), w = atomic_load(&s->written[miss]);
+        s->lat[miss][index] = w && t > w ? t - w : 0;
+        atomic_fetch_add(&s->done[miss], 1);
+    }
+    return 0;
+}
+
+/* The hop leader's miss m: idle as a computation would, then wake every
+ * follower process.  -1 when a write failed. */
+static int hop_lead(const run *r, int m, const int *fds)
+{
+    hm_sleep_ns((uint64_t)r->o->compute_ms * 1000000u);
+    atomic_store(&r->s->written[m], mono_ns());
+    for (unsigned i = 0; i < r->o->procs; i++)
+        if (write(fds[i], &m, sizeof m) != (ssize_t)sizeof m)
+            return -1;
+    return 0;
+}
+
 /* ------------------------------------------------------------ leader */
 
 typedef struct lead {
@@ -419,7 +454,7 @@ static int run_mode(hermes *h, hermes_fn *fn, run *r, figures *f)
     shm *s = r->s;
     memset(s, 0, sizeof *s);
     lead l = {.r = r, .ok = true};
-    bool raw = r->mode == RAW;
+    bool raw = r->mode == RAW, hop = r->mode == HOP;
     redisContext *rc = raw ? o->raw_connect(o->raw_arg) : NULL;
     char sha[64] = "";
     if (raw) {
@@ -454,13 +489,14 @@ static int run_mode(hermes *h, hermes_fn *fn, run *r, figures *f)
             close(p[1]);
             for (unsigned i = 0; i < started; i++)
                 close(l.fds[i]);
-            _exit(raw ? raw_follower_main(r, started, p[0])
-                      : follower_main(r, started * o->threads, p[0]));
+            _exit(raw   ? raw_follower_main(r, started, p[0])
+                  : hop ? hop_follower_main(r, started, p[0])
+                        : follower_main(r, started * o->threads, p[0]));
         }
         close(p[0]);
         l.fds[started] = p[1];
     }
-    unsigned want = started * (raw ? 1 : o->threads);
+    unsigned want = started * (raw || hop ? 1 : o->threads);
     /* The first WARMUP misses connect the followers' pools and listeners;
      * they are not counted. */
     for (unsigned m = 0; l.ok && started == o->procs && m < o->misses + WARMUP;
@@ -472,6 +508,9 @@ static int run_mode(hermes *h, hermes_fn *fn, run *r, figures *f)
         l.miss = m;
         if (raw) {
             if (raw_lead(rc, sha, r, (int)m, l.fds) != 0)
+                l.ok = false;
+        } else if (hop) {
+            if (hop_lead(r, (int)m, l.fds) != 0)
                 l.ok = false;
         } else if (hermes_call(fn, hermes_args_data(&a), hermes_args_len(&a),
                                compute_leader, &l, &v, &len) != HERMES_OK) {
@@ -577,7 +616,8 @@ int wake_run(hermes *h, const wake_opts *o)
            o->procs, o->procs == 1 ? "" : "es", o->threads, o->compute_ms,
            o->misses, o->rounds,
            o->raw_connect ? "; raw: the same path in bare hiredis, 1 "
-                            "follower thread per process"
+                            "follower thread per process; hop: one pipe "
+                            "write to each follower process, no server"
                           : "");
     printf("# round mode     p50 us   p99 us   max us  notified  "
            "computed timeouts errors\n");
