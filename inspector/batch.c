@@ -58,6 +58,24 @@ void insp_print_text(FILE *out, const insp_model *m, int64_t now_ms)
 
 /* ----------------------------------------------------------------- JSON */
 
+/* The length of the valid UTF-8 sequence of 2 to 4 bytes at p (no
+ * overlong form, no surrogate, nothing past U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *p)
+{
+    size_t n = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    if (n == 0 || p[0] > 0xf4)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0; /* also stops at the terminating NUL */
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+/* s as a JSON string: valid UTF-8 as it is, each byte that is not part
+ * of it as U+FFFD, so that the output is always valid JSON. */
 static void jstr(FILE *out, const char *s)
 {
     if (!s) {
@@ -80,10 +98,19 @@ static void jstr(FILE *out, const char *s)
             fputs("\\t", out);
             break;
         default:
-            if (*p < 0x20 || *p == 0x7f)
+            if (*p < 0x20 || *p == 0x7f) {
                 fprintf(out, "\\u%04x", *p);
-            else
-                fputc(*p, out); /* UTF-8 passes through as is */
+            } else if (*p < 0x80) {
+                fputc(*p, out);
+            } else {
+                size_t n = utf8_len(p);
+                if (n == 0) {
+                    fputs("\\ufffd", out);
+                } else {
+                    fwrite(p, 1, n, out);
+                    p += n - 1;
+                }
+            }
         }
     }
     fputc('"', out);

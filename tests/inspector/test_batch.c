@@ -82,6 +82,25 @@ static void json_escapes_quotes_backslashes_and_control_bytes(void **state)
     insp_model_free(&m);
 }
 
+static void json_keeps_utf8_and_replaces_invalid_bytes(void **state)
+{
+    insp_model m;
+    insp_model_init(&m);
+    /* é, a CJK character, an emoji; then a lone continuation byte, a
+     * truncated sequence, an overlong '/', a surrogate, 0xff */
+    assert_non_null(insp_model_add_tag(
+        &m,
+        "caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x98\x80|\x80|\xe6\x97|"
+        "\xc0\xaf|\xed\xa0\x80|\xff",
+        "v", 1, 1));
+    char *j = print(&m, true);
+    has(j, "\"name\":\"caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x98\x80|\\ufffd|"
+           "\\ufffd\\ufffd|\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd|"
+           "\\ufffd\"");
+    free(j);
+    insp_model_free(&m);
+}
+
 static void text_prints_every_row_of_every_pane(void **state)
 {
     insp_model m;
@@ -106,6 +125,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(json_has_the_fields_scripts_read),
         cmocka_unit_test(json_escapes_quotes_backslashes_and_control_bytes),
+        cmocka_unit_test(json_keeps_utf8_and_replaces_invalid_bytes),
         cmocka_unit_test(text_prints_every_row_of_every_pane),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
