@@ -2,13 +2,17 @@
  * The inspector's screen (layout.h): pane geometry, tables fitted to their
  * width, the detail view, help, confirmation dialogs and the status line,
  * drawn from the model and the interaction state into a grid of cells.
- * Nothing here touches the terminal; every function is pure.
+ * Nothing here touches the terminal; every function is pure, save that
+ * text is decoded by the LC_CTYPE locale (see put()).
  */
+#include <langinfo.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <wchar.h>
 
 #include "layout.h"
 
@@ -46,32 +50,127 @@ const insp_cell *insp_grid_at(const insp_grid *g, int x, int y)
     return &g->cells[(size_t)y * (size_t)g->w + (size_t)x];
 }
 
-void insp_grid_row(const insp_grid *g, int y, char *buf, size_t cap)
+/* The UTF-8 encoding of code point cp (< 0x110000) into out; its length. */
+static size_t utf8_put(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | cp >> 12);
+        out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | cp >> 18);
+    out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+    out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+void insp_grid_text(const insp_grid *g, int x, int y, int w, char *buf,
+                    size_t cap)
 {
     size_t n = 0;
     if (cap == 0)
         return;
-    for (int x = 0; y >= 0 && y < g->h && x < g->w && n + 1 < cap; x++)
-        buf[n++] = g->cells[(size_t)y * (size_t)g->w + (size_t)x].ch;
+    for (int i = x < 0 ? 0 : x; y >= 0 && y < g->h && i < x + w && i < g->w;
+         i++) {
+        uint32_t cp = g->cells[(size_t)y * (size_t)g->w + (size_t)i].ch;
+        char enc[4];
+        size_t len = cp == INSP_CELL_CONT ? 0 : utf8_put(cp, enc);
+        if (n + len + 1 > cap)
+            break;
+        memcpy(buf + n, enc, len);
+        n += len;
+    }
     while (n > 0 && buf[n - 1] == ' ')
         n--;
     buf[n] = '\0';
 }
 
-/* Writes text at (x, y), at most maxw cells, clipped to the grid. */
+void insp_grid_row(const insp_grid *g, int y, char *buf, size_t cap)
+{
+    insp_grid_text(g, 0, y, g->w, buf, cap);
+}
+
+/*
+ * The next character of text as cells: *cp and *width (1 or 2) of a
+ * printable character the locale decodes, else '?' of width 1 for the
+ * byte that does not start one (a control character, a byte of invalid
+ * or truncated UTF-8, a character of no or unknown width, or any byte
+ * above 0x7f in a locale whose codeset is not UTF-8, such as C).
+ * Returns the bytes it took (>= 1).
+ */
+static size_t next_char(const char *text, uint32_t *cp, int *width)
+{
+    unsigned char b = (unsigned char)*text;
+    *width = 1;
+    if (b < 0x80) {
+        *cp = b >= 0x20 && b < 0x7f ? b : '?';
+        return 1;
+    }
+    if (strcmp(nl_langinfo(CODESET), "UTF-8") != 0) {
+        *cp = '?';
+        return 1;
+    }
+    mbstate_t st;
+    memset(&st, 0, sizeof st);
+    wchar_t wc;
+    size_t n = mbrtowc(&wc, text, strnlen(text, MB_LEN_MAX), &st);
+    int w = n == 0 || n > MB_LEN_MAX ? -1 : wcwidth(wc);
+    if (w < 1 || w > 2 || (uint32_t)wc >= 0x110000) {
+        *cp = '?';
+        return 1;
+    }
+    *cp = (uint32_t)wc;
+    *width = w;
+    return n;
+}
+
+/* The cells text takes, as put() writes it. */
+static int text_cells(const char *text)
+{
+    int cells = 0;
+    while (*text) {
+        uint32_t cp;
+        int w;
+        text += next_char(text, &cp, &w);
+        cells += w;
+    }
+    return cells;
+}
+
+/* Writes text at (x, y), at most maxw cells, clipped to the grid; returns
+ * the cells it took.  A character of width 2 takes its cell and the next
+ * (INSP_CELL_CONT); one that would not fit whole ends the text there. */
 static int put(insp_grid *g, int x, int y, int maxw, insp_attr a,
                const char *text)
 {
     int n = 0;
     if (y < 0 || y >= g->h)
         return 0;
-    for (; text[n] && n < maxw && x + n < g->w; n++) {
-        if (x + n < 0)
-            continue;
-        unsigned char ch = (unsigned char)text[n];
-        insp_cell *c = &g->cells[(size_t)y * (size_t)g->w + (size_t)(x + n)];
-        c->ch = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-        c->attr = (unsigned char)a;
+    while (*text && n < maxw && x + n < g->w) {
+        uint32_t cp;
+        int w;
+        text += next_char(text, &cp, &w);
+        if (n + w > maxw || x + n + w > g->w)
+            break;
+        for (int k = 0; k < w; k++, n++) {
+            if (x + n < 0)
+                continue;
+            insp_cell *c =
+                &g->cells[(size_t)y * (size_t)g->w + (size_t)(x + n)];
+            c->ch = k == 0 ? cp : INSP_CELL_CONT;
+            c->attr = (unsigned char)a;
+        }
     }
     return n;
 }
@@ -505,7 +604,7 @@ static void draw_cells(insp_grid *g, insp_rect r, int y, const col *cols,
         if (w[i] == 0)
             continue;
         const char *s = t->cell[i];
-        int len = (int)strlen(s);
+        int len = text_cells(s);
         int off = cols[i].right && len < w[i] ? w[i] - len : 0;
         insp_attr a = base == INSP_A_NORMAL && t->attr[i] ? t->attr[i] : base;
         put(g, x + off, y, w[i] - off, a, s);
@@ -984,9 +1083,10 @@ void insp_render_table(const insp_model *m, const insp_ui *ui, insp_pane p,
     if (width < 1 || insp_grid_resize(&g, width, h) != 0)
         return;
     draw_pane(m, &all, now_ms, p, (insp_rect){0, 0, width, h}, &g);
-    char *line = malloc((size_t)width + 1);
+    size_t cap = (size_t)width * 4 + 1; /* UTF-8: up to 4 bytes a cell */
+    char *line = malloc(cap);
     for (int y = 0; line && y < h; y++) {
-        insp_grid_row(&g, y, line, (size_t)width + 1);
+        insp_grid_row(&g, y, line, cap);
         if (*line)
             out(arg, line);
     }

@@ -35,8 +35,17 @@ typedef enum insp_attr {
     INSP_NATTRS
 } insp_attr;
 
+/*
+ * A cell holds one printable character, as a Unicode code point: text is
+ * decoded by the LC_CTYPE locale, so a UTF-8 locale shows UTF-8 names as
+ * they are and any other (the C locale) shows printable ASCII; whatever
+ * cannot be shown (control characters, invalid UTF-8, characters of no
+ * width) is drawn as '?'.  A character two cells wide fills the next cell
+ * with INSP_CELL_CONT, which is drawn as nothing.
+ */
+#define INSP_CELL_CONT 0u
 typedef struct insp_cell {
-    char ch; /* printable ASCII; other bytes are drawn as '?' */
+    uint32_t ch;
     unsigned char attr;
 } insp_cell;
 
@@ -48,7 +57,11 @@ typedef struct insp_grid {
 /* Sizes g to w x h (either may be 0), blank. 0, or -1 out of memory. */
 int insp_grid_resize(insp_grid *g, int w, int h);
 void insp_grid_free(insp_grid *g);
-/* Row y as text, trailing blanks removed, in buf (cap >= 1). */
+/* The text of w cells of row y from x, UTF-8, trailing blanks cut, as
+ * much as fits in cap bytes (4 a cell is always enough). */
+void insp_grid_text(const insp_grid *g, int x, int y, int w, char *buf,
+                    size_t cap);
+/* insp_grid_text() of the whole row y. */
 void insp_grid_row(const insp_grid *g, int y, char *buf, size_t cap);
 const insp_cell *insp_grid_at(const insp_grid *g, int x, int y);
 

@@ -15,6 +15,7 @@
 #endif
 
 #include <getopt.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +207,9 @@ int main(int argc, char **argv)
     unsigned interval_ms = DEFAULT_INTERVAL_MS;
     bool demo = false, once = false, json = false;
     int c;
+    /* The terminal's character set, for names beyond ASCII (layout.h);
+     * only LC_CTYPE, so that numbers keep their '.' in every output. */
+    setlocale(LC_CTYPE, "");
     while ((c = getopt_long(argc, argv, "c:r:hV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':

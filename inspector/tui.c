@@ -5,7 +5,9 @@
  * comes from insp_render()'s grid; every key goes through
  * insp_keys_handle().  Colour only when the terminal has it and NO_COLOR
  * is unset or empty; without it attributes (reverse, bold, underline)
- * carry the same distinctions.  The terminal is restored on q, on
+ * carry the same distinctions.  Characters beyond ASCII (a UTF-8 locale's,
+ * see layout.h) are drawn as wide characters: main() sets LC_CTYPE from
+ * the environment.  The terminal is restored on q, on
  * SIGINT/SIGTERM/SIGHUP/SIGQUIT and on every error return.
  */
 #include <curses.h>
@@ -100,7 +102,20 @@ static void paint(const insp_grid *g)
              * returns ERR, but (scrolling being off) the cell is written,
              * and refresh() puts it on the screen without scrolling.  Left
              * out, that cell kept what an earlier frame had there. */
-            (void)addch((chtype)(unsigned char)c->ch | attrs[c->attr]);
+            if (c->ch == INSP_CELL_CONT)
+                continue; /* the wide character before took this cell */
+            if (c->ch < 0x80) {
+                (void)addch((chtype)c->ch | attrs[c->attr]);
+                continue;
+            }
+            wchar_t wc[2] = {(wchar_t)c->ch, L'\0'};
+            cchar_t cc;
+            attr_t at = attrs[c->attr];
+            if (setcchar(&cc, wc, at & ~A_COLOR, (short)PAIR_NUMBER(at),
+                         NULL) == OK)
+                (void)add_wch(&cc);
+            else
+                (void)addch((chtype)'?' | at);
         }
     }
     refresh();

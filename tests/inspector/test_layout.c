@@ -6,6 +6,7 @@
  * process's counters, the selected row, dialogs), found by content and
  * compared field by field, not against a dump of the whole screen.
  */
+#include <locale.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -67,12 +68,7 @@ static void row(const screen *s, int y, char *buf, size_t cap)
 /* The text of the cells of rect r on row y. */
 static void rect_row(const screen *s, insp_rect r, int y, char *buf, size_t cap)
 {
-    size_t n = 0;
-    for (int x = r.x; x < r.x + r.w && n + 1 < cap; x++)
-        buf[n++] = insp_grid_at(&s->g, x, y)->ch;
-    while (n && buf[n - 1] == ' ')
-        n--;
-    buf[n] = '\0';
+    insp_grid_text(&s->g, r.x, y, r.w, buf, cap);
 }
 
 /*
@@ -166,6 +162,77 @@ static void tags_show_version_entries_stale_and_when_they_changed(void **state)
     assert_true(find_fields(s, INSP_PANE_TAGS, "products", f, &n) > 0);
     assert_string_equal(f[2], "2");
     assert_string_equal(f[3], "0");
+    close_screen(s);
+}
+
+/* The screen with tag 0 named name, in the LC_CTYPE locale loc. */
+static screen *named_tag_screen(const char *loc, const char *name)
+{
+    if (!setlocale(LC_CTYPE, loc))
+        fail_msg("locale %s is not available", loc);
+    screen *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    fixture_model(&s->m);
+    free(s->m.tags[0].name);
+    s->m.tags[0].name = strdup(name);
+    assert_non_null(s->m.tags[0].name);
+    insp_ui_init(&s->ui, 80, 24);
+    draw(s);
+    return s;
+}
+
+/* The x of the first cell of pane p's row y after its first field. */
+static void expect_version_column(const screen *s, int y, int x)
+{
+    insp_rect r = insp_layout_pane(s->g.w, s->g.h, s->ui.pane, INSP_PANE_TAGS);
+    int col = r.x;
+    while (col < r.x + r.w && insp_grid_at(&s->g, col, y)->ch != 'V')
+        col++;
+    assert_int_equal(col, x);
+}
+
+static void utf8_names_take_one_cell_a_character_in_a_utf8_locale(void **state)
+{
+    /* café 日本: 4 + 1 + 2 x 2 cells, 11 bytes */
+    screen *s =
+        named_tag_screen("C.UTF-8", "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac");
+    char f[16][64];
+    size_t n;
+    int y = find_fields(s, INSP_PANE_TAGS, "caf\xc3\xa9", f, &n);
+    assert_true(y > 0);
+    assert_string_equal(f[1], "\xe6\x97\xa5\xe6\x9c\xac");
+    assert_string_equal(f[2], "Vusers00");
+    int x = col_of(s, y, "caf"); /* bytes before it are ASCII */
+    assert_int_equal(insp_grid_at(&s->g, x + 3, y)->ch, 0xe9);
+    assert_int_equal(insp_grid_at(&s->g, x + 5, y)->ch, 0x65e5);
+    assert_int_equal(insp_grid_at(&s->g, x + 6, y)->ch, INSP_CELL_CONT);
+    assert_int_equal(insp_grid_at(&s->g, x + 7, y)->ch, 0x672c);
+    assert_int_equal(insp_grid_at(&s->g, x + 8, y)->ch, INSP_CELL_CONT);
+    /* the columns after it stay where an ASCII name leaves them */
+    int yf = find_fields(s, INSP_PANE_TAGS, "feed", f, &n);
+    assert_true(yf > 0);
+    int xv = 0;
+    while (insp_grid_at(&s->g, xv, yf)->ch != 'V')
+        xv++;
+    expect_version_column(s, y, xv);
+    close_screen(s);
+
+    /* control characters, invalid UTF-8 and a lone continuation byte:
+     * one '?' a byte */
+    s = named_tag_screen("C.UTF-8", "a\x01\xff\x80\xe6\x97z");
+    y = find_fields(s, INSP_PANE_TAGS, "a?????z", f, &n);
+    assert_true(y > 0);
+    close_screen(s);
+    setlocale(LC_CTYPE, "C");
+}
+
+static void beyond_ascii_is_a_question_mark_a_byte_in_the_c_locale(void **state)
+{
+    screen *s = named_tag_screen("C", "caf\xc3\xa9");
+    char f[16][64];
+    size_t n;
+    assert_true(find_fields(s, INSP_PANE_TAGS, "caf??", f, &n) > 0);
+    assert_string_equal(f[1], "Vusers00");
     close_screen(s);
 }
 
@@ -498,6 +565,9 @@ int main(void)
         cmocka_unit_test(the_title_names_backend_prefix_and_stale_count),
         cmocka_unit_test(tags_show_version_entries_stale_and_when_they_changed),
         cmocka_unit_test(a_changed_or_gone_tag_says_so),
+        cmocka_unit_test(utf8_names_take_one_cell_a_character_in_a_utf8_locale),
+        cmocka_unit_test(
+            beyond_ascii_is_a_question_mark_a_byte_in_the_c_locale),
         cmocka_unit_test(
             entries_show_function_key_state_size_ttl_tags_and_moved_tag),
         cmocka_unit_test(
