@@ -223,71 +223,14 @@ static char *dup_or_null(const char *s, int *failed)
 
 /*
  * fork() while other threads use the pool: the child would inherit mu held
- * by a thread that does not exist there.  The handlers take every pool's
- * mu before the fork and release it on both sides.  The child's handler
- * also moves fork_gen on, so that the child finds the parent's contexts by
- * their generation and never touches their sockets (check_fork_locked):
- * one load per call instead of a getpid() system call.  fork_gen is only
- * written in a child before any other thread of it exists; every reader
- * holds a pool's mu, taken after the write.  A process created without
- * the atfork handlers running (vfork, clone) must exec before using the
- * pool, as POSIX demands anyway.  glibc drops the handlers if the module
- * is unloaded.
+ * by a thread that does not exist there.  Every pool registers mu with the
+ * plugin's fork registry (forklist.h), whose handlers hold it across the
+ * fork.  The child finds the parent's contexts by their fork generation
+ * and never touches their sockets (check_fork_locked): it reads a number
+ * instead of calling getpid() (a system call) each time.  No pool
+ * function takes another registered lock with mu held; the objects that
+ * use a pool register after it, so their locks are taken before its own.
  */
-static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-static rpool *fork_list;
-static unsigned fork_gen;
-
-static void fork_prepare(void)
-{
-    pthread_mutex_lock(&fork_mu);
-    for (rpool *p = fork_list; p; p = p->fork_next)
-        pthread_mutex_lock(&p->mu);
-}
-
-static void fork_release(void)
-{
-    for (rpool *p = fork_list; p; p = p->fork_next)
-        pthread_mutex_unlock(&p->mu);
-    pthread_mutex_unlock(&fork_mu);
-}
-
-static void fork_child(void)
-{
-    fork_gen++;
-    fork_release();
-}
-
-static void fork_setup(void)
-{
-    pthread_atfork(fork_prepare, fork_release, fork_child);
-}
-
-static void fork_track(rpool *p)
-{
-    pthread_once(&fork_once, fork_setup);
-    pthread_mutex_lock(&fork_mu);
-    p->fork_prev = NULL;
-    p->fork_next = fork_list;
-    if (fork_list)
-        fork_list->fork_prev = p;
-    fork_list = p;
-    pthread_mutex_unlock(&fork_mu);
-}
-
-static void fork_untrack(rpool *p)
-{
-    pthread_mutex_lock(&fork_mu);
-    if (p->fork_prev)
-        p->fork_prev->fork_next = p->fork_next;
-    else if (fork_list == p)
-        fork_list = p->fork_next;
-    if (p->fork_next)
-        p->fork_next->fork_prev = p->fork_prev;
-    pthread_mutex_unlock(&fork_mu);
-}
-
 int rpool_init(rpool *p, const hermes_host *host, const rpool_settings *s)
 {
     int failed = 0;
@@ -316,13 +259,13 @@ int rpool_init(rpool *p, const hermes_host *host, const rpool_settings *s)
         snprintf(p->endpoint, elen, "%s:%d", s->host, s->port);
 
     pthread_mutex_init(&p->mu, NULL);
-    p->gen = fork_gen;
+    p->gen = hm_forklist_generation();
     atomic_init(&p->connects, 0);
     atomic_init(&p->connect_failures, 0);
     atomic_init(&p->commands, 0);
     atomic_init(&p->errors, 0);
     atomic_init(&p->hung, 0);
-    fork_track(p);
+    hm_forklist_add(&p->fork, &p->mu, NULL, p);
     return HERMES_BE_OK;
 }
 
@@ -344,7 +287,7 @@ static void drop_foreign(rpool_conn *conn)
 
 static void free_conn(rpool_conn *conn)
 {
-    if (conn->gen != fork_gen) {
+    if (conn->gen != hm_forklist_generation()) {
         drop_foreign(conn);
         return;
     }
@@ -361,14 +304,14 @@ static void check_fork_locked(rpool *p)
 {
     rpool_conn *conn;
 
-    if (p->gen == fork_gen)
+    if (p->gen == hm_forklist_generation())
         return;
     while ((conn = p->idle) != NULL) {
         p->idle = conn->next;
         drop_foreign(conn);
     }
     p->live = 0;
-    p->gen = fork_gen;
+    p->gen = hm_forklist_generation();
     /* The parent's waiters do not exist here (their condition variables
      * were on their stacks); no thread of the child is waiting yet. */
     p->waiters = p->waiters_tail = NULL;
@@ -379,7 +322,7 @@ void rpool_destroy(rpool *p)
     rpool_conn *conn;
 
     if (p->endpoint) {
-        fork_untrack(p);
+        hm_forklist_remove(&p->fork);
         while ((conn = p->idle) != NULL) {
             p->idle = conn->next;
             free_conn(conn);
@@ -934,7 +877,7 @@ static int connect_until(rpool *p, uint64_t deadline, rpool_conn **out)
         return HERMES_BE_NOMEM;
     }
     conn->c = c;
-    conn->gen = fork_gen;
+    conn->gen = hm_forklist_generation();
     /* Every reply on this context is built within the current shape. */
     c->reader->fn = &guarded_functions;
     c->reader->privdata = &conn->guard;

@@ -15,6 +15,8 @@
 #ifndef HERMES_REDIS_POOL_H
 #define HERMES_REDIS_POOL_H
 
+#include "forklist.h"
+
 #include <hermes/backend.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
@@ -107,7 +109,7 @@ typedef struct rpool {
     atomic_uint_fast64_t commands;
     atomic_uint_fast64_t errors;
 
-    struct rpool *fork_prev, *fork_next; /* every pool, for fork() */
+    hm_forklist_entry fork; /* mu registered for fork() (pool.c) */
 } rpool;
 
 /* Set up p (no connection is made).  Returns HERMES_BE_OK or _NOMEM. */

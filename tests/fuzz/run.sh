@@ -44,7 +44,8 @@ fi
 san="-fsanitize=address,undefined -fno-sanitize-recover=all"
 cflags="-g -O1 -std=c11 -pthread $san -fsanitize=fuzzer-no-link
     -D_GNU_SOURCE -DHERMES_PLUGINDIR=\"/nonexistent\"
-    -I$work/include -I$src/sdk/include -I$src/core -I$src/plugins/dict -I$src/tests/fuzz
+    -I$work/include -I$src/sdk/include -I$src/core -I$src/plugins/dict
+    -I$src/plugins/common -I$src/tests/fuzz
     $(pkg-config --cflags libxxhash hiredis)"
 libs="$(pkg-config --libs libxxhash hiredis) -lltdl -lpthread"
 
@@ -77,7 +78,8 @@ core_objs() {
 redis_objs() {
     local objs="" s o
     # The plugin's own sources and what Makefile.am links into it.
-    for s in "$src"/plugins/redis/*.c "$src"/plugins/dict/siphash.c; do
+    for s in "$src"/plugins/redis/*.c "$src"/plugins/dict/siphash.c \
+        "$src"/plugins/common/forklist.c; do
         o=$work/obj/redis_$(basename "${s%.c}").o
         compile "$s" "$o"
         objs="$objs $o"
