@@ -36,10 +36,13 @@
  * pub/sub does not send, drops the connection; the next one subscribes
  * every channel again, which makes their waiters read again.
  *
- * fork: a child must not touch the parent's socket.  The atfork handlers
- * hold every listener's lock across fork() and mark the child's copies;
- * the child's first wait (or close) forgets the parent's connection
- * without writing to it (rpool_conn_free) and its subscriptions.
+ * fork: a child must not touch the parent's socket.  mu is registered
+ * with the plugin's fork registry (forklist.h), whose handlers hold it
+ * across fork() and mark the child's copy; the child's first wait (or
+ * close) forgets the parent's connection without writing to it
+ * (rpool_conn_free) and its subscriptions.  No other registered lock is
+ * taken with mu held (rpool_conn_free takes none; the reader connects
+ * without mu), so the handlers may take mu and the pool's in any order.
  *
  * Writes use send() with MSG_NOSIGNAL: no SIGPIPE.
  */
@@ -103,66 +106,18 @@ struct rwait {
     uint64_t retry_at;
     unsigned nsubs, nwaiters;
     rw_sub *buckets[NBUCKETS];
-    struct rwait *fork_prev, *fork_next;
+    hm_forklist_entry fork; /* mu registered for fork() */
 };
 
 /* ---------------------------------------------------------------- fork */
 
-static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-static rwait *fork_list;
-
-static void fork_prepare(void)
+/* The child's hook (forklist.h).  Only marks: the cleanup frees and
+ * closes, which waits for a call. */
+static void forked(void *self)
 {
-    pthread_mutex_lock(&fork_mu);
-    for (rwait *w = fork_list; w; w = w->fork_next)
-        pthread_mutex_lock(&w->mu);
-}
+    rwait *w = self;
 
-static void fork_parent(void)
-{
-    for (rwait *w = fork_list; w; w = w->fork_next)
-        pthread_mutex_unlock(&w->mu);
-    pthread_mutex_unlock(&fork_mu);
-}
-
-/* Only marks: the cleanup frees and closes, which waits for a call. */
-static void fork_child(void)
-{
-    for (rwait *w = fork_list; w; w = w->fork_next) {
-        w->forked = 1;
-        pthread_mutex_unlock(&w->mu);
-    }
-    pthread_mutex_unlock(&fork_mu);
-}
-
-static void fork_setup(void)
-{
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
-}
-
-static void fork_track(rwait *w)
-{
-    pthread_once(&fork_once, fork_setup);
-    pthread_mutex_lock(&fork_mu);
-    w->fork_prev = NULL;
-    w->fork_next = fork_list;
-    if (fork_list)
-        fork_list->fork_prev = w;
-    fork_list = w;
-    pthread_mutex_unlock(&fork_mu);
-}
-
-static void fork_untrack(rwait *w)
-{
-    pthread_mutex_lock(&fork_mu);
-    if (w->fork_prev)
-        w->fork_prev->fork_next = w->fork_next;
-    else if (fork_list == w)
-        fork_list = w->fork_next;
-    if (w->fork_next)
-        w->fork_next->fork_prev = w->fork_prev;
-    pthread_mutex_unlock(&fork_mu);
+    w->forked = 1;
 }
 
 /* -------------------------------------------------------- channels */
@@ -634,7 +589,7 @@ rwait *rwait_new(rpool *p)
         return NULL;
     w->pool = p;
     pthread_mutex_init(&w->mu, NULL);
-    fork_track(w);
+    hm_forklist_add(&w->fork, &w->mu, forked, w);
     return w;
 }
 
@@ -642,7 +597,7 @@ void rwait_free(rwait *w)
 {
     if (!w)
         return;
-    fork_untrack(w);
+    hm_forklist_remove(&w->fork);
     pthread_mutex_lock(&w->mu);
     after_fork_locked(w);
     pthread_mutex_unlock(&w->mu);
