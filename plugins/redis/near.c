@@ -38,81 +38,36 @@ static size_t entry_cost(size_t klen, size_t vlen)
  * fork(): the child must not inherit a lock held by a parent thread, nor
  * use the parent's invalidation connection (its messages go to the
  * parent), nor trust entries whose invalidations will go to the parent.
- * The handlers hold each near cache's mu across fork() (the reader's
+ * Each near cache's mu is registered with the plugin's fork registry
+ * (forklist.h), whose handlers hold it across fork() (the reader's
  * lifecycle stays consistent), but not the shard locks: a parent thread
  * may be halfway through changing a shard, so the child does not walk
  * the copied entries at all.  It abandons them (copy-on-write pages it
  * never touches again), starts from empty shards with fresh locks,
  * clears alive, and its first read starts a reader of its own
- * (ensure_reader).
+ * (ensure_reader), which knows the parent's reader by its fork
+ * generation.
+ *
+ * Lock order: mu is held while a connection goes back to the
+ * invalidation pool (ensure_reader, rnear_reader_stop), so mu comes
+ * before that pool's lock.  rnear_new() registers mu after the pool,
+ * and the handlers take the newest registration first.
  */
-static pthread_mutex_t near_fork_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t near_fork_once = PTHREAD_ONCE_INIT;
-static rnear *near_list;
-static unsigned near_gen;
-
-static void near_fork_prepare(void)
+static void forked(void *self)
 {
-    pthread_mutex_lock(&near_fork_mu);
-    for (rnear *nr = near_list; nr; nr = nr->fork_next)
-        pthread_mutex_lock(&nr->mu);
-}
+    rnear *nr = self;
 
-static void near_fork_parent(void)
-{
-    for (rnear *nr = near_list; nr; nr = nr->fork_next)
-        pthread_mutex_unlock(&nr->mu);
-    pthread_mutex_unlock(&near_fork_mu);
-}
+    atomic_store(&nr->alive, 0);
+    nr->running = 0; /* the parent's thread does not exist here */
+    nr->fd = -1;     /* nor may its socket be shut down from here */
+    for (unsigned s = 0; s < RNEAR_SHARDS; s++) {
+        nshard *sh = &nr->shards[s];
 
-static void near_fork_child(void)
-{
-    near_gen++;
-    for (rnear *nr = near_list; nr; nr = nr->fork_next) {
-        atomic_store(&nr->alive, 0);
-        nr->running = 0; /* the parent's thread does not exist here */
-        nr->fd = -1;     /* nor may its socket be shut down from here */
-        for (unsigned s = 0; s < RNEAR_SHARDS; s++) {
-            nshard *sh = &nr->shards[s];
-
-            memset(sh, 0, sizeof *sh);
-            pthread_rwlock_init(&sh->lock, NULL);
-        }
-        atomic_store(&nr->entries, 0);
-        atomic_store(&nr->held, 0);
-        pthread_mutex_unlock(&nr->mu);
+        memset(sh, 0, sizeof *sh);
+        pthread_rwlock_init(&sh->lock, NULL);
     }
-    pthread_mutex_unlock(&near_fork_mu);
-}
-
-static void near_fork_setup(void)
-{
-    pthread_atfork(near_fork_prepare, near_fork_parent, near_fork_child);
-}
-
-static void near_track(rnear *nr)
-{
-    pthread_once(&near_fork_once, near_fork_setup);
-    pthread_mutex_lock(&near_fork_mu);
-    nr->fork_prev = NULL;
-    nr->fork_next = near_list;
-    if (near_list)
-        near_list->fork_prev = nr;
-    near_list = nr;
-    nr->gen = near_gen;
-    pthread_mutex_unlock(&near_fork_mu);
-}
-
-static void near_untrack(rnear *nr)
-{
-    pthread_mutex_lock(&near_fork_mu);
-    if (nr->fork_prev)
-        nr->fork_prev->fork_next = nr->fork_next;
-    else if (near_list == nr)
-        near_list = nr->fork_next;
-    if (nr->fork_next)
-        nr->fork_next->fork_prev = nr->fork_prev;
-    pthread_mutex_unlock(&near_fork_mu);
+    atomic_store(&nr->entries, 0);
+    atomic_store(&nr->held, 0);
 }
 
 /* -------------------------------------------------------- lifecycle */
@@ -224,7 +179,9 @@ int rnear_new(rnear **out, const hermes_host *host, const rpool_settings *s,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&nr->cv, &ca);
     pthread_condattr_destroy(&ca);
-    near_track(nr);
+    nr->gen = hm_forklist_generation();
+    /* After rpool_init(&nr->inv): see "Lock order" above. */
+    hm_forklist_add(&nr->fork, &nr->mu, forked, nr);
     *out = nr;
     return HERMES_BE_OK;
 }
@@ -245,7 +202,7 @@ void rnear_free(rnear *nr)
 {
     if (!nr)
         return;
-    near_untrack(nr);
+    hm_forklist_remove(&nr->fork);
     rnear_reader_stop(nr);
     rpool_destroy(&nr->inv);
     for (unsigned i = 0; i < RNEAR_SHARDS; i++) {
@@ -487,8 +444,8 @@ static int tracked(const rnear *nr, const hermes_bytes *k)
 static void ensure_reader(rnear *nr)
 {
     pthread_mutex_lock(&nr->mu);
-    if (nr->gen != near_gen) {
-        nr->gen = near_gen;
+    if (nr->gen != hm_forklist_generation()) {
+        nr->gen = hm_forklist_generation();
         if (nr->conn) {
             /* The pool recognises the parent's context by its fork
              * generation and closes our copy without writing to it. */

@@ -66,7 +66,7 @@ struct rnear {
     rnear_counters c;
     nshard shards[RNEAR_SHARDS];
 
-    struct rnear *fork_prev, *fork_next;
+    hm_forklist_entry fork; /* mu registered for fork() (near.c) */
 };
 
 #define RNEAR_COUNT(nr, name)                                                  \
