@@ -23,8 +23,8 @@
  * caller sees them and nobody signals a condition variable that is gone.
  *
  * No pool function is called, nor anything logged, with mu held: the
- * pool's lock and mu are never held together, so their fork handlers may
- * take them in any order.
+ * pool's lock and mu are never held together, so the fork handlers
+ * (forklist.h) may take them in any order.
  */
 #include "batch.h"
 
@@ -63,51 +63,27 @@ struct rbatch {
     rbreq *head, *tail; /* queued requests, oldest first */
     unsigned flights;   /* flights in the air */
     atomic_uint_fast64_t reads, sent, shared, queued;
-    struct rbatch *fork_prev, *fork_next;
+    hm_forklist_entry fork; /* mu registered for fork() */
 };
 
 /* ------------------------------------------------------------- fork */
 
 /*
  * fork() while other threads read: the child must not inherit mu held by
- * a thread that does not exist there, nor wait for their flights.  The
- * handlers hold every batcher's mu across fork(); the child empties the
- * queue (the requests are on the stacks of the parent's threads) and
- * counts no flight (their connections are the parent's; the pool forgets
- * them by their fork generation).
+ * a thread that does not exist there, nor wait for their flights.  mu is
+ * registered with the plugin's fork registry (forklist.h), whose handlers
+ * hold it across fork(); the child empties the queue (the requests are
+ * on the stacks of the parent's threads) and counts no flight (their
+ * connections are the parent's; the pool forgets them by their fork
+ * generation).
  */
-static pthread_mutex_t batch_fork_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t batch_fork_once = PTHREAD_ONCE_INIT;
-static rbatch *batch_list;
-
-static void batch_fork_prepare(void)
+static void forked(void *self)
 {
-    pthread_mutex_lock(&batch_fork_mu);
-    for (rbatch *b = batch_list; b; b = b->fork_next)
-        pthread_mutex_lock(&b->mu);
-}
+    rbatch *b = self;
 
-static void batch_fork_parent(void)
-{
-    for (rbatch *b = batch_list; b; b = b->fork_next)
-        pthread_mutex_unlock(&b->mu);
-    pthread_mutex_unlock(&batch_fork_mu);
-}
-
-static void batch_fork_child(void)
-{
-    for (rbatch *b = batch_list; b; b = b->fork_next) {
-        b->head = b->tail = NULL;
-        b->flights = 0;
-        atomic_store(&b->queued, 0);
-        pthread_mutex_unlock(&b->mu);
-    }
-    pthread_mutex_unlock(&batch_fork_mu);
-}
-
-static void batch_fork_setup(void)
-{
-    pthread_atfork(batch_fork_prepare, batch_fork_parent, batch_fork_child);
+    b->head = b->tail = NULL;
+    b->flights = 0;
+    atomic_store(&b->queued, 0);
 }
 
 rbatch *rbatch_new(rpool *p)
@@ -123,13 +99,7 @@ rbatch *rbatch_new(rpool *p)
     atomic_init(&b->sent, 0);
     atomic_init(&b->shared, 0);
     atomic_init(&b->queued, 0);
-    pthread_once(&batch_fork_once, batch_fork_setup);
-    pthread_mutex_lock(&batch_fork_mu);
-    b->fork_next = batch_list;
-    if (batch_list)
-        batch_list->fork_prev = b;
-    batch_list = b;
-    pthread_mutex_unlock(&batch_fork_mu);
+    hm_forklist_add(&b->fork, &b->mu, forked, b);
     return b;
 }
 
@@ -137,14 +107,7 @@ void rbatch_free(rbatch *b)
 {
     if (!b)
         return;
-    pthread_mutex_lock(&batch_fork_mu);
-    if (b->fork_prev)
-        b->fork_prev->fork_next = b->fork_next;
-    else if (batch_list == b)
-        batch_list = b->fork_next;
-    if (b->fork_next)
-        b->fork_next->fork_prev = b->fork_prev;
-    pthread_mutex_unlock(&batch_fork_mu);
+    hm_forklist_remove(&b->fork);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
