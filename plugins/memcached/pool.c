@@ -12,73 +12,18 @@
 
 /*
  * fork() while other threads use the pool: the child would inherit mu held
- * by a thread that does not exist there.  The handlers take every pool's
- * mu before the fork and release it on both sides; the child's handler
- * first empties every pool of the parent's clients (check_fork_locked),
- * so that a hit never calls getpid() (a system call) to find out.  A
- * client borrowed across the fork is known by its pid when it comes back.
- * glibc drops the handlers if the module is unloaded.
+ * by a thread that does not exist there.  Every pool registers mu with the
+ * plugin's fork registry (forklist.h), whose handlers hold it across the
+ * fork; the child's hook empties the pool of the parent's clients
+ * (check_fork_locked), so that a hit never calls getpid() (a system call)
+ * to find out.  A client borrowed across the fork is known by its pid
+ * when it comes back.  A pool is the plugin's only registered lock.
  */
-static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-static mcpool *fork_list;
 /* A fork child's abandoned clients (see pool.h), kept reachable so that
  * leak checkers do not report what is kept on purpose.  A lock-free stack:
- * abandon() runs with a pool's mu held, which the fork handlers take after
- * fork_mu, so it may not take fork_mu itself. */
+ * abandon() also runs in the child's hook, where a lock of its own might
+ * be one that a parent thread held at the fork. */
 static _Atomic(mc_client *) abandoned;
-
-static void fork_prepare(void)
-{
-    pthread_mutex_lock(&fork_mu);
-    for (mcpool *p = fork_list; p; p = p->fork_next)
-        pthread_mutex_lock(&p->mu);
-}
-
-static void fork_release(void)
-{
-    for (mcpool *p = fork_list; p; p = p->fork_next)
-        pthread_mutex_unlock(&p->mu);
-    pthread_mutex_unlock(&fork_mu);
-}
-
-static void check_fork_locked(mcpool *p);
-
-static void fork_child(void)
-{
-    for (mcpool *p = fork_list; p; p = p->fork_next)
-        check_fork_locked(p);
-    fork_release();
-}
-
-static void fork_setup(void)
-{
-    pthread_atfork(fork_prepare, fork_release, fork_child);
-}
-
-static void fork_track(mcpool *p)
-{
-    pthread_once(&fork_once, fork_setup);
-    pthread_mutex_lock(&fork_mu);
-    p->fork_prev = NULL;
-    p->fork_next = fork_list;
-    if (fork_list)
-        fork_list->fork_prev = p;
-    fork_list = p;
-    pthread_mutex_unlock(&fork_mu);
-}
-
-static void fork_untrack(mcpool *p)
-{
-    pthread_mutex_lock(&fork_mu);
-    if (p->fork_prev)
-        p->fork_prev->fork_next = p->fork_next;
-    else if (fork_list == p)
-        fork_list = p->fork_next;
-    if (p->fork_next)
-        p->fork_next->fork_prev = p->fork_prev;
-    pthread_mutex_unlock(&fork_mu);
-}
 
 static void cv_init(mcpool *p)
 {
@@ -134,6 +79,12 @@ static void check_fork_locked(mcpool *p)
     cv_init(p);
 }
 
+/* The child's hook (forklist.h). */
+static void forked(void *self)
+{
+    check_fork_locked(self);
+}
+
 int mcpool_init(mcpool *p, const hermes_host *host, memcached_st *master,
                 unsigned size, uint32_t wait_ms)
 {
@@ -145,7 +96,7 @@ int mcpool_init(mcpool *p, const hermes_host *host, memcached_st *master,
     p->pid = getpid();
     pthread_mutex_init(&p->mu, NULL);
     cv_init(p);
-    fork_track(p);
+    hm_forklist_add(&p->fork, &p->mu, forked, p);
     return HERMES_BE_OK;
 }
 
@@ -155,7 +106,7 @@ void mcpool_destroy(mcpool *p)
 
     if (!p->master)
         return;
-    fork_untrack(p);
+    hm_forklist_remove(&p->fork);
     pthread_mutex_lock(&p->mu);
     check_fork_locked(p);
     while ((c = p->idle) != NULL) {

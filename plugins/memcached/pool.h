@@ -20,6 +20,7 @@
 #ifndef HERMES_MEMCACHED_POOL_H
 #define HERMES_MEMCACHED_POOL_H
 
+#include "forklist.h"
 #include "wire.h"
 
 #include <hermes/backend.h>
@@ -49,7 +50,7 @@ typedef struct mcpool {
     uint32_t wait_ms; /* longest wait for a free client */
     pid_t pid;
     const hermes_host *host;
-    struct mcpool *fork_next, *fork_prev;
+    hm_forklist_entry fork; /* mu registered for fork() (pool.c) */
 } mcpool;
 
 /* Takes ownership of master (a configured memcached_st).  Returns
