@@ -71,7 +71,8 @@ typedef struct redis_state {
     int flushdb;               /* flush("") may use FLUSHDB */
     uint32_t flush_timeout_ms; /* longest walk of flush() or scan() */
     pthread_mutex_t sha_mu;
-    char unlock_sha[41];  /* SHA1 of unlock_script once loaded, else "" */
+    hm_forklist_entry sha_fork; /* sha_mu, held across fork() */
+    char unlock_sha[41];        /* SHA1 of unlock_script once loaded, else "" */
     atomic_int no_unlink; /* the server lacks UNLINK (redis < 4): use DEL */
     atomic_int no_nx_get; /* SET NX GET refused (redis < 7): SET NX + GET */
     rnear *near;          /* near cache (near_cache = yes), or NULL */
@@ -416,6 +417,9 @@ static int redis_open(const hermes_host *host, const hermes_kv *kv, size_t n,
     st->flushdb = flushdb;
     st->flush_timeout_ms = flush_timeout_ms;
     pthread_mutex_init(&st->sha_mu, NULL);
+    /* A child must not inherit it held by a thread copying the SHA1; it
+     * is never held with another lock, so it registers in any order. */
+    hm_forklist_add(&st->sha_fork, &st->sha_mu, NULL, st);
     atomic_init(&st->no_unlink, 0);
     atomic_init(&st->no_nx_get, 0);
     *state = st;
@@ -435,6 +439,7 @@ static void redis_close(void *state)
         rcl_free(st->cl);
     else
         rpool_destroy(&st->pool);
+    hm_forklist_remove(&st->sha_fork);
     pthread_mutex_destroy(&st->sha_mu);
     free(st);
 }
