@@ -1003,6 +1003,10 @@ static int mc_baseline_get2(bench *b, void *conn, uint64_t k)
     return found != n;
 }
 
+/* A tagged hit on a Redis Cluster against one node's GET, from one
+ * thread (issue 13), in place of the single server's lat_max. */
+#define CLUSTER_LAT_MAX 1.2
+
 static const baseline_ops baselines[] = {
     {.name = "dict",
      .what = "dict get through the plugin ABI, value copied",
@@ -1845,9 +1849,17 @@ int main(int argc, char **argv)
                tag, threads[ti], threads[ti] == 1 ? "" : "s",
                tag <= 35 ? "met" : "MISSED");
     }
+    /* On a Redis Cluster the baseline is one node's GET and the target
+     * is issue 13's: a hit at most 1.2x its latency from one thread, and
+     * nothing for throughput (issue 11's apply to one server). */
+    double lat_max = b.redis.cluster ? CLUSTER_LAT_MAX
+                     : base          ? base->lat_max
+                                     : 0;
     for (size_t ti = 0; have_base && networked && ti < nthreads; ti++) {
         unsigned n = threads[ti];
-        double x, want = n == 8 ? base->tput_min : base->tput32_min;
+        double x, want = b.redis.cluster ? 0
+                         : n == 8        ? base->tput_min
+                                         : base->tput32_min;
         if (!res[ti][2].ran || !res[ti][0].ran)
             continue;
         populate(&b, &wl[2]);
@@ -1858,12 +1870,19 @@ int main(int argc, char **argv)
         }
         if (n == 1)
             printf("hit2 latency ratio = %.2f (median of %d alternating "
-                   "rounds of p50s, target <= %.1f): %s\n",
-                   x, RATIO_ROUNDS, base->lat_max,
-                   x <= base->lat_max ? "met" : "MISSED");
+                   "rounds of p50s, target <= %.1f%s): %s\n",
+                   x, RATIO_ROUNDS, lat_max,
+                   b.redis.cluster ? " on a Redis Cluster, against one "
+                                     "node's GET"
+                                   : "",
+                   x <= lat_max ? "met" : "MISSED");
         else if ((n == 8 || n == 32) && want > 0)
             printf("%u-thread throughput ratio = %.2f (target >= %.1f): %s\n",
                    n, x, want, x >= want ? "met" : "MISSED");
+        else if (b.redis.cluster)
+            printf("%u-thread throughput ratio = %.2f (no target on a "
+                   "Redis Cluster)\n",
+                   n, x);
         else
             printf("%u-thread throughput ratio = %.2f (no target at %u "
                    "threads)\n",
