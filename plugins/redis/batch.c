@@ -190,7 +190,8 @@ static uint64_t flight_deadline(const rbreq *f)
     return d;
 }
 
-/* Queue every request of flight f on conn and write them in one send(). */
+/* Queue every request of flight f on conn and write them in one send();
+ * only a write that went out is counted. */
 static int send_flight(rbatch *b, rpool_conn *conn, rbreq *f, uint64_t deadline)
 {
     uint64_t n = 0;
@@ -200,6 +201,8 @@ static int send_flight(rbatch *b, rpool_conn *conn, rbreq *f, uint64_t deadline)
         rc = rpool_append(b->pool, conn, r->argc, r->argv, r->lens);
     if (rc == HERMES_BE_OK)
         rc = rpool_send(b->pool, conn, deadline, f->what);
+    if (rc != HERMES_BE_OK)
+        return rc;
     atomic_fetch_add(&b->sent, 1);
     if (n > 1)
         atomic_fetch_add(&b->shared, n);

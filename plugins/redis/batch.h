@@ -58,7 +58,8 @@ int rbatch_read(rbatch *b, int argc, const char **argv, const size_t *lens,
                 const rpool_shape *shape, const char *what, redisReply **reply);
 
 /* The counters (stats): reads through the batcher, writes that sent
- * them, reads that shared their write with another, callers queued now. */
+ * them (a write that failed is not counted), reads that shared a sent
+ * write with another, callers queued now. */
 typedef struct rbatch_counts {
     uint64_t reads, flights, shared, queued;
 } rbatch_counts;

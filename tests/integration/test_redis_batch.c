@@ -540,6 +540,27 @@ static void a_fork_child_reads_on_its_own(void **state)
     fixture_close(&fx);
 }
 
+/* A write that fails (the connection was dropped while idle) is no write
+ * in the counters: batch_writes counts the writes that sent reads. */
+static void a_failed_write_is_not_counted(void **state)
+{
+    fixture fx;
+    rbatch_counts c0;
+
+    (void)state;
+    fixture_open(&fx, 5000);
+    fill_keys();
+    assert_int_equal(read_now(&fx, 0), HERMES_BE_OK);
+    assert_true(drop_plugin_connections() >= 1); /* its idle one */
+    c0 = counts(&fx);
+    assert_int_equal(read_now(&fx, 0), HERMES_BE_IO);
+    assert_int_equal(counts(&fx).flights, c0.flights);
+    assert_int_equal(counts(&fx).reads, c0.reads + 1);
+    assert_int_equal(read_now(&fx, 0), HERMES_BE_OK);
+    assert_int_equal(counts(&fx).flights, c0.flights + 1);
+    fixture_close(&fx);
+}
+
 /* The plugin: batch_reads takes yes or no, and its counters are in stats
  * only when it is on. */
 typedef struct seen {
@@ -631,6 +652,7 @@ int main(void)
         cmocka_unit_test(a_dropped_connection_fails_its_flight_only),
         cmocka_unit_test(a_reconnect_for_the_queue_ends_by_its_deadline),
         cmocka_unit_test(a_fork_child_reads_on_its_own),
+        cmocka_unit_test(a_failed_write_is_not_counted),
         cmocka_unit_test(the_config_key_turns_it_on_and_off),
     };
 
