@@ -15,6 +15,15 @@
  * every read is sent by the first write after it was queued, and a queue
  * that built up during one round trip goes out in one write.
  *
+ * Time: a caller is queued for at most command_timeout_ms from its call
+ * (it leaves the queue then; take_queue() does not send it after that,
+ * nor fly() once a connection for it came too late), and its flight's
+ * replies are awaited for command_timeout_ms from the flight's send, as a
+ * read sent alone is: so at most twice command_timeout_ms in all, and a
+ * slow server's replies are read as without batching.  A hung server
+ * fails the flights in the air after command_timeout_ms, which backs the
+ * pool off, and the queue behind them then fails at once.
+ *
  * Every request lives on its caller's stack.  The caller does not return
  * while anyone may touch it: a queued request is only taken off the queue
  * under mu, and a caller whose request was taken (FLYING) waits, without a
@@ -43,7 +52,8 @@ typedef struct rbreq {
     const size_t *lens;
     rpool_shape shape;
     const char *what;
-    uint64_t deadline; /* CLOCK_MONOTONIC ns: the caller's command deadline */
+    uint64_t deadline; /* CLOCK_MONOTONIC ns: queued until then at most
+                          (command_timeout_ms from the call) */
     redisReply *reply;
     int rc;
     int state;               /* RQ_* */
@@ -178,8 +188,8 @@ static void unqueue(rbatch *b, rbreq *r)
         }
 }
 
-/* The earliest deadline of a flight: its replies are awaited until then,
- * so that none of its callers waits past its own. */
+/* The earliest queue deadline of a flight's callers: a connection for it
+ * is awaited (and made) only until then, and it is not sent after it. */
 static uint64_t flight_deadline(const rbreq *f)
 {
     uint64_t d = f->deadline;
@@ -190,9 +200,15 @@ static uint64_t flight_deadline(const rbreq *f)
     return d;
 }
 
-/* Queue every request of flight f on conn and write them in one send();
- * only a write that went out is counted. */
-static int send_flight(rbatch *b, rpool_conn *conn, rbreq *f, uint64_t deadline)
+/* command_timeout_ms from the send of flight f (f->sent_at). */
+static uint64_t reply_deadline(const rbatch *b, const rbreq *f)
+{
+    return f->sent_at + (uint64_t)b->pool->command_timeout_ms * 1000000u;
+}
+
+/* Queue every request of flight f on conn and write them in one send(),
+ * now (f->sent_at); only a write that went out is counted. */
+static int send_flight(rbatch *b, rpool_conn *conn, rbreq *f)
 {
     uint64_t n = 0;
     int rc = HERMES_BE_OK;
@@ -200,7 +216,7 @@ static int send_flight(rbatch *b, rpool_conn *conn, rbreq *f, uint64_t deadline)
     for (rbreq *r = f; r && rc == HERMES_BE_OK; r = r->next, n++)
         rc = rpool_append(b->pool, conn, r->argc, r->argv, r->lens);
     if (rc == HERMES_BE_OK)
-        rc = rpool_send(b->pool, conn, deadline, f->what);
+        rc = rpool_send(b->pool, conn, reply_deadline(b, f), f->what);
     if (rc != HERMES_BE_OK)
         return rc;
     atomic_fetch_add(&b->sent, 1);
@@ -212,15 +228,18 @@ static int send_flight(rbatch *b, rpool_conn *conn, rbreq *f, uint64_t deadline)
 /*
  * The calling thread is the reader of flight f, whose first request is its
  * own.  conn is the connection f was sent on, or NULL: then f is sent here
- * first, on a connection from the pool.  A fresh flight (a caller that
- * found a flight free) is allowed command_timeout_ms from its send, as any
- * request; a relayed one only until the earliest deadline of its callers.
+ * first, on a connection from the pool (a relayed flight's connection is
+ * awaited, and made, only until the earliest queue deadline of its
+ * callers).  Every flight, fresh or relayed, is allowed command_timeout_ms
+ * from its send, as a read sent alone is: its callers' time in the queue
+ * (at most command_timeout_ms) comes on top, as a wait for a connection
+ * does.  So a slow server's replies are read as without batching, and a
+ * timeout proves the server hung as any request's does.
  * Reads every reply, relays the queue, and marks every caller of f done.
  */
 static void fly(rbatch *b, rbreq *f, rpool_conn *conn, int fresh)
 {
     rpool *p = b->pool;
-    uint64_t deadline = 0;
     rbreq *next, *r, *rnext;
     rpool_conn *next_conn = NULL;
     char why[RPOOL_WHY_CAP];
@@ -228,39 +247,28 @@ static void fly(rbatch *b, rbreq *f, rpool_conn *conn, int fresh)
 
     rpool_detail_sink(why, sizeof why);
     if (!conn) {
-        rc = rpool_take_until(p, fresh ? 0 : flight_deadline(f), &conn);
+        uint64_t queued_until = fresh ? 0 : flight_deadline(f);
+
+        rc = rpool_take_until(p, queued_until, &conn);
         if (rc == HERMES_BE_OK) {
             f->sent_at = mono_ns();
-            deadline =
-                fresh ? f->sent_at + (uint64_t)p->command_timeout_ms * 1000000u
-                      : flight_deadline(f);
-            if (f->sent_at >= deadline) {
+            if (queued_until && f->sent_at >= queued_until) {
                 rpool_log(p, HERMES_LOG_WARN,
                           "%s queued past its deadline: not sent", f->what);
                 rc = HERMES_BE_IO;
             } else {
-                rc = send_flight(b, conn, f, deadline);
+                rc = send_flight(b, conn, f);
             }
         }
-    } else {
-        deadline = flight_deadline(f);
     }
     for (r = f; r; r = r->next) {
         r->reply = NULL;
         if (rc == HERMES_BE_OK)
             rc = rpool_read_until(p, conn, 1, &r->reply, &r->shape, r->what,
-                                  deadline);
+                                  reply_deadline(b, f));
         r->rc = rc;
     }
     rpool_detail_sink(NULL, 0);
-    /* A relayed flight is awaited for less than command_timeout_ms (its
-     * callers queued first): its timeout proves the server hung, and
-     * backs the pool off, only if it waited half of that at least (one
-     * sent at or after its deadline did not wait at all). */
-    if (conn && conn->timed_out &&
-        (deadline <= f->sent_at ||
-         deadline - f->sent_at < (uint64_t)p->command_timeout_ms * 500000u))
-        conn->timed_out = 0;
 
     pthread_mutex_lock(&b->mu);
     next = take_queue(b);
@@ -269,7 +277,7 @@ static void fly(rbatch *b, rbreq *f, rpool_conn *conn, int fresh)
     pthread_mutex_unlock(&b->mu);
     if (next && conn && !conn->broken) {
         next->sent_at = mono_ns();
-        if (send_flight(b, conn, next, flight_deadline(next)) == HERMES_BE_OK) {
+        if (send_flight(b, conn, next) == HERMES_BE_OK) {
             next_conn = conn;
             conn = NULL;
         }

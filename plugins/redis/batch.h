@@ -15,10 +15,16 @@
  *  - one round trip per read, as without batching: a read is sent in the
  *    first write after it was queued, and its reply is the one in its
  *    place in that pipeline;
- *  - a queued caller never waits past its own deadline (command_timeout_ms
- *    from its call): a relayed flight's replies are awaited only until the
- *    earliest deadline among its callers, and a caller still queued at its
- *    deadline leaves the queue and fails;
+ *  - bounded waits: a caller is queued for at most command_timeout_ms
+ *    from its call (still queued then, it leaves the queue and fails, and
+ *    it is never sent after that), as a caller of rpool_take() waits for a
+ *    connection; every flight, fresh or relayed, is then allowed
+ *    command_timeout_ms from its send, as a read sent alone is.  So a
+ *    queued read takes at most 2 x command_timeout_ms (plus a connect,
+ *    which ends within the queue's time), and a slow server's replies are
+ *    read as without batching.  A hung server fails the flights in the
+ *    air after command_timeout_ms; that backs the pool off, and the
+ *    callers queued behind them fail at once;
  *  - each reply is read within its own caller's rpool_shape (the guarded
  *    reader); an error reply is that caller's; a broken, refused or
  *    timed-out exchange fails the rest of its flight (the connection is

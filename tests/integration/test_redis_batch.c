@@ -55,6 +55,10 @@ const hermes_backend *hermes_backend_entry(void);
  * a loaded 2-core machine under sanitizers on top of it. */
 #define HUNG_TIMEOUT_MS 1000
 #define SLACK_MS 400
+/* A slow server's reply: more than half of command_timeout_ms, so that a
+ * read queued behind one such reply gets its own after more than
+ * command_timeout_ms from its call. */
+#define SLOW_MS 600
 
 static redis_server server;
 static redisContext *admin; /* the test's own connection (no send()) */
@@ -178,10 +182,17 @@ static rbatch_counts counts(fixture *fx)
     return c;
 }
 
-/* One reader: MGET of its own key and a shared one. */
+/* What a reader asks: MGET of its own key and a shared one; the same
+ * with a shape its reply does not fit (refused); or BLPOP of a key that
+ * stays empty for SLOW_MS (a reply that takes that long to come, while
+ * the server answers everyone else at once). */
+enum { R_MGET, R_REFUSED, R_SLOW };
+
+/* One reader. */
 typedef struct reader {
     fixture *fx;
     int id;
+    int kind; /* R_* */
     pthread_t th;
     int rc;
     char value[64]; /* its key's value, "" when nil or failed */
@@ -192,7 +203,7 @@ typedef struct reader {
 static void *read_one(void *arg)
 {
     reader *r = arg;
-    char key[32];
+    char key[32], secs[16];
     const char *argv[3] = {"MGET", key, "batch:shared"};
     size_t lens[3] = {4, 0, 12};
     rpool_shape shape = rpool_array(&r->fx->pool, 2);
@@ -200,6 +211,16 @@ static void *read_one(void *arg)
     uint64_t t0 = now_ms();
 
     lens[1] = (size_t)snprintf(key, sizeof key, "batch:k%d", r->id);
+    if (r->kind == R_REFUSED)
+        shape.bulk = 2; /* "value-N" is longer */
+    if (r->kind == R_SLOW) {
+        argv[0] = "BLPOP";
+        lens[0] = 5;
+        argv[2] = secs;
+        lens[2] = (size_t)snprintf(secs, sizeof secs, "%.3f", SLOW_MS / 1e3);
+        snprintf(key, sizeof key, "batch:empty");
+        lens[1] = strlen(key);
+    }
     detail[0] = '\0';
     r->rc = rbatch_read(r->fx->batch, 3, argv, lens, &shape, "MGET", &reply);
     r->took_ms = now_ms() - t0;
@@ -241,6 +262,25 @@ static void start_readers(fixture *fx, reader *rs, int n)
     }
 }
 
+static void wait_flights(fixture *fx, uint64_t n);
+static void wait_queued(fixture *fx, uint64_t q);
+
+/* Readers of kinds[i] in a known order: the first RBATCH_FLIGHTS fly
+ * (each in a write of its own), the others queue in turn. */
+static void start_in_order(fixture *fx, reader *rs, const int *kinds)
+{
+    uint64_t f0 = counts(fx).flights;
+
+    for (int i = 0; i < THREADS; i++) {
+        rs[i] = (reader){.fx = fx, .id = i, .kind = kinds[i]};
+        assert_int_equal(pthread_create(&rs[i].th, NULL, read_one, &rs[i]), 0);
+        if (i < (int)RBATCH_FLIGHTS)
+            wait_flights(fx, f0 + (uint64_t)i + 1);
+        else
+            wait_queued(fx, (uint64_t)(i + 1) - RBATCH_FLIGHTS);
+    }
+}
+
 static void join_readers(reader *rs, int n)
 {
     for (int i = 0; i < n; i++)
@@ -257,6 +297,20 @@ static void wait_queued(fixture *fx, uint64_t q)
             fail_msg("%llu callers queued after %d ms, expected %llu",
                      (unsigned long long)counts(fx).queued, WAIT_MS,
                      (unsigned long long)q);
+        sleep_ms(1);
+    }
+}
+
+/* Wait (bounded) until fx has sent n writes. */
+static void wait_flights(fixture *fx, uint64_t n)
+{
+    uint64_t t0 = now_ms();
+
+    while (counts(fx).flights < n) {
+        if (now_ms() - t0 > WAIT_MS)
+            fail_msg("%llu writes after %d ms, expected %llu",
+                     (unsigned long long)counts(fx).flights, WAIT_MS,
+                     (unsigned long long)n);
         sleep_ms(1);
     }
 }
@@ -540,6 +594,47 @@ static void a_fork_child_reads_on_its_own(void **state)
     fixture_close(&fx);
 }
 
+/*
+ * A slow server: every flight's reply takes SLOW_MS (a BLPOP first in it
+ * waits that long; the server answers the other connections at once),
+ * more than half of command_timeout_ms.  The queued callers' flight is
+ * sent when the first flight comes back, SLOW_MS after their calls, and
+ * is answered SLOW_MS later: it is allowed command_timeout_ms from its
+ * send, as a read sent alone is, so every caller gets its reply, within
+ * twice command_timeout_ms of its call (queue, then flight).
+ */
+static void a_slow_server_answers_queued_reads(void **state)
+{
+    const int kinds[THREADS] = {R_SLOW, R_SLOW, R_SLOW, R_MGET,
+                                R_MGET, R_MGET, R_MGET, R_MGET};
+    fixture fx;
+    reader rs[THREADS];
+
+    (void)state;
+    fixture_open(&fx, HUNG_TIMEOUT_MS);
+    fill_keys();
+    assert_int_equal(read_now(&fx, 0), HERMES_BE_OK);
+    start_in_order(&fx, rs, kinds);
+    join_readers(rs, THREADS);
+    for (int i = 0; i < THREADS; i++) {
+        char v[32];
+
+        if (rs[i].rc != HERMES_BE_OK)
+            fail_msg("reader %d failed after %llu ms: %s", i,
+                     (unsigned long long)rs[i].took_ms, rs[i].why);
+        if (rs[i].took_ms > 2 * HUNG_TIMEOUT_MS + SLACK_MS)
+            fail_msg("reader %d waited %llu ms (command_timeout_ms %d)", i,
+                     (unsigned long long)rs[i].took_ms, HUNG_TIMEOUT_MS);
+        if (kinds[i] != R_MGET)
+            continue;
+        expected(i, v, sizeof v);
+        assert_string_equal(rs[i].value, v);
+    }
+    /* The queue went out in one write, after the two flights'. */
+    assert_int_equal(counts(&fx).shared, QUEUED);
+    fixture_close(&fx);
+}
+
 /* A write that fails (the connection was dropped while idle) is no write
  * in the counters: batch_writes counts the writes that sent reads. */
 static void a_failed_write_is_not_counted(void **state)
@@ -652,6 +747,7 @@ int main(void)
         cmocka_unit_test(a_dropped_connection_fails_its_flight_only),
         cmocka_unit_test(a_reconnect_for_the_queue_ends_by_its_deadline),
         cmocka_unit_test(a_fork_child_reads_on_its_own),
+        cmocka_unit_test(a_slow_server_answers_queued_reads),
         cmocka_unit_test(a_failed_write_is_not_counted),
         cmocka_unit_test(the_config_key_turns_it_on_and_off),
     };
