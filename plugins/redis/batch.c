@@ -56,14 +56,15 @@ typedef struct rbreq {
                           (command_timeout_ms from the call) */
     redisReply *reply;
     int rc;
-    int state;               /* RQ_* */
-    int expired;             /* RQ_DONE: left in the queue past deadline */
-    uint64_t sent_at;        /* a flight's first: when it was sent */
-    rpool_conn *conn;        /* RQ_READ: the flight was sent on it; NULL:
-                                the reader takes a connection and sends */
-    struct rbreq *next;      /* queue link, then flight link */
-    pthread_cond_t cv;       /* signalled on every change of state */
-    char why[RPOOL_WHY_CAP]; /* a failed flight's reason */
+    int state;                    /* RQ_* */
+    int expired;                  /* RQ_DONE: left in the queue past deadline */
+    uint64_t sent_at;             /* a flight's first: when it was sent */
+    rpool_conn *conn;             /* RQ_READ: the flight was sent on it; NULL:
+                                     the reader takes a connection and sends */
+    struct rbreq *next;           /* queue link, then flight link */
+    pthread_cond_t cv;            /* signalled on every change of state */
+    char why[RPOOL_WHY_CAP + 64]; /* a failed flight's reason, told so
+                                    when another read failed it */
 } rbreq;
 
 struct rbatch {
@@ -240,7 +241,7 @@ static int send_flight(rbatch *b, rpool_conn *conn, rbreq *f)
 static void fly(rbatch *b, rbreq *f, rpool_conn *conn, int fresh)
 {
     rpool *p = b->pool;
-    rbreq *next, *r, *rnext;
+    rbreq *next, *r, *rnext, *failed = NULL;
     rpool_conn *next_conn = NULL;
     char why[RPOOL_WHY_CAP];
     int rc = HERMES_BE_OK;
@@ -263,10 +264,13 @@ static void fly(rbatch *b, rbreq *f, rpool_conn *conn, int fresh)
     }
     for (r = f; r; r = r->next) {
         r->reply = NULL;
-        if (rc == HERMES_BE_OK)
+        if (rc == HERMES_BE_OK) {
             rc = rpool_read_until(p, conn, 1, &r->reply, &r->shape, r->what,
                                   reply_deadline(b, f));
-        r->rc = rc;
+            if (rc != HERMES_BE_OK)
+                failed = r;
+        }
+        r->rc = rc; /* failed still NULL: not sent, the flight's failure */
     }
     rpool_detail_sink(NULL, 0);
 
@@ -286,18 +290,29 @@ static void fly(rbatch *b, rbreq *f, rpool_conn *conn, int fresh)
      * pool off (timed out) or drops the idle ones (lost) first. */
     if (conn)
         rpool_put(p, conn);
+    /* The reader's own reason is its flight's, not a later one's (the
+     * relay's send, the pool's backoff notice). */
+    if (f->rc != HERMES_BE_OK && why[0])
+        rpool_detail(p, why);
     if (!next && !f->next)
         return; /* nobody else to tell */
 
     pthread_mutex_lock(&b->mu);
     for (r = f; r; r = rnext) {
         rnext = r->next;
-        if (r != f) {
-            if (r->rc != HERMES_BE_OK)
-                snprintf(r->why, sizeof r->why, "%s", why);
-            r->state = RQ_DONE;
-            pthread_cond_signal(&r->cv);
-        }
+        if (r == f)
+            continue;
+        /* The caller whose read failed gets that failure's reason; those
+         * after it in the flight, whose replies were not read, are told
+         * so (a refused reply was another caller's). */
+        if (r->rc != HERMES_BE_OK && (!failed || failed == r))
+            snprintf(r->why, sizeof r->why, "%s", why);
+        else if (r->rc != HERMES_BE_OK)
+            snprintf(r->why, sizeof r->why,
+                     "%s not read: another read of its batch failed: %s",
+                     r->what, why);
+        r->state = RQ_DONE;
+        pthread_cond_signal(&r->cv);
     }
     if (next) {
         next->state = RQ_READ;

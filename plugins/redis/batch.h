@@ -28,8 +28,16 @@
  *  - each reply is read within its own caller's rpool_shape (the guarded
  *    reader); an error reply is that caller's; a broken, refused or
  *    timed-out exchange fails the rest of its flight (the connection is
- *    out of step) and drops that connection, not the others;
- *  - a caller of a failed flight gets the reason as its own error detail;
+ *    out of step) and drops that connection, not the others.  A lost
+ *    connection (a server restart) thus fails each flight in the air on
+ *    a connection of the old server: up to RBATCH_FLIGHTS flights and
+ *    their callers, where unbatched reads fail one per connection in use;
+ *    the pool drops the idle ones at the first loss, so the next flight
+ *    connects again;
+ *  - a caller of a failed flight gets the reason as its own error detail:
+ *    the failure's own when its read failed or the flight was not sent,
+ *    "not read: another read of its batch failed: ..." when an earlier
+ *    reply of its flight failed it;
  *  - after fork() the child starts with an empty queue and no flight: the
  *    parent's callers and connections are not its own.
  *

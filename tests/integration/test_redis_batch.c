@@ -168,6 +168,17 @@ static void fixture_open(fixture *fx, uint32_t command_timeout_ms)
     fixture_open_db(fx, command_timeout_ms, 0);
 }
 
+static int read_now(fixture *fx, int id);
+static void fill_keys(void);
+
+/* fixture_open(), the keys set and one read done: a connection is idle. */
+static void fixture_open_warm(fixture *fx, uint32_t command_timeout_ms)
+{
+    fixture_open(fx, command_timeout_ms);
+    fill_keys();
+    assert_int_equal(read_now(fx, 0), HERMES_BE_OK);
+}
+
 static void fixture_close(fixture *fx)
 {
     rbatch_free(fx->batch);
@@ -434,9 +445,7 @@ static void a_hung_server_bounds_every_caller(void **state)
     reader rs[THREADS];
 
     (void)state;
-    fixture_open(&fx, HUNG_TIMEOUT_MS);
-    fill_keys();
-    assert_int_equal(read_now(&fx, 0), HERMES_BE_OK);
+    fixture_open_warm(&fx, HUNG_TIMEOUT_MS);
     stop_server();
     start_readers(&fx, rs, THREADS);
     wait_queued(&fx, QUEUED);
@@ -483,9 +492,7 @@ static void a_dropped_connection_fails_its_flight_only(void **state)
     int failed = 0;
 
     (void)state;
-    fixture_open(&fx, 5000);
-    fill_keys();
-    assert_int_equal(read_now(&fx, 0), HERMES_BE_OK);
+    fixture_open_warm(&fx, 5000);
     stop_server();
     start_readers(&fx, rs, THREADS);
     wait_queued(&fx, QUEUED);
@@ -556,9 +563,7 @@ static void a_fork_child_reads_on_its_own(void **state)
     long sends0;
 
     (void)state;
-    fixture_open(&fx, 5000);
-    fill_keys();
-    assert_int_equal(read_now(&fx, 0), HERMES_BE_OK);
+    fixture_open_warm(&fx, 5000);
     sends0 = atomic_load(&sends);
     stop_server();
     start_readers(&fx, rs, THREADS);
@@ -611,9 +616,7 @@ static void a_slow_server_answers_queued_reads(void **state)
     reader rs[THREADS];
 
     (void)state;
-    fixture_open(&fx, HUNG_TIMEOUT_MS);
-    fill_keys();
-    assert_int_equal(read_now(&fx, 0), HERMES_BE_OK);
+    fixture_open_warm(&fx, HUNG_TIMEOUT_MS);
     start_in_order(&fx, rs, kinds);
     join_readers(rs, THREADS);
     for (int i = 0; i < THREADS; i++) {
@@ -635,6 +638,44 @@ static void a_slow_server_answers_queued_reads(void **state)
     fixture_close(&fx);
 }
 
+/*
+ * A queued flight whose second reply is refused (too long for its
+ * caller's shape): the first caller gets its reply, the second fails with
+ * the refusal as its reason, and the ones after it, whose replies were
+ * never read, fail saying so, not with the other caller's reason.
+ */
+static void a_refused_reply_is_its_callers_reason(void **state)
+{
+    const int kinds[THREADS] = {R_MGET, R_MGET, R_MGET, R_REFUSED,
+                                R_MGET, R_MGET, R_MGET, R_MGET};
+    fixture fx;
+    reader rs[THREADS];
+    char v[32];
+
+    (void)state;
+    fixture_open_warm(&fx, 5000);
+    stop_server();
+    start_in_order(&fx, rs, kinds);
+    resume_server();
+    join_readers(rs, THREADS);
+    for (int i = 0; i < 3; i++) {
+        expected(i, v, sizeof v);
+        assert_int_equal(rs[i].rc, HERMES_BE_OK);
+        assert_string_equal(rs[i].value, v);
+    }
+    assert_int_equal(rs[3].rc, HERMES_BE_PROTOCOL);
+    assert_true(rs[3].why[0] != '\0');
+    for (int i = 4; i < THREADS; i++) {
+        assert_int_not_equal(rs[i].rc, HERMES_BE_OK);
+        if (strcmp(rs[i].why, rs[3].why) == 0 ||
+            !strstr(rs[i].why, "another read of its batch"))
+            fail_msg("reader %d's reason: '%s' (the refused one's: '%s')", i,
+                     rs[i].why, rs[3].why);
+        assert_non_null(strstr(rs[i].why, rs[3].why));
+    }
+    fixture_close(&fx);
+}
+
 /* A write that fails (the connection was dropped while idle) is no write
  * in the counters: batch_writes counts the writes that sent reads. */
 static void a_failed_write_is_not_counted(void **state)
@@ -643,9 +684,7 @@ static void a_failed_write_is_not_counted(void **state)
     rbatch_counts c0;
 
     (void)state;
-    fixture_open(&fx, 5000);
-    fill_keys();
-    assert_int_equal(read_now(&fx, 0), HERMES_BE_OK);
+    fixture_open_warm(&fx, 5000);
     assert_true(drop_plugin_connections() >= 1); /* its idle one */
     c0 = counts(&fx);
     assert_int_equal(read_now(&fx, 0), HERMES_BE_IO);
@@ -748,6 +787,7 @@ int main(void)
         cmocka_unit_test(a_reconnect_for_the_queue_ends_by_its_deadline),
         cmocka_unit_test(a_fork_child_reads_on_its_own),
         cmocka_unit_test(a_slow_server_answers_queued_reads),
+        cmocka_unit_test(a_refused_reply_is_its_callers_reason),
         cmocka_unit_test(a_failed_write_is_not_counted),
         cmocka_unit_test(the_config_key_turns_it_on_and_off),
     };
