@@ -139,10 +139,29 @@ static int slots_fingerprint(const redis_cluster *c, int i, char *buf,
     return ok ? 0 : -1;
 }
 
-/* Every running node: state ok, all slots, the same map; replicas synced. */
-static int all_ok(redis_cluster *c)
+/* A line of an INFO-style text ("name:value"), cut at its end, into buf. */
+static const char *info_line(const char *text, const char *name, char *buf,
+                             size_t size)
 {
-    char first[4096], fp[4096];
+    const char *at = text ? strstr(text, name) : NULL;
+    size_t n = 0;
+
+    if (!at)
+        return snprintf(buf, size, "%s?", name), buf;
+    while (at[n] && at[n] != '\r' && at[n] != '\n')
+        n++;
+    snprintf(buf, size, "%.*s", (int)n, at);
+    return buf;
+}
+
+/*
+ * Every running node: state ok, all slots, the same map; replicas synced.
+ * When not, why (cap bytes) names the first node that is not and what it
+ * reports, for the message of a wait that ran out.
+ */
+static int all_ok(redis_cluster *c, char *why, size_t cap)
+{
+    char first[4096], fp[4096], a[64], b[64];
     int have_first = 0;
 
     for (int i = 0; i < c->n; i++) {
@@ -151,30 +170,52 @@ static int all_ok(redis_cluster *c)
         char *info = text_of(c, i, "CLUSTER INFO");
         int ok = info && strstr(info, "cluster_state:ok") &&
                  strstr(info, "cluster_slots_assigned:16384");
+        if (!ok)
+            snprintf(why, cap, "node %d (port %d): %s, %s", i, c->node[i].port,
+                     info_line(info, "cluster_state:", a, sizeof a),
+                     info_line(info, "cluster_slots_assigned:", b, sizeof b));
         free(info);
         if (!ok)
             return 0;
         char *repl = text_of(c, i, "INFO replication");
         ok = repl && (strstr(repl, "role:master") ||
                       strstr(repl, "master_link_status:up"));
+        if (!ok)
+            snprintf(why, cap, "node %d (port %d): %s, %s", i, c->node[i].port,
+                     info_line(repl, "role:", a, sizeof a),
+                     info_line(repl, "master_link_status:", b, sizeof b));
         free(repl);
-        if (!ok ||
-            slots_fingerprint(c, i, have_first ? fp : first, sizeof first) != 0)
+        if (!ok)
             return 0;
-        if (have_first && strcmp(first, fp) != 0)
+        if (slots_fingerprint(c, i, have_first ? fp : first, sizeof first) !=
+            0) {
+            snprintf(why, cap, "node %d (port %d): no full CLUSTER SLOTS", i,
+                     c->node[i].port);
             return 0;
+        }
+        if (have_first && strcmp(first, fp) != 0) {
+            snprintf(why, cap,
+                     "node %d (port %d) maps the slots as '%.900s', the "
+                     "first running node as '%.900s'",
+                     i, c->node[i].port, fp, first);
+            return 0;
+        }
         have_first = 1;
     }
+    if (!have_first)
+        snprintf(why, cap, "no node running");
     return have_first;
 }
 
 int redis_cluster_wait_ok(redis_cluster *c, int timeout_ms)
 {
     long long until = sp_mono_ms() + timeout_ms;
+    char why[2048] = "";
 
-    while (!all_ok(c)) {
+    while (!all_ok(c, why, sizeof why)) {
         if (sp_mono_ms() > until) {
-            fprintf(stderr, "redis_cluster: not ok within %d ms\n", timeout_ms);
+            fprintf(stderr, "redis_cluster: not ok within %d ms: %s\n",
+                    timeout_ms, why);
             return -1;
         }
         sp_sleep_ms(20);
