@@ -70,12 +70,18 @@ static hermes_rc args_put(hermes_args *a, const void *p, size_t n)
     return HERMES_OK;
 }
 
+/* The type byte, then v little-endian: on a little-endian host one store
+ * (the byte loop was not unrolled, and cost more than the hash of it). */
 static hermes_rc args_put_u64(hermes_args *a, unsigned char type, uint64_t v)
 {
     unsigned char b[9];
     b[0] = type;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(b + 1, &v, sizeof v);
+#else
     for (int i = 0; i < 8; i++)
         b[1 + i] = (unsigned char)(v >> (8 * i));
+#endif
     return args_put(a, b, sizeof b);
 }
 
