@@ -118,6 +118,13 @@ hermes_rc hermes_fn_register(hermes *h, const char *name,
         goto fail;
     fn->name_len = strlen(name);
     fn->ename_len = strlen(fn->ename);
+    fn->key_head_len = h->entry_prefix_len + fn->ename_len + 1;
+    if (!(fn->key_head = malloc(fn->key_head_len + 1)))
+        goto fail;
+    memcpy(fn->key_head, h->entry_prefix, h->entry_prefix_len);
+    memcpy(fn->key_head + h->entry_prefix_len, fn->ename, fn->ename_len);
+    fn->key_head[fn->key_head_len - 1] = ':';
+    fn->key_head[fn->key_head_len] = '\0';
     fn->ttl = o.ttl;
     fn->key = o.key;
     if ((rc = hm_taglist_build_entry(h, o.tags, &fn->tags)) != HERMES_OK)

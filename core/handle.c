@@ -306,6 +306,7 @@ void hm_fn_free(hermes_fn *fn)
     hm_taglist_free(&fn->tags);
     free(fn->name);
     free(fn->ename);
+    free(fn->key_head);
     free(fn);
 }
 

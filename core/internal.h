@@ -124,6 +124,10 @@ struct hermes_fn {
     char *name;  /* as registered */
     char *ename; /* name escaped for use in keys */
     size_t name_len, ename_len;
+    /* "<entry prefix><ename>:", what every argument-hashed entry key of
+     * the function starts with, made once instead of on every call. */
+    char *key_head;
+    size_t key_head_len;
     hm_taglist tags;
     uint32_t ttl;      /* seconds; HERMES_TTL_DEFAULT = the handle's ttl */
     hermes_key_fn key; /* custom key or NULL */

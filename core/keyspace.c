@@ -14,15 +14,13 @@ hermes_rc hm_entry_key(hermes_fn *fn, const void *args, size_t alen, void *arg,
     hermes *h = fn->h;
     size_t head = h->entry_prefix_len;
     if (!fn->key) {
-        /* The hit path: one append of the whole key. */
-        char *k =
-            hm_buf_append(entry, head + fn->ename_len + 1 + HM_HASH_B64_LEN);
+        /* The hit path: one append of the whole key, its head made when
+         * the function was. */
+        char *k = hm_buf_append(entry, fn->key_head_len + HM_HASH_B64_LEN);
         if (!k)
             return HERMES_ENOMEM;
-        memcpy(k, h->entry_prefix, head);
-        memcpy(k + head, fn->ename, fn->ename_len);
-        k[head + fn->ename_len] = ':';
-        hm_hash128_b64(args, alen, k + head + fn->ename_len + 1);
+        memcpy(k, fn->key_head, fn->key_head_len);
+        hm_hash128_b64(args, alen, k + fn->key_head_len);
     } else {
         hm_buf_add(entry, h->entry_prefix, head);
         char small[256], *k = small;
