@@ -18,22 +18,6 @@
 
 /* ------------------------------------------------------------- hm_buf */
 
-void hm_buf_init(hm_buf *b)
-{
-    b->data = b->inline_;
-    b->len = 0;
-    b->cap = sizeof b->inline_;
-    b->failed = false;
-    b->data[0] = '\0';
-}
-
-void hm_buf_free(hm_buf *b)
-{
-    if (b->data != b->inline_)
-        free(b->data);
-    hm_buf_init(b);
-}
-
 void hm_buf_reset(hm_buf *b)
 {
     b->len = 0;

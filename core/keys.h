@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 /* Length of a base64url-encoded 128-bit hash without padding. */
 #define HM_HASH_B64_LEN 22
@@ -21,8 +22,23 @@ typedef struct hm_buf {
     char inline_[192];
 } hm_buf;
 
-void hm_buf_init(hm_buf *b);
-void hm_buf_free(hm_buf *b);
+/* Inline: every call sets up and frees two of these, hit or miss. */
+static inline void hm_buf_init(hm_buf *b)
+{
+    b->data = b->inline_;
+    b->len = 0;
+    b->cap = sizeof b->inline_;
+    b->failed = false;
+    b->data[0] = '\0';
+}
+
+static inline void hm_buf_free(hm_buf *b)
+{
+    if (b->data != b->inline_)
+        free(b->data);
+    hm_buf_init(b);
+}
+
 void hm_buf_reset(hm_buf *b);
 void hm_buf_add(hm_buf *b, const void *p, size_t n);
 void hm_buf_adds(hm_buf *b, const char *s);

@@ -37,10 +37,19 @@ int hm_read_init(hm_read *rd, size_t ntags)
     return 0;
 }
 
+/* The entries' frees are skipped when empty (a hit has moved its payload
+ * out; a first read has none yet): a call into free() each, per hit. */
+static void drop_entry(hm_read *rd)
+{
+    if (rd->entry) {
+        free(rd->entry);
+        rd->entry = NULL;
+    }
+}
+
 void hm_read_free(hm_read *rd)
 {
-    free(rd->entry);
-    rd->entry = NULL;
+    drop_entry(rd);
     if (rd->found != rd->small_found) {
         free(rd->found);
         free(rd->vids);
@@ -65,7 +74,7 @@ static void set_version(hm_read *rd, size_t i, const void *v, size_t len)
 static void keep_entry(hm_read *rd, const unsigned char *value, size_t len)
 {
     hm_record rec;
-    free(rd->entry);
+    drop_entry(rd);
     rd->dec = rd->intact ? hm_record_decode_intact(value, len, &rec)
                          : hm_record_decode(value, len, rd->key, &rec);
     size_t pay = rd->dec == HM_RECORD_OK ? rec.payload_len : 0;
@@ -121,8 +130,7 @@ static int read_batch(hermes *h, const hm_lock_ref *lock, int *acquired,
     rd->tags_only = entry_key.data == NULL;
     rd->key = entry_key;
     rd->intact = h->records_intact;
-    free(rd->entry);
-    rd->entry = NULL;
+    drop_entry(rd);
     rd->entry_len = 0;
     for (size_t i = 0; i < ntags; i++)
         rd->found[i] = false;
