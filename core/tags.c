@@ -73,30 +73,34 @@ static void set_version(hm_read *rd, size_t i, const void *v, size_t len)
  */
 static void keep_entry(hm_read *rd, const unsigned char *value, size_t len)
 {
-    hm_record rec;
+    /* Decoded in place; its pointers are moved into entry below, or
+     * cleared: none may outlive the backend's bytes. */
+    hm_record *rec = &rd->rec;
     drop_entry(rd);
-    rd->dec = rd->intact ? hm_record_decode_intact(value, len, &rec)
-                         : hm_record_decode(value, len, rd->key, &rec);
-    size_t pay = rd->dec == HM_RECORD_OK ? rec.payload_len : 0;
+    rd->dec = rd->intact ? hm_record_decode_intact(value, len, rec)
+                         : hm_record_decode(value, len, rd->key, rec);
+    size_t pay = rd->dec == HM_RECORD_OK ? rec->payload_len : 0;
     size_t meta = rd->dec == HM_RECORD_OK
-                      ? rec.name_len + HM_RECORD_TAG_SIZE * rec.ntags
+                      ? rec->name_len + HM_RECORD_TAG_SIZE * rec->ntags
                       : 0;
     rd->entry = malloc(pay + 1 + meta);
-    if (!rd->entry) {
-        rd->nomem = true;
-        return;
+    if (!rd->entry || rd->dec != HM_RECORD_OK) {
+        memset(rec, 0, sizeof *rec);
+        if (!rd->entry) {
+            rd->nomem = true;
+            return;
+        }
     }
     rd->entry_len = pay;
     rd->entry[pay] = '\0';
     if (rd->dec != HM_RECORD_OK)
         return;
-    memcpy(rd->entry, rec.payload, pay);
+    memcpy(rd->entry, rec->payload, pay);
     /* The name and the tags are adjacent in the record. */
-    memcpy(rd->entry + pay + 1, rec.name, meta);
-    rec.payload = rd->entry;
-    rec.name = rd->entry + pay + 1;
-    rec.tags_at = rec.name + rec.name_len;
-    rd->rec = rec;
+    memcpy(rd->entry + pay + 1, rec->name, meta);
+    rec->payload = rd->entry;
+    rec->name = rd->entry + pay + 1;
+    rec->tags_at = rec->name + rec->name_len;
 }
 
 /* Index 0 is the entry, 1..ntags the tags. */
@@ -157,9 +161,12 @@ uint64_t hm_tag_epoch(hermes *h)
     return atomic_load_explicit(&h->tag_epoch, memory_order_acquire);
 }
 
-/* The versions memo holds for the current epoch, into vids; false when it
- * holds none (or a writer is filling it in). */
-static bool memo_read(hermes *h, hm_tag_memo *memo, size_t n, uint64_t *vids)
+/* The versions memo holds for the current epoch, into rd's n tags (each
+ * marked found: one loop, as a separate one became a call to memset);
+ * false when it holds none (or a writer is filling it in), and then what
+ * it left in rd counts for nothing: the full read that follows marks
+ * every tag not found, and a version counts only where its tag was. */
+static bool memo_read(hermes *h, hm_tag_memo *memo, size_t n, hm_read *rd)
 {
     uint64_t seq = atomic_load_explicit(&memo->seq, memory_order_acquire);
     if (seq & 1)
@@ -167,8 +174,11 @@ static bool memo_read(hermes *h, hm_tag_memo *memo, size_t n, uint64_t *vids)
     /* Acquire loads keep the second load of seq after them (no fences:
      * ThreadSanitizer does not model them). */
     uint64_t epoch = atomic_load_explicit(&memo->epoch, memory_order_acquire);
-    for (size_t i = 0; i < n; i++)
-        vids[i] = atomic_load_explicit(&memo->vids[i], memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        rd->vids[i] =
+            atomic_load_explicit(&memo->vids[i], memory_order_acquire);
+        rd->found[i] = true;
+    }
     return atomic_load_explicit(&memo->seq, memory_order_relaxed) == seq &&
            epoch == hm_tag_epoch(h);
 }
@@ -198,16 +208,10 @@ void hm_tag_memo_keep(hermes *h, hm_tag_memo *memo, uint64_t epoch,
 int hm_read_entry_memo(hermes *h, hm_tag_memo *memo, hermes_bytes entry_key,
                        hm_read *rd)
 {
-    uint64_t vids[HM_TAG_MEMO_MAX];
     if (!h->tags_private || rd->ntags == 0 || rd->ntags > HM_TAG_MEMO_MAX ||
-        !memo_read(h, memo, rd->ntags, vids))
+        !memo_read(h, memo, rd->ntags, rd))
         return -1;
-    int st = read_batch(h, NULL, NULL, entry_key, 0, NULL, rd);
-    for (size_t i = 0; i < rd->ntags; i++) {
-        rd->found[i] = true;
-        rd->vids[i] = vids[i];
-    }
-    return st;
+    return read_batch(h, NULL, NULL, entry_key, 0, NULL, rd);
 }
 
 int hm_lock_read_entry(hermes *h, const hm_lock_ref *lock, int *acquired,
