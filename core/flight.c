@@ -53,19 +53,6 @@ void hm_flights_free(hm_flights *f)
     pthread_mutex_destroy(&f->mu);
 }
 
-/* A hit frees two empty outcomes: no call into free() for them. */
-void hm_outcome_free(hm_outcome *o)
-{
-    if (o->value) {
-        free(o->value);
-        o->value = NULL;
-    }
-    if (o->errmsg) {
-        free(o->errmsg);
-        o->errmsg = NULL;
-    }
-}
-
 static int outcome_copy(hm_outcome *dst, const hm_outcome *src)
 {
     dst->rc = src->rc;

@@ -24,7 +24,7 @@ void hm_buf_reset(hm_buf *b)
     b->data[0] = '\0';
 }
 
-static bool hm_buf_reserve(hm_buf *b, size_t extra)
+bool hm_buf_reserve(hm_buf *b, size_t extra)
 {
     if (b->failed)
         return false;
@@ -52,16 +52,6 @@ void hm_buf_add(hm_buf *b, const void *p, size_t n)
     memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';
-}
-
-char *hm_buf_append(hm_buf *b, size_t n)
-{
-    if (!hm_buf_reserve(b, n))
-        return NULL;
-    char *at = b->data + b->len;
-    b->len += n;
-    b->data[b->len] = '\0';
-    return at;
 }
 
 void hm_buf_adds(hm_buf *b, const char *s)

@@ -42,9 +42,21 @@ static inline void hm_buf_free(hm_buf *b)
 void hm_buf_reset(hm_buf *b);
 void hm_buf_add(hm_buf *b, const void *p, size_t n);
 void hm_buf_adds(hm_buf *b, const char *s);
+/* Makes room for extra more bytes and a NUL; false when out of memory
+ * (b->failed, as after any earlier failure). */
+bool hm_buf_reserve(hm_buf *b, size_t extra);
 /* Appends n bytes for the caller to fill and returns where they start
- * (NUL-terminated after them), or NULL when out of memory (b->failed). */
-char *hm_buf_append(hm_buf *b, size_t n);
+ * (NUL-terminated after them), or NULL when out of memory (b->failed).
+ * Inline, as every call's entry key is one of these. */
+static inline char *hm_buf_append(hm_buf *b, size_t n)
+{
+    if ((b->failed || b->len + n + 1 > b->cap) && !hm_buf_reserve(b, n))
+        return NULL;
+    char *at = b->data + b->len;
+    b->len += n;
+    b->data[b->len] = '\0';
+    return at;
+}
 /* Appends s with every byte that may not appear in a key (space, control
  * characters, DEL) and '%' and '#' written as %XX. */
 void hm_buf_add_escaped(hm_buf *b, const char *s, size_t n);

@@ -16,7 +16,16 @@
 
 int hm_read_init(hm_read *rd, size_t ntags)
 {
-    memset(rd, 0, offsetof(hm_read, small_found));
+    /* Field by field (every field before small_found), as a memset of
+     * them was a call, on every call. */
+    rd->entry = NULL;
+    rd->entry_len = 0;
+    rd->dec = 0;
+    rd->stale_tag = 0;
+    rd->nomem = false;
+    rd->tags_only = false;
+    rd->key = (hermes_bytes){NULL, 0};
+    rd->intact = false;
     rd->ntags = ntags;
     if (ntags <= sizeof rd->small_found) {
         rd->found = rd->small_found;

@@ -32,7 +32,9 @@ typedef struct hm_read {
     hermes_bytes key;     /* the entry key the record must be bound to */
     bool intact;          /* the store is the handle's own: its bytes are
                              what it wrote (hm_record_decode_intact) */
-    bool small_found[8];  /* storage for up to 8 tags without malloc */
+    /* hm_read_init() sets every field above one by one: a new one needs
+     * its line there. */
+    bool small_found[8]; /* storage for up to 8 tags without malloc */
     uint64_t small_vids[8];
     hm_record rec; /* the entry's header when dec is HM_RECORD_OK; its
                       payload, name and tags point into entry */
