@@ -27,11 +27,14 @@ int hm_read_init(hm_read *rd, size_t ntags)
     rd->key = (hermes_bytes){NULL, 0};
     rd->intact = false;
     rd->ntags = ntags;
+    /* No tag found yet: the whole small array at once, a constant size the
+     * compiler stores inline (a loop of ntags became a call to memset). */
     if (ntags <= sizeof rd->small_found) {
+        memset(rd->small_found, 0, sizeof rd->small_found);
         rd->found = rd->small_found;
         rd->vids = rd->small_vids;
     } else {
-        rd->found = malloc(ntags * sizeof *rd->found);
+        rd->found = calloc(ntags, sizeof *rd->found);
         rd->vids = malloc(ntags * sizeof *rd->vids);
         if (!rd->found || !rd->vids) {
             free(rd->found);
@@ -41,8 +44,6 @@ int hm_read_init(hm_read *rd, size_t ntags)
             return -1;
         }
     }
-    for (size_t i = 0; i < ntags; i++)
-        rd->found[i] = false;
     return 0;
 }
 
