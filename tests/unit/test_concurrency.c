@@ -3,6 +3,7 @@
  * thread or process: who may share an in-process computation, and fork()
  * while other threads use the handle.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -321,6 +323,36 @@ static int child_work(hermes_fn *fn)
 }
 
 /*
+ * A hung child's threads, as gdb sees them, on stderr: where it waits is
+ * what a hang report needs (our lock, or a runtime's).  gdb is optional;
+ * without it the report says so and the test fails all the same.
+ */
+extern char **environ;
+
+static void print_stacks(pid_t pid)
+{
+    char pidtext[24];
+    snprintf(pidtext, sizeof pidtext, "%d", (int)pid);
+    char *argv[] = {
+        "gdb", "-nx", "-batch", "-p", pidtext, "-ex", "thread apply all bt",
+        NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY,
+                                     0);
+    pid_t gdb;
+    int rc = posix_spawnp(&gdb, "gdb", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    int status = 0;
+    if (rc == 0 && waitpid(gdb, &status, 0) == gdb && WIFEXITED(status) &&
+        WEXITSTATUS(status) != 127)
+        return;
+    fprintf(stderr, "fork: no stacks of hung child %d: gdb %s\n", (int)pid,
+            rc ? strerror(rc) : "failed");
+}
+
+/*
  * fork() while 8 threads use the handle: every child completes its cached
  * calls (none hangs on a lock another thread held at the fork) within
  * 30 s (a generous bound: sanitizer builds on a loaded machine are slow;
@@ -364,6 +396,8 @@ static void fork_under_eight_busy_threads(void **s)
                now_ms() < deadline)
             pause_briefly();
         if (got == 0) {
+            fprintf(stderr, "fork: child %d hung; its threads:\n", (int)pid);
+            print_stacks(pid);
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             hung++;
