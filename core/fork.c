@@ -64,22 +64,24 @@ static void parent(void)
  * will ever release them.  The child takes its locks under a name of its
  * own instead ("<prefix>:lock:<pid>:"), so it never waits for one.  Locks
  * in a shared store belong to live processes and are waited for as usual.
+ *
+ * The pid is written in place, into room the open left after the prefix
+ * (HM_LOCK_PID_ROOM): nothing is allocated in the child handler, whose
+ * process may hold an allocator's lock for a thread it does not have.
  */
 static void rename_private_locks(hermes *h)
 {
-    if (!h->be || (h->be->caps & HERMES_CAP_SHARED) || !h->cfg.prefix)
+    if (!h->be || (h->be->caps & HERMES_CAP_SHARED) || !h->lock_prefix)
         return;
-    char pid[24];
-    int n = snprintf(pid, sizeof pid, "%ld:", (long)getpid());
-    size_t plen = strlen(h->cfg.prefix);
-    char *name = malloc(plen + sizeof ":lock:" - 1 + (size_t)n + 1);
-    if (!name)
-        return; /* keep the old name: waits are bounded by lock_wait_ms */
-    memcpy(name, h->cfg.prefix, plen);
-    memcpy(name + plen, ":lock:", sizeof ":lock:" - 1);
-    memcpy(name + plen + sizeof ":lock:" - 1, pid, (size_t)n + 1);
-    free(h->lock_prefix);
-    h->lock_prefix = name;
+    char digits[HM_LOCK_PID_ROOM];
+    size_t n = 0;
+    for (unsigned long pid = (unsigned long)getpid(); n == 0 || pid; pid /= 10)
+        digits[n++] = (char)('0' + pid % 10);
+    char *at = h->lock_prefix + strlen(h->cfg.prefix) + sizeof ":lock:" - 1;
+    while (n)
+        *at++ = digits[--n];
+    *at++ = ':';
+    *at = '\0';
 }
 
 static void child(void)

@@ -17,15 +17,21 @@
 #include "options.h"
 #include "taglist.h"
 
-static char *concat(const char *a, const char *b)
+/* a and b in new memory, with `room` bytes more than they need. */
+static char *concat_room(const char *a, const char *b, size_t room)
 {
     size_t la = strlen(a), lb = strlen(b);
-    char *s = malloc(la + lb + 1);
+    char *s = malloc(la + lb + 1 + room);
     if (s) {
         memcpy(s, a, la);
         memcpy(s + la, b, lb + 1);
     }
     return s;
+}
+
+static char *concat(const char *a, const char *b)
+{
+    return concat_room(a, b, 0);
 }
 
 static hermes *handle_new(void)
@@ -158,7 +164,7 @@ static hermes_rc open_backend(hermes *h, const hermes_backend *linked)
 
     h->entry_prefix = concat(h->cfg.prefix, ":entry:");
     h->tag_prefix = concat(h->cfg.prefix, ":tag:");
-    h->lock_prefix = concat(h->cfg.prefix, ":lock:");
+    h->lock_prefix = concat_room(h->cfg.prefix, ":lock:", HM_LOCK_PID_ROOM);
     /* A bit ABI 1.0 did not define means nothing from a 1.0 plugin. */
     if ((h->be->caps & HERMES_CAP_NO_PREFIX_FLUSH) && h->be->abi_minor >= 1 &&
         !(h->ns_key = concat(h->cfg.prefix, ":ns")))

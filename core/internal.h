@@ -75,6 +75,10 @@ unsigned hm_stripe_assign(void);
 struct hermes;
 void hm_count_lock_wait(struct hermes *h, uint64_t ns);
 
+/* Room after a handle's lock prefix for a fork child's "<pid>:": the
+ * digits of any pid_t, the colon and the NUL. */
+#define HM_LOCK_PID_ROOM 22
+
 /* In-process coalescing of concurrent computations of one entry. */
 typedef struct hm_flight hm_flight;
 typedef struct hm_flights {
@@ -167,8 +171,10 @@ struct hermes {
     _Atomic(struct hermes_fn *) fns;
     char *entry_prefix; /* "<prefix>:entry:" */
     size_t entry_prefix_len;
-    char *tag_prefix;  /* "<prefix>:tag:" */
-    char *lock_prefix; /* "<prefix>:lock:" */
+    char *tag_prefix; /* "<prefix>:tag:" */
+    /* "<prefix>:lock:", with room after it for a fork child's
+     * "<pid>:" (HM_LOCK_PID_ROOM bytes), written there in place (fork.c) */
+    char *lock_prefix;
     /* "<prefix>:ns", the namespace tag of every entry, when the backend
      * cannot flush by prefix (HERMES_CAP_NO_PREFIX_FLUSH); else NULL. */
     char *ns_key;

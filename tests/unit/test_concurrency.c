@@ -423,6 +423,70 @@ static void fork_under_eight_busy_threads(void **s)
     assert_int_equal(failures, 0);
 }
 
+#if !defined(CONC_REDIS) && !defined(CONC_REDIS_CLUSTER) &&                    \
+    !defined(CONC_MEMCACHED)
+static int child_value(void *p, hermes_result *res)
+{
+    (void)p;
+    return hermes_result_set(res, "child", 5) == HERMES_OK ? 0 : 1;
+}
+
+/* The child's side of the test below: 0, or which check failed. */
+static int child_computes_at_once(hermes_fn *fn)
+{
+    hermes_stats before, after;
+    hermes_stats_get(h, &before, sizeof before);
+    void *v;
+    size_t n;
+    if (hermes_call(fn, "k", 1, child_value, NULL, &v, &n) != HERMES_OK)
+        return 1;
+    int ok = n == 5 && memcmp(v, "child", 5) == 0;
+    hermes_free(v);
+    if (!ok)
+        return 2;
+    hermes_stats_get(h, &after, sizeof after);
+    if (after.lock_contended != before.lock_contended)
+        return 3; /* it found the parent thread's lock held */
+    if (after.computations != before.computations + 1)
+        return 4;
+    return 0;
+}
+
+/*
+ * The dict is private to the process: a fork child gets a copy of it with
+ * the locks the parent's threads held, which nobody in the child will
+ * release.  A child calling for an entry whose lock a parent thread holds
+ * takes a lock of its own at once (core/fork.c) instead of waiting
+ * lock_wait_ms for one that is never released.
+ */
+static void fork_child_takes_its_own_lock_in_a_private_store(void **s)
+{
+    (void)s;
+    hermes_fn *fn;
+    assert_int_equal(hermes_fn_register(h, "held", NULL, &fn), HERMES_OK);
+    gate g = {.hold = 1};
+    caller c = {fn, &g, "", HERMES_OK};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, call_gated, &c), 0);
+    uint64_t deadline = now_ms() + 30000;
+    while (atomic_load(&g.computing) == 0 && now_ms() < deadline)
+        pause_briefly();
+    assert_int_equal(atomic_load(&g.computing), 1); /* it holds the lock */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(child_computes_at_once(fn));
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    atomic_store(&g.hold, 0);
+    pthread_join(t, NULL);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(c.rc, HERMES_OK);
+    assert_string_equal(c.value, "g0");
+}
+#endif
+
 /*
  * Readers keep hitting a tagged entry (and so keep refreshing the tag
  * versions a private store's function remembers) while one thread moves
@@ -500,6 +564,12 @@ int main(void)
         T(no_hit_after_clean_serves_an_older_value),
         cmocka_unit_test_setup_teardown(fork_under_eight_busy_threads,
                                         setup_defaults, teardown),
+#if !defined(CONC_REDIS) && !defined(CONC_REDIS_CLUSTER) &&                    \
+    !defined(CONC_MEMCACHED)
+        cmocka_unit_test_setup_teardown(
+            fork_child_takes_its_own_lock_in_a_private_store, setup_defaults,
+            teardown),
+#endif
     };
 #ifdef CONC_REDIS
     if (redis_server_start(&server) != 0)
