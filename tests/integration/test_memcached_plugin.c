@@ -17,6 +17,7 @@
 
 #include <hermes/backend.h>
 
+#include "../support/child_wait.h"
 #include "memcached_server.h"
 
 #include <pthread.h>
@@ -943,7 +944,8 @@ static void fork_child_uses_its_own_connections(void **state)
         _exit(okc ? 0 : 1);
     }
     int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(cw_wait("memcached_plugin", pid, CW_TIMEOUT_MS, &status),
+                     0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     /* The child connected afresh... */
     assert_true(total("total_connections") > conns0 + own);

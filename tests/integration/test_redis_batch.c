@@ -23,6 +23,7 @@
 #include <hermes/backend.h>
 #include <hiredis/hiredis.h>
 
+#include "../support/child_wait.h"
 #include "../support/redis_server.h"
 #include "batch.h"
 #include "pool.h"
@@ -585,7 +586,7 @@ static void a_fork_child_reads_on_its_own(void **state)
                   : 1);
     }
     resume_server();
-    assert_int_equal(waitpid(kid, &status, 0), kid);
+    assert_int_equal(cw_wait("redis_batch", kid, CW_TIMEOUT_MS, &status), 0);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     join_readers(rs, THREADS);

@@ -27,6 +27,7 @@
 
 #include <hermes/hermes.h>
 
+#include "../support/child_wait.h"
 #include "keys.h"
 #include "redis_server.h"
 
@@ -338,7 +339,8 @@ four_processes_of_eight_threads_compute_a_cold_key_once(void **state)
     close(pipefd[1]);
     for (int i = 0; i < 4; i++) {
         int status;
-        assert_int_equal(waitpid(kids[i], &status, 0), kids[i]);
+        assert_int_equal(
+            cw_wait("redis_cache", kids[i], CW_TIMEOUT_MS, &status), 0);
         assert_true(WIFEXITED(status));
         assert_int_equal(WEXITSTATUS(status), 0);
     }

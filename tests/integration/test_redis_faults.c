@@ -34,6 +34,7 @@
 
 #include <hermes/hermes.h>
 
+#include "../support/child_wait.h"
 #include "redis_server.h"
 
 /* The settings of the campaign, and the bound they imply (README,
@@ -548,7 +549,7 @@ static void lock_of_a_killed_holder_blocks_nobody_past_its_bounds(void **state)
     assert_int_equal(got, 'L');
     assert_int_equal(lock_keys(), 1);
     kill(kid, SIGKILL);
-    assert_int_equal(waitpid(kid, &status, 0), kid);
+    assert_int_equal(cw_wait("redis_faults", kid, CW_TIMEOUT_MS, &status), 0);
     assert_true(WIFSIGNALED(status));
 
     hermes *h = open_cache("locks", WAIT_MS, TTL_MS);

@@ -32,6 +32,7 @@
 
 #include <hermes/backend.h>
 
+#include "../support/child_wait.h"
 #include "test_host.h"
 #include "near_impl.h"
 #include "redis_server.h"
@@ -586,7 +587,7 @@ static void oracle_finds_no_stale_read_after_its_invalidation(void **state)
         oracle_writer();
     for (int i = 0; i < ORACLE_READERS; i++)
         pthread_create(&t[i], NULL, oracle_reader, (void *)(uintptr_t)(i + 1));
-    assert_int_equal(waitpid(kid, &status, 0), kid);
+    assert_int_equal(cw_wait("redis_near", kid, CW_TIMEOUT_MS, &status), 0);
     atomic_store(&shm->done, 1);
     for (int i = 0; i < ORACLE_READERS; i++)
         pthread_join(t[i], NULL);
@@ -722,7 +723,7 @@ static void fork_child_starts_empty(void **state)
         be->close(st);
         _exit(ok ? 0 : 1);
     }
-    assert_int_equal(waitpid(kid, &status, 0), kid);
+    assert_int_equal(cw_wait("redis_near", kid, CW_TIMEOUT_MS, &status), 0);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     /* The parent's near cache is untouched by the child. */

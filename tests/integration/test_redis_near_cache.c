@@ -28,6 +28,7 @@
 #include <hermes/hermes.h>
 #include <hiredis/hiredis.h>
 
+#include "../support/child_wait.h"
 #include "handle.h"
 #include "redis_server.h"
 
@@ -269,7 +270,8 @@ static void other_process_changes_reach_the_near_cache(void **state)
     assert_true(near_stat(h, "near_invalidations") >= NCHANGES * TRIALS);
     hermes_close(h);
     close(to_b[1]);
-    assert_int_equal(waitpid(kid, &status, 0), kid);
+    assert_int_equal(cw_wait("redis_near_cache", kid, CW_TIMEOUT_MS, &status),
+                     0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     close(from_b[0]);
 }

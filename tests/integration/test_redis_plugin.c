@@ -19,6 +19,7 @@
 #include <hermes/version.h>
 #include <hiredis/hiredis.h>
 
+#include "../support/child_wait.h"
 #include "../support/test_host.h"
 #include "../support/fake_redis.h"
 #include "../support/redis_server.h"
@@ -1878,7 +1879,7 @@ static void fork_child_uses_its_own_connection(void **state)
     assert_true(pid >= 0);
     if (pid == 0)
         _exit(child_work(st));
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(cw_wait("redis_plugin", pid, CW_TIMEOUT_MS, &status), 0);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     /* The parent's connection is intact and still the only one. */

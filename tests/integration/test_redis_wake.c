@@ -32,6 +32,7 @@
 
 #include <hermes/hermes.h>
 
+#include "../support/child_wait.h"
 #include "redis_server.h"
 
 static redis_server server;
@@ -312,7 +313,9 @@ static void run(const follower *f, int nkids, holding_fn holding)
     int failed = 0;
     for (int i = 0; i < nkids; i++) {
         if (l.status[i] == -1)
-            assert_int_equal(waitpid(l.kids[i], &l.status[i], 0), l.kids[i]);
+            assert_int_equal(
+                cw_wait("redis_wake", l.kids[i], CW_TIMEOUT_MS, &l.status[i]),
+                0);
         if (!WIFEXITED(l.status[i]) || WEXITSTATUS(l.status[i]) != 0)
             failed++;
     }
@@ -431,9 +434,10 @@ static bool stop_server(redisContext *r, leader *l)
     if (!crowd_waits(r, l))
         return false;
     kill(server.pid, SIGSTOP);
-    pid_t got = waitpid(l->kids[0], &l->status[0], 0);
+    int waited =
+        cw_wait("redis_wake", l->kids[0], CW_TIMEOUT_MS, &l->status[0]);
     kill(server.pid, SIGCONT);
-    return got == l->kids[0];
+    return waited == 0;
 }
 
 static void a_stopped_server_keeps_the_lock_wait_bound(void **state)
@@ -532,7 +536,7 @@ static void a_fork_child_listens_on_its_own_connection(void **state)
     pthread_join(hd.t, NULL);
     pthread_join(ft.t, NULL);
     int status;
-    assert_int_equal(waitpid(kid, &status, 0), kid);
+    assert_int_equal(cw_wait("redis_wake", kid, CW_TIMEOUT_MS, &status), 0);
     hermes_stats_get(hf, &s, sizeof s);
     hermes_close(hf);
     hermes_close(hl);

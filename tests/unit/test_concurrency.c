@@ -3,7 +3,6 @@
  * thread or process: who may share an in-process computation, and fork()
  * while other threads use the handle.
  */
-#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,6 +23,7 @@
 
 #include <hermes/hermes.h>
 
+#include "../support/child_wait.h"
 #include "mock_backend.h"
 
 #ifdef CONC_REDIS
@@ -326,36 +325,6 @@ static int child_work(hermes_fn *fn)
 }
 
 /*
- * A hung child's threads, as gdb sees them, on stderr: where it waits is
- * what a hang report needs (our lock, or a runtime's).  gdb is optional;
- * without it the report says so and the test fails all the same.
- */
-extern char **environ;
-
-static void print_stacks(pid_t pid)
-{
-    char pidtext[24];
-    snprintf(pidtext, sizeof pidtext, "%d", (int)pid);
-    char *argv[] = {
-        "gdb", "-nx", "-batch", "-p", pidtext, "-ex", "thread apply all bt",
-        NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
-    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY,
-                                     0);
-    pid_t gdb;
-    int rc = posix_spawnp(&gdb, "gdb", &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    int status = 0;
-    if (rc == 0 && waitpid(gdb, &status, 0) == gdb && WIFEXITED(status) &&
-        WEXITSTATUS(status) != 127)
-        return;
-    fprintf(stderr, "fork: no stacks of hung child %d: gdb %s\n", (int)pid,
-            rc ? strerror(rc) : "failed");
-}
-
-/*
  * Under a sanitizer a fork child of this test only exits: the runtimes of
  * GCC 12 (Debian 12) do not hold their own allocators' locks across
  * fork(), so a child forked while other threads allocate can hang inside
@@ -428,16 +397,7 @@ static void fork_under_eight_busy_threads(void **s)
         if (pid == 0)
             child_leave(fn);
         int status = 0;
-        uint64_t deadline = now_ms() + 30000;
-        pid_t got;
-        while ((got = waitpid(pid, &status, WNOHANG)) == 0 &&
-               now_ms() < deadline)
-            pause_briefly();
-        if (got == 0) {
-            fprintf(stderr, "fork: child %d hung; its threads:\n", (int)pid);
-            print_stacks(pid);
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
+        if (cw_wait("fork", pid, 30000, &status) != 0) {
             hung++;
         } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
             completed++;
@@ -518,9 +478,10 @@ static void fork_child_takes_its_own_lock_in_a_private_store(void **s)
     if (pid == 0)
         _exit(child_computes_at_once(fn));
     int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    int waited = cw_wait("fork", pid, CW_TIMEOUT_MS, &status);
     atomic_store(&g.hold, 0);
     pthread_join(t, NULL);
+    assert_int_equal(waited, 0);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     assert_int_equal(c.rc, HERMES_OK);

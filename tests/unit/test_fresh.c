@@ -33,6 +33,7 @@
 
 #include <hermes/hermes.h>
 
+#include "../support/child_wait.h"
 #include "fresh.h"
 #include "internal.h"
 #include "mock_backend.h"
@@ -727,8 +728,8 @@ static void one_recomputation_per_expiry_under_4_processes(void **state)
     int failed = 0;
     for (int k = 0; k < 4; k++) {
         int status;
-        waitpid(kids[k], &status, 0);
-        failed += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+        failed += cw_wait("fresh", kids[k], CW_TIMEOUT_MS, &status) != 0 ||
+                  !WIFEXITED(status) || WEXITSTATUS(status) != 0;
     }
     assert_int_equal(failed, 0);
     assert_int_equal(atomic_load(&sh->errors), 0);

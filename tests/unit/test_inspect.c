@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "../support/child_wait.h"
 #include "inspect.h"
 #include "internal.h"
 #include "lock.h"
@@ -784,7 +785,7 @@ static void a_forked_child_publishes_under_its_own_pid(void **state)
         _exit(1);
     }
     int status;
-    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_int_equal(cw_wait("inspect", child, CW_TIMEOUT_MS, &status), 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     hm_snapshot *s;
     assert_int_equal(hm_inspect_scan(c, NULL, &s), HERMES_OK);
