@@ -67,6 +67,25 @@ uint64_t conf_now_ms(void);
 uint64_t conf_now_us(void);
 void conf_sleep_ms(unsigned ms);
 
+/*
+ * The system's wall clock against the monotonic one: CLOCK_REALTIME minus
+ * CLOCK_MONOTONIC, in microseconds.  It moves only when the wall clock is
+ * set, stepped or slewed.  A server that expires keys by its wall clock
+ * (redis, memcached) runs a TTL out early by as much as the wall clock
+ * moved ahead meanwhile; the TTL checks measure by the monotonic clock, so
+ * they tell such a move (CONF_WALL_RETRIES times at most, then they fail
+ * as usual) from a TTL that a backend really shortened.
+ */
+int64_t conf_wall_offset_us(void);
+#define CONF_WALL_RETRIES 3
+
+/* Whether an expiry seen at t1, early for a TTL of ttl_ms begun at began
+ * (monotonic us), is explained by the wall clock moving ahead since wall0
+ * (conf_wall_offset_us) and the check's attempt (from 1) may be run again;
+ * notes it when so. */
+int conf_wall_explains(conf_ctx *c, int64_t wall0, uint64_t began, uint64_t t1,
+                       unsigned ttl_ms, int attempt);
+
 /* Aborts the run when the tool itself runs out of memory: that is not
  * the plugin's fault and no check result would be meaningful. */
 void *conf_xmalloc(size_t n);

@@ -117,6 +117,34 @@ uint64_t conf_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+int64_t conf_wall_offset_us(void)
+{
+    struct timespec wall, mono;
+
+    clock_gettime(CLOCK_REALTIME, &wall);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    return ((int64_t)wall.tv_sec - (int64_t)mono.tv_sec) * 1000000 +
+           (wall.tv_nsec - mono.tv_nsec) / 1000;
+}
+
+int conf_wall_explains(conf_ctx *c, int64_t wall0, uint64_t began, uint64_t t1,
+                       unsigned ttl_ms, int attempt)
+{
+    int64_t moved = conf_wall_offset_us() - wall0;
+    uint64_t due = began + (uint64_t)ttl_ms * 1000u;
+
+    if (t1 >= due || moved <= 0 || (uint64_t)moved < due - t1 ||
+        attempt >= CONF_WALL_RETRIES)
+        return 0;
+    conf_note(c,
+              "attempt %d: the TTL ran out %llu ms early while the wall "
+              "clock moved %lld ms ahead of the monotonic one (a server may "
+              "expire by it): again",
+              attempt, (unsigned long long)(due - t1) / 1000u,
+              (long long)moved / 1000);
+    return 1;
+}
+
 void conf_sleep_ms(unsigned ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
