@@ -384,6 +384,15 @@ static int ok_on(redis_cluster *c, int i, const char *fmt, ...)
     return ok ? 0 : -1;
 }
 
+/* Does every running node map slot to node `to`? */
+static int slot_agreed(redis_cluster *c, unsigned slot, int to)
+{
+    for (int i = 0; i < c->n; i++)
+        if (c->node[i].pid > 0 && redis_cluster_owner(c, i, slot) != to)
+            return 0;
+    return 1;
+}
+
 int redis_cluster_move_slot(redis_cluster *c, unsigned slot, int to,
                             int per_step)
 {
@@ -458,6 +467,28 @@ int redis_cluster_move_slot(redis_cluster *c, unsigned slot, int to,
         if (i != to && i != from && c->node[i].pid > 0 &&
             redis_cluster_is_master(c, i))
             ok_on(c, i, "CLUSTER SETSLOT %u NODE %s", slot, to_id);
+    /* Gossip settles a slot's owner by config epoch: after moves back to
+     * back, the old owner's claim can win over the new one's.  Until
+     * every running node maps the slot to `to`, the new owner claims it
+     * again, with an epoch above all (CLUSTER BUMPEPOCH), each second
+     * that gossip alone did not settle it. */
+    long long until = sp_mono_ms() + 10000, claim_at = sp_mono_ms() + 1000;
+    while (!slot_agreed(c, slot, to)) {
+        if (sp_mono_ms() < claim_at) {
+            sp_sleep_ms(20);
+            continue;
+        }
+        claim_at = sp_mono_ms() + 1000;
+        if (sp_mono_ms() > until) {
+            fprintf(stderr,
+                    "redis_cluster: slot %u: the nodes do not agree that "
+                    "node %d owns it after 10 s\n",
+                    slot, to);
+            goto out;
+        }
+        ok_on(c, to, "CLUSTER BUMPEPOCH");
+        ok_on(c, to, "CLUSTER SETSLOT %u NODE %s", slot, to_id);
+    }
     rc = 0;
 out:
     if (rc != 0)
